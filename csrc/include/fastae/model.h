@@ -1,0 +1,82 @@
+// fastae/model.h -- a dense network (an autoencoder is one whose output width equals its input
+// width): its parameters, inference, and training. Standard library only; the data layout of
+// every pointer argument is the one in fastae/layout.h.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <memory>
+#include <vector>
+
+#include "fastae/config.h"
+#include "fastae/layout.h"
+
+namespace fastae {
+
+class Model {
+public:
+    // Validates the config (std::invalid_argument naming the bad field). Weights start as zeros
+    // until init_weights or set_params.
+    explicit Model(const NetworkConfig& config);
+    Model(const Model& other);
+    Model& operator=(const Model& other);
+    Model(Model&&) noexcept;
+    Model& operator=(Model&&) noexcept;
+    ~Model();
+
+    const NetworkConfig& config() const;
+    int n_layers() const;                    // dense layers (layer_sizes.size() - 1)
+    int n_inputs() const;                    // layer_sizes.front()
+    int n_outputs() const;                   // layer_sizes.back()
+    int n_encoder_layers() const;            // n_layers() / 2: the code is the output of this layer
+    int code_size() const;                   // layer_sizes[n_encoder_layers()]
+
+    // Glorot-uniform weights (U(-a, a), a = sqrt(6 / (n_in + n_out))) and zero biases, drawn
+    // layer by layer in parameter order from a generator seeded with `seed`.
+    void init_weights(std::uint64_t seed);
+
+    // The flat parameter buffer (layout.h): n_params() floats.
+    std::size_t n_params() const;
+    const float* params() const;
+    // Copies n_params() floats in; throws std::invalid_argument on a wrong count or a non-finite
+    // value (and leaves the model unchanged).
+    void set_params(const float* values, std::size_t count);
+    // Offset of layer l's W in the flat buffer; its b follows at offset + n_in * n_out.
+    std::size_t param_offset(int layer) const;
+
+    // Runs layers [first, last) on n samples: in is (n, layer_sizes[first]), out is
+    // (n, layer_sizes[last]). Thread-safe: any number of concurrent calls on one model.
+    void forward(int first, int last, std::size_t n, const float* in, float* out) const;
+    void encode(std::size_t n, const float* x, float* codes) const;       // (n, code_size())
+    void decode(std::size_t n, const float* codes, float* out) const;     // (n, n_outputs())
+    void predict(std::size_t n, const float* x, float* out) const;        // all layers
+
+    // Mean loss over all n * n_outputs() elements of predicting targets y (n, n_outputs())
+    // from x (n, n_inputs()); y == nullptr means y = x (reconstruction).
+    double loss(std::size_t n, const float* x, const float* y = nullptr) const;
+    // Per-sample loss (mean over that sample's outputs) into out (n).
+    void sample_losses(std::size_t n, const float* x, const float* y, float* out) const;
+    // The same mean loss and its gradient with respect to every parameter, into grad
+    // (n_params() floats, layout of params()).
+    double loss_and_gradient(std::size_t n, const float* x, const float* y, float* grad) const;
+
+    // Trains on n samples x (and targets y, or y = x when nullptr) for options.epochs epochs,
+    // starting from the current weights with a fresh optimizer state. Validation data
+    // (n_val, ...) is optional (x_val == nullptr). Returns why it stopped; weights are those of
+    // the last completed step. The history of every epoch is appended to *history if given.
+    StopReason fit(std::size_t n, const float* x, const float* y,
+                   std::size_t n_val, const float* x_val, const float* y_val,
+                   const OptimizerConfig& optimizer, const TrainOptions& options,
+                   std::vector<EpochReport>* history = nullptr);
+
+private:
+    struct Impl;
+    std::unique_ptr<Impl> impl_;
+};
+
+// Throws std::invalid_argument naming the field if the optimizer or training options are out
+// of range (Model::fit calls these before touching any weight).
+void validate(const OptimizerConfig& optimizer);
+void validate(const TrainOptions& options);
+
+}  // namespace fastae

@@ -1,0 +1,223 @@
+// model.cpp -- fastae::Model (model.h): owns the network shape and the flat parameter buffer,
+// checks every caller argument, and hands the work to network.cpp and trainer.cpp.
+#include "fastae/model.h"
+
+#include <algorithm>
+#include <cmath>
+#include <stdexcept>
+#include <string>
+
+#include "network.h"
+#include "rng.h"
+#include "trainer.h"
+
+namespace fastae {
+
+using detail::ConstMatrixMap;
+using detail::MutMatrixMap;
+
+namespace {
+
+// Samples per chunk for inference: big enough for efficient GEMMs, small enough that the
+// workspace stays in cache.
+constexpr std::size_t kInferenceChunk = 256;
+
+void require(bool ok, const std::string& message) {
+    if (!ok) throw std::invalid_argument(message);
+}
+
+// Every value finite and, when `unit_range`, inside [0, 1]; names the first offender.
+void check_values(std::size_t n, std::size_t d, const float* x, const char* name, bool unit_range) {
+    for (std::size_t i = 0; i < n; ++i) {
+        const float* row = x + i * d;
+        bool ok = true;
+        for (std::size_t j = 0; j < d; ++j) ok &= std::isfinite(row[j]);
+        if (unit_range) {
+            for (std::size_t j = 0; j < d; ++j) ok &= row[j] >= 0.0f && row[j] <= 1.0f;
+        }
+        if (ok) continue;
+        for (std::size_t j = 0; j < d; ++j) {
+            if (!std::isfinite(row[j])) {
+                throw std::invalid_argument(std::string(name) + " contains a non-finite value (" +
+                                            std::to_string(row[j]) + ") at row " + std::to_string(i) +
+                                            ", column " + std::to_string(j));
+            }
+            if (unit_range && !(row[j] >= 0.0f && row[j] <= 1.0f)) {
+                throw std::invalid_argument(std::string(name) + " must lie in [0, 1] for loss 'bce'; found " +
+                                            std::to_string(row[j]) + " at row " + std::to_string(i) +
+                                            ", column " + std::to_string(j));
+            }
+        }
+    }
+}
+
+}  // namespace
+
+struct Model::Impl {
+    explicit Impl(const NetworkConfig& config) : net(config), params(net.n_params(), 0.0f) {}
+    detail::Network net;
+    detail::AlignedFloats params;
+};
+
+Model::Model(const NetworkConfig& config) : impl_(std::make_unique<Impl>(config)) {}
+Model::Model(const Model& other) : impl_(std::make_unique<Impl>(*other.impl_)) {}
+Model& Model::operator=(const Model& other) {
+    if (this != &other) impl_ = std::make_unique<Impl>(*other.impl_);
+    return *this;
+}
+Model::Model(Model&&) noexcept = default;
+Model& Model::operator=(Model&&) noexcept = default;
+Model::~Model() = default;
+
+const NetworkConfig& Model::config() const { return impl_->net.config(); }
+int Model::n_layers() const { return impl_->net.n_layers(); }
+int Model::n_inputs() const { return impl_->net.width(0); }
+int Model::n_outputs() const { return impl_->net.width(n_layers()); }
+int Model::n_encoder_layers() const { return std::max(1, n_layers() / 2); }
+int Model::code_size() const { return impl_->net.width(n_encoder_layers()); }
+std::size_t Model::n_params() const { return impl_->net.n_params(); }
+const float* Model::params() const { return impl_->params.data(); }
+
+std::size_t Model::param_offset(int layer) const {
+    require(layer >= 0 && layer < n_layers(),
+            "layer must be in [0, " + std::to_string(n_layers()) + "), got " + std::to_string(layer));
+    return impl_->net.layers()[std::size_t(layer)].offset;
+}
+
+void Model::init_weights(std::uint64_t seed) {
+    detail::Rng rng(seed);
+    for (const detail::DenseLayer& layer : impl_->net.layers()) {
+        const double limit = std::sqrt(6.0 / double(layer.n_in + layer.n_out));
+        float* w = impl_->params.data() + layer.offset;
+        const std::size_t count = std::size_t(layer.n_in) * std::size_t(layer.n_out);
+        for (std::size_t i = 0; i < count; ++i) w[i] = float((2.0 * rng.uniform() - 1.0) * limit);
+        std::fill(w + count, w + count + std::size_t(layer.n_out), 0.0f);
+    }
+}
+
+void Model::set_params(const float* values, std::size_t count) {
+    require(count == n_params(), "set_params needs " + std::to_string(n_params()) +
+                                     " values, got " + std::to_string(count));
+    require(values != nullptr, "set_params: values is null");
+    check_values(1, count, values, "parameters", false);
+    std::copy(values, values + count, impl_->params.begin());
+}
+
+void Model::forward(int first, int last, std::size_t n, const float* in, float* out) const {
+    const detail::Network& net = impl_->net;
+    require(first >= 0 && first < last && last <= n_layers(),
+            "forward needs 0 <= first < last <= " + std::to_string(n_layers()) + ", got first=" +
+                std::to_string(first) + ", last=" + std::to_string(last));
+    require(n == 0 || (in != nullptr && out != nullptr), "forward: null buffer");
+    const Eigen::Index w_in = net.width(first), w_out = net.width(last);
+    detail::Workspace ws(net, std::min(std::max<std::size_t>(n, 1), kInferenceChunk));
+    for (std::size_t s = 0; s < n; s += kInferenceChunk) {
+        const auto b = Eigen::Index(std::min(kInferenceChunk, n - s));
+        detail::forward_batch(net, params(), ConstMatrixMap(in + s * std::size_t(w_in), w_in, b),
+                              first, last, ws, /*activate_output=*/true);
+        MutMatrixMap(out + s * std::size_t(w_out), w_out, b) = ws.act(last, b);
+    }
+}
+
+void Model::encode(std::size_t n, const float* x, float* codes) const {
+    forward(0, n_encoder_layers(), n, x, codes);
+}
+void Model::decode(std::size_t n, const float* codes, float* out) const {
+    require(n_encoder_layers() < n_layers(), "decode needs a network with at least 2 layers");
+    forward(n_encoder_layers(), n_layers(), n, codes, out);
+}
+void Model::predict(std::size_t n, const float* x, float* out) const {
+    forward(0, n_layers(), n, x, out);
+}
+
+void Model::sample_losses(std::size_t n, const float* x, const float* y, float* out) const {
+    const detail::Network& net = impl_->net;
+    require(n == 0 || (x != nullptr && out != nullptr), "sample_losses: null buffer");
+    if (y == nullptr) {
+        require(n_inputs() == n_outputs(), "targets are required when n_inputs != n_outputs");
+        y = x;
+    }
+    const Eigen::Index d_in = n_inputs(), d_out = n_outputs();
+    detail::Workspace ws(net, std::min(std::max<std::size_t>(n, 1), kInferenceChunk));
+    for (std::size_t s = 0; s < n; s += kInferenceChunk) {
+        const auto b = Eigen::Index(std::min(kInferenceChunk, n - s));
+        detail::loss_batch(net, params(), ConstMatrixMap(x + s * std::size_t(d_in), d_in, b),
+                           ConstMatrixMap(y + s * std::size_t(d_out), d_out, b), ws, out + s);
+    }
+}
+
+double Model::loss(std::size_t n, const float* x, const float* y) const {
+    require(n > 0, "loss needs at least one sample");
+    std::vector<float> per_sample(n);
+    sample_losses(n, x, y, per_sample.data());
+    double total = 0.0;
+    for (float v : per_sample) total += v;
+    return total / double(n);
+}
+
+double Model::loss_and_gradient(std::size_t n, const float* x, const float* y, float* grad) const {
+    const detail::Network& net = impl_->net;
+    require(n > 0 && x != nullptr && grad != nullptr, "loss_and_gradient needs n > 0 and buffers");
+    if (y == nullptr) {
+        require(n_inputs() == n_outputs(), "targets are required when n_inputs != n_outputs");
+        y = x;
+    }
+    const Eigen::Index d_in = n_inputs(), d_out = n_outputs();
+    detail::Workspace ws(net, n);
+    const double scale = 1.0 / (double(n) * double(d_out));
+    const double sum = detail::loss_gradient_batch(net, params(), ConstMatrixMap(x, d_in, Eigen::Index(n)),
+                                                   ConstMatrixMap(y, d_out, Eigen::Index(n)),
+                                                   float(scale), ws, grad);
+    return sum * scale;
+}
+
+void validate(const OptimizerConfig& o) {
+    auto positive_finite = [](double v) { return std::isfinite(v) && v > 0.0; };
+    require(positive_finite(o.learning_rate),
+            "learning_rate must be a finite number > 0, got " + std::to_string(o.learning_rate));
+    if (o.kind == OptimizerKind::adam) {
+        require(o.beta1 >= 0.0 && o.beta1 < 1.0, "beta1 must be in [0, 1), got " + std::to_string(o.beta1));
+        require(o.beta2 >= 0.0 && o.beta2 < 1.0, "beta2 must be in [0, 1), got " + std::to_string(o.beta2));
+        require(positive_finite(o.epsilon), "epsilon must be a finite number > 0, got " + std::to_string(o.epsilon));
+    } else {
+        require(o.momentum >= 0.0 && o.momentum < 1.0,
+                "momentum must be in [0, 1), got " + std::to_string(o.momentum));
+        require(!o.nesterov || o.momentum > 0.0, "nesterov=True needs momentum > 0");
+    }
+}
+
+void validate(const TrainOptions& t) {
+    require(t.epochs >= 0, "epochs must be >= 0, got " + std::to_string(t.epochs));
+    require(t.batch_size >= 1, "batch_size must be >= 1, got " + std::to_string(t.batch_size));
+    require(t.n_threads >= 1, "n_threads must be >= 1, got " + std::to_string(t.n_threads));
+}
+
+StopReason Model::fit(std::size_t n, const float* x, const float* y, std::size_t n_val,
+                      const float* x_val, const float* y_val, const OptimizerConfig& optimizer,
+                      const TrainOptions& options, std::vector<EpochReport>* history) {
+    validate(optimizer);
+    validate(options);
+    require(n > 0, "fit needs at least one sample");
+    require(x != nullptr, "fit: x is null");
+    const bool bce = config().loss == Loss::bce;
+    if (y == nullptr) {
+        require(n_inputs() == n_outputs(), "targets are required when n_inputs != n_outputs");
+        y = x;
+    }
+    check_values(n, std::size_t(n_inputs()), x, "X", bce && y == x);
+    if (y != x) check_values(n, std::size_t(n_outputs()), y, "y", bce);
+    detail::Dataset val;
+    if (x_val != nullptr && n_val > 0) {
+        if (y_val == nullptr) {
+            require(n_inputs() == n_outputs(), "validation targets are required when n_inputs != n_outputs");
+            y_val = x_val;
+        }
+        check_values(n_val, std::size_t(n_inputs()), x_val, "validation X", bce && y_val == x_val);
+        if (y_val != x_val) check_values(n_val, std::size_t(n_outputs()), y_val, "validation y", bce);
+        val = detail::Dataset{n_val, x_val, y_val};
+    }
+    return detail::train(impl_->net, impl_->params.data(), detail::Dataset{n, x, y}, val, optimizer,
+                         options, history);
+}
+
+}  // namespace fastae

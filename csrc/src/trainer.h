@@ -1,0 +1,27 @@
+// trainer.h -- the whole epoch loop in C++: seeded shuffle, minibatches (the last, partial one
+// included), forward, loss, backward, update, validation loss, callbacks.
+#pragma once
+
+#include <cstddef>
+#include <vector>
+
+#include "fastae/config.h"
+#include "network.h"
+
+namespace fastae::detail {
+
+// Training data: x (n, n_in) and targets y (n, n_out), row-major (layout.h); y == x for an
+// autoencoder. Pointers are read in place: the dataset is never copied.
+struct Dataset {
+    std::size_t n = 0;
+    const float* x = nullptr;
+    const float* y = nullptr;
+};
+
+// Trains params (n_params floats) in place; validation is skipped when val.n == 0.
+// Options must have been validated. Appends one EpochReport per finished epoch to *history.
+StopReason train(const Network& net, float* params, const Dataset& data, const Dataset& val,
+                 const OptimizerConfig& optimizer, const TrainOptions& options,
+                 std::vector<EpochReport>* history);
+
+}  // namespace fastae::detail

@@ -1,0 +1,218 @@
+// test_training.cpp -- the epoch loop through the public API: learning, seed determinism, threads,
+// callbacks and interruption, argument errors, and no allocation inside the batch loop.
+#include <atomic>
+#include <cstdlib>
+#include <new>
+#include <random>
+#include <stdexcept>
+#include <vector>
+
+#include "check.h"
+#include "fastae/fastae.h"
+#include "network.h"
+#include "optimizer.h"
+
+// Every allocation in this program is counted, so a test can see whether a code path allocates.
+static std::atomic<long> g_allocations{0};
+void* operator new(std::size_t size) {
+    ++g_allocations;
+    if (void* p = std::malloc(size ? size : 1)) return p;
+    throw std::bad_alloc();
+}
+void operator delete(void* p) noexcept { std::free(p); }
+void operator delete(void* p, std::size_t) noexcept { std::free(p); }
+
+using namespace fastae;
+
+namespace {
+
+// Smooth, low-rank data in [0, 1]: what an autoencoder can learn.
+std::vector<float> make_data(std::size_t n, int d, unsigned seed) {
+    std::mt19937 gen(seed);
+    std::uniform_real_distribution<float> u(0.0f, 1.0f);
+    std::vector<float> x(n * std::size_t(d));
+    for (std::size_t i = 0; i < n; ++i) {
+        const float a = u(gen), b = u(gen);
+        for (int j = 0; j < d; ++j) {
+            const float t = float(j) / float(d);
+            x[i * std::size_t(d) + std::size_t(j)] = 0.5f + 0.25f * a * std::sin(6.0f * t) + 0.2f * b * std::cos(3.0f * t);
+        }
+    }
+    return x;
+}
+
+NetworkConfig small_config(int d) {
+    NetworkConfig cfg;
+    cfg.layer_sizes = {d, 16, 4, 16, d};
+    return cfg;
+}
+
+}  // namespace
+
+TEST(training_lowers_the_loss) {
+    const int d = 32;
+    auto x = make_data(600, d, 1);
+    Model m(small_config(d));
+    m.init_weights(42);
+    const double before = m.loss(600, x.data());
+    OptimizerConfig opt;
+    opt.learning_rate = 1e-2;
+    TrainOptions t;
+    t.epochs = 20;
+    t.batch_size = 64;
+    std::vector<EpochReport> history;
+    CHECK(m.fit(600, x.data(), nullptr, 100, x.data(), nullptr, opt, t, &history) == StopReason::completed);
+    CHECK(history.size() == 20);
+    const double after = m.loss(600, x.data());
+    CHECK(after < 0.5 * before + 0.5 * 0.6931);  // well below the start
+    CHECK(history.back().loss < history.front().loss);
+    CHECK(history.back().has_val_loss);
+    CHECK_NEAR(history.back().val_loss, m.loss(100, x.data()), 1e-6);
+}
+
+TEST(same_seed_gives_bit_identical_weights) {
+    const int d = 24;
+    auto x = make_data(300, d, 2);
+    auto run = [&](std::uint64_t seed, int threads) {
+        Model m(small_config(d));
+        m.init_weights(seed);
+        TrainOptions t;
+        t.epochs = 3;
+        t.batch_size = 50;
+        t.seed = seed;
+        t.n_threads = threads;
+        m.fit(300, x.data(), nullptr, 0, nullptr, nullptr, OptimizerConfig{}, t);
+        return std::vector<float>(m.params(), m.params() + m.n_params());
+    };
+    CHECK(run(5, 1) == run(5, 1));
+    CHECK(run(5, 2) == run(5, 2));
+    CHECK(run(5, 1) != run(6, 1));
+    // Two threads split each batch: not bit-identical to one thread, but the same training.
+    auto a = run(5, 1), b = run(5, 2);
+    for (std::size_t i = 0; i < a.size(); ++i) CHECK_NEAR(a[i], b[i], 1e-4);
+}
+
+TEST(glorot_uniform_init) {
+    NetworkConfig cfg;
+    cfg.layer_sizes = {300, 100, 300};
+    Model m(cfg);
+    m.init_weights(1);
+    const double limit = std::sqrt(6.0 / 400.0);
+    const float* w = m.params();
+    double sum = 0, sq = 0, lo = 1, hi = -1;
+    for (int i = 0; i < 300 * 100; ++i) {
+        sum += w[i];
+        sq += double(w[i]) * w[i];
+        lo = std::min(lo, double(w[i]));
+        hi = std::max(hi, double(w[i]));
+    }
+    const double n = 300 * 100;
+    CHECK(lo >= -limit && hi <= limit);
+    CHECK(hi > 0.99 * limit && lo < -0.99 * limit);
+    CHECK_NEAR(sum / n, 0.0, 0.01 * limit);
+    CHECK_NEAR(sq / n, limit * limit / 3.0, 0.02 * limit * limit);  // variance of U(-a, a)
+    for (int i = 0; i < 100; ++i) CHECK(w[300 * 100 + i] == 0.0f);
+}
+
+TEST(one_full_batch_sgd_step_equals_naive_gradient_step) {
+    const int d = 10;
+    auto x = make_data(40, d, 3);
+    NetworkConfig cfg;
+    cfg.layer_sizes = {d, 6, d};
+    Model m(cfg);
+    m.init_weights(9);
+    std::vector<double> p(m.params(), m.params() + m.n_params()), xd(x.begin(), x.end()), g(p.size());
+    detail::Network net(cfg);
+    detail::loss_gradient_naive(net, p.data(), 40, xd.data(), xd.data(), g.data());
+    OptimizerConfig opt;
+    opt.kind = OptimizerKind::sgd;
+    opt.learning_rate = 0.5;
+    TrainOptions t;
+    t.epochs = 1;
+    t.batch_size = 40;
+    t.shuffle = false;
+    m.fit(40, x.data(), nullptr, 0, nullptr, nullptr, opt, t);
+    for (std::size_t i = 0; i < p.size(); ++i) CHECK_NEAR(m.params()[i], p[i] - 0.5 * g[i], 1e-6);
+}
+
+TEST(callback_stops_and_should_stop_interrupts) {
+    const int d = 16;
+    auto x = make_data(200, d, 4);
+    Model m(small_config(d));
+    m.init_weights(1);
+    TrainOptions t;
+    t.epochs = 10;
+    t.batch_size = 20;
+    int calls = 0;
+    t.on_epoch = [&](const EpochReport& r) {
+        ++calls;
+        return r.epoch < 3;
+    };
+    std::vector<EpochReport> history;
+    CHECK(m.fit(200, x.data(), nullptr, 0, nullptr, nullptr, OptimizerConfig{}, t, &history) == StopReason::callback);
+    CHECK(calls == 3 && history.size() == 3);
+
+    int polls = 0;
+    TrainOptions s;
+    s.epochs = 10;
+    s.batch_size = 20;
+    s.should_stop = [&] { return ++polls == 4; };
+    history.clear();
+    CHECK(m.fit(200, x.data(), nullptr, 0, nullptr, nullptr, OptimizerConfig{}, s, &history) == StopReason::interrupted);
+    CHECK(history.empty());
+    for (std::size_t i = 0; i < m.n_params(); ++i) CHECK(std::isfinite(m.params()[i]));
+}
+
+TEST(bad_arguments_throw_invalid_argument) {
+    NetworkConfig bad;
+    bad.layer_sizes = {10};
+    CHECK_THROWS(Model{bad}, std::invalid_argument);
+    bad.layer_sizes = {10, 0, 10};
+    CHECK_THROWS(Model{bad}, std::invalid_argument);
+    bad.layer_sizes = {10, 4, 10};
+    bad.output_activation = Activation::linear;  // bce needs a sigmoid output
+    CHECK_THROWS(Model{bad}, std::invalid_argument);
+    CHECK_THROWS(parse_activation("gelu"), std::invalid_argument);
+    CHECK_THROWS(parse_loss("hinge"), std::invalid_argument);
+    CHECK_THROWS(parse_optimizer("lbfgs"), std::invalid_argument);
+
+    Model m(small_config(8));
+    auto x = make_data(10, 8, 5);
+    OptimizerConfig opt;
+    opt.learning_rate = -1;
+    CHECK_THROWS(m.fit(10, x.data(), nullptr, 0, nullptr, nullptr, opt, TrainOptions{}), std::invalid_argument);
+    TrainOptions t;
+    t.batch_size = 0;
+    CHECK_THROWS(m.fit(10, x.data(), nullptr, 0, nullptr, nullptr, OptimizerConfig{}, t), std::invalid_argument);
+    x[13] = std::nanf("");
+    CHECK_THROWS(m.fit(10, x.data(), nullptr, 0, nullptr, nullptr, OptimizerConfig{}, TrainOptions{}), std::invalid_argument);
+    x[13] = 1.5f;  // outside [0, 1] with bce
+    CHECK_THROWS(m.fit(10, x.data(), nullptr, 0, nullptr, nullptr, OptimizerConfig{}, TrainOptions{}), std::invalid_argument);
+    std::vector<float> params(m.n_params() - 1);
+    CHECK_THROWS(m.set_params(params.data(), params.size()), std::invalid_argument);
+}
+
+TEST(batch_loop_allocates_nothing) {
+    // Same epochs, 4x the batches: if any allocation happened per batch, the counts would differ.
+    const int d = 20;
+    auto count = [&](std::size_t n, int threads) {
+        auto x = make_data(n, d, 6);
+        Model m(small_config(d));
+        m.init_weights(1);
+        TrainOptions t;
+        t.epochs = 2;
+        t.batch_size = 32;
+        t.n_threads = threads;
+        t.should_stop = [] { return false; };
+        std::vector<EpochReport> history;
+        history.reserve(2);
+        const long before = g_allocations.load();
+        m.fit(n, x.data(), nullptr, 0, nullptr, nullptr, OptimizerConfig{}, t, &history);
+        return g_allocations.load() - before;
+    };
+    for (int threads : {1, 2}) {
+        const long small = count(32 * 5 + 7, threads), large = count(32 * 20 + 7, threads);
+        CHECK(small == large);
+        CHECK(small > 0);  // the counter does see the set-up allocations
+    }
+}
