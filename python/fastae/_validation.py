@@ -1,0 +1,150 @@
+"""Checks of hyperparameters and arrays, each raising an error that names the argument, the bad
+value and what is allowed. The C++ core checks again what it owns (shapes, finiteness, ranges);
+these checks exist so that errors name Python arguments and happen before any work starts."""
+
+from __future__ import annotations
+
+import numbers
+import os
+import warnings
+
+import numpy as np
+
+ACTIVATIONS = ("linear", "relu", "sigmoid", "tanh")
+LOSSES = ("mse", "bce")
+OPTIMIZERS = ("adam", "sgd")
+
+# Rows checked for NaN/inf at a time: bounds the temporary boolean array to a few MB.
+_FINITE_CHECK_ROWS = 4096
+
+
+def check_choice(name, value, allowed):
+    if not isinstance(value, str) or value not in allowed:
+        raise ValueError(f"{name} must be one of {', '.join(repr(a) for a in allowed)}; got {value!r}")
+    return value
+
+
+def check_int(name, value, minimum, maximum=None):
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Integral):
+        raise ValueError(f"{name} must be an integer >= {minimum}; got {value!r}")
+    value = int(value)
+    if value < minimum or (maximum is not None and value > maximum):
+        bound = f"in [{minimum}, {maximum}]" if maximum is not None else f">= {minimum}"
+        raise ValueError(f"{name} must be an integer {bound}; got {value!r}")
+    return value
+
+
+def check_real(name, value, low, high, low_open=True, high_open=True):
+    """A finite real number in the interval given (open or closed at each end)."""
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Real) or not np.isfinite(value):
+        raise ValueError(f"{name} must be a finite real number; got {value!r}")
+    value = float(value)
+    too_low = value <= low if low_open else value < low
+    too_high = high is not None and (value >= high if high_open else value > high)
+    if too_low or too_high:
+        lo = "(" if low_open else "["
+        hi = ")" if high_open else "]"
+        raise ValueError(f"{name} must be in {lo}{low}, {high if high is not None else 'inf'}{hi}; got {value!r}")
+    return value
+
+
+def check_bool(name, value):
+    if not isinstance(value, (bool, np.bool_)):
+        raise ValueError(f"{name} must be True or False; got {value!r}")
+    return bool(value)
+
+
+def check_hidden_layer_sizes(value):
+    if isinstance(value, numbers.Integral) and not isinstance(value, (bool, np.bool_)):
+        value = (value,)
+    try:
+        sizes = tuple(value)
+    except TypeError:
+        raise ValueError(f"hidden_layer_sizes must be a sequence of positive integers; got {value!r}") from None
+    if not sizes:
+        raise ValueError("hidden_layer_sizes must hold at least one width (the code size); got ()")
+    for s in sizes:
+        if isinstance(s, (bool, np.bool_)) or not isinstance(s, numbers.Integral) or s < 1:
+            raise ValueError(f"hidden_layer_sizes must be a sequence of positive integers; got {value!r}")
+    return tuple(int(s) for s in sizes)
+
+
+def available_cpus():
+    """CPUs this process may run on (its affinity mask), not the machine's total."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except (AttributeError, OSError):
+        return os.cpu_count() or 1
+
+
+def resolve_n_threads(n_threads):
+    """None -> 1 (see docs/ARCHITECTURE.md, threads); -1 -> every available CPU; more than the
+    available CPUs is clamped with a warning."""
+    cpus = available_cpus()
+    if n_threads is None:
+        return 1
+    if isinstance(n_threads, numbers.Integral) and not isinstance(n_threads, (bool, np.bool_)) and n_threads == -1:
+        return cpus
+    n = check_int("n_threads", n_threads, 1)
+    if n > cpus:
+        warnings.warn(f"n_threads={n} is more than the {cpus} CPUs available; using {cpus}", RuntimeWarning,
+                      stacklevel=3)
+        n = cpus
+    return n
+
+
+def seed_from(random_state):
+    """A 64-bit seed from None (fresh entropy), an int, or a NumPy RandomState/Generator."""
+    if random_state is None:
+        return int(np.random.SeedSequence().entropy) & 0xFFFFFFFFFFFFFFFF
+    if isinstance(random_state, numbers.Integral) and not isinstance(random_state, (bool, np.bool_)):
+        if not 0 <= int(random_state) < 2**64:
+            raise ValueError(f"random_state must be in [0, 2**64); got {random_state!r}")
+        return int(random_state)
+    if isinstance(random_state, np.random.RandomState):
+        return int(random_state.randint(0, 2**63 - 1, dtype=np.int64))
+    if isinstance(random_state, np.random.Generator):
+        return int(random_state.integers(0, 2**64 - 1, dtype=np.uint64, endpoint=True))
+    raise ValueError(
+        f"random_state must be None, an int, a numpy.random.RandomState or a numpy.random.Generator; "
+        f"got {random_state!r}")
+
+
+def check_array(X, name="X", n_features=None, unit_range=False):
+    """X as a 2-D C-contiguous float32 array, with no copy when it already is one.
+
+    Other numeric dtypes and layouts (float64, integers, Fortran order, strided views) are
+    converted once. Raises ValueError for non-numeric data, a shape other than 2-D, no rows or
+    no columns, NaN or inf, a width other than n_features, or (unit_range) values outside [0, 1].
+    """
+    if isinstance(X, np.ndarray):
+        arr = X
+    else:
+        try:
+            arr = np.asarray(X)
+        except Exception as exc:  # ragged lists and the like
+            raise ValueError(f"{name} could not be read as an array: {exc}") from None
+    if arr.dtype.kind not in "biuf":
+        raise ValueError(f"{name} must hold real numbers (bool, int, uint or float); got dtype {arr.dtype}")
+    if arr.ndim != 2:
+        raise ValueError(f"{name} must be a 2-D array (n_samples, n_features); got shape {arr.shape}")
+    if arr.shape[0] == 0 or arr.shape[1] == 0:
+        raise ValueError(f"{name} is empty: shape {arr.shape}; it needs at least one sample and one feature")
+    if n_features is not None and arr.shape[1] != n_features:
+        raise ValueError(f"{name} has {arr.shape[1]} features; the model expects {n_features}")
+    original = arr
+    with np.errstate(over="ignore"):  # float64 beyond float32's range becomes inf, caught below
+        arr = np.ascontiguousarray(arr, dtype=np.float32)
+    if original.dtype.kind == "f":
+        for start in range(0, arr.shape[0], _FINITE_CHECK_ROWS):
+            block = arr[start:start + _FINITE_CHECK_ROWS]
+            if not np.isfinite(block).all():
+                i, j = np.argwhere(~np.isfinite(block))[0]
+                raise ValueError(f"{name} contains {original[start + i, j]} "
+                                 f"at row {start + i}, column {j}; values must be finite (and within float32's range)")
+    if unit_range:
+        lo, hi = float(arr.min()), float(arr.max())
+        if lo < 0.0 or hi > 1.0:
+            raise ValueError(f"{name} must lie in [0, 1] for loss='bce' (it is the target of a sigmoid); "
+                             f"got values in [{lo}, {hi}]. Scale it (e.g. X / 255 for 8-bit images) or use loss='mse'")
+    return arr
