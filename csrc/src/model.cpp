@@ -3,6 +3,7 @@
 #include "fastae/model.h"
 
 #include <algorithm>
+#include <optional>
 #include <cmath>
 #include <stdexcept>
 #include <string>
@@ -57,6 +58,7 @@ struct Model::Impl {
     explicit Impl(const NetworkConfig& config) : net(config), params(net.n_params(), 0.0f) {}
     detail::Network net;
     detail::AlignedFloats params;
+    std::optional<OptimizerState> optimizer;
 };
 
 Model::Model(const NetworkConfig& config) : impl_(std::make_unique<Impl>(config)) {}
@@ -216,8 +218,44 @@ StopReason Model::fit(std::size_t n, const float* x, const float* y, std::size_t
         if (y_val != x_val) check_values(n_val, std::size_t(n_outputs()), y_val, "validation y", bce);
         val = detail::Dataset{n_val, x_val, y_val};
     }
-    return detail::train(impl_->net, impl_->params.data(), detail::Dataset{n, x, y}, val, optimizer,
-                         options, history);
+    const auto& saved = impl_->optimizer;
+    detail::Optimizer opt = options.resume_optimizer && saved && saved->config.kind == optimizer.kind
+                                ? detail::Optimizer(optimizer, *saved)
+                                : detail::Optimizer(optimizer, n_params());
+    // The state is kept however training ends (an interrupt keeps that of the last step).
+    struct KeepState {
+        detail::Optimizer& opt;
+        std::optional<OptimizerState>& slot;
+        ~KeepState() { slot = opt.export_state(); }
+    } keep{opt, impl_->optimizer};
+    return detail::train(impl_->net, impl_->params.data(), detail::Dataset{n, x, y}, val, opt, options,
+                         history);
 }
+
+bool Model::has_optimizer_state() const { return impl_->optimizer.has_value(); }
+
+const OptimizerState& Model::optimizer_state() const {
+    if (!impl_->optimizer) throw std::logic_error("the model has no optimizer state (it was never trained)");
+    return *impl_->optimizer;
+}
+
+void Model::set_optimizer_state(const OptimizerState& state) {
+    validate(state.config);
+    const bool adam = state.config.kind == OptimizerKind::adam;
+    require(state.steps >= 0, "optimizer state: steps must be >= 0, got " + std::to_string(state.steps));
+    require(state.m.size() == n_params(), "optimizer state: m has " + std::to_string(state.m.size()) +
+                                              " values; the model has " + std::to_string(n_params()) + " parameters");
+    require(state.v.size() == (adam ? n_params() : 0),
+            "optimizer state: v has " + std::to_string(state.v.size()) + " values; expected " +
+                std::to_string(adam ? n_params() : 0));
+    check_values(1, state.m.size(), state.m.data(), "optimizer state m", false);
+    check_values(1, state.v.size(), state.v.data(), "optimizer state v", false);
+    if (adam) {
+        for (float v : state.v) require(v >= 0.0f, "optimizer state: Adam's v must be >= 0");
+    }
+    impl_->optimizer = state;
+}
+
+void Model::clear_optimizer_state() { impl_->optimizer.reset(); }
 
 }  // namespace fastae

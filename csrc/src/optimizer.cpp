@@ -12,6 +12,19 @@ Optimizer::Optimizer(const OptimizerConfig& config, std::size_t n_params)
     if (config.kind == OptimizerKind::adam) v_.assign(n_params, 0.0f);
 }
 
+Optimizer::Optimizer(const OptimizerConfig& config, const OptimizerState& state)
+    : config_(config), n_(state.m.size()), t_(state.steps), m_(state.m.begin(), state.m.end()),
+      v_(state.v.begin(), state.v.end()) {}
+
+OptimizerState Optimizer::export_state() const {
+    OptimizerState s;
+    s.config = config_;
+    s.steps = t_;
+    s.m.assign(m_.begin(), m_.end());
+    s.v.assign(v_.begin(), v_.end());
+    return s;
+}
+
 void Optimizer::begin_step() {
     ++t_;
     if (config_.kind == OptimizerKind::adam) {

@@ -24,6 +24,9 @@ namespace fastae::detail {
 class Optimizer {
 public:
     Optimizer(const OptimizerConfig& config, std::size_t n_params);
+    // Continues from a saved state (sizes already checked) with the hyperparameters of config.
+    Optimizer(const OptimizerConfig& config, const OptimizerState& state);
+    OptimizerState export_state() const;
 
     // One update of params (n_params floats) from grad (same layout).
     void step(float* params, const float* grad) {

@@ -56,8 +56,7 @@ double dataset_loss(const Network& net, const float* params, const Dataset& data
 }  // namespace
 
 StopReason train(const Network& net, float* params, const Dataset& data, const Dataset& val,
-                 const OptimizerConfig& optimizer_config, const TrainOptions& options,
-                 std::vector<EpochReport>* history) {
+                 Optimizer& optimizer, const TrainOptions& options, std::vector<EpochReport>* history) {
     FlushDenormalsGuard ftz;
     const std::size_t n = data.n;
     const std::size_t n_params = net.n_params();
@@ -76,7 +75,6 @@ StopReason train(const Network& net, float* params, const Dataset& data, const D
     std::vector<double> shard_loss(std::size_t(n_threads), 0.0);
     std::vector<double> chunk_sums;
     chunk_sums.reserve((std::max(n, val.n) + shard_capacity - 1) / shard_capacity + 1);
-    Optimizer optimizer(optimizer_config, n_params);
     AlignedFloats xb(std::size_t(d_in) * batch);
     AlignedFloats yb(targets_are_inputs ? 0 : std::size_t(d_out) * batch);
     std::vector<std::size_t> order(n);

@@ -7,6 +7,7 @@
 
 #include "fastae/config.h"
 #include "network.h"
+#include "optimizer.h"
 
 namespace fastae::detail {
 
@@ -20,8 +21,8 @@ struct Dataset {
 
 // Trains params (n_params floats) in place; validation is skipped when val.n == 0.
 // Options must have been validated. Appends one EpochReport per finished epoch to *history.
+// The optimizer carries its state in and out (the caller keeps it after an early stop).
 StopReason train(const Network& net, float* params, const Dataset& data, const Dataset& val,
-                 const OptimizerConfig& optimizer, const TrainOptions& options,
-                 std::vector<EpochReport>* history);
+                 Optimizer& optimizer, const TrainOptions& options, std::vector<EpochReport>* history);
 
 }  // namespace fastae::detail

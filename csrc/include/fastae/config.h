@@ -48,6 +48,16 @@ struct OptimizerConfig {
     bool nesterov = false;  // SGD (requires momentum > 0)
 };
 
+// An optimizer's state after some steps, so training can resume exactly where it stopped.
+// m and v are flat buffers in the parameters' layout: Adam's first and second moments (m, v),
+// or SGD's momentum buffer (m; v empty). steps is the number of updates applied (Adam's t).
+struct OptimizerState {
+    OptimizerConfig config;
+    std::int64_t steps = 0;
+    std::vector<float> m;
+    std::vector<float> v;
+};
+
 // One line of training history, passed to the per-epoch callback.
 struct EpochReport {
     int epoch = 0;             // 1-based
@@ -63,6 +73,10 @@ struct TrainOptions {
     bool shuffle = true;
     std::uint64_t seed = 0;    // drives the per-epoch shuffles
     int n_threads = 1;         // threads that split each batch (1 = the calling thread only)
+    // false: a fresh optimizer state (zero moments, t = 0). true: continue from the model's
+    // saved state (Model::optimizer_state) when it is of the same optimizer kind, with the
+    // hyperparameters given to fit; a fresh state otherwise.
+    bool resume_optimizer = false;
     // Called after every epoch; return false to stop training after that epoch.
     std::function<bool(const EpochReport&)> on_epoch;
     // Polled between batches; return true to stop at once (the model keeps the weights of the

@@ -60,8 +60,17 @@ public:
     // (n_params() floats, layout of params()).
     double loss_and_gradient(std::size_t n, const float* x, const float* y, float* grad) const;
 
+    // The optimizer state left by the last fit (or set_optimizer_state), if any.
+    bool has_optimizer_state() const;
+    const OptimizerState& optimizer_state() const;  // throws std::logic_error if there is none
+    // Checks sizes (m: n_params(); v: n_params() for Adam, empty for SGD), steps >= 0 and
+    // finiteness, throwing std::invalid_argument and leaving the model unchanged.
+    void set_optimizer_state(const OptimizerState& state);
+    void clear_optimizer_state();
+
     // Trains on n samples x (and targets y, or y = x when nullptr) for options.epochs epochs,
-    // starting from the current weights with a fresh optimizer state. Validation data
+    // starting from the current weights with a fresh optimizer state (or the saved one, see
+    // TrainOptions::resume_optimizer); the optimizer state is kept afterwards. Validation data
     // (n_val, ...) is optional (x_val == nullptr). Returns why it stopped; weights are those of
     // the last completed step. The history of every epoch is appended to *history if given.
     StopReason fit(std::size_t n, const float* x, const float* y,
