@@ -23,6 +23,10 @@ namespace {
 // workspace stays in cache.
 constexpr std::size_t kInferenceChunk = 256;
 
+// bce targets must lie in [0, 1]; this much rounding outside is forgiven (python/_validation.py
+// uses the same slack).
+constexpr float kUnitRangeSlack = 1e-6f;
+
 void require(bool ok, const std::string& message) {
     if (!ok) throw std::invalid_argument(message);
 }
@@ -34,7 +38,7 @@ void check_values(std::size_t n, std::size_t d, const float* x, const char* name
         bool ok = true;
         for (std::size_t j = 0; j < d; ++j) ok &= std::isfinite(row[j]);
         if (unit_range) {
-            for (std::size_t j = 0; j < d; ++j) ok &= row[j] >= 0.0f && row[j] <= 1.0f;
+            for (std::size_t j = 0; j < d; ++j) ok &= row[j] >= -kUnitRangeSlack && row[j] <= 1.0f + kUnitRangeSlack;
         }
         if (ok) continue;
         for (std::size_t j = 0; j < d; ++j) {
@@ -43,7 +47,7 @@ void check_values(std::size_t n, std::size_t d, const float* x, const char* name
                                             std::to_string(row[j]) + ") at row " + std::to_string(i) +
                                             ", column " + std::to_string(j));
             }
-            if (unit_range && !(row[j] >= 0.0f && row[j] <= 1.0f)) {
+            if (unit_range && !(row[j] >= -kUnitRangeSlack && row[j] <= 1.0f + kUnitRangeSlack)) {
                 throw std::invalid_argument(std::string(name) + " must lie in [0, 1] for loss 'bce'; found " +
                                             std::to_string(row[j]) + " at row " + std::to_string(i) +
                                             ", column " + std::to_string(j));

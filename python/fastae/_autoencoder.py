@@ -251,7 +251,8 @@ class Autoencoder:
 
     def transform(self, X):
         """Codes of X: the encoder's output, shape (n_samples, code size)."""
-        return self._model.encode(self._check_X(X))
+        X = self._check_X(X)
+        return self._model.encode(X)
 
     encode = transform
 
@@ -264,13 +265,15 @@ class Autoencoder:
 
     def predict(self, X):
         """Reconstruction of X: decode(encode(X)), in one pass."""
-        return self._model.predict(self._check_X(X))
+        X = self._check_X(X)
+        return self._model.predict(X)
 
     reconstruct = predict
 
     def reconstruction_error(self, X):
         """Per-sample loss (the model's loss, mean over features), shape (n_samples,): the
         anomaly score of each sample (higher is more unusual)."""
+        self._check_fitted()
         X = self._check_X(X, unit_range=self._model.loss == "bce")
         return self._model.sample_losses(X)
 

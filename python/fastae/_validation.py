@@ -14,6 +14,10 @@ ACTIVATIONS = ("linear", "relu", "sigmoid", "tanh")
 LOSSES = ("mse", "bce")
 OPTIMIZERS = ("adam", "sgd")
 
+# bce targets must lie in [0, 1]; this much rounding outside is forgiven (a MinMaxScaler's 1 can
+# come out as 1.0000001 in float32). The C++ core uses the same slack (model.cpp).
+UNIT_RANGE_SLACK = 1e-6
+
 # Rows checked for NaN/inf at a time: bounds the temporary boolean array to a few MB.
 _FINITE_CHECK_ROWS = 4096
 
@@ -144,7 +148,7 @@ def check_array(X, name="X", n_features=None, unit_range=False):
                                  f"at row {start + i}, column {j}; values must be finite (and within float32's range)")
     if unit_range:
         lo, hi = float(arr.min()), float(arr.max())
-        if lo < 0.0 or hi > 1.0:
+        if lo < -UNIT_RANGE_SLACK or hi > 1.0 + UNIT_RANGE_SLACK:
             raise ValueError(f"{name} must lie in [0, 1] for loss='bce' (it is the target of a sigmoid); "
                              f"got values in [{lo}, {hi}]. Scale it (e.g. X / 255 for 8-bit images) or use loss='mse'")
     return arr
