@@ -210,3 +210,16 @@ def test_mse_regression_outputs_outside_unit_range():
 def test_show_config_and_version():
     text = fastae.show_config(file=open("/dev/null", "w"))
     assert fastae.__version__ in text and "Eigen" in text and "SIMD" in text
+
+
+def test_divergence_raises_and_keeps_finite_weights(data):
+    X = data * 10
+    ae = Autoencoder(hidden_layer_sizes=(4,), activation="linear", output_activation="linear", loss="mse",
+                     optimizer="sgd", momentum=0.0, nesterov=False, learning_rate=1e5, batch_size=16, epochs=30,
+                     random_state=0)
+    with pytest.raises(fastae.TrainingDivergedError, match="non-finite"):
+        ae.fit(X)
+    assert isinstance(fastae.TrainingDivergedError("x"), FloatingPointError)
+    assert all(np.isfinite(W).all() and np.isfinite(b).all() for W, b in ae.get_weights())
+    assert ae.n_iter_ < 30
+    assert ae.transform(X).shape == (300, 4)  # still usable

@@ -149,6 +149,7 @@ py::tuple fit(Model& m, const FloatArray& x, const std::optional<FloatArray>& y,
 PYBIND11_MODULE(_core, mod) {
     mod.doc() = "fastae's compiled engine (private: use fastae.Autoencoder).";
     mod.attr("__version__") = fastae::version_string;
+    py::register_exception<fastae::TrainingDiverged>(mod, "TrainingDivergedError", PyExc_FloatingPointError);
     mod.def("build_info", &fastae::build_info, "Version, SIMD instruction sets and Eigen version of this build.");
     mod.def("hardware_threads", [] { return std::thread::hardware_concurrency(); },
             "Hardware threads reported by the C++ runtime.");

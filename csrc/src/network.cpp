@@ -73,7 +73,7 @@ Workspace::Workspace(const Network& net, std::size_t capacity) : capacity_(capac
         if (l > 0) act_[std::size_t(l)].assign(std::size_t(net.width(l)) * capacity, 0.0f);
     }
     delta_.assign(std::size_t(net.max_width()) * capacity, 0.0f);
-    scratch_ = Eigen::VectorXf::Zero(2 * Eigen::Index(net.max_width()));
+    scratch_ = Eigen::VectorXf::Zero(3 * Eigen::Index(net.max_width()));
 }
 
 void forward_batch(const Network& net, const float* params, ConstMatrixMap in, int first,

@@ -11,6 +11,8 @@
 
 #include <algorithm>
 #include <chrono>
+#include <cmath>
+#include <cstdio>
 #include <cstring>
 #include <numeric>
 
@@ -73,6 +75,10 @@ StopReason train(const Network& net, float* params, const Dataset& data, const D
     for (int t = 0; t < n_threads; ++t) ws.emplace_back(net, std::max(shard_capacity, std::size_t(1)));
     std::vector<AlignedFloats> grads(std::size_t(n_threads), AlignedFloats(n_params, 0.0f));
     std::vector<double> shard_loss(std::size_t(n_threads), 0.0);
+    // The weights before the current update, so that a step that makes any of them non-finite
+    // can be undone (the copy is made slice by slice inside the update pass, while hot).
+    AlignedFloats previous(n_params);
+    std::vector<char> slice_finite(std::size_t(n_threads), 1);
     std::vector<double> chunk_sums;
     chunk_sums.reserve((std::max(n, val.n) + shard_capacity - 1) / shard_capacity + 1);
     AlignedFloats xb(std::size_t(d_in) * batch);
@@ -108,7 +114,19 @@ StopReason train(const Network& net, float* params, const Dataset& data, const D
             const float* gs = grads[std::size_t(s)].data();
             for (std::size_t i = p0; i < p1; ++i) g0[i] += gs[i];
         }
+        std::copy(params + p0, params + p1, previous.data() + p0);
         optimizer.apply(params, g0, p0, p1);
+        slice_finite[std::size_t(t)] =
+            Eigen::Map<const Eigen::ArrayXf>(params + p0, Eigen::Index(p1 - p0)).allFinite();
+    };
+    // Ends training on a non-finite loss or weights; the caller's weights are the last finite ones.
+    auto diverged = [&](int epoch, std::size_t step, double loss, const char* what) {
+        char text[256];
+        std::snprintf(text, sizeof text,
+                      "training diverged: the %s became non-finite at epoch %d, step %zu (batch loss %g); "
+                      "the model keeps the weights of the last finite step (try a lower learning_rate)",
+                      what, epoch, step, loss);
+        return TrainingDiverged(text);
     };
 
     for (int epoch = 1; epoch <= options.epochs; ++epoch) {
@@ -133,9 +151,18 @@ StopReason train(const Network& net, float* params, const Dataset& data, const D
                 y_batch = data.y + start * d_out;
             }
             pool.run(step);
+            double batch_loss = 0.0;
+            for (double v : shard_loss) batch_loss += v;
+            if (!std::isfinite(batch_loss)) {
+                throw diverged(epoch, start / batch + 1, batch_loss / (double(b) * double(d_out)), "loss");
+            }
             optimizer.begin_step();
             pool.run(reduce_update);
-            for (double v : shard_loss) loss_sum += v;
+            if (std::find(slice_finite.begin(), slice_finite.end(), 0) != slice_finite.end()) {
+                std::copy(previous.begin(), previous.end(), params);
+                throw diverged(epoch, start / batch + 1, batch_loss / (double(b) * double(d_out)), "weights");
+            }
+            loss_sum += batch_loss;
             if (options.should_stop && options.should_stop()) return StopReason::interrupted;
         }
         EpochReport report;

@@ -52,7 +52,7 @@ TEST(output_pass_matches_naive_for_every_loss) {
         auto z = random_vector(d * n, -30.0f, 30.0f, 3);  // wide: exercises the stable BCE form
         auto y = random_vector(d * n, 0.0f, 1.0f, 4);
         auto g = z;
-        std::vector<float> scratch(2 * d), per_sample(n);
+        std::vector<float> scratch(3 * d), per_sample(n);
         const float scale = 0.25f;
         const double sum = output_pass(c.loss, c.out, MutMatrixMap(g.data(), d, n), ConstMatrixMap(y.data(), d, n),
                                        scale, true, per_sample.data(), scratch.data());
@@ -77,7 +77,7 @@ TEST(bce_is_stable_for_saturated_logits) {
     const int d = 4;
     std::vector<float> z = {100.0f, -100.0f, 100.0f, -100.0f};
     std::vector<float> y = {1.0f, 0.0f, 0.0f, 1.0f};
-    std::vector<float> scratch(2 * d);
+    std::vector<float> scratch(3 * d);
     const double sum = output_pass(Loss::bce, Activation::sigmoid, MutMatrixMap(z.data(), d, 1),
                                    ConstMatrixMap(y.data(), d, 1), 1.0f, true, nullptr, scratch.data());
     CHECK_NEAR(sum, 200.0, 1e-3);  // two perfect predictions (~0) and two at loss 100

@@ -254,3 +254,34 @@ TEST(resumed_optimizer_state_continues_exactly) {
     CHECK_THROWS(twice.set_optimizer_state(bad), std::invalid_argument);
     CHECK(twice.optimizer_state().steps == 8);  // unchanged by the failed calls
 }
+
+TEST(divergence_stops_with_the_last_finite_weights) {
+    // SGD with a huge learning rate on mse with a linear output blows the weights up within a few
+    // steps; fit must throw TrainingDiverged and leave finite weights behind.
+    const int d = 8;
+    auto x = make_data(64, d, 9);
+    NetworkConfig cfg;
+    cfg.layer_sizes = {d, 4, d};
+    cfg.activation = Activation::linear;
+    cfg.output_activation = Activation::linear;
+    cfg.loss = Loss::mse;
+    Model m(cfg);
+    m.init_weights(1);
+    OptimizerConfig opt;
+    opt.kind = OptimizerKind::sgd;
+    opt.learning_rate = 1e6;
+    TrainOptions t;
+    t.epochs = 50;
+    t.batch_size = 8;
+    std::vector<EpochReport> history;
+    bool thrown = false;
+    try {
+        m.fit(64, x.data(), nullptr, 0, nullptr, nullptr, opt, t, &history);
+    } catch (const TrainingDiverged& e) {
+        thrown = true;
+        CHECK(std::string(e.what()).find("non-finite") != std::string::npos);
+    }
+    CHECK(thrown);
+    CHECK(history.size() < 50);
+    for (std::size_t i = 0; i < m.n_params(); ++i) CHECK(std::isfinite(m.params()[i]));
+}

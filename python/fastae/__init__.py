@@ -10,12 +10,13 @@ scikit-learn-style layer over it. Runtime dependency: numpy.
 
 from . import _core
 from ._autoencoder import Autoencoder, NotFittedError
+from ._core import TrainingDivergedError
 from ._validation import available_cpus
 from .datasets import load_digits
 
 __version__ = _core.__version__
 
-__all__ = ["Autoencoder", "NotFittedError", "load_digits", "show_config", "__version__"]
+__all__ = ["Autoencoder", "NotFittedError", "TrainingDivergedError", "load_digits", "show_config", "__version__"]
 
 
 def show_config(file=None):

@@ -186,7 +186,9 @@ class Autoencoder:
 
         The whole epoch loop runs in C++ with the GIL released. Ctrl-C raises KeyboardInterrupt
         within about 20 ms, after the current step; the model keeps the weights of the last
-        completed step and history_ the completed epochs. Returns self.
+        completed step and history_ the completed epochs. If the loss or the weights become NaN
+        or infinite, training stops with fastae.TrainingDivergedError (a FloatingPointError) and
+        the model keeps the weights of the last finite step. Returns self.
         """
         p = self._validated_params()
         unit = p["loss"] == "bce"

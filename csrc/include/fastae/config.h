@@ -4,6 +4,7 @@
 
 #include <cstdint>
 #include <functional>
+#include <stdexcept>
 #include <string>
 #include <vector>
 
@@ -86,5 +87,12 @@ struct TrainOptions {
 
 // How a call to fit ended.
 enum class StopReason { completed, callback, interrupted };
+
+// Thrown by Model::fit when the loss or the weights become NaN or infinite. Training stops at
+// that step and the model keeps the weights of the last finite step.
+class TrainingDiverged : public std::runtime_error {
+public:
+    using std::runtime_error::runtime_error;
+};
 
 }  // namespace fastae

@@ -72,7 +72,8 @@ public:
     // starting from the current weights with a fresh optimizer state (or the saved one, see
     // TrainOptions::resume_optimizer); the optimizer state is kept afterwards. Validation data
     // (n_val, ...) is optional (x_val == nullptr). Returns why it stopped; weights are those of
-    // the last completed step. The history of every epoch is appended to *history if given.
+    // the last completed step. Throws TrainingDiverged (weights: the last finite step) if the
+    // loss or the weights become non-finite, std::invalid_argument for bad arguments or data. The history of every epoch is appended to *history if given.
     StopReason fit(std::size_t n, const float* x, const float* y,
                    std::size_t n_val, const float* x_val, const float* y_val,
                    const OptimizerConfig& optimizer, const TrainOptions& options,
