@@ -223,3 +223,20 @@ def test_divergence_raises_and_keeps_finite_weights(data):
     assert all(np.isfinite(W).all() and np.isfinite(b).all() for W, b in ae.get_weights())
     assert ae.n_iter_ < 30
     assert ae.transform(X).shape == (300, 4)  # still usable
+
+
+def test_partial_fit_continues_the_optimizer_exactly(data):
+    """Without shuffling, 3 partial_fit calls are the same training as fit(epochs=3), bit for bit."""
+    kw = dict(hidden_layer_sizes=(5,), batch_size=64, shuffle=False, random_state=2)
+    full = Autoencoder(epochs=3, **kw).fit(data)
+    inc = Autoencoder(**kw)
+    for _ in range(3):
+        inc.partial_fit(data)
+    assert inc.n_iter_ == 3 and inc.history_["loss"] == full.history_["loss"]
+    for (W1, b1), (W2, b2) in zip(full.get_weights(), inc.get_weights()):
+        np.testing.assert_array_equal(W1, W2)
+        np.testing.assert_array_equal(b1, b2)
+    # whereas warm_start restarts the optimizer: a different third epoch
+    warm = Autoencoder(epochs=2, **kw).fit(data)
+    warm.set_params(warm_start=True, epochs=1).fit(data)
+    assert not np.array_equal(warm.get_weights()[0][0], full.get_weights()[0][0])

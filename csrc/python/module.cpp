@@ -76,7 +76,7 @@ py::tuple fit(Model& m, const FloatArray& x, const std::optional<FloatArray>& y,
               const std::optional<FloatArray>& x_val, const std::optional<FloatArray>& y_val,
               const std::string& optimizer, double learning_rate, double beta1, double beta2, double epsilon,
               double momentum, bool nesterov, int epochs, int batch_size, bool shuffle, std::uint64_t seed,
-              int n_threads, const std::optional<py::function>& on_epoch) {
+              int n_threads, bool resume_optimizer, const std::optional<py::function>& on_epoch) {
     fastae::OptimizerConfig oc;
     oc.kind = fastae::parse_optimizer(optimizer);
     oc.learning_rate = learning_rate;
@@ -91,6 +91,7 @@ py::tuple fit(Model& m, const FloatArray& x, const std::optional<FloatArray>& y,
     opts.shuffle = shuffle;
     opts.seed = seed;
     opts.n_threads = n_threads;
+    opts.resume_optimizer = resume_optimizer;
 
     const std::size_t n = rows_of(x, m.n_inputs(), "X");
     const float* yp = targets_of(m, y, n);
@@ -223,6 +224,7 @@ PYBIND11_MODULE(_core, mod) {
              py::arg("y_val").noconvert(), py::arg("optimizer"), py::arg("learning_rate"), py::arg("beta1"),
              py::arg("beta2"), py::arg("epsilon"), py::arg("momentum"), py::arg("nesterov"), py::arg("epochs"),
              py::arg("batch_size"), py::arg("shuffle"), py::arg("seed"), py::arg("n_threads"),
+             py::arg("resume_optimizer") = false,
              py::arg("on_epoch") = py::none(),
              "Trains in place; returns (history, stop_reason). Raises KeyboardInterrupt on Ctrl-C after the "
              "current step, with the model usable.")

@@ -184,12 +184,25 @@ class Autoencoder:
         convention for unsupervised estimators). validation_data: X_val, or (X_val,) or
         (X_val, X_val) as Keras takes it; its loss is reported per epoch in history_["val_loss"].
 
+        Starts from new Glorot-uniform weights drawn from random_state, or with warm_start=True
+        from the current weights; the optimizer state always starts fresh.
+
         The whole epoch loop runs in C++ with the GIL released. Ctrl-C raises KeyboardInterrupt
         within about 20 ms, after the current step; the model keeps the weights of the last
         completed step and history_ the completed epochs. If the loss or the weights become NaN
         or infinite, training stops with fastae.TrainingDivergedError (a FloatingPointError) and
         the model keeps the weights of the last finite step. Returns self.
         """
+        return self._train(X, validation_data, partial=False)
+
+    def partial_fit(self, X, y=None, validation_data=None):
+        """One more epoch over X, continuing from the current weights AND optimizer state (Adam's
+        moments and step count), so that successive calls train exactly as one longer fit
+        would, up to the shuffles. On an unfitted estimator it starts as fit does. history_ and
+        n_iter_ grow by one epoch. Returns self."""
+        return self._train(X, validation_data, partial=True)
+
+    def _train(self, X, validation_data, partial):
         p = self._validated_params()
         unit = p["loss"] == "bce"
         X = check_array(X, "X", unit_range=unit)
@@ -201,20 +214,26 @@ class Autoencoder:
         else:
             X_val = None
 
+        fitted = getattr(self, "_model", None) is not None
         model = self._new_model(X.shape[1], p)
-        if p["warm_start"] and getattr(self, "_model", None) is not None:
+        if (partial or p["warm_start"]) and fitted:
             if list(self._model.layer_sizes) != list(model.layer_sizes):
-                raise ValueError(f"warm_start=True needs the fitted layer sizes {list(self._model.layer_sizes)}; the "
+                what = "partial_fit" if partial else "warm_start=True"
+                raise ValueError(f"{what} needs the fitted layer sizes {list(self._model.layer_sizes)}; the "
                                  f"current parameters and X give {list(model.layer_sizes)}")
-            model.set_params(self._model.get_params())
+            model = self._model if partial else model
+            if not partial:
+                model.set_params(self._model.get_params())
         else:
             model.init_weights(p["seed"])
+        resume = partial and fitted
+        epochs = 1 if partial else p["epochs"]
 
-        history = {"loss": [], "seconds": []}
+        history = self.history_ if resume else {"loss": [], "seconds": []}
         if X_val is not None:
-            history["val_loss"] = []
+            history.setdefault("val_loss", [])
         verbose = p["verbose"]
-        epochs = p["epochs"]
+        first_epoch = len(history["loss"])
 
         def on_epoch(report):
             history["loss"].append(report["loss"])
@@ -233,13 +252,13 @@ class Autoencoder:
         self._model = model
         self.n_features_in_ = X.shape[1]
         self.history_ = history
-        self.n_iter_ = 0
+        # Each call shuffles differently: the shuffle stream depends on the epochs already run.
+        shuffle_seed = (p["seed"] + _SHUFFLE_SEED_OFFSET + first_epoch * 0x9E3779B97F4A7C15) & 0xFFFFFFFFFFFFFFFF
         try:
             model.fit(X, None, X_val, None, optimizer=p["optimizer"], learning_rate=p["learning_rate"],
                       beta1=p["beta_1"], beta2=p["beta_2"], epsilon=p["epsilon"], momentum=p["momentum"],
                       nesterov=p["nesterov"], epochs=epochs, batch_size=p["batch_size"], shuffle=p["shuffle"],
-                      seed=(p["seed"] + _SHUFFLE_SEED_OFFSET) & 0xFFFFFFFFFFFFFFFF, n_threads=p["n_threads"],
-                      on_epoch=on_epoch)
+                      seed=shuffle_seed, n_threads=p["n_threads"], resume_optimizer=resume, on_epoch=on_epoch)
         finally:
             self.n_iter_ = len(history["loss"])
             self.loss_ = history["loss"][-1] if history["loss"] else float("nan")
