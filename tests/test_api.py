@@ -17,7 +17,8 @@ def test_init_only_stores_and_defaults_are_the_documented_ones():
     assert ae.get_params() == dict(
         hidden_layer_sizes=(64,), activation="relu", output_activation="sigmoid", loss="bce", optimizer="adam",
         learning_rate=1e-3, batch_size=256, epochs=10, shuffle=True, random_state=None, n_threads=None,
-        warm_start=False, verbose=0, beta_1=0.9, beta_2=0.999, epsilon=1e-8, momentum=0.9, nesterov=True)
+        warm_start=False, verbose=0, beta_1=0.9, beta_2=0.999, epsilon=1e-8, momentum=0.9, nesterov=True,
+        input_scale=None)
     # Nothing is validated or learned at construction.
     bad = Autoencoder(hidden_layer_sizes="nonsense", learning_rate=-1)
     assert bad.learning_rate == -1
@@ -240,3 +241,24 @@ def test_partial_fit_continues_the_optimizer_exactly(data):
     warm = Autoencoder(epochs=2, **kw).fit(data)
     warm.set_params(warm_start=True, epochs=1).fit(data)
     assert not np.array_equal(warm.get_weights()[0][0], full.get_weights()[0][0])
+
+
+def test_uint8_images_train_in_place_like_their_float_conversion():
+    rng = np.random.default_rng(3)
+    X8 = rng.integers(0, 256, size=(200, 30), dtype=np.uint8)
+    Xf = X8.astype(np.float32) * np.float32(1 / 255)
+    kw = dict(hidden_layer_sizes=(6,), epochs=3, batch_size=32, random_state=0)
+    a = Autoencoder(**kw).fit(Xf, validation_data=Xf[:50])
+    b = Autoencoder(input_scale=1 / 255, **kw).fit(X8, validation_data=X8[:50])
+    for (W1, b1), (W2, b2) in zip(a.get_weights(), b.get_weights()):
+        np.testing.assert_array_equal(W1, W2)
+        np.testing.assert_array_equal(b1, b2)
+    assert a.history_["val_loss"] == b.history_["val_loss"]
+    # inference scales the same way, whatever the dtype given
+    np.testing.assert_array_equal(b.transform(X8), a.transform(Xf))
+    np.testing.assert_array_equal(b.transform(X8.astype(np.float64)), a.transform(Xf))
+    assert b.score(X8) == a.score(Xf)
+    with pytest.raises(ValueError, match="uint8"):
+        Autoencoder(input_scale=1 / 255, **kw).fit(X8, validation_data=Xf[:50])
+    with pytest.raises(ValueError, match=r"\[0, 1\]"):
+        Autoencoder(input_scale=1.0, **kw).fit(X8)  # 255 * 1.0 is no BCE target

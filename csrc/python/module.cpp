@@ -28,8 +28,8 @@ using FloatArray = py::array_t<float, py::array::c_style>;
 // Milliseconds between checks for Ctrl-C during fit (each check briefly takes the GIL).
 constexpr auto kSignalCheckInterval = std::chrono::milliseconds(20);
 
-// Rows of a 2-D float32 array whose width must be `width`; `name` names it in the error.
-std::size_t rows_of(const FloatArray& a, py::ssize_t width, const char* name) {
+// Rows of a 2-D array whose width must be `width`; `name` names it in the error.
+std::size_t rows_of_shape(const py::array& a, py::ssize_t width, const char* name) {
     if (a.ndim() != 2) {
         throw std::invalid_argument(std::string(name) + " must be 2-D, got " + std::to_string(a.ndim()) + "-D");
     }
@@ -39,6 +39,7 @@ std::size_t rows_of(const FloatArray& a, py::ssize_t width, const char* name) {
     }
     return static_cast<std::size_t>(a.shape(0));
 }
+std::size_t rows_of(const FloatArray& a, py::ssize_t width, const char* name) { return rows_of_shape(a, width, name); }
 
 FloatArray new_matrix(std::size_t rows, int cols) {
     return FloatArray({static_cast<py::ssize_t>(rows), static_cast<py::ssize_t>(cols)});
@@ -72,11 +73,13 @@ py::dict report_to_dict(const fastae::EpochReport& r) {
 
 // fit: releases the GIL for the whole loop; takes it back briefly for the per-epoch callback and,
 // every kSignalCheckInterval, to let Python run its signal handlers (Ctrl-C -> KeyboardInterrupt).
-py::tuple fit(Model& m, const FloatArray& x, const std::optional<FloatArray>& y,
-              const std::optional<FloatArray>& x_val, const std::optional<FloatArray>& y_val,
-              const std::string& optimizer, double learning_rate, double beta1, double beta2, double epsilon,
-              double momentum, bool nesterov, int epochs, int batch_size, bool shuffle, std::uint64_t seed,
-              int n_threads, bool resume_optimizer, const std::optional<py::function>& on_epoch) {
+// X (and X_val) are float32, or uint8 read as value * scale (an autoencoder's 8-bit images,
+// converted per batch inside the engine: Model::fit_u8); both C-contiguous, never converted here.
+py::tuple fit(Model& m, const py::array& x, const std::optional<FloatArray>& y, const std::optional<py::array>& x_val,
+              const std::optional<FloatArray>& y_val, float scale, const std::string& optimizer,
+              double learning_rate, double beta1, double beta2, double epsilon, double momentum, bool nesterov,
+              int epochs, int batch_size, bool shuffle, std::uint64_t seed, int n_threads, bool resume_optimizer,
+              const std::optional<py::function>& on_epoch) {
     fastae::OptimizerConfig oc;
     oc.kind = fastae::parse_optimizer(optimizer);
     oc.learning_rate = learning_rate;
@@ -93,15 +96,40 @@ py::tuple fit(Model& m, const FloatArray& x, const std::optional<FloatArray>& y,
     opts.n_threads = n_threads;
     opts.resume_optimizer = resume_optimizer;
 
-    const std::size_t n = rows_of(x, m.n_inputs(), "X");
-    const float* yp = targets_of(m, y, n);
-    std::size_t n_val = 0;
+    using ByteArray = py::array_t<std::uint8_t, py::array::c_style>;
+    const bool bytes = ByteArray::check_(x);
+    if (!bytes && !FloatArray::check_(x)) throw py::type_error("X must be a C-contiguous float32 or uint8 array");
+    if (x_val && (bytes ? !ByteArray::check_(*x_val) : !FloatArray::check_(*x_val))) {
+        throw py::type_error("validation X must have X's dtype (float32 or uint8) and be C-contiguous");
+    }
+    if (bytes && (y || y_val)) throw std::invalid_argument("uint8 data trains autoencoders only: pass no targets");
+    std::size_t n = 0, n_val = 0;
+    const float* xp = nullptr;
+    const float* yp = nullptr;
     const float* xv = nullptr;
     const float* yv = nullptr;
-    if (x_val) {
-        n_val = rows_of(*x_val, m.n_inputs(), "validation X");
-        xv = x_val->data();
-        yv = targets_of(m, y_val, n_val);
+    const std::uint8_t* x8 = nullptr;
+    const std::uint8_t* xv8 = nullptr;
+    if (bytes) {
+        auto xb = py::reinterpret_borrow<ByteArray>(x);
+        n = rows_of_shape(xb, m.n_inputs(), "X");
+        x8 = xb.data();
+        if (x_val) {
+            auto vb = py::reinterpret_borrow<ByteArray>(*x_val);
+            n_val = rows_of_shape(vb, m.n_inputs(), "validation X");
+            xv8 = vb.data();
+        }
+    } else {
+        auto xf = py::reinterpret_borrow<FloatArray>(x);
+        n = rows_of(xf, m.n_inputs(), "X");
+        xp = xf.data();
+        yp = targets_of(m, y, n);
+        if (x_val) {
+            auto vf = py::reinterpret_borrow<FloatArray>(*x_val);
+            n_val = rows_of(vf, m.n_inputs(), "validation X");
+            xv = vf.data();
+            yv = targets_of(m, y_val, n_val);
+        }
     }
 
     std::optional<py::error_already_set> python_error;
@@ -134,7 +162,8 @@ py::tuple fit(Model& m, const FloatArray& x, const std::optional<FloatArray>& y,
     fastae::StopReason reason;
     {
         py::gil_scoped_release release;
-        reason = m.fit(n, x.data(), yp, n_val, xv, yv, oc, opts, &history);
+        reason = bytes ? m.fit_u8(n, x8, scale, n_val, xv8, oc, opts, &history)
+                       : m.fit(n, xp, yp, n_val, xv, yv, oc, opts, &history);
     }
     if (python_error) throw std::move(*python_error);
     py::list hist;
@@ -220,8 +249,8 @@ PYBIND11_MODULE(_core, mod) {
             return py::make_tuple(loss, grad);
         }, py::arg("X").noconvert(), py::arg("y").noconvert() = py::none(),
            "Mean loss of X (targets y, or X) and its gradient, in the layout of get_params().")
-        .def("fit", &fit, py::arg("X").noconvert(), py::arg("y").noconvert(), py::arg("X_val").noconvert(),
-             py::arg("y_val").noconvert(), py::arg("optimizer"), py::arg("learning_rate"), py::arg("beta1"),
+        .def("fit", &fit, py::arg("X"), py::arg("y").noconvert(), py::arg("X_val"),
+             py::arg("y_val").noconvert(), py::arg("scale"), py::arg("optimizer"), py::arg("learning_rate"), py::arg("beta1"),
              py::arg("beta2"), py::arg("epsilon"), py::arg("momentum"), py::arg("nesterov"), py::arg("epochs"),
              py::arg("batch_size"), py::arg("shuffle"), py::arg("seed"), py::arg("n_threads"),
              py::arg("resume_optimizer") = false,

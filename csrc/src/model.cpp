@@ -56,6 +56,23 @@ void check_values(std::size_t n, std::size_t d, const float* x, const char* name
     }
 }
 
+// Trains with a fresh optimizer state or the saved one (TrainOptions::resume_optimizer), and
+// saves the state however training ends (an interrupt keeps that of the last step).
+StopReason run_training(const detail::Network& net, detail::AlignedFloats& params,
+                        std::optional<OptimizerState>& saved, const detail::Dataset& data,
+                        const detail::Dataset& val, const OptimizerConfig& optimizer,
+                        const TrainOptions& options, std::vector<EpochReport>* history) {
+    detail::Optimizer opt = options.resume_optimizer && saved && saved->config.kind == optimizer.kind
+                                ? detail::Optimizer(optimizer, *saved)
+                                : detail::Optimizer(optimizer, params.size());
+    struct KeepState {
+        detail::Optimizer& opt;
+        std::optional<OptimizerState>& slot;
+        ~KeepState() { slot = opt.export_state(); }
+    } keep{opt, saved};
+    return detail::train(net, params.data(), data, val, opt, options, history);
+}
+
 }  // namespace
 
 struct Model::Impl {
@@ -220,20 +237,45 @@ StopReason Model::fit(std::size_t n, const float* x, const float* y, std::size_t
         }
         check_values(n_val, std::size_t(n_inputs()), x_val, "validation X", bce && y_val == x_val);
         if (y_val != x_val) check_values(n_val, std::size_t(n_outputs()), y_val, "validation y", bce);
-        val = detail::Dataset{n_val, x_val, y_val};
+        val.n = n_val;
+        val.x = x_val;
+        val.y = y_val;
     }
-    const auto& saved = impl_->optimizer;
-    detail::Optimizer opt = options.resume_optimizer && saved && saved->config.kind == optimizer.kind
-                                ? detail::Optimizer(optimizer, *saved)
-                                : detail::Optimizer(optimizer, n_params());
-    // The state is kept however training ends (an interrupt keeps that of the last step).
-    struct KeepState {
-        detail::Optimizer& opt;
-        std::optional<OptimizerState>& slot;
-        ~KeepState() { slot = opt.export_state(); }
-    } keep{opt, impl_->optimizer};
-    return detail::train(impl_->net, impl_->params.data(), detail::Dataset{n, x, y}, val, opt, options,
-                         history);
+    detail::Dataset data;
+    data.n = n;
+    data.x = x;
+    data.y = y;
+    return run_training(impl_->net, impl_->params, impl_->optimizer, data, val, optimizer, options, history);
+}
+
+StopReason Model::fit_u8(std::size_t n, const std::uint8_t* x, float scale, std::size_t n_val,
+                         const std::uint8_t* x_val, const OptimizerConfig& optimizer,
+                         const TrainOptions& options, std::vector<EpochReport>* history) {
+    validate(optimizer);
+    validate(options);
+    require(n > 0, "fit needs at least one sample");
+    require(x != nullptr, "fit: x is null");
+    require(std::isfinite(scale) && scale > 0.0f, "scale must be a finite number > 0, got " + std::to_string(scale));
+    require(n_inputs() == n_outputs(), "8-bit data trains autoencoders only (n_inputs == n_outputs)");
+    if (config().loss == Loss::bce) {
+        auto max_of = [](std::size_t count, const std::uint8_t* p) {
+            return count ? *std::max_element(p, p + count) : std::uint8_t(0);
+        };
+        const std::size_t d = std::size_t(n_inputs());
+        const float top = float(std::max(max_of(n * d, x), x_val ? max_of(n_val * d, x_val) : std::uint8_t(0))) * scale;
+        require(top <= 1.0f + kUnitRangeSlack, "8-bit data times scale must lie in [0, 1] for loss 'bce'; its "
+                                               "largest value gives " + std::to_string(top));
+    }
+    detail::Dataset data, val;
+    data.n = n;
+    data.x_u8 = x;
+    data.scale = scale;
+    if (x_val != nullptr && n_val > 0) {
+        val.n = n_val;
+        val.x_u8 = x_val;
+        val.scale = scale;
+    }
+    return run_training(impl_->net, impl_->params, impl_->optimizer, data, val, optimizer, options, history);
 }
 
 bool Model::has_optimizer_state() const { return impl_->optimizer.has_value(); }

@@ -3,6 +3,7 @@
 #pragma once
 
 #include <cstddef>
+#include <cstdint>
 #include <vector>
 
 #include "fastae/config.h"
@@ -12,11 +13,14 @@
 namespace fastae::detail {
 
 // Training data: x (n, n_in) and targets y (n, n_out), row-major (layout.h); y == x for an
-// autoencoder. Pointers are read in place: the dataset is never copied.
+// autoencoder. Pointers are read in place: the dataset is never copied. 8-bit data (x_u8, for
+// an autoencoder: targets = inputs) is read as x_u8[i] * scale, converted batch by batch.
 struct Dataset {
     std::size_t n = 0;
     const float* x = nullptr;
     const float* y = nullptr;
+    const std::uint8_t* x_u8 = nullptr;
+    float scale = 1.0f;
 };
 
 // Trains params (n_params floats) in place; validation is skipped when val.n == 0.

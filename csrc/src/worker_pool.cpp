@@ -1,4 +1,4 @@
-// worker_pool.cpp -- the fork/join of worker_pool.h.
+// worker_pool.cpp -- claiming, waking and waiting for worker_pool.h.
 #include "worker_pool.h"
 
 #include "float_env.h"
@@ -6,9 +6,10 @@
 namespace fastae::detail {
 
 namespace {
-// Spin iterations before a waiting thread sleeps: long enough to catch the next step of a
-// training loop (tens of microseconds), short enough not to burn a core that another process
-// needs.
+
+// Spin iterations before a waiting worker sleeps: long enough to catch the next run of a
+// training loop (the gap between two steps is tens of microseconds), short enough not to hold
+// a core that another process needs.
 constexpr int kSpinIterations = 20000;
 
 inline void cpu_relax() {
@@ -16,6 +17,7 @@ inline void cpu_relax() {
     __builtin_ia32_pause();
 #endif
 }
+
 }  // namespace
 
 WorkerPool::WorkerPool(int n_threads) : n_(n_threads < 1 ? 1 : n_threads) {
@@ -24,63 +26,82 @@ WorkerPool::WorkerPool(int n_threads) : n_(n_threads < 1 ? 1 : n_threads) {
 }
 
 WorkerPool::~WorkerPool() {
+    stopping_.store(true, std::memory_order_seq_cst);
     {
         std::lock_guard<std::mutex> lock(mutex_);
-        stopping_ = true;
-        generation_.fetch_add(1, std::memory_order_release);
     }
     wake_.notify_all();
     for (auto& th : threads_) th.join();
 }
 
-void WorkerPool::run_member(int t) {
-    try {
-        fn_(task_, t);
-    } catch (...) {
-        std::lock_guard<std::mutex> lock(mutex_);
-        if (!error_) error_ = std::current_exception();
+void WorkerPool::work(std::uint32_t generation, int member) {
+    for (;;) {
+        std::uint64_t c = claim_.load(std::memory_order_acquire);
+        int item;
+        for (;;) {
+            if (std::uint32_t(c >> 32) != generation) return;
+            item = int(c & 0xFFFF);
+            if (item >= int((c >> 16) & 0xFFFF)) return;
+            if (claim_.compare_exchange_weak(c, c + 1, std::memory_order_acq_rel)) break;
+        }
+        // fn_ and task_ stay those of `generation` until this item is counted done.
+        try {
+            fn_(task_, item, member);
+        } catch (...) {
+            std::lock_guard<std::mutex> lock(mutex_);
+            if (!error_) error_ = std::current_exception();
+        }
+        done_.fetch_add(1, std::memory_order_acq_rel);
     }
 }
 
-void WorkerPool::dispatch(void (*fn)(void*, int), void* task) {
-    {
-        std::lock_guard<std::mutex> lock(mutex_);
-        fn_ = fn;
-        task_ = task;
-        error_ = nullptr;
-        pending_.store(n_ - 1, std::memory_order_relaxed);
-        generation_.fetch_add(1, std::memory_order_release);
+void WorkerPool::dispatch(void (*fn)(void*, int, int), void* task, int n_items) {
+    if (n_items <= 0) return;
+    fn_ = fn;
+    task_ = task;
+    error_ = nullptr;
+    done_.store(0, std::memory_order_relaxed);
+    const std::uint32_t generation = generation_.load(std::memory_order_relaxed) + 1;
+    claim_.store((std::uint64_t(generation) << 32) | (std::uint64_t(n_items) << 16), std::memory_order_release);
+    if (n_ > 1) {
+        generation_.store(generation, std::memory_order_seq_cst);
+        if (sleepers_.load(std::memory_order_seq_cst) > 0) {
+            { std::lock_guard<std::mutex> lock(mutex_); }
+            wake_.notify_all();
+        }
     }
-    wake_.notify_all();
-    run_member(0);
-    for (int i = 0; i < kSpinIterations && pending_.load(std::memory_order_acquire) != 0; ++i) {
-        cpu_relax();
-    }
-    if (pending_.load(std::memory_order_acquire) != 0) {
-        std::unique_lock<std::mutex> lock(mutex_);
-        done_cv_.wait(lock, [this] { return pending_.load(std::memory_order_acquire) == 0; });
+    work(generation, 0);
+    // Only items a worker has already claimed can still be running here.
+    for (int i = 0; done_.load(std::memory_order_acquire) != n_items; ++i) {
+        if (i < kSpinIterations) {
+            cpu_relax();
+        } else {
+            std::this_thread::yield();
+        }
     }
     if (error_) std::rethrow_exception(error_);
 }
 
-void WorkerPool::worker_main(int t) {
+void WorkerPool::worker_main(int member) {
     FlushDenormalsGuard ftz;  // the same floating-point mode as the training thread
-    std::uint64_t seen = 0;
+    std::uint32_t seen = 0;
     for (;;) {
-        for (int i = 0; i < kSpinIterations && generation_.load(std::memory_order_acquire) == seen; ++i) {
+        for (int i = 0; i < kSpinIterations && generation_.load(std::memory_order_acquire) == seen &&
+                        !stopping_.load(std::memory_order_relaxed);
+             ++i) {
             cpu_relax();
         }
-        {
+        if (generation_.load(std::memory_order_acquire) == seen && !stopping_.load()) {
             std::unique_lock<std::mutex> lock(mutex_);
-            wake_.wait(lock, [&] { return generation_.load(std::memory_order_acquire) != seen; });
-            seen = generation_.load(std::memory_order_acquire);
-            if (stopping_) return;
+            sleepers_.fetch_add(1, std::memory_order_seq_cst);
+            while (generation_.load(std::memory_order_seq_cst) == seen && !stopping_.load(std::memory_order_seq_cst)) {
+                wake_.wait(lock);
+            }
+            sleepers_.fetch_sub(1, std::memory_order_seq_cst);
         }
-        run_member(t);
-        if (pending_.fetch_sub(1, std::memory_order_acq_rel) == 1) {
-            std::lock_guard<std::mutex> lock(mutex_);
-            done_cv_.notify_one();
-        }
+        if (stopping_.load()) return;
+        seen = generation_.load(std::memory_order_acquire);
+        work(seen, member);
     }
 }
 

@@ -285,3 +285,50 @@ TEST(divergence_stops_with_the_last_finite_weights) {
     CHECK(history.size() < 50);
     for (std::size_t i = 0; i < m.n_params(); ++i) CHECK(std::isfinite(m.params()[i]));
 }
+
+TEST(eight_bit_data_trains_exactly_like_its_float_conversion) {
+    const int d = 20;
+    std::mt19937 gen(11);
+    std::vector<std::uint8_t> x8(150 * d);
+    for (auto& v : x8) v = std::uint8_t(gen() % 256);
+    const float scale = 1.0f / 255.0f;
+    std::vector<float> xf(x8.size());
+    for (std::size_t i = 0; i < x8.size(); ++i) xf[i] = float(x8[i]) * scale;
+    for (bool shuffle : {true, false}) {
+        Model a(small_config(d)), b(small_config(d));
+        a.init_weights(4);
+        b.init_weights(4);
+        TrainOptions t;
+        t.epochs = 3;
+        t.batch_size = 32;
+        t.shuffle = shuffle;
+        t.n_threads = 2;
+        std::vector<EpochReport> ha, hb;
+        a.fit(150, xf.data(), nullptr, 40, xf.data(), nullptr, OptimizerConfig{}, t, &ha);
+        b.fit_u8(150, x8.data(), scale, 40, x8.data(), OptimizerConfig{}, t, &hb);
+        CHECK(std::vector<float>(a.params(), a.params() + a.n_params()) ==
+              std::vector<float>(b.params(), b.params() + b.n_params()));
+        CHECK(ha.back().loss == hb.back().loss && ha.back().val_loss == hb.back().val_loss);
+    }
+    Model m(small_config(d));
+    CHECK_THROWS(m.fit_u8(150, x8.data(), 1.0f, 0, nullptr, OptimizerConfig{}, TrainOptions{}), std::invalid_argument);
+    CHECK_THROWS(m.fit_u8(150, x8.data(), -1.0f, 0, nullptr, OptimizerConfig{}, TrainOptions{}), std::invalid_argument);
+}
+
+TEST(more_threads_than_cores_stay_deterministic) {
+    // Shards are claimed by whichever thread is free; results must not depend on who ran what.
+    const int d = 24;
+    auto x = make_data(400, d, 12);
+    auto run = [&]() {
+        Model m(small_config(d));
+        m.init_weights(8);
+        TrainOptions t;
+        t.epochs = 2;
+        t.batch_size = 64;
+        t.n_threads = 5;
+        m.fit(400, x.data(), nullptr, 100, x.data(), nullptr, OptimizerConfig{}, t);
+        return std::vector<float>(m.params(), m.params() + m.n_params());
+    };
+    const auto first = run();
+    for (int i = 0; i < 3; ++i) CHECK(run() == first);
+}

@@ -18,6 +18,7 @@ from ._validation import (
     OPTIMIZERS,
     check_array,
     check_bool,
+    check_bytes,
     check_choice,
     check_hidden_layer_sizes,
     check_int,
@@ -71,6 +72,12 @@ class Autoencoder:
         SGD momentum.
     nesterov : bool, default True
         SGD Nesterov momentum.
+    input_scale : None or float, default None
+        If set, every X given to the estimator (fit, partial_fit, validation_data, transform,
+        predict, score, ...) is multiplied by it first: ``input_scale=1/255`` trains on 8-bit
+        images directly. A C-contiguous uint8 X is then used in place by fit, scaled batch by
+        batch inside the engine, so MNIST occupies 47 MB instead of the 188 MB of a float32
+        copy (validation_data must then be uint8 too). Other inputs are converted once.
 
     Attributes
     ----------
@@ -84,7 +91,7 @@ class Autoencoder:
     def __init__(self, hidden_layer_sizes=(64,), activation="relu", output_activation="sigmoid", loss="bce",
                  optimizer="adam", learning_rate=1e-3, batch_size=256, epochs=10, shuffle=True, random_state=None,
                  n_threads=None, warm_start=False, verbose=0, beta_1=0.9, beta_2=0.999, epsilon=1e-8,
-                 momentum=0.9, nesterov=True):
+                 momentum=0.9, nesterov=True, input_scale=None):
         self.hidden_layer_sizes = hidden_layer_sizes
         self.activation = activation
         self.output_activation = output_activation
@@ -103,6 +110,7 @@ class Autoencoder:
         self.epsilon = epsilon
         self.momentum = momentum
         self.nesterov = nesterov
+        self.input_scale = input_scale
 
     # ---- scikit-learn's estimator contract -------------------------------------------------
 
@@ -154,6 +162,7 @@ class Autoencoder:
             "epsilon": check_real("epsilon", self.epsilon, 0.0, None),
             "momentum": check_real("momentum", self.momentum, 0.0, 1.0, low_open=False),
             "nesterov": check_bool("nesterov", self.nesterov),
+            "input_scale": None if self.input_scale is None else check_real("input_scale", self.input_scale, 0.0, None),
         }
         if p["loss"] == "bce" and p["output_activation"] != "sigmoid":
             raise ValueError(f"loss='bce' needs output_activation='sigmoid'; got output_activation="
@@ -171,7 +180,11 @@ class Autoencoder:
 
     def _check_X(self, X, name="X", unit_range=False):
         self._check_fitted()
-        return check_array(X, name, self._model.n_inputs, unit_range=unit_range)
+        return check_array(X, name, self._model.n_inputs, unit_range=unit_range, scale=self._fitted_scale())
+
+    def _fitted_scale(self):
+        """input_scale as it was at fit (inference must scale as training did)."""
+        return getattr(self, "_input_scale", None)
 
     def _new_model(self, n_features, p):
         sizes = [n_features, *p["hidden_layer_sizes"], *reversed(p["hidden_layer_sizes"][:-1]), n_features]
@@ -205,14 +218,18 @@ class Autoencoder:
     def _train(self, X, validation_data, partial):
         p = self._validated_params()
         unit = p["loss"] == "bce"
-        X = check_array(X, "X", unit_range=unit)
-        if validation_data is not None:
-            if isinstance(validation_data, (tuple, list)) and len(validation_data) in (1, 2) and not np.isscalar(
-                    validation_data[0]) and np.ndim(validation_data[0]) == 2:
-                validation_data = validation_data[0]
-            X_val = check_array(validation_data, "validation_data", X.shape[1], unit_range=unit)
+        scale = p["input_scale"]
+        if validation_data is not None and isinstance(validation_data, (tuple, list)) and \
+                len(validation_data) in (1, 2) and not np.isscalar(validation_data[0]) and np.ndim(validation_data[0]) == 2:
+            validation_data = validation_data[0]
+        if scale is not None and isinstance(X, np.ndarray) and X.dtype == np.uint8:
+            # 8-bit data stays 8-bit: the engine scales each batch (range checked there).
+            X = check_bytes(X, "X")
+            X_val = None if validation_data is None else check_bytes(validation_data, "validation_data", X.shape[1])
         else:
-            X_val = None
+            X = check_array(X, "X", unit_range=unit, scale=scale)
+            X_val = None if validation_data is None else check_array(
+                validation_data, "validation_data", X.shape[1], unit_range=unit, scale=scale)
 
         fitted = getattr(self, "_model", None) is not None
         model = self._new_model(X.shape[1], p)
@@ -250,12 +267,13 @@ class Autoencoder:
         # The new model becomes the estimator's before training, so that an interrupted fit
         # leaves a usable model holding the last completed step.
         self._model = model
+        self._input_scale = scale
         self.n_features_in_ = X.shape[1]
         self.history_ = history
         # Each call shuffles differently: the shuffle stream depends on the epochs already run.
         shuffle_seed = (p["seed"] + _SHUFFLE_SEED_OFFSET + first_epoch * 0x9E3779B97F4A7C15) & 0xFFFFFFFFFFFFFFFF
         try:
-            model.fit(X, None, X_val, None, optimizer=p["optimizer"], learning_rate=p["learning_rate"],
+            model.fit(X, None, X_val, None, scale=1.0 if scale is None else scale, optimizer=p["optimizer"], learning_rate=p["learning_rate"],
                       beta1=p["beta_1"], beta2=p["beta_2"], epsilon=p["epsilon"], momentum=p["momentum"],
                       nesterov=p["nesterov"], epochs=epochs, batch_size=p["batch_size"], shuffle=p["shuffle"],
                       seed=shuffle_seed, n_threads=p["n_threads"], resume_optimizer=resume, on_epoch=on_epoch)
@@ -353,6 +371,8 @@ class Autoencoder:
         model.set_params(flat)  # checks finiteness; the model is untouched if this raises
         self._model = model
         self.n_features_in_ = sizes[0]
+        self._input_scale = self._validated_params()["input_scale"] if not hasattr(self, "_input_scale") else \
+            self._input_scale
         if not hasattr(self, "history_"):
             self.history_ = {"loss": [], "seconds": []}
         return self

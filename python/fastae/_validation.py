@@ -114,11 +114,25 @@ def seed_from(random_state):
         f"got {random_state!r}")
 
 
-def check_array(X, name="X", n_features=None, unit_range=False):
+def check_bytes(X, name, n_features=None):
+    """A 2-D uint8 array as C-contiguous (8-bit data is never widened to float here)."""
+    if not isinstance(X, np.ndarray) or X.dtype != np.uint8:
+        raise ValueError(f"{name} must be a uint8 array like X (8-bit training data); got "
+                         f"{getattr(X, 'dtype', type(X).__name__)}")
+    if X.ndim != 2:
+        raise ValueError(f"{name} must be a 2-D array (n_samples, n_features); got shape {X.shape}")
+    if X.shape[0] == 0 or X.shape[1] == 0:
+        raise ValueError(f"{name} is empty: shape {X.shape}; it needs at least one sample and one feature")
+    if n_features is not None and X.shape[1] != n_features:
+        raise ValueError(f"{name} has {X.shape[1]} features; the model expects {n_features}")
+    return np.ascontiguousarray(X)
+
+
+def check_array(X, name="X", n_features=None, unit_range=False, scale=None):
     """X as a 2-D C-contiguous float32 array, with no copy when it already is one.
 
     Other numeric dtypes and layouts (float64, integers, Fortran order, strided views) are
-    converted once. Raises ValueError for non-numeric data, a shape other than 2-D, no rows or
+    converted once; with `scale`, the result is X * scale (a new array). Raises ValueError for non-numeric data, a shape other than 2-D, no rows or
     no columns, NaN or inf, a width other than n_features, or (unit_range) values outside [0, 1].
     """
     if isinstance(X, np.ndarray):
@@ -146,6 +160,8 @@ def check_array(X, name="X", n_features=None, unit_range=False):
                 i, j = np.argwhere(~np.isfinite(block))[0]
                 raise ValueError(f"{name} contains {original[start + i, j]} "
                                  f"at row {start + i}, column {j}; values must be finite (and within float32's range)")
+    if scale is not None:
+        arr = arr * np.float32(scale)
     if unit_range:
         lo, hi = float(arr.min()), float(arr.max())
         if lo < -UNIT_RANGE_SLACK or hi > 1.0 + UNIT_RANGE_SLACK:

@@ -1,0 +1,292 @@
+"""fastae against PyTorch (CPU) on the reference workloads, side by side in one process.
+
+    pip install ".[benchmark]"                    # torch==2.13.0 (CPU), threadpoolctl
+    python benchmarks/train_speed.py              # MNIST from ../shared/data when present
+    python benchmarks/train_speed.py --quick      # fewer epochs, for a smoke run
+
+Workloads: the Keras tutorial autoencoder 784 -> 64 relu -> 784 sigmoid and the deep
+784-256-64-256-784, BCE, Adam lr 1e-3, batch 256, shuffled, 60000 samples (235 steps an epoch).
+The peer is written as a performance-aware PyTorch user writes it: data held as a tensor, batches
+by index slicing of a per-epoch permutation, nn.Sequential(Linear, ReLU, Linear),
+BCEWithLogitsLoss on the logits, torch.optim.Adam, torch.set_num_threads(T). Both start from the
+same initial weights. Epochs alternate between the two (fastae, peer, fastae, ...) so that noise
+from a shared machine hits both alike; figures are medians. The machine's single-core sgemm peak
+is measured in the same run (torch.matmul on 2048^2, one thread).
+
+Prints a table per section and ends with one JSON line holding every figure.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import resource
+import statistics
+import subprocess
+import sys
+import time
+
+import numpy as np
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+MNIST = os.path.join(HERE, "..", "..", "shared", "data", "mnist.npz")
+MODELS = {"tutorial": (64,), "deep": (256, 64)}
+
+
+def load_data():
+    if os.path.exists(MNIST):
+        with np.load(MNIST) as d:
+            return (d["x_train"].reshape(-1, 784), d["x_test"].reshape(-1, 784), "MNIST (../shared/data/mnist.npz)")
+    # Same shape and sparsity as MNIST: 81% zeros, the rest spread over 1..255.
+    rng = np.random.default_rng(0)
+
+    def fake(n):
+        x = rng.integers(1, 256, size=(n, 784), dtype=np.uint8)
+        x[rng.uniform(size=x.shape) < 0.81] = 0
+        return x
+
+    return fake(60000), fake(10000), "synthetic (MNIST's shape and sparsity; MNIST not found)"
+
+
+def layer_sizes(hidden, d=784):
+    return [d, *hidden, *reversed(hidden[:-1]), d]
+
+
+def epoch_gflop(sizes, n):
+    """Matrix-product FLOPs of one epoch: forward 2*n*in*out per layer, backward dW for every
+    layer and dA for every layer but the first (no input gradient)."""
+    total = 0
+    for i, (a, b) in enumerate(zip(sizes[:-1], sizes[1:])):
+        total += 2 * n * a * b * (3 if i > 0 else 2)
+    return total / 1e9
+
+
+def sgemm_peak(torch, seconds=1.0):
+    torch.set_num_threads(1)
+    a, b = torch.randn(2048, 2048), torch.randn(2048, 2048)
+    best, end = float("inf"), time.perf_counter() + seconds
+    while time.perf_counter() < end:
+        t = time.perf_counter()
+        torch.matmul(a, b)
+        best = min(best, time.perf_counter() - t)
+    return 2 * 2048 ** 3 / best / 1e9
+
+
+class TorchPeer:
+    def __init__(self, torch, weights, lr=1e-3):
+        self.torch = torch
+        layers = []
+        for i, (W, b) in enumerate(weights):
+            lin = torch.nn.Linear(*W.shape)
+            with torch.no_grad():
+                lin.weight.copy_(torch.from_numpy(W.T.copy()))
+                lin.bias.copy_(torch.from_numpy(b))
+            layers.append(lin)
+            if i + 1 < len(weights):
+                layers.append(torch.nn.ReLU())
+        self.model = torch.nn.Sequential(*layers)
+        self.encoder = torch.nn.Sequential(*layers[:len(layers) // 2])
+        self.opt = torch.optim.Adam(self.model.parameters(), lr=lr)
+        self.loss = torch.nn.BCEWithLogitsLoss()
+
+    def epoch(self, X, batch, gen):
+        torch = self.torch
+        perm = torch.randperm(X.shape[0], generator=gen)
+        for s in range(0, X.shape[0], batch):
+            xb = X[perm[s:s + batch]]
+            self.opt.zero_grad(set_to_none=True)
+            loss = self.loss(self.model(xb), xb)
+            loss.backward()
+            self.opt.step()
+
+    def bce(self, X):
+        with self.torch.inference_mode():
+            return float(self.loss(self.model(X), X))
+
+
+def glorot(sizes, seed):
+    """Glorot-uniform weights and zero biases, the initial point given to both frameworks."""
+    rng = np.random.default_rng(seed)
+    out = []
+    for a, b in zip(sizes[:-1], sizes[1:]):
+        limit = np.sqrt(6 / (a + b))
+        out.append((rng.uniform(-limit, limit, size=(a, b)).astype(np.float32), np.zeros(b, np.float32)))
+    return out
+
+
+def summarize(times):
+    return {"median": statistics.median(times), "min": min(times), "max": max(times)}
+
+
+def train_section(torch, fastae, x_train, x_test, model_name, threads, epochs, peak):
+    hidden = MODELS[model_name]
+    sizes = layer_sizes(hidden)
+    n = x_train.shape[0]
+    gflop = epoch_gflop(sizes, n)
+    start = glorot(sizes, seed=0)
+    ae = fastae.Autoencoder(hidden_layer_sizes=hidden, batch_size=256, learning_rate=1e-3, random_state=0,
+                            n_threads=threads).set_weights(start)
+    peer = TorchPeer(torch, start)
+    torch.set_num_threads(threads)
+    Xt = torch.from_numpy(x_train)
+    gen = torch.Generator().manual_seed(0)
+    fa, pt = [], []
+    for _ in range(epochs):
+        t = time.perf_counter()
+        ae.partial_fit(x_train)
+        fa.append(time.perf_counter() - t)
+        t = time.perf_counter()
+        peer.epoch(Xt, 256, gen)
+        pt.append(time.perf_counter() - t)
+    f, p = summarize(fa), summarize(pt)
+    row = {
+        "model": model_name, "layers": "-".join(map(str, sizes)), "threads": threads, "epochs": epochs,
+        "fastae_s_per_epoch": f, "peer_s_per_epoch": p, "ratio": f["median"] / p["median"],
+        "fastae_samples_per_s": n / f["median"], "peer_samples_per_s": n / p["median"],
+        "gflop_per_epoch": gflop, "fastae_gflops": gflop / f["median"], "peer_gflops": gflop / p["median"],
+        "fastae_pct_of_1core_peak": 100 * gflop / f["median"] / peak,
+        "gemm_limit_s_per_epoch": gflop / peak,
+        "fastae_train_bce": -ae.score(x_train), "fastae_test_bce": -ae.score(x_test),
+        "peer_train_bce": peer.bce(Xt), "peer_test_bce": peer.bce(torch.from_numpy(x_test)),
+    }
+    return row
+
+
+def encode_section(torch, fastae, x_train, x_test, repeats=15):
+    torch.set_num_threads(1)
+    ae = fastae.Autoencoder(hidden_layer_sizes=(64,), epochs=1, random_state=0, n_threads=1).fit(x_train[:2048])
+    peer = TorchPeer(torch, ae.get_weights())
+    Xt = torch.from_numpy(x_test)
+    fa, pt = [], []
+    for _ in range(repeats):
+        t = time.perf_counter()
+        codes = ae.transform(x_test)
+        fa.append(time.perf_counter() - t)
+        t = time.perf_counter()
+        with torch.inference_mode():
+            ref = peer.encoder(Xt)
+        pt.append(time.perf_counter() - t)
+    max_diff = float(np.abs(codes - ref.numpy()).max())
+    f, p = statistics.median(fa), statistics.median(pt)
+    return {"n": len(x_test), "fastae_samples_per_s": len(x_test) / f, "peer_samples_per_s": len(x_test) / p,
+            "speedup": p / f, "max_abs_diff_vs_peer": max_diff}
+
+
+RSS_CHILD = """
+import resource, sys, numpy as np, fastae
+def rss_mb():
+    return int(open('/proc/self/statm').read().split()[1]) * {page} / 2**20
+x = np.load(sys.argv[1])['x_train'].reshape(-1, 784)
+if sys.argv[2] == 'float32':
+    x = x.astype(np.float32) / np.float32(255)
+before = rss_mb()
+fastae.Autoencoder(hidden_layer_sizes=(64,), epochs=1, random_state=0, n_threads=1).fit(x)
+peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+print(before, peak, x.nbytes / 2**20)
+"""
+
+
+def rss_section(dtype):
+    if not os.path.exists(MNIST):
+        return None
+    code = RSS_CHILD.format(page=os.sysconf("SC_PAGE_SIZE"))
+    out = subprocess.run([sys.executable, "-c", code, MNIST, dtype], capture_output=True, text=True)
+    if out.returncode != 0:
+        return {"dtype": dtype, "error": out.stderr.strip().splitlines()[-1]}
+    before, peak, data_mb = map(float, out.stdout.split())
+    return {"dtype": dtype, "data_mb": data_mb, "rss_before_fit_mb": before, "peak_rss_mb": peak,
+            "fit_overhead_mb": peak - before}
+
+
+def contention_section(fastae, x_train, epochs):
+    """fastae's default n_threads against n_threads=1 while another process keeps a core busy."""
+    busy = subprocess.Popen([sys.executable, "-c", "while True: pass"])
+    try:
+        time.sleep(0.5)
+        runs = {"default": [], "1": []}
+        models = {k: fastae.Autoencoder(hidden_layer_sizes=(64,), random_state=0,
+                                        n_threads=None if k == "default" else 1) for k in runs}
+        for _ in range(epochs):
+            for k, ae in models.items():
+                t = time.perf_counter()
+                ae.partial_fit(x_train)
+                runs[k].append(time.perf_counter() - t)
+    finally:
+        busy.kill()
+    d, one = statistics.median(runs["default"]), statistics.median(runs["1"])
+    return {"default_s_per_epoch": d, "one_thread_s_per_epoch": one, "default_over_one": d / one}
+
+
+def fmt_row(r):
+    f, p = r["fastae_s_per_epoch"], r["peer_s_per_epoch"]
+    return (f"{r['model']:<9}{r['threads']:>3}  {f['median']:.3f} ({f['min']:.3f}-{f['max']:.3f})  "
+            f"{p['median']:.3f} ({p['min']:.3f}-{p['max']:.3f})  {r['ratio']:>5.2f}x  "
+            f"{r['fastae_samples_per_s']:>8.0f}  {r['fastae_gflops']:>6.1f}  {r['fastae_pct_of_1core_peak']:>5.1f}%  "
+            f"{r['fastae_train_bce']:.4f}/{r['fastae_test_bce']:.4f}  {r['peer_train_bce']:.4f}/{r['peer_test_bce']:.4f}")
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--epochs", type=int, default=5, help="timed epochs per framework (tutorial model)")
+    ap.add_argument("--deep-epochs", type=int, default=3, help="timed epochs per framework (deep model)")
+    ap.add_argument("--threads", type=int, nargs="+", default=[1, 2])
+    ap.add_argument("--models", nargs="+", default=list(MODELS), choices=list(MODELS))
+    ap.add_argument("--no-contention", action="store_true", help="skip the busy-core measurement")
+    ap.add_argument("--quick", action="store_true", help="2 epochs each, tutorial model only")
+    args = ap.parse_args()
+    if args.quick:
+        args.epochs, args.deep_epochs, args.models = 2, 1, ["tutorial"]
+
+    import torch
+
+    import fastae
+
+    x_train_raw, x_test_raw, source = load_data()
+    x_train = x_train_raw.astype(np.float32) / np.float32(255)
+    x_test = x_test_raw.astype(np.float32) / np.float32(255)
+    peak = sgemm_peak(torch)
+    cpus = fastae.available_cpus()
+    print(f"data: {source}; {x_train.shape[0]} train, {x_test.shape[0]} test")
+    print(f"machine: {platform.processor() or platform.machine()}, {cpus} CPUs available; "
+          f"{fastae._core.build_info()}; torch {torch.__version__}")
+    print(f"measured 1-core sgemm peak (torch.matmul 2048^2): {peak:.1f} GFLOP/s\n")
+
+    rows = []
+    print("model   thr  fastae s/epoch (min-max)  peer s/epoch (min-max)  ratio  samples/s  GFLOP/s  %peak  "
+          "fastae train/test BCE  peer train/test BCE")
+    for name in args.models:
+        for threads in args.threads:
+            if threads > cpus:
+                continue
+            epochs = args.epochs if name == "tutorial" else args.deep_epochs
+            row = train_section(torch, fastae, x_train, x_test, name, threads, epochs, peak)
+            rows.append(row)
+            print(fmt_row(row), flush=True)
+
+    enc = encode_section(torch, fastae, x_train, x_test)
+    print(f"\nencode {enc['n']} test images, 1 thread: fastae {enc['fastae_samples_per_s']:.0f} samples/s, "
+          f"peer {enc['peer_samples_per_s']:.0f} samples/s: {enc['speedup']:.2f}x "
+          f"(max |code difference| {enc['max_abs_diff_vs_peer']:.2e})")
+
+    rss = [r for r in (rss_section("float32"), rss_section("uint8")) if r]
+    for r in rss:
+        if "error" in r:
+            print(f"peak RSS, {r['dtype']} data: not measured ({r['error']})")
+        else:
+            print(f"peak RSS of a 1-epoch fit on {r['dtype']} data ({r['data_mb']:.0f} MB): {r['peak_rss_mb']:.0f} MB "
+                  f"({r['fit_overhead_mb']:.0f} MB above the process before fit)")
+
+    cont = None
+    if not args.no_contention and cpus >= 2:
+        cont = contention_section(fastae, x_train, max(2, args.epochs // 2))
+        print(f"other core busy: default n_threads {cont['default_s_per_epoch']:.3f} s/epoch, n_threads=1 "
+              f"{cont['one_thread_s_per_epoch']:.3f} s/epoch: {cont['default_over_one']:.2f}x")
+
+    print(json.dumps({"data": source, "cpus": cpus, "sgemm_peak_gflops": peak, "build": fastae._core.build_info(),
+                      "torch": torch.__version__, "train": rows, "encode": enc, "rss": rss, "contention": cont}))
+
+
+if __name__ == "__main__":
+    main()
