@@ -134,10 +134,28 @@ std::size_t files_in(const fs::path& folder) {
 
 }  // namespace
 
-TEST(crc32_matches_the_standard_check_value) {
+// CRC-32 one bit at a time, straight from its definition: the reference for the sliced version.
+std::uint32_t crc32_bitwise(const std::uint8_t* p, std::size_t n) {
+    std::uint32_t crc = 0xFFFFFFFFu;
+    for (std::size_t i = 0; i < n; ++i) {
+        crc ^= p[i];
+        for (int k = 0; k < 8; ++k) crc = (crc >> 1) ^ (0xEDB88320u & (0u - (crc & 1u)));
+    }
+    return ~crc;
+}
+
+TEST(crc32_matches_the_standard_check_value_and_the_bitwise_definition) {
     CHECK(detail::crc32("123456789", 9) == 0xCBF43926u);  // the CRC-32/ISO-HDLC check value
     CHECK(detail::crc32("", 0) == 0u);
     CHECK(detail::crc32("6789", 4, detail::crc32("12345", 5)) == 0xCBF43926u);
+    std::vector<std::uint8_t> data(300);
+    std::mt19937 gen(1);
+    for (auto& b : data) b = std::uint8_t(gen());
+    for (std::size_t start = 0; start < 9; ++start) {  // every alignment, every tail length
+        for (std::size_t n = 0; start + n <= data.size(); n += 1 + n / 8) {
+            CHECK(detail::crc32(data.data() + start, n) == crc32_bitwise(data.data() + start, n));
+        }
+    }
 }
 
 TEST(round_trip_is_exact_with_and_without_optimizer_state) {
