@@ -77,7 +77,7 @@ py::dict settings_to_dict(const fastae::OptimizerConfig& c) {
 }
 
 fastae::OptimizerConfig settings_from_dict(const py::dict& d) {
-    auto get = [&](const char* key) -> py::handle {
+    auto get = [&](const char* key) -> py::object {
         if (!d.contains(key)) throw std::invalid_argument(std::string("optimizer settings lack '") + key + "'");
         return d[key];
     };
