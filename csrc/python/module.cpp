@@ -3,13 +3,16 @@
 //
 // Arrays cross the boundary as C-contiguous float32 and are never converted here (noconvert):
 // the Python layer converts other dtypes and layouts once, so what reaches C++ is read in place.
-// std::invalid_argument becomes ValueError (pybind11's translation), std::bad_alloc MemoryError.
+// std::invalid_argument becomes ValueError (pybind11's translation), std::bad_alloc MemoryError,
+// fastae::ModelFileError fastae.ModelFileError (a ValueError), and std::filesystem::filesystem_error
+// OSError with its errno (so FileNotFoundError, PermissionError, ...).
 #include <pybind11/functional.h>
 #include <pybind11/numpy.h>
 #include <pybind11/pybind11.h>
 #include <pybind11/stl.h>
 
 #include <chrono>
+#include <filesystem>
 #include <optional>
 #include <stdexcept>
 #include <string>
@@ -60,6 +63,72 @@ const float* targets_of(const Model& m, const std::optional<FloatArray>& y, std:
     if (!y) return nullptr;
     if (rows_of(*y, m.n_outputs(), "y") != n) throw std::invalid_argument("X and y have different numbers of rows");
     return y->data();
+}
+
+py::dict settings_to_dict(const fastae::OptimizerConfig& c) {
+    py::dict d;
+    d["optimizer"] = fastae::name_of(c.kind);
+    d["learning_rate"] = c.learning_rate;
+    d["beta1"] = c.beta1;
+    d["beta2"] = c.beta2;
+    d["epsilon"] = c.epsilon;
+    d["momentum"] = c.momentum;
+    d["nesterov"] = c.nesterov;
+    return d;
+}
+
+fastae::OptimizerConfig settings_from_dict(const py::dict& d) {
+    auto get = [&](const char* key) -> py::object {
+        if (!d.contains(key)) throw std::invalid_argument(std::string("optimizer settings lack '") + key + "'");
+        return d[key];
+    };
+    fastae::OptimizerConfig c;
+    c.kind = fastae::parse_optimizer(get("optimizer").cast<std::string>());
+    c.learning_rate = get("learning_rate").cast<double>();
+    c.beta1 = get("beta1").cast<double>();
+    c.beta2 = get("beta2").cast<double>();
+    c.epsilon = get("epsilon").cast<double>();
+    c.momentum = get("momentum").cast<double>();
+    c.nesterov = get("nesterov").cast<bool>();
+    return c;
+}
+
+// The optimizer state as {"config": settings, "steps": int, "m": array, "v": array}, or None.
+py::object optimizer_state_to_python(const Model& m) {
+    if (!m.has_optimizer_state()) return py::none();
+    const fastae::OptimizerState& s = m.optimizer_state();
+    py::dict d;
+    d["config"] = settings_to_dict(s.config);
+    d["steps"] = s.steps;
+    d["m"] = FloatArray(static_cast<py::ssize_t>(s.m.size()), s.m.data());
+    d["v"] = FloatArray(static_cast<py::ssize_t>(s.v.size()), s.v.data());
+    return std::move(d);
+}
+
+void set_optimizer_state_from_python(Model& m, const py::dict& d) {
+    fastae::OptimizerState s;
+    s.config = settings_from_dict(d["config"].cast<py::dict>());
+    s.steps = d["steps"].cast<std::int64_t>();
+    for (const char* key : {"m", "v"}) {
+        const auto a = d[key].cast<FloatArray>();
+        if (a.ndim() != 1) throw std::invalid_argument(std::string("optimizer state ") + key + " must be 1-D");
+        (key[0] == 'm' ? s.m : s.v).assign(a.data(), a.data() + a.shape(0));
+    }
+    m.set_optimizer_state(s);
+}
+
+fastae::SaveOptions save_options(const std::optional<py::dict>& optimizer, bool include_optimizer_state,
+                                 const py::bytes& metadata) {
+    fastae::SaveOptions o;
+    if (optimizer) o.optimizer = settings_from_dict(*optimizer);
+    o.include_optimizer_state = include_optimizer_state;
+    o.metadata = static_cast<std::string>(metadata);
+    return o;
+}
+
+py::tuple model_file_to_python(fastae::ModelFile&& file) {
+    return py::make_tuple(py::cast(std::move(file.model)), settings_to_dict(file.optimizer),
+                          py::bytes(file.metadata));
 }
 
 py::dict report_to_dict(const fastae::EpochReport& r) {
@@ -181,6 +250,17 @@ PYBIND11_MODULE(_core, mod) {
     mod.attr("__version__") = fastae::version_string;
     py::register_exception<fastae::TrainingDiverged>(mod, "TrainingDivergedError", PyExc_FloatingPointError);
     mod.def("build_info", &fastae::build_info, "Version, SIMD instruction sets and Eigen version of this build.");
+    mod.attr("MODEL_FILE_VERSION") = fastae::model_file_version;
+    mod.attr("AUTOENCODER_SHUFFLE_SEED_OFFSET") = fastae::autoencoder_shuffle_seed_offset;
+    py::register_exception<fastae::ModelFileError>(mod, "ModelFileError", PyExc_ValueError);
+    py::register_exception_translator([](std::exception_ptr p) {
+        try {
+            if (p) std::rethrow_exception(p);
+        } catch (const std::filesystem::filesystem_error& e) {
+            // OSError(errno, message) becomes the errno's subclass (FileNotFoundError, ...).
+            PyErr_SetObject(PyExc_OSError, py::make_tuple(e.code().value(), e.what()).ptr());
+        }
+    });
     mod.def("hardware_threads", [] { return std::thread::hardware_concurrency(); },
             "Hardware threads reported by the C++ runtime.");
 
@@ -256,6 +336,52 @@ PYBIND11_MODULE(_core, mod) {
              py::arg("resume_optimizer") = false,
              py::arg("on_epoch") = py::none(),
              "Trains in place; returns (history, stop_reason). Raises KeyboardInterrupt on Ctrl-C after the "
-             "current step, with the model usable.")
+             "current step, with the model usable. resume_optimizer: continue from the model's optimizer "
+             "state (TrainOptions::resume_optimizer).")
+        .def_property_readonly("has_optimizer_state", &Model::has_optimizer_state)
+        .def("optimizer_state", &optimizer_state_to_python,
+             "A copy of the optimizer state left by the last fit: {config, steps, m, v}, or None.")
+        .def("set_optimizer_state", &set_optimizer_state_from_python, py::arg("state"))
         .def("copy", [](const Model& m) { return Model(m); }, "A deep copy.");
+
+    // Model files (fastae/model_file.h). Paths arrive as bytes (os.fsencode), so any file name works.
+    mod.def("model_to_bytes", [](const Model& m, const std::optional<py::dict>& optimizer,
+                                 bool include_optimizer_state, const py::bytes& metadata) {
+        const fastae::SaveOptions o = save_options(optimizer, include_optimizer_state, metadata);
+        std::vector<std::uint8_t> bytes;
+        {
+            py::gil_scoped_release release;
+            bytes = fastae::model_to_bytes(m, o);
+        }
+        return py::bytes(reinterpret_cast<const char*>(bytes.data()), bytes.size());
+    }, py::arg("model"), py::arg("optimizer"), py::arg("include_optimizer_state"), py::arg("metadata"),
+       "The model file as bytes; optimizer: settings dict or None (those of the optimizer state).");
+    mod.def("model_from_bytes", [](const py::bytes& data) {
+        char* p = nullptr;
+        py::ssize_t n = 0;
+        if (PyBytes_AsStringAndSize(data.ptr(), &p, &n) != 0) throw py::error_already_set();
+        std::optional<fastae::ModelFile> file;
+        {
+            py::gil_scoped_release release;
+            file.emplace(fastae::model_from_bytes(p, static_cast<std::size_t>(n)));
+        }
+        return model_file_to_python(std::move(*file));
+    }, py::arg("data"), "Parses a model file: (Model, optimizer settings dict, metadata bytes).");
+    mod.def("save_model", [](const Model& m, const py::bytes& path, const std::optional<py::dict>& optimizer,
+                             bool include_optimizer_state, const py::bytes& metadata) {
+        const fastae::SaveOptions o = save_options(optimizer, include_optimizer_state, metadata);
+        const std::string p = path;
+        py::gil_scoped_release release;
+        fastae::save_model(m, p, o);
+    }, py::arg("model"), py::arg("path"), py::arg("optimizer"), py::arg("include_optimizer_state"),
+       py::arg("metadata"), "Writes the model file atomically (temporary file, fsync, rename).");
+    mod.def("load_model", [](const py::bytes& path) {
+        const std::string p = path;
+        std::optional<fastae::ModelFile> file;
+        {
+            py::gil_scoped_release release;
+            file.emplace(fastae::load_model(p));
+        }
+        return model_file_to_python(std::move(*file));
+    }, py::arg("path"), "Reads a model file: (Model, optimizer settings dict, metadata bytes).");
 }

@@ -297,7 +297,8 @@ void Model::set_optimizer_state(const OptimizerState& state) {
     check_values(1, state.m.size(), state.m.data(), "optimizer state m", false);
     check_values(1, state.v.size(), state.v.data(), "optimizer state v", false);
     if (adam) {
-        for (float v : state.v) require(v >= 0.0f, "optimizer state: Adam's v must be >= 0");
+        require(std::all_of(state.v.begin(), state.v.end(), [](float v) { return v >= 0.0f; }),
+                "optimizer state: Adam's v must be >= 0");
     }
     impl_->optimizer = state;
 }

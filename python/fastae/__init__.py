@@ -3,20 +3,37 @@
     from fastae import Autoencoder
     ae = Autoencoder(hidden_layer_sizes=(64,), epochs=10, random_state=0).fit(X_train)
     codes = ae.transform(X_test)
+    ae.save("model.fae"); ae = fastae.load("model.fae")   # also in C++: fastae::load_model
 
 The engine is C++ (Eigen kernels, the whole training loop); this package is a thin,
 scikit-learn-style layer over it. Runtime dependency: numpy.
 """
 
 from . import _core
-from ._autoencoder import Autoencoder, NotFittedError
+from ._autoencoder import Autoencoder, ModelFileError, NotFittedError, load
 from ._core import TrainingDivergedError
 from ._validation import available_cpus
 from .datasets import load_digits
 
 __version__ = _core.__version__
 
-__all__ = ["Autoencoder", "NotFittedError", "TrainingDivergedError", "load_digits", "show_config", "__version__"]
+__all__ = ["Autoencoder", "ModelFileError", "NotFittedError", "TrainingDivergedError", "get_cmake_dir", "load",
+           "load_digits", "show_config", "__version__"]
+
+
+def get_cmake_dir():
+    """The folder holding fastaeConfig.cmake inside this installed package, for C++ hosts:
+    ``cmake -Dfastae_DIR="$(python -m fastae --cmake-dir)"`` then ``find_package(fastae CONFIG)``
+    and ``target_link_libraries(host PRIVATE fastae::fastae)``. The headers and the static library
+    it points at were built with the same compiler and flags as this module's engine. Raises
+    FileNotFoundError when the package was installed without them."""
+    import os
+
+    folder = os.path.join(os.path.dirname(os.path.abspath(__file__)), "lib", "cmake", "fastae")
+    if not os.path.isfile(os.path.join(folder, "fastaeConfig.cmake")):
+        raise FileNotFoundError(f"no fastaeConfig.cmake in {folder}: this fastae was installed without its C++ "
+                                "development files (they come with `pip install`)")
+    return folder
 
 
 def show_config(file=None):

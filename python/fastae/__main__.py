@@ -1,4 +1,5 @@
-"""Command line: ``python -m fastae demo [--data PATH] [options]`` and ``python -m fastae info``."""
+"""Command line: ``python -m fastae demo [--data PATH] [options]``, ``python -m fastae info`` and
+``python -m fastae --cmake-dir`` (the folder to pass to CMake as fastae_DIR)."""
 
 from __future__ import annotations
 
@@ -44,6 +45,8 @@ def _demo(args):
 def main(argv=None):
     parser = argparse.ArgumentParser(prog="python -m fastae", description="fastae: dense autoencoders on CPUs")
     parser.add_argument("--version", action="store_true", help="print the version and exit")
+    parser.add_argument("--cmake-dir", action="store_true",
+                        help="print the folder of fastaeConfig.cmake, for C++ hosts (cmake -Dfastae_DIR=...)")
     sub = parser.add_subparsers(dest="command")
     demo = sub.add_parser("demo", help="train the reference autoencoder and report per-epoch losses")
     demo.add_argument("--data", help=".npz with x_train and x_test (uint8 images are scaled by 1/255); "
@@ -62,6 +65,15 @@ def main(argv=None):
         from . import __version__
 
         print(__version__)
+        return 0
+    if args.cmake_dir:
+        from . import get_cmake_dir
+
+        try:
+            print(get_cmake_dir())
+        except FileNotFoundError as exc:
+            print(f"error: {exc}", file=sys.stderr)
+            return 1
         return 0
     try:
         if args.command == "demo":

@@ -7,7 +7,12 @@ state; the training loop, the kernels and the optimizers all run in C++.
 from __future__ import annotations
 
 import inspect
+import json
+import math
+import numbers
+import os
 import sys
+import warnings
 
 import numpy as np
 
@@ -27,8 +32,15 @@ from ._validation import (
     seed_from,
 )
 
-# Keeps the shuffle stream apart from the weight-initialisation stream of the same seed.
-_SHUFFLE_SEED_OFFSET = 0x5DEECE66D
+# Keeps the shuffle stream apart from the weight-initialisation stream of the same seed: fit trains
+# with shuffle seed (seed + offset) mod 2^64 after init_weights(seed). Defined once, in C++
+# (fastae/autoencoder.h), so that C++ programs can train the same network.
+_SHUFFLE_SEED_OFFSET = _core.AUTOENCODER_SHUFFLE_SEED_OFFSET
+
+ModelFileError = _core.ModelFileError
+
+# What ae.save stores in a model file's metadata (UTF-8 JSON, see docs/model-format.md).
+_METADATA_KIND = "fastae.Autoencoder"
 
 
 class NotFittedError(ValueError, AttributeError):
@@ -62,8 +74,9 @@ class Autoencoder:
     n_threads : None or int, default None
         Threads that split each batch. None means 1; -1 means every available CPU.
     warm_start : bool, default False
-        If True, ``fit`` starts from the current weights (for instance from ``set_weights``)
-        with a fresh optimizer state.
+        If True, ``fit`` starts from the current weights (for instance from ``set_weights`` or
+        ``fastae.load``) with a fresh optimizer state, or, with ``fit(X, resume_optimizer=True)``,
+        with the optimizer state the last fit left (Adam's moments and step count).
     verbose : int, default 0
         1 prints one line per epoch.
     beta_1, beta_2, epsilon : float
@@ -86,6 +99,10 @@ class Autoencoder:
         and "seconds"
     n_iter_ : int, epochs run by the last fit
     loss_ : float, training loss of the last epoch
+
+    Saving: ``ae.save(path)`` writes fastae's model file (weights, optimizer state,
+    hyperparameters); ``fastae.load(path)`` reads it back, also in C++ (``fastae::load_model``).
+    ``pickle``, ``copy.deepcopy`` and ``joblib`` round-trip exactly.
     """
 
     def __init__(self, hidden_layer_sizes=(64,), activation="relu", output_activation="sigmoid", loss="bce",
@@ -143,8 +160,9 @@ class Autoencoder:
 
     # ---- validation ------------------------------------------------------------------------
 
-    def _validated_params(self):
-        """Every hyperparameter checked; returns the normalised values fit needs."""
+    def _validated_params(self, draw_seed=True):
+        """Every hyperparameter checked; returns the normalised values fit needs (with
+        draw_seed=False, without "seed": drawing one from a RandomState changes it)."""
         p = {
             "hidden_layer_sizes": check_hidden_layer_sizes(self.hidden_layer_sizes),
             "activation": check_choice("activation", self.activation, ACTIVATIONS),
@@ -170,7 +188,8 @@ class Autoencoder:
         if p["optimizer"] == "sgd" and p["nesterov"] and p["momentum"] == 0.0:
             raise ValueError("nesterov=True needs momentum > 0; got momentum=0.0")
         p["n_threads"] = resolve_n_threads(self.n_threads)
-        p["seed"] = seed_from(self.random_state)
+        if draw_seed:
+            p["seed"] = seed_from(self.random_state)
         return p
 
     def _check_fitted(self):
@@ -192,13 +211,20 @@ class Autoencoder:
 
     # ---- training --------------------------------------------------------------------------
 
-    def fit(self, X, y=None, validation_data=None):
+    def fit(self, X, y=None, validation_data=None, *, resume_optimizer=False):
         """Trains on X (n_samples, n_features) to reconstruct X; y is ignored (scikit-learn's
         convention for unsupervised estimators). validation_data: X_val, or (X_val,) or
         (X_val, X_val) as Keras takes it; its loss is reported per epoch in history_["val_loss"].
 
         Starts from new Glorot-uniform weights drawn from random_state, or with warm_start=True
-        from the current weights; the optimizer state always starts fresh.
+        from the current weights with a fresh optimizer state.
+        resume_optimizer=True (with warm_start=True on a fitted or loaded estimator) continues
+        from the optimizer state the last fit left, Adam's moments and step count included, with
+        the current hyperparameters: training goes on as if it had not stopped, except that the
+        shuffles restart from random_state's stream. It raises ValueError when there is no state
+        to resume (after set_weights, or a file saved with include_optimizer_state=False) or the
+        state is of another optimizer. (partial_fit continues weights and state one epoch at a
+        time.)
 
         The whole epoch loop runs in C++ with the GIL released. Ctrl-C raises KeyboardInterrupt
         within about 20 ms, after the current step; the model keeps the weights of the last
@@ -206,16 +232,17 @@ class Autoencoder:
         or infinite, training stops with fastae.TrainingDivergedError (a FloatingPointError) and
         the model keeps the weights of the last finite step. Returns self.
         """
-        return self._train(X, validation_data, partial=False)
+        resume = check_bool("resume_optimizer", resume_optimizer)
+        return self._train(X, validation_data, partial=False, resume=resume)
 
     def partial_fit(self, X, y=None, validation_data=None):
         """One more epoch over X, continuing from the current weights AND optimizer state (Adam's
         moments and step count), so that successive calls train exactly as one longer fit
         would, up to the shuffles. On an unfitted estimator it starts as fit does. history_ and
         n_iter_ grow by one epoch. Returns self."""
-        return self._train(X, validation_data, partial=True)
+        return self._train(X, validation_data, partial=True, resume=True)
 
-    def _train(self, X, validation_data, partial):
+    def _train(self, X, validation_data, partial, resume):
         p = self._validated_params()
         unit = p["loss"] == "bce"
         scale = p["input_scale"]
@@ -238,15 +265,28 @@ class Autoencoder:
                 what = "partial_fit" if partial else "warm_start=True"
                 raise ValueError(f"{what} needs the fitted layer sizes {list(self._model.layer_sizes)}; the "
                                  f"current parameters and X give {list(model.layer_sizes)}")
-            model = self._model if partial else model
-            if not partial:
+            if partial:
+                model = self._model  # trained in place, its optimizer state continued (if any)
+            else:
                 model.set_params(self._model.get_params())
+            if resume and not partial:
+                state = self._model.optimizer_state()
+                if state is None:
+                    raise ValueError("resume_optimizer=True, but the model has no optimizer state to resume (its weights "
+                                     "came from set_weights, or from a file saved with include_optimizer_state=False)")
+                if state["config"]["optimizer"] != p["optimizer"]:
+                    raise ValueError(f"resume_optimizer=True, but the saved optimizer state is "
+                                     f"{state['config']['optimizer']!r}'s and optimizer={p['optimizer']!r}")
+                model.set_optimizer_state(state)
         else:
+            if resume and not partial:
+                raise ValueError("resume_optimizer=True needs warm_start=True and a fitted (or loaded) model: it "
+                                 "continues the training that model went through")
             model.init_weights(p["seed"])
-        resume = partial and fitted
+        resume = resume and fitted
         epochs = 1 if partial else p["epochs"]
 
-        history = self.history_ if resume else {"loss": [], "seconds": []}
+        history = self.history_ if partial and fitted else {"loss": [], "seconds": []}
         if X_val is not None:
             history.setdefault("val_loss", [])
         verbose = p["verbose"]
@@ -377,27 +417,150 @@ class Autoencoder:
             self.history_ = {"loss": [], "seconds": []}
         return self
 
+    # ---- model files ---------------------------------------------------------------------------
+
+    def save(self, path, *, include_optimizer_state=True):
+        """Writes the fitted estimator to ``path`` (str, bytes or os.PathLike) as a fastae model
+        file (docs/model-format.md): the network, its weights, the optimizer settings and, unless
+        include_optimizer_state=False, the optimizer state (about twice the weights' size) that
+        ``fit(X, resume_optimizer=True)`` continues from; the hyperparameters and history_ go
+        into the file's metadata as JSON. The file is written to a temporary file beside
+        ``path`` and renamed over it: if the save fails, the previous file is left intact.
+        C++ loads it with fastae::load_model. A random_state that is a RandomState or Generator
+        is saved as None (with a warning); pickle keeps it.
+        """
+        self._check_fitted()
+        include = check_bool("include_optimizer_state", include_optimizer_state)
+        p = self._validated_params(draw_seed=False)
+        settings = {"optimizer": p["optimizer"], "learning_rate": p["learning_rate"], "beta1": p["beta_1"],
+                    "beta2": p["beta_2"], "epsilon": p["epsilon"], "momentum": p["momentum"],
+                    "nesterov": p["nesterov"]}
+        _core.save_model(self._model, os.fsencode(path), settings, include, self._metadata())
+
+    @classmethod
+    def load(cls, path):
+        """Reads a model file written by ``save`` (or by C++'s fastae::save_model) and returns
+        the fitted estimator. Raises fastae.ModelFileError (a ValueError) when the file is not a
+        valid model file (truncated, corrupted, another version, hostile) and OSError when it
+        cannot be read. Loading never executes code from the file.
+
+        A file without the estimator's metadata (one saved from C++) gets its hyperparameters
+        from the network (hidden_layer_sizes, activations, loss, which must be a mirrored
+        autoencoder) and the file's optimizer settings; the others keep their defaults.
+        """
+        model, settings, metadata = _core.load_model(os.fsencode(path))
+        return cls._from_model(model, settings, metadata)
+
+    def _metadata(self):
+        """The hyperparameters and training record as UTF-8 JSON (no NaN: null instead)."""
+        params = {}
+        for name in self._get_param_names():
+            value = getattr(self, name)
+            if name == "hidden_layer_sizes":
+                value = list(check_hidden_layer_sizes(value))
+            elif isinstance(value, np.generic):
+                value = value.item()
+            if name == "random_state" and not (value is None or isinstance(value, numbers.Integral)):
+                warnings.warn(f"save stores random_state={value!r} as None (only None or an int fit in a model file; "
+                              f"pickle keeps it)", UserWarning, stacklevel=3)
+                value = None
+            params[name] = value
+        history = {key: [_finite_or_none(v) for v in values] for key, values in getattr(self, "history_", {}).items()}
+        attributes = {"history_": history}
+        if hasattr(self, "n_iter_"):
+            attributes["n_iter_"] = int(self.n_iter_)
+        if hasattr(self, "loss_"):
+            attributes["loss_"] = _finite_or_none(self.loss_)
+        doc = {"estimator": _METADATA_KIND, "params": params, "attributes": attributes}
+        return json.dumps(doc, allow_nan=False, sort_keys=True).encode("utf-8")
+
+    @classmethod
+    def _from_model(cls, model, settings, metadata):
+        """The estimator for a model read from a model file (see load)."""
+        sizes = list(model.layer_sizes)
+        doc = None
+        if metadata:
+            try:
+                doc = json.loads(metadata.decode("utf-8"))
+            except (UnicodeDecodeError, ValueError, RecursionError) as exc:
+                raise ModelFileError(f"model file: its metadata is not UTF-8 JSON ({exc})") from None
+            if not (isinstance(doc, dict) and doc.get("estimator") == _METADATA_KIND):
+                doc = None  # metadata of some other program: derive the hyperparameters
+        est = cls()
+        if doc is not None:
+            params, attributes = doc.get("params"), doc.get("attributes", {})
+            if not isinstance(params, dict) or not isinstance(attributes, dict):
+                raise ModelFileError("model file: its metadata's 'params' and 'attributes' must be JSON objects")
+            valid = set(cls._get_param_names())
+            unknown = sorted(set(params) - valid)
+            if unknown:
+                warnings.warn(f"model file: ignoring unknown hyperparameters {unknown} (saved by a newer fastae?)",
+                              UserWarning, stacklevel=3)
+            for name in valid & set(params):
+                value = params[name]
+                setattr(est, name, tuple(value) if name == "hidden_layer_sizes" and isinstance(value, list) else value)
+        else:
+            n_layers = len(sizes) - 1
+            hidden = tuple(sizes[1:n_layers // 2 + 1])
+            if n_layers % 2 or sizes != [sizes[0], *hidden, *reversed(hidden[:-1]), sizes[0]]:
+                raise ModelFileError(f"model file: its network (layer sizes {sizes}) is not a mirrored autoencoder, "
+                                     "so fastae.Autoencoder cannot hold it (load it in C++ with fastae::load_model)")
+            attributes = {}
+            est.set_params(hidden_layer_sizes=hidden, activation=model.activation,
+                           output_activation=model.output_activation, loss=model.loss,
+                           optimizer=settings["optimizer"], learning_rate=settings["learning_rate"],
+                           beta_1=settings["beta1"], beta_2=settings["beta2"], epsilon=settings["epsilon"],
+                           momentum=settings["momentum"], nesterov=settings["nesterov"])
+        # The hyperparameters must describe the network the file holds.
+        try:
+            hidden = check_hidden_layer_sizes(est.hidden_layer_sizes)
+        except ValueError as exc:
+            raise ModelFileError(f"model file: bad hidden_layer_sizes in its metadata: {exc}") from None
+        expected = [sizes[0], *hidden, *reversed(hidden[:-1]), sizes[0]]
+        described = (expected, est.activation, est.output_activation, est.loss)
+        held = (sizes, model.activation, model.output_activation, model.loss)
+        if described != held:
+            raise ModelFileError(f"model file: its metadata describes the network {described} but the file holds {held}")
+        try:
+            history = attributes.get("history_", {"loss": [], "seconds": []})
+            est.history_ = {str(key): [float("nan") if v is None else float(v) for v in values]
+                            for key, values in history.items()}
+            if "n_iter_" in attributes:
+                est.n_iter_ = int(attributes["n_iter_"])
+            if "loss_" in attributes:
+                est.loss_ = float("nan") if attributes["loss_"] is None else float(attributes["loss_"])
+        except (AttributeError, TypeError, ValueError) as exc:
+            raise ModelFileError(f"model file: bad training record in its metadata: {exc}") from None
+        est._model = model
+        est.n_features_in_ = sizes[0]
+        return est
+
     # ---- pickling (copy, deepcopy, pickle, joblib) -----------------------------------------
+
+    # The model travels as model-file bytes (weights and optimizer state, checked on the way
+    # back); everything else in __dict__, hyperparameters included, is pickled as usual.
 
     def __getstate__(self):
         state = self.__dict__.copy()
         model = state.pop("_model", None)
         if model is not None:
-            state["_model_state"] = {
-                "layer_sizes": list(model.layer_sizes),
-                "activation": model.activation,
-                "output_activation": model.output_activation,
-                "loss": model.loss,
-                "params": model.get_params(),
-            }
+            state["_model_file"] = _core.model_to_bytes(model, None, True, b"")
         return state
 
     def __setstate__(self, state):
         state = dict(state)
-        model_state = state.pop("_model_state", None)
+        data = state.pop("_model_file", None)
         self.__dict__.update(state)
-        if model_state is not None:
-            model = _core.Model(model_state["layer_sizes"], model_state["activation"],
-                                model_state["output_activation"], model_state["loss"])
-            model.set_params(np.ascontiguousarray(model_state["params"], dtype=np.float32))
-            self._model = model
+        if data is not None:
+            self._model = _core.model_from_bytes(bytes(data))[0]
+
+
+def load(path):
+    """Reads an estimator saved with ``Autoencoder.save`` (or a model saved from C++): the same as
+    ``Autoencoder.load(path)``."""
+    return Autoencoder.load(path)
+
+
+def _finite_or_none(value):
+    value = float(value)
+    return value if math.isfinite(value) else None

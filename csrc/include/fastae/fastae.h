@@ -1,7 +1,9 @@
 // fastae/fastae.h -- the umbrella header: include this to use fastae from C++.
 #pragma once
 
+#include "fastae/autoencoder.h"
 #include "fastae/config.h"
 #include "fastae/layout.h"
 #include "fastae/model.h"
+#include "fastae/model_file.h"
 #include "fastae/version.h"

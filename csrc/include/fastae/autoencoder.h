@@ -1,0 +1,30 @@
+// fastae/autoencoder.h -- the conventions of Python's fastae.Autoencoder (mirrored decoder, how a
+// random_state seeds the weights and the shuffles), so a C++ program can build and train the very
+// network Python would, bit for bit. Standard library only.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <vector>
+
+namespace fastae {
+
+// fastae.Autoencoder(hidden_layer_sizes=h) on n_features columns has the widths
+// {n_features, h[0], ..., h[k-1], h[k-2], ..., h[0], n_features}: the decoder mirrors the encoder.
+inline std::vector<int> autoencoder_layer_sizes(int n_features, const std::vector<int>& hidden_layer_sizes) {
+    std::vector<int> sizes{n_features};
+    sizes.insert(sizes.end(), hidden_layer_sizes.begin(), hidden_layer_sizes.end());
+    for (std::size_t i = hidden_layer_sizes.size(); i-- > 1;) sizes.push_back(hidden_layer_sizes[i - 1]);
+    sizes.push_back(n_features);
+    return sizes;
+}
+
+// With an integer random_state r, fastae.Autoencoder.fit calls Model::init_weights(r) and trains
+// with TrainOptions::seed = autoencoder_shuffle_seed(r), which keeps the shuffle stream apart from
+// the weight-initialisation stream of the same seed.
+inline constexpr std::uint64_t autoencoder_shuffle_seed_offset = 0x5DEECE66Dull;
+inline constexpr std::uint64_t autoencoder_shuffle_seed(std::uint64_t random_state) {
+    return random_state + autoencoder_shuffle_seed_offset;  // wraps modulo 2^64
+}
+
+}  // namespace fastae
