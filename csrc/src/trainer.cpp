@@ -6,8 +6,9 @@
 // and gradient buffer (the per-element gradient scale 1 / (b * n_out) is the whole batch's, so
 // shard gradients add up to the batch's); then the parameter buffer, cut into n_threads fixed
 // slices, has each slice's gradients summed in shard order and the optimizer applied. Shards
-// and slices are claimed by whichever thread is free (worker_pool.h), so a busy core only slows
-// a step down to one thread's speed; and since which thread ran a shard never changes what it
+// and slices are claimed by whichever thread is free (worker_pool.h), and each step runs either
+// on the whole team or on this thread alone, whichever is measured faster (thread_mode.h: a
+// busy core makes the team slower). Since which thread ran a shard never changes what it
 // computes, a seed gives bit-identical results for a given n_threads however the threads were
 // scheduled. Different n_threads sum in a different order and differ in the last bits.
 #include "trainer.h"
@@ -22,6 +23,7 @@
 #include "float_env.h"
 #include "optimizer.h"
 #include "rng.h"
+#include "thread_mode.h"
 #include "worker_pool.h"
 
 namespace fastae::detail {
@@ -88,6 +90,7 @@ StopReason train(const Network& net, float* params, const Dataset& data, const D
     std::vector<std::size_t> order(n);
     std::iota(order.begin(), order.end(), std::size_t(0));
     Rng rng(options.seed);
+    ThreadModeChooser chooser;
 
     // One step on the batch at (x_batch, y_batch): shards, then gradient sums and update.
     const float* x_batch = nullptr;
@@ -164,6 +167,9 @@ StopReason train(const Network& net, float* params, const Dataset& data, const D
                 x_batch = data.x + start * std::size_t(d_in);  // consecutive samples are contiguous
                 y_batch = data.y + start * std::size_t(d_out);
             }
+            const bool solo = n_shards > 1 && chooser.next_solo();
+            pool.set_solo(solo);
+            const auto t_step = Clock::now();
             pool.run(step, n_shards);
             double batch_loss = 0.0;
             for (double v : shard_loss) batch_loss += v;
@@ -177,6 +183,9 @@ StopReason train(const Network& net, float* params, const Dataset& data, const D
                 std::copy(previous.begin(), previous.end(), params);
                 throw diverged(epoch, step_in_epoch, batch_loss / (double(b) * double(d_out)), "weights");
             }
+            if (n_shards > 1 && std::size_t(b) == batch) {  // full batches only: comparable times
+                chooser.record(solo, std::chrono::duration<double>(Clock::now() - t_step).count());
+            }
             loss_sum += batch_loss;
             if (options.should_stop && options.should_stop()) return StopReason::interrupted;
         }
@@ -184,6 +193,7 @@ StopReason train(const Network& net, float* params, const Dataset& data, const D
         report.epoch = epoch;
         report.loss = loss_sum / (double(n) * double(d_out));
         if (val.n > 0) {
+            pool.set_solo(chooser.next_solo());
             pool.run(validation_chunk, int(chunk_sums.size()));
             double total = 0.0;
             for (double v : chunk_sums) total += v;

@@ -61,9 +61,10 @@ void WorkerPool::dispatch(void (*fn)(void*, int, int), void* task, int n_items) 
     task_ = task;
     error_ = nullptr;
     done_.store(0, std::memory_order_relaxed);
-    const std::uint32_t generation = generation_.load(std::memory_order_relaxed) + 1;
+    // Every run gets a new id; team runs publish it to wake the workers, solo runs do not.
+    const std::uint32_t generation = ++run_id_;
     claim_.store((std::uint64_t(generation) << 32) | (std::uint64_t(n_items) << 16), std::memory_order_release);
-    if (n_ > 1) {
+    if (n_ > 1 && !solo_) {
         generation_.store(generation, std::memory_order_seq_cst);
         if (sleepers_.load(std::memory_order_seq_cst) > 0) {
             { std::lock_guard<std::mutex> lock(mutex_); }

@@ -33,6 +33,11 @@ public:
         dispatch(&invoke<Task>, &task, n_items);
     }
 
+    // Solo: runs go on the calling thread alone, the workers left asleep. Results are the same
+    // either way (items own their buffers); only the speed differs.
+    void set_solo(bool solo) { solo_ = solo; }
+    bool solo() const { return solo_; }
+
 private:
     template <typename Task>
     static void invoke(void* task, int item, int member) { (*static_cast<Task*>(task))(item, member); }
@@ -43,6 +48,8 @@ private:
     void worker_main(int member);
 
     int n_;
+    bool solo_ = false;
+    std::uint32_t run_id_ = 0;  // the caller's count of runs
     std::vector<std::thread> threads_;
     // (generation << 32) | (n_items << 16) | next item: claiming is one compare-and-swap, and a
     // worker that wakes late for an old run can never take an item of a newer one.

@@ -12,7 +12,7 @@ scikit-learn-style layer over it. Runtime dependency: numpy.
 from . import _core
 from ._autoencoder import Autoencoder, ModelFileError, NotFittedError, load
 from ._core import TrainingDivergedError
-from ._validation import available_cpus
+from ._validation import available_cpus, resolve_n_threads
 from .datasets import load_digits
 
 __version__ = _core.__version__
@@ -44,6 +44,7 @@ def show_config(file=None):
     text = (f"{_core.build_info()}\n"
             f"extension: {_core.__file__}\n"
             f"CPUs available to this process: {available_cpus()} (hardware threads: {_core.hardware_threads()})\n"
-            f"default n_threads: 1")
+            f"default n_threads: {resolve_n_threads(None)} (each step on all of them, or on one when that is "
+            f"measured faster)")
     print(text, file=file if file is not None else sys.stdout)
     return text

@@ -70,9 +70,14 @@ class Autoencoder:
     shuffle : bool, default True
         Reshuffle the samples every epoch (seeded by ``random_state``).
     random_state : None, int, numpy RandomState or Generator, default None
-        The same int gives bit-identical weights after training (for the same n_threads).
+        The same int gives bit-identical weights after training for the same n_threads
+        (however the threads happen to be scheduled).
     n_threads : None or int, default None
-        Threads that split each batch. None means 1; -1 means every available CPU.
+        Shards each batch is split into, and the most threads used. None or -1: every CPU
+        available to this process. Each step runs on all of them or on one, whichever is
+        measured faster (a core kept busy by another process makes one thread faster). Results
+        depend on n_threads only through the order of floating-point sums: set it explicitly
+        to reproduce a run bit for bit on machines with other CPU counts.
     warm_start : bool, default False
         If True, ``fit`` starts from the current weights (for instance from ``set_weights`` or
         ``fastae.load``) with a fresh optimizer state, or, with ``fit(X, resume_optimizer=True)``,

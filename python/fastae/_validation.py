@@ -82,11 +82,12 @@ def available_cpus():
 
 
 def resolve_n_threads(n_threads):
-    """None -> 1 (see docs/ARCHITECTURE.md, threads); -1 -> every available CPU; more than the
-    available CPUs is clamped with a warning."""
+    """None or -1 -> every CPU available to this process (a step falls back to one thread when
+    that is measured faster, e.g. while another process keeps a core busy: docs/ARCHITECTURE.md,
+    "Threads and determinism"); more than the available CPUs is clamped with a warning."""
     cpus = available_cpus()
     if n_threads is None:
-        return 1
+        return cpus
     if isinstance(n_threads, numbers.Integral) and not isinstance(n_threads, (bool, np.bool_)) and n_threads == -1:
         return cpus
     n = check_int("n_threads", n_threads, 1)
