@@ -32,7 +32,9 @@ void require(bool ok, const std::string& message) {
 }
 
 // Every value finite and, when `unit_range`, inside [0, 1]; names the first offender.
-void check_values(std::size_t n, std::size_t d, const float* x, const char* name, bool unit_range) {
+// first_row: the index of x's first row in the caller's array, for the message.
+void check_values(std::size_t n, std::size_t d, const float* x, const char* name, bool unit_range,
+                  std::size_t first_row = 0) {
     for (std::size_t i = 0; i < n; ++i) {
         const float* row = x + i * d;
         bool ok = true;
@@ -44,13 +46,14 @@ void check_values(std::size_t n, std::size_t d, const float* x, const char* name
         for (std::size_t j = 0; j < d; ++j) {
             if (!std::isfinite(row[j])) {
                 throw std::invalid_argument(std::string(name) + " contains a non-finite value (" +
-                                            std::to_string(row[j]) + ") at row " + std::to_string(i) +
+                                            std::to_string(row[j]) + ") at row " + std::to_string(first_row + i) +
                                             ", column " + std::to_string(j));
             }
             if (unit_range && !(row[j] >= -kUnitRangeSlack && row[j] <= 1.0f + kUnitRangeSlack)) {
                 throw std::invalid_argument(std::string(name) + " must lie in [0, 1] for loss 'bce'; found " +
-                                            std::to_string(row[j]) + " at row " + std::to_string(i) +
-                                            ", column " + std::to_string(j));
+                                            std::to_string(row[j]) + " at row " + std::to_string(first_row + i) +
+                                            ", column " + std::to_string(j) +
+                                            ". Scale it (e.g. X / 255 for 8-bit images) or use loss 'mse'");
             }
         }
     }
@@ -136,8 +139,12 @@ void Model::forward(int first, int last, std::size_t n, const float* in, float* 
     detail::Workspace ws(net, std::min(std::max<std::size_t>(n, 1), kInferenceChunk));
     for (std::size_t s = 0; s < n; s += kInferenceChunk) {
         const auto b = Eigen::Index(std::min(kInferenceChunk, n - s));
-        detail::forward_batch(net, params(), ConstMatrixMap(in + s * std::size_t(w_in), w_in, b),
-                              first, last, ws, /*activate_output=*/true);
+        const float* chunk = in + s * std::size_t(w_in);
+        if (!ConstMatrixMap(chunk, w_in, b).allFinite()) {
+            check_values(std::size_t(b), std::size_t(w_in), chunk, "X", false, s);  // throws, naming the value
+        }
+        detail::forward_batch(net, params(), ConstMatrixMap(chunk, w_in, b), first, last, ws,
+                              /*activate_output=*/true);
         MutMatrixMap(out + s * std::size_t(w_out), w_out, b) = ws.act(last, b);
     }
 }
@@ -164,6 +171,8 @@ void Model::sample_losses(std::size_t n, const float* x, const float* y, float* 
     detail::Workspace ws(net, std::min(std::max<std::size_t>(n, 1), kInferenceChunk));
     for (std::size_t s = 0; s < n; s += kInferenceChunk) {
         const auto b = Eigen::Index(std::min(kInferenceChunk, n - s));
+        check_values(std::size_t(b), std::size_t(d_in), x + s * std::size_t(d_in), "X", false, s);
+        if (y != x) check_values(std::size_t(b), std::size_t(d_out), y + s * std::size_t(d_out), "y", false, s);
         detail::loss_batch(net, params(), ConstMatrixMap(x + s * std::size_t(d_in), d_in, b),
                            ConstMatrixMap(y + s * std::size_t(d_out), d_out, b), ws, out + s);
     }

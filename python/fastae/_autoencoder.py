@@ -204,7 +204,8 @@ class Autoencoder:
 
     def _check_X(self, X, name="X", unit_range=False):
         self._check_fitted()
-        return check_array(X, name, self._model.n_inputs, unit_range=unit_range, scale=self._fitted_scale())
+        return check_array(X, name, self._model.n_inputs, unit_range=unit_range, scale=self._fitted_scale(),
+                           finite=False)  # the core checks NaN/inf as it reads
 
     def _fitted_scale(self):
         """input_scale as it was at fit (inference must scale as training did)."""
@@ -259,9 +260,9 @@ class Autoencoder:
             X = check_bytes(X, "X")
             X_val = None if validation_data is None else check_bytes(validation_data, "validation_data", X.shape[1])
         else:
-            X = check_array(X, "X", unit_range=unit, scale=scale)
+            X = check_array(X, "X", unit_range=unit, scale=scale, finite=False)
             X_val = None if validation_data is None else check_array(
-                validation_data, "validation_data", X.shape[1], unit_range=unit, scale=scale)
+                validation_data, "validation_data", X.shape[1], unit_range=unit, scale=scale, finite=False)
 
         fitted = getattr(self, "_model", None) is not None
         model = self._new_model(X.shape[1], p)
@@ -310,20 +311,38 @@ class Autoencoder:
             return True
 
         # The new model becomes the estimator's before training, so that an interrupted fit
-        # leaves a usable model holding the last completed step.
+        # leaves a usable model holding the last completed step. If the core rejects the data
+        # before the first step (it checks NaN/inf and ranges), everything is put back.
+        previous = {k: self.__dict__[k] for k in ("_model", "_input_scale", "n_features_in_", "history_",
+                                                  "n_iter_", "loss_") if k in self.__dict__}
+        previous_history = {k: list(v) for k, v in history.items()} if history is getattr(self, "history_", None) \
+            else None
         self._model = model
         self._input_scale = scale
         self.n_features_in_ = X.shape[1]
         self.history_ = history
         # Each call shuffles differently: the shuffle stream depends on the epochs already run.
         shuffle_seed = (p["seed"] + _SHUFFLE_SEED_OFFSET + first_epoch * 0x9E3779B97F4A7C15) & 0xFFFFFFFFFFFFFFFF
+        rejected = False
         try:
-            model.fit(X, None, X_val, None, scale=1.0 if scale is None else scale, optimizer=p["optimizer"], learning_rate=p["learning_rate"],
-                      beta1=p["beta_1"], beta2=p["beta_2"], epsilon=p["epsilon"], momentum=p["momentum"],
-                      nesterov=p["nesterov"], epochs=epochs, batch_size=p["batch_size"], shuffle=p["shuffle"],
-                      seed=shuffle_seed, n_threads=p["n_threads"], resume_optimizer=resume, on_epoch=on_epoch)
+            model.fit(X, None, X_val, None, scale=1.0 if scale is None else scale, optimizer=p["optimizer"],
+                      learning_rate=p["learning_rate"], beta1=p["beta_1"], beta2=p["beta_2"], epsilon=p["epsilon"],
+                      momentum=p["momentum"], nesterov=p["nesterov"], epochs=epochs, batch_size=p["batch_size"],
+                      shuffle=p["shuffle"], seed=shuffle_seed, n_threads=p["n_threads"], resume_optimizer=resume,
+                      on_epoch=on_epoch)
+        except ValueError:
+            rejected = len(history["loss"]) == first_epoch  # before any step: put everything back
+            if rejected:
+                for k in ("_model", "_input_scale", "n_features_in_", "history_", "n_iter_", "loss_"):
+                    self.__dict__.pop(k, None)
+                self.__dict__.update(previous)
+                if previous_history is not None:
+                    history.clear()
+                    history.update(previous_history)
+            raise
         finally:
-            self.n_iter_ = len(history["loss"])
+            if not rejected:
+                self.n_iter_ = len(history["loss"])
             self.loss_ = history["loss"][-1] if history["loss"] else float("nan")
         return self
 
@@ -343,7 +362,7 @@ class Autoencoder:
     def inverse_transform(self, Z):
         """Decodes codes Z (n_samples, code size) into (n_samples, n_features)."""
         self._check_fitted()
-        return self._model.decode(check_array(Z, "Z", self._model.code_size))
+        return self._model.decode(check_array(Z, "Z", self._model.code_size, finite=False))
 
     decode = inverse_transform
 

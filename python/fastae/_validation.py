@@ -129,11 +129,13 @@ def check_bytes(X, name, n_features=None):
     return np.ascontiguousarray(X)
 
 
-def check_array(X, name="X", n_features=None, unit_range=False, scale=None):
+def check_array(X, name="X", n_features=None, unit_range=False, scale=None, finite=True):
     """X as a 2-D C-contiguous float32 array, with no copy when it already is one.
 
     Other numeric dtypes and layouts (float64, integers, Fortran order, strided views) are
-    converted once; with `scale`, the result is X * scale (a new array). Raises ValueError for non-numeric data, a shape other than 2-D, no rows or
+    converted once; with `scale`, the result is X * scale (a new array). finite=False leaves the
+    NaN/inf scan to the C++ core, which checks every array it is given (without the temporary
+    arrays a NumPy scan needs). Raises ValueError for non-numeric data, a shape other than 2-D, no rows or
     no columns, NaN or inf, a width other than n_features, or (unit_range) values outside [0, 1].
     """
     if isinstance(X, np.ndarray):
@@ -154,7 +156,7 @@ def check_array(X, name="X", n_features=None, unit_range=False, scale=None):
     original = arr
     with np.errstate(over="ignore"):  # float64 beyond float32's range becomes inf, caught below
         arr = np.ascontiguousarray(arr, dtype=np.float32)
-    if original.dtype.kind == "f":
+    if finite and original.dtype.kind == "f":
         for start in range(0, arr.shape[0], _FINITE_CHECK_ROWS):
             block = arr[start:start + _FINITE_CHECK_ROWS]
             if not np.isfinite(block).all():
@@ -165,6 +167,8 @@ def check_array(X, name="X", n_features=None, unit_range=False, scale=None):
         arr = arr * np.float32(scale)
     if unit_range:
         lo, hi = float(arr.min()), float(arr.max())
+        if not (np.isfinite(lo) and np.isfinite(hi)):  # NaN propagates into min/max; inf is an extreme
+            raise ValueError(f"{name} contains non-finite values (NaN or inf, or beyond float32's range)")
         if lo < -UNIT_RANGE_SLACK or hi > 1.0 + UNIT_RANGE_SLACK:
             raise ValueError(f"{name} must lie in [0, 1] for loss='bce' (it is the target of a sigmoid); "
                              f"got values in [{lo}, {hi}]. Scale it (e.g. X / 255 for 8-bit images) or use loss='mse'")

@@ -45,7 +45,8 @@ public:
     std::size_t param_offset(int layer) const;
 
     // Runs layers [first, last) on n samples: in is (n, layer_sizes[first]), out is
-    // (n, layer_sizes[last]). Thread-safe: any number of concurrent calls on one model.
+    // (n, layer_sizes[last]). Thread-safe: any number of concurrent calls on one model. A NaN or
+    // infinite input throws std::invalid_argument naming it (out's content is then unspecified).
     void forward(int first, int last, std::size_t n, const float* in, float* out) const;
     void encode(std::size_t n, const float* x, float* codes) const;       // (n, code_size())
     void decode(std::size_t n, const float* codes, float* out) const;     // (n, n_outputs())
