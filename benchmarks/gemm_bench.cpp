@@ -1,0 +1,254 @@
+// gemm_bench.cpp -- fastae's gemm (csrc/src/gemm.h) against Eigen's product on the dense layers'
+// shapes (784-64-784 and 784-256-64-256-784 at batch 256, and the 128-sample shards of a 2-thread
+// step), one thread. Runs the two side by side, alternating, and prints medians of GFLOP/s.
+// Usage: gemm_bench [samples (default 21)] [milliseconds per sample (default 10)]
+#include <algorithm>
+#include <chrono>
+#include <cstdio>
+#include <cstdlib>
+#include <fstream>
+#include <functional>
+#include <random>
+#include <string>
+#include <vector>
+
+#include <Eigen/Core>
+
+#include "gemm.h"
+
+#if defined(__AVX2__) && defined(__FMA__)
+#include <immintrin.h>
+#endif
+
+namespace {
+
+using Clock = std::chrono::steady_clock;
+using fastae::detail::gemm;
+using fastae::detail::GemmWorkspace;
+using Matrix = Eigen::MatrixXf;
+
+double seconds_since(Clock::time_point t0) {
+    return std::chrono::duration<double>(Clock::now() - t0).count();
+}
+
+double median(std::vector<double> v) {
+    std::sort(v.begin(), v.end());
+    const std::size_t h = v.size() / 2;
+    return v.size() % 2 ? v[h] : 0.5 * (v[h - 1] + v[h]);
+}
+
+// Mean of the "cpu MHz" lines of /proc/cpuinfo (what the kernel reports; may be the nominal
+// clock in a virtual machine), 0 if unknown.
+double cpuinfo_mhz() {
+    std::ifstream in("/proc/cpuinfo");
+    std::string line;
+    double sum = 0;
+    int count = 0;
+    while (std::getline(in, line)) {
+        if (line.rfind("cpu MHz", 0) == 0) {
+            const auto colon = line.find(':');
+            if (colon != std::string::npos) {
+                sum += std::atof(line.c_str() + colon + 1);
+                ++count;
+            }
+        }
+    }
+    return count ? sum / count : 0.0;
+}
+
+// GFLOP/s of independent register-only 8-lane FMAs: the machine's single-core float peak for
+// AVX2 code (2 flops per lane per FMA), measured, not assumed: the best of many short runs, so
+// that a run the scheduler interrupted does not count. 0 where the build has no AVX2+FMA.
+double measured_fma_peak() {
+#if defined(__AVX2__) && defined(__FMA__)
+    const long iters = 200'000;  // ~0.5 ms
+    std::vector<double> runs;
+    for (int r = 0; r < 400; ++r) {
+        __m256 acc[12];
+        for (int i = 0; i < 12; ++i) acc[i] = _mm256_set1_ps(float(i) * 1e-3f);
+        const __m256 x = _mm256_set1_ps(0.999999f), y = _mm256_set1_ps(1e-7f);
+        const auto t0 = Clock::now();
+        for (long it = 0; it < iters; ++it) {
+            for (int i = 0; i < 12; ++i) acc[i] = _mm256_fmadd_ps(acc[i], x, y);
+            __asm__ volatile("" : "+x"(acc[0]), "+x"(acc[1]), "+x"(acc[2]), "+x"(acc[3]),
+                             "+x"(acc[4]), "+x"(acc[5]), "+x"(acc[6]), "+x"(acc[7]),
+                             "+x"(acc[8]), "+x"(acc[9]), "+x"(acc[10]), "+x"(acc[11]));
+        }
+        const double s = seconds_since(t0);
+        __m256 sum = acc[0];
+        for (int i = 1; i < 12; ++i) sum = _mm256_add_ps(sum, acc[i]);
+        float out[8];
+        _mm256_storeu_ps(out, sum);
+        if (out[0] == 12345.0f) std::printf("!");  // keeps the loop's result alive
+        runs.push_back(2.0 * 8 * 12 * double(iters) / s * 1e-9);
+    }
+    return *std::max_element(runs.begin(), runs.end());
+#else
+    return 0.0;
+#endif
+}
+
+struct Product {
+    std::string name;
+    bool trans_a, trans_b;
+    int m, n, k;
+};
+
+// Operands of one product, column-major with minimal leading dimensions (as in network.cpp).
+struct Operands {
+    Product p;
+    Matrix a, b, c;  // a stored (m, k) or (k, m) if trans_a; b (k, n) or (n, k) if trans_b
+    explicit Operands(const Product& product) : p(product) {
+        a = Matrix::Random(p.trans_a ? p.k : p.m, p.trans_a ? p.m : p.k);
+        b = Matrix::Random(p.trans_b ? p.n : p.k, p.trans_b ? p.k : p.n);
+        c = Matrix::Zero(p.m, p.n);
+    }
+    void run_fastae(GemmWorkspace& ws) {
+        gemm(p.trans_a, p.trans_b, p.m, p.n, p.k, 1.0f, a.data(), int(a.rows()), b.data(),
+             int(b.rows()), 0.0f, c.data(), p.m, ws);
+    }
+    void run_eigen() {
+        if (!p.trans_a && !p.trans_b) c.noalias() = a * b;
+        if (!p.trans_a && p.trans_b) c.noalias() = a * b.transpose();
+        if (p.trans_a && !p.trans_b) c.noalias() = a.transpose() * b;
+        if (p.trans_a && p.trans_b) c.noalias() = a.transpose() * b.transpose();
+    }
+    double flops() const { return 2.0 * p.m * p.n * p.k; }
+};
+
+// A sequence of products timed as one unit (a training step's five or eleven GEMMs, each on
+// its own buffers), so that each product meets the cache state the others leave behind.
+struct Sequence {
+    std::string name;
+    std::vector<Operands> ops;
+    double flops() const {
+        double f = 0;
+        for (const auto& o : ops) f += o.flops();
+        return f;
+    }
+    void run_fastae(GemmWorkspace& ws) {
+        for (auto& o : ops) o.run_fastae(ws);
+    }
+    void run_eigen() {
+        for (auto& o : ops) o.run_eigen();
+    }
+};
+
+struct Result {
+    double fastae_median, eigen_median, fastae_best, eigen_best;
+};
+
+// Times fastae and Eigen alternately (which goes first alternates too), `samples` pairs of
+// samples of `reps` calls each, and returns the median GFLOP/s of each.
+Result compare(Sequence& s, GemmWorkspace& ws, int samples, double ms_per_sample) {
+    // Warm up both and size the repetition count to ~ms_per_sample for the slower one.
+    s.run_fastae(ws);
+    s.run_eigen();
+    auto t0 = Clock::now();
+    s.run_eigen();
+    const double once = std::max(seconds_since(t0), 1e-7);
+    const int reps = std::max(1, int(ms_per_sample * 1e-3 / once));
+    std::vector<double> mine, theirs;
+    for (int i = 0; i < samples; ++i) {
+        for (int turn = 0; turn < 2; ++turn) {
+            const bool fastae_now = (turn == 0) == (i % 2 == 0);
+            t0 = Clock::now();
+            for (int r = 0; r < reps; ++r) {
+                if (fastae_now) {
+                    s.run_fastae(ws);
+                } else {
+                    s.run_eigen();
+                }
+            }
+            const double gflops = s.flops() * reps / seconds_since(t0) * 1e-9;
+            (fastae_now ? mine : theirs).push_back(gflops);
+        }
+    }
+    return {median(mine), median(theirs), *std::max_element(mine.begin(), mine.end()),
+            *std::max_element(theirs.begin(), theirs.end())};
+}
+
+Sequence single(const Product& p) { return Sequence{p.name, {Operands(p)}}; }
+
+Sequence step(const std::string& name, const std::vector<Product>& products) {
+    Sequence s{name, {}};
+    for (const auto& p : products) s.ops.emplace_back(p);
+    return s;
+}
+
+// The products of one training step of a dense network with these widths at batch b:
+// forward Z = W A (NN), backward dW = dZ A^T (NT) and dA = W^T dZ (TN, not for the input).
+std::vector<Product> step_products(const std::vector<int>& widths, int b, const std::string& tag) {
+    std::vector<Product> ps;
+    const int layers = int(widths.size()) - 1;
+    for (int l = 0; l < layers; ++l) {
+        ps.push_back({tag + "fwd  Z" + std::to_string(l + 1) + " = W A   ", false, false,
+                      widths[l + 1], b, widths[l]});
+    }
+    for (int l = layers - 1; l >= 0; --l) {
+        ps.push_back({tag + "bwd dW" + std::to_string(l + 1) + " = dZ A^T", false, true,
+                      widths[l + 1], widths[l], b});
+        if (l > 0) {
+            ps.push_back({tag + "bwd dA" + std::to_string(l) + " = W^T dZ", true, false, widths[l],
+                          b, widths[l + 1]});
+        }
+    }
+    return ps;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+    const int samples = argc > 1 ? std::max(1, std::atoi(argv[1])) : 21;
+    const double ms = argc > 2 ? std::max(0.5, std::atof(argv[2])) : 10.0;
+    Eigen::setNbThreads(1);
+    std::srand(1);
+
+    const double mhz = cpuinfo_mhz();
+    const double peak = measured_fma_peak();
+    std::printf("gemm kernel: %s; Eigen %d.%d.%d; 1 thread\n", fastae::detail::gemm_kernel_name(),
+                EIGEN_WORLD_VERSION, EIGEN_MAJOR_VERSION, EIGEN_MINOR_VERSION);
+    std::printf("cpu MHz (/proc/cpuinfo): %.0f; measured register-only FMA peak: %.1f GFLOP/s "
+                "(= %.2f GHz x 32 flop/cycle)\n",
+                mhz, peak, peak / 32.0);
+    std::printf("%d alternating samples of ~%.0f ms each; medians\n\n", samples, ms);
+
+    const auto tutorial = step_products({784, 64, 784}, 256, "");
+    const auto deep = step_products({784, 256, 64, 256, 784}, 256, "");
+    const auto shard = step_products({784, 64, 784}, 128, "");
+
+    std::vector<std::pair<std::string, std::vector<Sequence>>> groups;
+    auto add_group = [&](const std::string& title, const std::vector<Product>& ps) {
+        std::vector<Sequence> seqs;
+        for (const auto& p : ps) seqs.push_back(single(p));
+        seqs.push_back(step("whole step: the " + std::to_string(ps.size()) + " in sequence", ps));
+        groups.emplace_back(title, std::move(seqs));
+    };
+    add_group("784-64-784, batch 256: tutorial", tutorial);
+    add_group("784-256-64-256-784, batch 256: deep", deep);
+    add_group("784-64-784, shard of 128 (2 threads)", shard);
+
+    GemmWorkspace ws(1024, 1024, 1024);
+    std::printf("%-38s %-2s %4s %4s %4s | %7s %7s %6s %6s | %7s %7s\n", "product", "op", "m", "n",
+                "k", "fastae", "Eigen", "ratio", "%peak", "fastae", "Eigen");
+    std::printf("%-38s %-2s %4s %4s %4s | %30s | %15s\n", "", "", "", "", "",
+                "medians, GFLOP/s               ", "best, GFLOP/s  ");
+    for (auto& [title, seqs] : groups) {
+        std::printf("-- %s\n", title.c_str());
+        for (auto& s : seqs) {
+            const Result r = compare(s, ws, samples, ms);
+            const bool one = s.ops.size() == 1;
+            const Product& p = s.ops.front().p;
+            std::string op = one ? std::string(p.trans_a ? "T" : "N") + (p.trans_b ? "T" : "N") : "";
+            std::printf("%-38s %-2s %4s %4s %4s | %7.1f %7.1f %5.2fx %5.0f%% | %7.1f %7.1f\n",
+                        s.name.c_str(), op.c_str(), one ? std::to_string(p.m).c_str() : "",
+                        one ? std::to_string(p.n).c_str() : "", one ? std::to_string(p.k).c_str() : "",
+                        r.fastae_median, r.eigen_median, r.fastae_median / r.eigen_median,
+                        peak > 0 ? 100.0 * r.fastae_median / peak : 0.0, r.fastae_best, r.eigen_best);
+            std::fflush(stdout);
+        }
+    }
+    std::printf("\nratio = fastae median / Eigen median; %%peak = fastae median / measured FMA peak; "
+                "best = fastest sample.\n");
+    return 0;
+}
