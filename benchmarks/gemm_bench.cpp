@@ -1,13 +1,13 @@
 // gemm_bench.cpp -- fastae's gemm (csrc/src/gemm.h) against Eigen's product on the dense layers'
 // shapes (784-64-784 and 784-256-64-256-784 at batch 256, and the 128-sample shards of a 2-thread
 // step), one thread. Runs the two side by side, alternating, and prints medians of GFLOP/s.
-// Usage: gemm_bench [samples (default 21)] [milliseconds per sample (default 10)]
+// Usage: gemm_bench [sample pairs (default 41)] [milliseconds per sample (default 5)]
 #include <algorithm>
 #include <chrono>
 #include <cstdio>
 #include <cstdlib>
 #include <fstream>
-#include <functional>
+#include <memory>
 #include <random>
 #include <string>
 #include <vector>
@@ -94,52 +94,60 @@ struct Product {
     int m, n, k;
 };
 
-// Operands of one product, column-major with minimal leading dimensions (as in network.cpp).
-struct Operands {
+// One product on buffers owned by its Sequence, column-major with minimal leading dimensions
+// (as in network.cpp): a stored (m, k), or (k, m) if trans_a; b (k, n), or (n, k) if trans_b.
+struct Call {
     Product p;
-    Matrix a, b, c;  // a stored (m, k) or (k, m) if trans_a; b (k, n) or (n, k) if trans_b
-    explicit Operands(const Product& product) : p(product) {
-        a = Matrix::Random(p.trans_a ? p.k : p.m, p.trans_a ? p.m : p.k);
-        b = Matrix::Random(p.trans_b ? p.n : p.k, p.trans_b ? p.k : p.n);
-        c = Matrix::Zero(p.m, p.n);
+    const float* a;
+    const float* b;
+    float* c;
+    int a_rows() const { return p.trans_a ? p.k : p.m; }
+    int b_rows() const { return p.trans_b ? p.n : p.k; }
+    void run_fastae(GemmWorkspace& ws) const {
+        gemm(p.trans_a, p.trans_b, p.m, p.n, p.k, 1.0f, a, a_rows(), b, b_rows(), 0.0f, c, p.m, ws);
     }
-    void run_fastae(GemmWorkspace& ws) {
-        gemm(p.trans_a, p.trans_b, p.m, p.n, p.k, 1.0f, a.data(), int(a.rows()), b.data(),
-             int(b.rows()), 0.0f, c.data(), p.m, ws);
-    }
-    void run_eigen() {
-        if (!p.trans_a && !p.trans_b) c.noalias() = a * b;
-        if (!p.trans_a && p.trans_b) c.noalias() = a * b.transpose();
-        if (p.trans_a && !p.trans_b) c.noalias() = a.transpose() * b;
-        if (p.trans_a && p.trans_b) c.noalias() = a.transpose() * b.transpose();
+    void run_eigen() const {
+        using ConstMap = Eigen::Map<const Matrix>;
+        const ConstMap am(a, a_rows(), p.trans_a ? p.m : p.k);
+        const ConstMap bm(b, b_rows(), p.trans_b ? p.k : p.n);
+        Eigen::Map<Matrix> cm(c, p.m, p.n);
+        if (!p.trans_a && !p.trans_b) cm.noalias() = am * bm;
+        if (!p.trans_a && p.trans_b) cm.noalias() = am * bm.transpose();
+        if (p.trans_a && !p.trans_b) cm.noalias() = am.transpose() * bm;
+        if (p.trans_a && p.trans_b) cm.noalias() = am.transpose() * bm.transpose();
     }
     double flops() const { return 2.0 * p.m * p.n * p.k; }
 };
 
-// A sequence of products timed as one unit (a training step's five or eleven GEMMs, each on
-// its own buffers), so that each product meets the cache state the others leave behind.
+// Products timed as one unit, on buffers the sequence owns.
 struct Sequence {
     std::string name;
-    std::vector<Operands> ops;
+    std::vector<std::unique_ptr<Matrix>> buffers;
+    std::vector<Call> calls;
+    float* buffer(int rows, int cols) {
+        buffers.push_back(std::make_unique<Matrix>(Matrix::Random(rows, cols)));
+        return buffers.back()->data();
+    }
     double flops() const {
         double f = 0;
-        for (const auto& o : ops) f += o.flops();
+        for (const auto& c : calls) f += c.flops();
         return f;
     }
     void run_fastae(GemmWorkspace& ws) {
-        for (auto& o : ops) o.run_fastae(ws);
+        for (const auto& c : calls) c.run_fastae(ws);
     }
     void run_eigen() {
-        for (auto& o : ops) o.run_eigen();
+        for (const auto& c : calls) c.run_eigen();
     }
 };
 
 struct Result {
-    double fastae_median, eigen_median, fastae_best, eigen_best;
+    double fastae_median, eigen_median, ratio_median, fastae_best, eigen_best;
 };
 
 // Times fastae and Eigen alternately (which goes first alternates too), `samples` pairs of
-// samples of `reps` calls each, and returns the median GFLOP/s of each.
+// samples of `reps` calls each, and returns the median GFLOP/s of each, the median of the
+// pairs' ratios (a pair shares the machine's load of the moment), and the best of each.
 Result compare(Sequence& s, GemmWorkspace& ws, int samples, double ms_per_sample) {
     // Warm up both and size the repetition count to ~ms_per_sample for the slower one.
     s.run_fastae(ws);
@@ -164,43 +172,66 @@ Result compare(Sequence& s, GemmWorkspace& ws, int samples, double ms_per_sample
             (fastae_now ? mine : theirs).push_back(gflops);
         }
     }
-    return {median(mine), median(theirs), *std::max_element(mine.begin(), mine.end()),
+    std::vector<double> ratios;
+    for (std::size_t i = 0; i < mine.size(); ++i) ratios.push_back(mine[i] / theirs[i]);
+    return {median(mine), median(theirs), median(ratios), *std::max_element(mine.begin(), mine.end()),
             *std::max_element(theirs.begin(), theirs.end())};
 }
 
-Sequence single(const Product& p) { return Sequence{p.name, {Operands(p)}}; }
-
-Sequence step(const std::string& name, const std::vector<Product>& products) {
-    Sequence s{name, {}};
-    for (const auto& p : products) s.ops.emplace_back(p);
+// One product on its own buffers, timed alone: repeated, it finds its operands in cache.
+Sequence single(const Product& p) {
+    Sequence s{p.name, {}, {}};
+    const float* a = s.buffer(p.trans_a ? p.k : p.m, p.trans_a ? p.m : p.k);
+    const float* b = s.buffer(p.trans_b ? p.n : p.k, p.trans_b ? p.k : p.n);
+    s.calls.push_back({p, a, b, s.buffer(p.m, p.n)});
     return s;
 }
 
-// The products of one training step of a dense network with these widths at batch b:
-// forward Z = W A (NN), backward dW = dZ A^T (NT) and dA = W^T dZ (TN, not for the input).
-std::vector<Product> step_products(const std::vector<int>& widths, int b, const std::string& tag) {
-    std::vector<Product> ps;
-    const int layers = int(widths.size()) - 1;
+// The products of one training step of a dense network with these widths at batch b, on
+// buffers shared as in network.cpp (input X, weights W_l, activations A_l that turn into dZ_l
+// in place, gradients dW_l, one dA buffer), so that each product meets the cache state the
+// others leave: forward Z_l+1 = W_l A_l (NN), backward dW_l = dZ_l+1 A_l^T (NT) and
+// dA_l = W_l^T dZ_l+1 (TN, not for the input). Also lists the products, named.
+Sequence step(const std::vector<int>& w, int b, std::vector<Product>* products) {
+    Sequence s{"whole step: the products in sequence", {}, {}};
+    const int layers = int(w.size()) - 1;
+    const int widest = *std::max_element(w.begin(), w.end());
+    std::vector<float*> act(std::size_t(layers) + 1, nullptr);
+    std::vector<float*> weight(std::size_t(layers), nullptr), grad(std::size_t(layers), nullptr);
+    act[0] = s.buffer(w[0], b);  // X
     for (int l = 0; l < layers; ++l) {
-        ps.push_back({tag + "fwd  Z" + std::to_string(l + 1) + " = W A   ", false, false,
-                      widths[l + 1], b, widths[l]});
+        weight[std::size_t(l)] = s.buffer(w[l + 1], w[l]);
+        grad[std::size_t(l)] = s.buffer(w[l + 1], w[l]);
+        act[std::size_t(l) + 1] = s.buffer(w[l + 1], b);
+    }
+    float* delta = s.buffer(widest, b);
+    for (int l = 0; l < layers; ++l) {
+        const Product p{"fwd  Z" + std::to_string(l + 1) + " = W" + std::to_string(l + 1) + " A" +
+                            std::to_string(l),
+                        false, false, w[l + 1], b, w[l]};
+        s.calls.push_back({p, weight[std::size_t(l)], act[std::size_t(l)], act[std::size_t(l) + 1]});
     }
     for (int l = layers - 1; l >= 0; --l) {
-        ps.push_back({tag + "bwd dW" + std::to_string(l + 1) + " = dZ A^T", false, true,
-                      widths[l + 1], widths[l], b});
+        const std::string i = std::to_string(l + 1);
+        const Product pw{"bwd dW" + i + " = dZ" + i + " A" + std::to_string(l) + "^T", false, true,
+                         w[l + 1], w[l], b};
+        s.calls.push_back({pw, act[std::size_t(l) + 1], act[std::size_t(l)], grad[std::size_t(l)]});
         if (l > 0) {
-            ps.push_back({tag + "bwd dA" + std::to_string(l) + " = W^T dZ", true, false, widths[l],
-                          b, widths[l + 1]});
+            const Product pa{"bwd dA" + std::to_string(l) + " = W" + i + "^T dZ" + i, true, false,
+                             w[l], b, w[l + 1]};
+            s.calls.push_back({pa, weight[std::size_t(l)], act[std::size_t(l) + 1], delta});
         }
     }
-    return ps;
+    for (const auto& c : s.calls) products->push_back(c.p);
+    s.name = "whole step: the " + std::to_string(s.calls.size()) + " in sequence";
+    return s;
 }
 
 }  // namespace
 
 int main(int argc, char** argv) {
-    const int samples = argc > 1 ? std::max(1, std::atoi(argv[1])) : 21;
-    const double ms = argc > 2 ? std::max(0.5, std::atof(argv[2])) : 10.0;
+    const int samples = argc > 1 ? std::max(1, std::atoi(argv[1])) : 41;
+    const double ms = argc > 2 ? std::max(0.5, std::atof(argv[2])) : 5.0;
     Eigen::setNbThreads(1);
     std::srand(1);
 
@@ -213,20 +244,18 @@ int main(int argc, char** argv) {
                 mhz, peak, peak / 32.0);
     std::printf("%d alternating samples of ~%.0f ms each; medians\n\n", samples, ms);
 
-    const auto tutorial = step_products({784, 64, 784}, 256, "");
-    const auto deep = step_products({784, 256, 64, 256, 784}, 256, "");
-    const auto shard = step_products({784, 64, 784}, 128, "");
-
     std::vector<std::pair<std::string, std::vector<Sequence>>> groups;
-    auto add_group = [&](const std::string& title, const std::vector<Product>& ps) {
+    auto add_group = [&](const std::string& title, const std::vector<int>& widths, int batch) {
+        std::vector<Product> products;
+        Sequence whole = step(widths, batch, &products);
         std::vector<Sequence> seqs;
-        for (const auto& p : ps) seqs.push_back(single(p));
-        seqs.push_back(step("whole step: the " + std::to_string(ps.size()) + " in sequence", ps));
+        for (const auto& p : products) seqs.push_back(single(p));
+        seqs.push_back(std::move(whole));
         groups.emplace_back(title, std::move(seqs));
     };
-    add_group("784-64-784, batch 256: tutorial", tutorial);
-    add_group("784-256-64-256-784, batch 256: deep", deep);
-    add_group("784-64-784, shard of 128 (2 threads)", shard);
+    add_group("784-64-784, batch 256: tutorial", {784, 64, 784}, 256);
+    add_group("784-256-64-256-784, batch 256: deep", {784, 256, 64, 256, 784}, 256);
+    add_group("784-64-784, shard of 128 (2 threads)", {784, 64, 784}, 128);
 
     GemmWorkspace ws(1024, 1024, 1024);
     std::printf("%-38s %-2s %4s %4s %4s | %7s %7s %6s %6s | %7s %7s\n", "product", "op", "m", "n",
@@ -237,18 +266,18 @@ int main(int argc, char** argv) {
         std::printf("-- %s\n", title.c_str());
         for (auto& s : seqs) {
             const Result r = compare(s, ws, samples, ms);
-            const bool one = s.ops.size() == 1;
-            const Product& p = s.ops.front().p;
+            const bool one = s.calls.size() == 1;
+            const Product& p = s.calls.front().p;
             std::string op = one ? std::string(p.trans_a ? "T" : "N") + (p.trans_b ? "T" : "N") : "";
             std::printf("%-38s %-2s %4s %4s %4s | %7.1f %7.1f %5.2fx %5.0f%% | %7.1f %7.1f\n",
                         s.name.c_str(), op.c_str(), one ? std::to_string(p.m).c_str() : "",
                         one ? std::to_string(p.n).c_str() : "", one ? std::to_string(p.k).c_str() : "",
-                        r.fastae_median, r.eigen_median, r.fastae_median / r.eigen_median,
+                        r.fastae_median, r.eigen_median, r.ratio_median,
                         peak > 0 ? 100.0 * r.fastae_median / peak : 0.0, r.fastae_best, r.eigen_best);
             std::fflush(stdout);
         }
     }
-    std::printf("\nratio = fastae median / Eigen median; %%peak = fastae median / measured FMA peak; "
-                "best = fastest sample.\n");
+    std::printf("\nratio = median over the sample pairs of fastae / Eigen; %%peak = fastae median / "
+                "measured FMA peak; best = fastest sample.\n");
     return 0;
 }

@@ -321,9 +321,9 @@ struct MicroKernel {
 // rounded up to `unit` (max_block is a multiple of unit). Equal blocks avoid a thin last block
 // (k = 784 in blocks of 256 would leave 16, whose tiles pay the C update for little work).
 int even_block(int total, int max_block, int unit) {
-    const int blocks = (total + max_block - 1) / max_block;
-    const int size = (total + blocks - 1) / blocks;
-    return int(round_up(std::size_t(size), std::size_t(unit)));
+    const std::size_t t = std::size_t(total), b = std::size_t(max_block);
+    const std::size_t blocks = (t + b - 1) / b;
+    return int(std::min(round_up((t + blocks - 1) / blocks, std::size_t(unit)), b));
 }
 
 // Kernel: the micro-kernel; KC, MC, NC: cache blocks (see the instantiations for the reasons).
@@ -333,16 +333,16 @@ struct Blocked {
     static constexpr int NR = Kernel::NR;
     static_assert(MC % MR == 0 && NC % NR == 0, "cache blocks must hold whole micro-panels");
 
+    // Bounds on the blocks even_block picks: at most MC (KC, NC), at most m (k, n) rounded up
+    // to whole micro-panels.
     static std::size_t a_floats(int m, int k) {
-        return round_up(std::size_t(std::min(int(round_up(std::size_t(m), MR)), MC)) *
-                            std::size_t(std::min(k, KC)),
-                        kAlignFloats);
+        const std::size_t rows = std::min(round_up(std::size_t(m), MR), std::size_t(MC));
+        return round_up(rows * std::size_t(std::min(k, KC)), kAlignFloats);
     }
     static std::size_t workspace_floats(int m, int n, int k) {
         if (m == 0 || n == 0 || k == 0) return 0;
-        const std::size_t b = std::size_t(std::min(k, KC)) *
-                              std::size_t(std::min(int(round_up(std::size_t(n), NR)), NC));
-        return a_floats(m, k) + round_up(b, kAlignFloats);
+        const std::size_t cols = std::min(round_up(std::size_t(n), NR), std::size_t(NC));
+        return a_floats(m, k) + round_up(std::size_t(std::min(k, KC)) * cols, kAlignFloats);
     }
 
     // alpha != 0, m, n, k > 0; work holds workspace_floats(m, n, k), 64-byte aligned.

@@ -276,6 +276,27 @@ TEST(gemm_workspace_stops_growing_after_reserve) {
     CHECK(lazy.data() == grown);
 }
 
+TEST(gemm_workspace_size_is_bounded_and_monotone) {
+    using fastae::detail::gemm_workspace_floats;
+    const int big = std::numeric_limits<int>::max();
+    // Capped by the cache blocks, whatever the dimensions (no overflow near INT_MAX).
+    CHECK(gemm_workspace_floats(big, big, big) == gemm_workspace_floats(100000, 100000, 100000));
+    CHECK(gemm_workspace_floats(big, big, big) < (std::size_t(1) << 22));
+    CHECK(gemm_workspace_floats(0, 5, 5) == 0);
+    // Non-decreasing in each dimension, so reserving for the largest covers the rest.
+    const int sizes[] = {1, 5, 16, 17, 63, 64, 128, 129, 255, 256, 257, 504, 505, 784, 1000};
+    for (int a : sizes) {
+        for (int b : sizes) {
+            for (std::size_t i = 1; i < sizeof(sizes) / sizeof(sizes[0]); ++i) {
+                const int lo = sizes[i - 1], hi = sizes[i];
+                CHECK(gemm_workspace_floats(lo, a, b) <= gemm_workspace_floats(hi, a, b));
+                CHECK(gemm_workspace_floats(a, lo, b) <= gemm_workspace_floats(a, hi, b));
+                CHECK(gemm_workspace_floats(a, b, lo) <= gemm_workspace_floats(a, b, hi));
+            }
+        }
+    }
+}
+
 TEST(gemm_rejects_bad_arguments) {
     GemmWorkspace ws;
     std::vector<float> a(64, 1.0f), b(64, 1.0f), c(64, 0.0f);
