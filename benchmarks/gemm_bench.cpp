@@ -56,6 +56,16 @@ double cpuinfo_mhz() {
     return count ? sum / count : 0.0;
 }
 
+// /proc/loadavg's 1, 5 and 15 minute figures: how busy the shared machine was.
+std::string loadavg() {
+    std::ifstream in("/proc/loadavg");
+    double a = 0, b = 0, c = 0;
+    if (!(in >> a >> b >> c)) return "unknown";
+    char text[64];
+    std::snprintf(text, sizeof text, "%.2f %.2f %.2f", a, b, c);
+    return text;
+}
+
 // GFLOP/s of independent register-only 8-lane FMAs: the machine's single-core float peak for
 // AVX2 code (2 flops per lane per FMA), measured, not assumed: the best of many short runs, so
 // that a run the scheduler interrupted does not count. 0 where the build has no AVX2+FMA.
@@ -242,7 +252,8 @@ int main(int argc, char** argv) {
     std::printf("cpu MHz (/proc/cpuinfo): %.0f; measured register-only FMA peak: %.1f GFLOP/s "
                 "(= %.2f GHz x 32 flop/cycle)\n",
                 mhz, peak, peak / 32.0);
-    std::printf("%d alternating samples of ~%.0f ms each; medians\n\n", samples, ms);
+    std::printf("%d alternating sample pairs of ~%.0f ms each; load average at start: %s\n",
+                samples, ms, loadavg().c_str());
 
     std::vector<std::pair<std::string, std::vector<Sequence>>> groups;
     auto add_group = [&](const std::string& title, const std::vector<int>& widths, int batch) {
@@ -277,7 +288,8 @@ int main(int argc, char** argv) {
             std::fflush(stdout);
         }
     }
-    std::printf("\nratio = median over the sample pairs of fastae / Eigen; %%peak = fastae median / "
+    std::printf("\nload average at end: %s\n", loadavg().c_str());
+    std::printf("ratio = median over the sample pairs of fastae / Eigen; %%peak = fastae median / "
                 "measured FMA peak; best = fastest sample.\n");
     return 0;
 }

@@ -1,11 +1,11 @@
 // gemm.cpp -- the packed, cache-blocked single-precision product of gemm.h (BLIS/Goto scheme:
-// B packed into NR-column micro-panels, A into MR-row micro-panels, an MR x NR register tile
-// of FMA accumulators), with Eigen's product as the fallback where no FMA vector unit is known.
+// A packed into MR-row micro-panels, B into NR-column micro-panels or read in place when used
+// once, an MR x NR register tile of FMA accumulators), with Eigen's product as the fallback
+// where no FMA vector unit is known at compile time.
 #include "gemm.h"
 
 #include <algorithm>
 #include <cmath>
-#include <cstdint>
 #include <new>
 #include <stdexcept>
 #include <string>
@@ -420,6 +420,9 @@ struct Blocked {
 // (16 KB) fit a 32 KB L1. MC = 128: A's block (128 x 256 x 4 B = 128 KB) sits in a 512 KB - 2 MB
 // L2 with room for B's block. NC = 504: B's block (256 x 504 x 4 B = 504 KB) is L2-sized on the
 // larger L2s and L3-resident on Zen 3; the layers' n (batch 256, widths <= 784) need 1-2 blocks.
+// Measured on Zen 3 (the layers' 21 products, variants alternating per call in one process):
+// KC = 384, MC = 256, NC = 252, or reading B in place always, each moved the totals by 2% or
+// less, inside the machine's noise; these values are the textbook ones for these caches.
 using Avx2Blocked = Blocked<MicroKernel<Avx2Vec, 2, 6>, 256, 128, 504>;
 
 // The AVX-512 geometry with AVX2 vectors (tests only): same MR, NR and blocks as below.

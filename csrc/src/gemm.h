@@ -42,8 +42,9 @@ std::size_t gemm_workspace_floats(int m, int n, int k);
 // op(B) (k, n) is B (k, n) with ldb >= k, or B^T (n, k) with ldb >= n if trans_b; ldc >= m.
 // BLAS rules: beta == 0 writes C without reading it (NaN or garbage there is ignored); alpha == 0
 // or k == 0 scales C by beta and reads neither A nor B. C must not overlap A or B.
-// The same inputs give bit-identical C whatever the buffers' addresses; the result depends only
-// on the values and (m, n, k). Throws std::invalid_argument naming a negative dimension, a
+// With the FMA kernels the same inputs give bit-identical C whatever the buffers' addresses:
+// the result depends only on the values and (m, n, k). A build without AVX2+FMA runs Eigen's
+// product instead, which allocates its own blocking buffers and ignores ws. Throws std::invalid_argument naming a negative dimension, a
 // leading dimension that is too small, or a null pointer for a non-empty matrix.
 void gemm(bool trans_a, bool trans_b, int m, int n, int k, float alpha, const float* a, int lda,
           const float* b, int ldb, float beta, float* c, int ldc, GemmWorkspace& ws);
