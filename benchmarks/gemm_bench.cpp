@@ -1,7 +1,8 @@
 // gemm_bench.cpp -- fastae's gemm (csrc/src/gemm.h) against Eigen's product on the dense layers'
 // shapes (784-64-784 and 784-256-64-256-784 at batch 256, and the 128-sample shards of a 2-thread
 // step), one thread. Runs the two side by side, alternating, and prints medians of GFLOP/s.
-// Usage: gemm_bench [sample pairs (default 41)] [milliseconds per sample (default 5)]
+// Usage: gemm_bench [sample pairs (default 201)] [milliseconds per sample (default 0: one run)]
+// One run per sample (0.1-4 ms) keeps most samples clear of the scheduler on a busy machine.
 #include <algorithm>
 #include <chrono>
 #include <cstdio>
@@ -159,7 +160,8 @@ struct Result {
 // samples of `reps` calls each, and returns the median GFLOP/s of each, the median of the
 // pairs' ratios (a pair shares the machine's load of the moment), and the best of each.
 Result compare(Sequence& s, GemmWorkspace& ws, int samples, double ms_per_sample) {
-    // Warm up both and size the repetition count to ~ms_per_sample for the slower one.
+    // Warm up both and size the repetition count to ~ms_per_sample for the slower one (one
+    // run per sample when ms_per_sample is 0).
     s.run_fastae(ws);
     s.run_eigen();
     auto t0 = Clock::now();
@@ -240,8 +242,8 @@ Sequence step(const std::vector<int>& w, int b, std::vector<Product>* products) 
 }  // namespace
 
 int main(int argc, char** argv) {
-    const int samples = argc > 1 ? std::max(1, std::atoi(argv[1])) : 41;
-    const double ms = argc > 2 ? std::max(0.5, std::atof(argv[2])) : 5.0;
+    const int samples = argc > 1 ? std::max(1, std::atoi(argv[1])) : 201;
+    const double ms = argc > 2 ? std::max(0.0, std::atof(argv[2])) : 0.0;
     Eigen::setNbThreads(1);
     std::srand(1);
 
@@ -252,8 +254,9 @@ int main(int argc, char** argv) {
     std::printf("cpu MHz (/proc/cpuinfo): %.0f; measured register-only FMA peak: %.1f GFLOP/s "
                 "(= %.2f GHz x 32 flop/cycle)\n",
                 mhz, peak, peak / 32.0);
-    std::printf("%d alternating sample pairs of ~%.0f ms each; load average at start: %s\n",
-                samples, ms, loadavg().c_str());
+    std::printf("%d alternating sample pairs of %s; load average at start: %s\n", samples,
+                ms > 0 ? ("~" + std::to_string(ms) + " ms").c_str() : "one run each",
+                loadavg().c_str());
 
     std::vector<std::pair<std::string, std::vector<Sequence>>> groups;
     auto add_group = [&](const std::string& title, const std::vector<int>& widths, int batch) {
