@@ -1,0 +1,63 @@
+// gemm.h -- single-precision matrix product C = alpha op(A) op(B) + beta C, column-major with
+// BLAS semantics, for the dense layers' five products: packed, cache-blocked, register-blocked
+// FMA micro-kernels (AVX-512 or AVX2+FMA, chosen at compile time), Eigen's product elsewhere.
+#pragma once
+
+#include <cstddef>
+#include <memory>
+
+namespace fastae::detail {
+
+// Packing buffers for gemm. Make one per thread, once, and pass it to every call: gemm grows it
+// only when a call needs more room than any call before, so a training loop that reuses a
+// workspace allocates on its first batch at most (reserve() up front makes that zero).
+// Not shareable between threads that multiply at the same time.
+class GemmWorkspace {
+public:
+    GemmWorkspace() = default;
+    // Room for every product whose dimensions are at most (m, n, k).
+    GemmWorkspace(int m, int n, int k) { reserve(m, n, k); }
+    // Grows (never shrinks) to hold the buffers of any product with dimensions at most (m, n, k).
+    // Throws std::invalid_argument for a negative dimension.
+    void reserve(int m, int n, int k);
+    // Grows (never shrinks) to at least `floats` floats, 64-byte aligned.
+    void reserve_floats(std::size_t floats);
+    std::size_t capacity_floats() const { return capacity_; }
+    float* data() { return buffer_.get(); }
+
+private:
+    struct AlignedFree {
+        void operator()(float* p) const;
+    };
+    std::unique_ptr<float[], AlignedFree> buffer_;
+    std::size_t capacity_ = 0;
+};
+
+// Floats of workspace a product of these dimensions needs (0 in the Eigen fallback build);
+// non-decreasing in each argument.
+std::size_t gemm_workspace_floats(int m, int n, int k);
+
+// C (m, n) = alpha * op(A) * op(B) + beta * C, all column-major: op(A) is (m, k), stored as A
+// (m, k) with leading dimension lda >= m, or, if trans_a, as A^T (k, m) with lda >= k; likewise
+// op(B) (k, n) is B (k, n) with ldb >= k, or B^T (n, k) with ldb >= n if trans_b; ldc >= m.
+// BLAS rules: beta == 0 writes C without reading it (NaN or garbage there is ignored); alpha == 0
+// or k == 0 scales C by beta and reads neither A nor B. C must not overlap A or B.
+// With the FMA kernels the same inputs give bit-identical C whatever the buffers' addresses:
+// the result depends only on the values and (m, n, k). A build without AVX2+FMA runs Eigen's
+// product instead, which allocates its own blocking buffers and ignores ws. Throws std::invalid_argument naming a negative dimension, a
+// leading dimension that is too small, or a null pointer for a non-empty matrix.
+void gemm(bool trans_a, bool trans_b, int m, int n, int k, float alpha, const float* a, int lda,
+          const float* b, int ldb, float beta, float* c, int ldc, GemmWorkspace& ws);
+
+// The micro-kernel this build uses, e.g. "avx2+fma 16x6" or "eigen" (for logs and show_config).
+const char* gemm_kernel_name();
+
+// The AVX-512 build's blocking (32x12 micro-tiles, its packing and edge handling) run with AVX2
+// vectors, so that machines without AVX-512 test everything but that build's few vector
+// intrinsics. Only in builds with AVX2+FMA; for tests, slower than gemm.
+void gemm_avx2_as_32x12(bool trans_a, bool trans_b, int m, int n, int k, float alpha,
+                        const float* a, int lda, const float* b, int ldb, float beta, float* c,
+                        int ldc, GemmWorkspace& ws);
+bool gemm_avx2_as_32x12_available();
+
+}  // namespace fastae::detail
