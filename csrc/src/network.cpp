@@ -2,6 +2,7 @@
 #include "network.h"
 
 #include <algorithm>
+#include <cstdint>
 #include <cmath>
 #include <limits>
 #include <stdexcept>
@@ -73,6 +74,8 @@ Workspace::Workspace(const Network& net, std::size_t capacity) : capacity_(capac
         if (l > 0) act_[std::size_t(l)].assign(std::size_t(net.width(l)) * capacity, 0.0f);
     }
     delta_.assign(std::size_t(net.max_width()) * capacity, 0.0f);
+    const int widest = std::max(net.max_width(), int(std::min<std::size_t>(capacity, std::size_t(INT32_MAX))));
+    gemm_.reserve(widest, widest, widest);
     scratch_ = Eigen::VectorXf::Zero(3 * Eigen::Index(net.max_width()));
 }
 
@@ -84,11 +87,9 @@ void forward_batch(const Network& net, const float* params, ConstMatrixMap in, i
         ConstMatrixMap w(params + layer.offset, layer.n_out, layer.n_in);
         ConstVectorMap bias(params + layer.offset + std::size_t(layer.n_in) * layer.n_out, layer.n_out);
         MutMatrixMap z = ws.act(l + 1, b);
-        if (l == first) {
-            z.noalias() = w * in;
-        } else {
-            z.noalias() = w * ws.act(l, b);
-        }
+        const float* a_in = l == first ? in.data() : ws.act(l, b).data();
+        gemm(false, false, layer.n_out, int(b), layer.n_in, 1.0f, w.data(), layer.n_out, a_in, layer.n_in, 0.0f,
+             z.data(), layer.n_out, ws.gemm());
         const bool is_output = l + 1 == net.n_layers();
         bias_activation(is_output && !activate_output ? Activation::linear : net.activation_of(l),
                         z, bias);
@@ -114,14 +115,16 @@ double loss_gradient_batch(const Network& net, const float* params, ConstMatrixM
         gb = dz.col(0);
         for (Eigen::Index j = 1; j < b; ++j) gb += dz.col(j);
         if (l == 0) {
-            gw.noalias() = dz * x.transpose();
+            gemm(false, true, layer.n_out, layer.n_in, int(b), 1.0f, dz.data(), layer.n_out, x.data(), layer.n_in,
+                 0.0f, gw.data(), layer.n_out, ws.gemm());
             break;
         }
         MutMatrixMap a_in = ws.act(l, b);
-        gw.noalias() = dz * a_in.transpose();
-        ConstMatrixMap w(params + layer.offset, layer.n_out, layer.n_in);
+        gemm(false, true, layer.n_out, layer.n_in, int(b), 1.0f, dz.data(), layer.n_out, a_in.data(), layer.n_in,
+             0.0f, gw.data(), layer.n_out, ws.gemm());
         MutMatrixMap da = ws.delta(layer.n_in, b);
-        da.noalias() = w.transpose() * dz;
+        gemm(true, false, layer.n_in, int(b), layer.n_out, 1.0f, params + layer.offset, layer.n_out, dz.data(),
+             layer.n_out, 0.0f, da.data(), layer.n_in, ws.gemm());
         // dZ_{l-1} = dA * f'(A_l), written over A_l, which nothing needs any more.
         activation_backward(net.activation_of(l - 1), da, a_in);
         a_in = da;

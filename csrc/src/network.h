@@ -1,7 +1,8 @@
 // network.h -- the shapes of a dense network and its forward and backward passes over one batch.
 //
 // Shapes (eigen_types.h): a batch of b samples is (features, b) column-major; layer l maps
-// A_l (n_in, b) to A_{l+1} = f(W_l A_l + b_l) (n_out, b), W_l viewed (n_out, n_in).
+// A_l (n_in, b) to A_{l+1} = f(W_l A_l + b_l) (n_out, b), W_l viewed (n_out, n_in). The three
+// matrix products (W A, dZ A^T, W^T dZ) go through gemm.h.
 // Backward from dZ_L (the output pass, loss.h):
 //   dW_l = dZ_l A_l^T,   db_l = sum over samples of dZ_l,
 //   dZ_{l-1} = (W_l^T dZ_l) * f'(A_l)   for l > 0 (no gradient for the input).
@@ -13,6 +14,7 @@
 
 #include "eigen_types.h"
 #include "fastae/config.h"
+#include "gemm.h"
 
 namespace fastae::detail {
 
@@ -44,7 +46,8 @@ private:
     int max_width_ = 0;
 };
 
-// Buffers for running up to `capacity` samples through a network; made once, reused per batch.
+// Buffers for running up to `capacity` samples through a network; made once, reused per batch
+// (one per thread: the GEMM packing buffers inside are not shareable).
 class Workspace {
 public:
     Workspace(const Network& net, std::size_t capacity);
@@ -57,6 +60,7 @@ public:
         return MutMatrixMap(delta_.data(), rows, b);
     }
     float* scratch() { return scratch_.data(); }
+    GemmWorkspace& gemm() { return gemm_; }
 
 private:
     std::size_t capacity_;
@@ -64,6 +68,7 @@ private:
     std::vector<AlignedFloats> act_;
     AlignedFloats delta_;
     Eigen::VectorXf scratch_;  // Eigen's allocation: aligned to its widest packet
+    GemmWorkspace gemm_;       // packing buffers, reserved for every product of the network
 };
 
 // Runs layers [first, last) on in (width(first), b); the result is ws.act(last, b). The last
