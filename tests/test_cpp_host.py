@@ -143,7 +143,7 @@ def test_model_trained_in_cpp_equals_python_with_the_same_seed(hosts, route, dig
     assert out.stdout.count("epoch ") == 3
     loaded = fastae.load(tmp_path / "cpp.fae")
     py = Autoencoder(hidden_layer_sizes=(24, 6), epochs=3, batch_size=100, learning_rate=0.004,
-                     random_state=123).fit(digits)
+                     random_state=123, n_threads=1).fit(digits)  # the example's default: 1 thread
     assert loaded.hidden_layer_sizes == (24, 6) and loaded.learning_rate == 0.004
     assert np.array_equal(loaded._model.get_params(), py._model.get_params())
     cpp_state, py_state = loaded._model.optimizer_state(), py._model.optimizer_state()
@@ -151,7 +151,8 @@ def test_model_trained_in_cpp_equals_python_with_the_same_seed(hosts, route, dig
     assert np.array_equal(cpp_state["m"], py_state["m"]) and np.array_equal(cpp_state["v"], py_state["v"])
     # Python continues the C++ training exactly as it continues its own.
     for est in (loaded, py):
-        est.set_params(warm_start=True, epochs=2, batch_size=100, random_state=5).fit(digits, resume_optimizer=True)
+        est.set_params(warm_start=True, epochs=2, batch_size=100, random_state=5, n_threads=1).fit(
+            digits, resume_optimizer=True)
     assert np.array_equal(loaded._model.get_params(), py._model.get_params())
 
 
