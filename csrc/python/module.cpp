@@ -3,7 +3,8 @@
 //
 // Arrays cross the boundary as C-contiguous float32 and are never converted here (noconvert):
 // the Python layer converts other dtypes and layouts once, so what reaches C++ is read in place.
-// std::invalid_argument becomes ValueError (pybind11's translation), std::bad_alloc MemoryError.
+// std::invalid_argument becomes ValueError (pybind11's translation), std::bad_alloc MemoryError,
+// std::runtime_error RuntimeError (a call refused because fit is changing the model, model.h).
 #include <pybind11/functional.h>
 #include <pybind11/numpy.h>
 #include <pybind11/pybind11.h>
@@ -179,9 +180,19 @@ PYBIND11_MODULE(_core, mod) {
         .def("init_weights", &Model::init_weights, py::arg("seed"))
         .def("get_params", [](const Model& m) {
             FloatArray out(static_cast<py::ssize_t>(m.n_params()));
-            std::copy(m.params(), m.params() + m.n_params(), out.mutable_data());
+            m.copy_params(out.mutable_data());
             return out;
         }, "A copy of the flat parameter buffer.")
+        .def_property_readonly("optimizer_state", [](const Model& m) -> py::object {
+            const std::optional<fastae::OptimizerState> s = m.copy_optimizer_state();
+            if (!s) return py::none();
+            py::dict d;
+            d["optimizer"] = fastae::name_of(s->config.kind);
+            d["steps"] = s->steps;
+            d["m"] = FloatArray(static_cast<py::ssize_t>(s->m.size()), s->m.data());
+            d["v"] = FloatArray(static_cast<py::ssize_t>(s->v.size()), s->v.data());
+            return d;
+        }, "A copy of the optimizer state left by the last fit ({optimizer, steps, m, v}), or None.")
         .def("set_params", [](Model& m, const FloatArray& values) {
             if (values.ndim() != 1) throw std::invalid_argument("params must be 1-D");
             m.set_params(values.data(), static_cast<std::size_t>(values.shape(0)));
