@@ -15,12 +15,14 @@ from . import _core
 from ._validation import (
     ACTIVATIONS,
     LOSSES,
+    MAX_INT,
     OPTIMIZERS,
     check_array,
     check_bool,
     check_choice,
     check_hidden_layer_sizes,
     check_int,
+    check_network_size,
     check_real,
     resolve_n_threads,
     seed_from,
@@ -144,8 +146,8 @@ class Autoencoder:
             "loss": check_choice("loss", self.loss, LOSSES),
             "optimizer": check_choice("optimizer", self.optimizer, OPTIMIZERS),
             "learning_rate": check_real("learning_rate", self.learning_rate, 0.0, None),
-            "batch_size": check_int("batch_size", self.batch_size, 1),
-            "epochs": check_int("epochs", self.epochs, 1),
+            "batch_size": check_int("batch_size", self.batch_size, 1, MAX_INT),
+            "epochs": check_int("epochs", self.epochs, 1, MAX_INT),
             "shuffle": check_bool("shuffle", self.shuffle),
             "warm_start": check_bool("warm_start", self.warm_start),
             "verbose": check_int("verbose", self.verbose, 0),
@@ -173,8 +175,9 @@ class Autoencoder:
         self._check_fitted()
         return check_array(X, name, self._model.n_inputs, unit_range=unit_range)
 
-    def _new_model(self, n_features, p):
+    def _new_model(self, n_features, p, for_training=True):
         sizes = [n_features, *p["hidden_layer_sizes"], *reversed(p["hidden_layer_sizes"][:-1]), n_features]
+        check_network_size(sizes, *((p["n_threads"], p["optimizer"]) if for_training else ()))
         return _core.Model(sizes, p["activation"], p["output_activation"], p["loss"])
 
     # ---- training --------------------------------------------------------------------------
@@ -186,7 +189,8 @@ class Autoencoder:
 
         The whole epoch loop runs in C++ with the GIL released. Ctrl-C raises KeyboardInterrupt
         within about 20 ms, after the current step; the model keeps the weights of the last
-        completed step and history_ the completed epochs. Returns self.
+        completed step and history_ the completed epochs. Other threads may use the estimator
+        meanwhile: they get the previous model (or NotFittedError) until fit returns. Returns self.
         """
         p = self._validated_params()
         unit = p["loss"] == "bce"
@@ -226,21 +230,30 @@ class Autoencoder:
                 print(line + f"  {report['seconds']:.3f} s", file=sys.stdout, flush=True)
             return True
 
-        # The new model becomes the estimator's before training, so that an interrupted fit
-        # leaves a usable model holding the last completed step.
-        self._model = model
-        self.n_features_in_ = X.shape[1]
-        self.history_ = history
-        self.n_iter_ = 0
+        # Threads: while this model trains, other threads keep using the previous one (none but
+        # this thread can reach the new model, so fastae::Model's guard never refuses them; see
+        # model.h). The new model and its learned state become the estimator's in one dict update
+        # when training ends, however it ends: an interrupted fit (Ctrl-C) or an error from the
+        # loop leaves the weights of the last completed step. Except MemoryError: the engine
+        # could not allocate its buffers (it does so before the first step), this call changed
+        # nothing, and the previous state stays.
+        def publish():
+            self.__dict__.update(_model=model, n_features_in_=X.shape[1], history_=history,
+                                 n_iter_=len(history["loss"]),
+                                 loss_=history["loss"][-1] if history["loss"] else float("nan"))
+
         try:
             model.fit(X, None, X_val, None, optimizer=p["optimizer"], learning_rate=p["learning_rate"],
                       beta1=p["beta_1"], beta2=p["beta_2"], epsilon=p["epsilon"], momentum=p["momentum"],
                       nesterov=p["nesterov"], epochs=epochs, batch_size=p["batch_size"], shuffle=p["shuffle"],
                       seed=(p["seed"] + _SHUFFLE_SEED_OFFSET) & 0xFFFFFFFFFFFFFFFF, n_threads=p["n_threads"],
                       on_epoch=on_epoch)
-        finally:
-            self.n_iter_ = len(history["loss"])
-            self.loss_ = history["loss"][-1] if history["loss"] else float("nan")
+        except MemoryError:
+            raise
+        except BaseException:
+            publish()
+            raise
+        publish()
         return self
 
     def fit_transform(self, X, y=None, **fit_params):
@@ -315,7 +328,7 @@ class Autoencoder:
             p = self._validated_params()
             if not pairs or pairs[0][0].ndim != 2:
                 raise ValueError("weights must be a non-empty list of (W, b) pairs with 2-D W")
-            model = self._new_model(pairs[0][0].shape[0], p)
+            model = self._new_model(pairs[0][0].shape[0], p, for_training=False)
         sizes = model.layer_sizes
         if len(pairs) != model.n_layers:
             raise ValueError(f"weights has {len(pairs)} layers; the model has {model.n_layers} (layer sizes {sizes})")
