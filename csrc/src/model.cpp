@@ -303,12 +303,23 @@ StopReason Model::fit(std::size_t n, const float* x, const float* y, std::size_t
     detail::Optimizer opt = options.resume_optimizer && saved && saved->config.kind == optimizer.kind
                                 ? detail::Optimizer(optimizer, *saved)
                                 : detail::Optimizer(optimizer, n_params());
-    // The state is kept however training ends (an interrupt keeps that of the last step).
+    // The state is kept however training ends (an interrupt keeps that of the last step), but
+    // only once a step was applied: a fit that fails before its first step (memory for its
+    // buffers) changes nothing. Saving allocates, in a destructor: if that fails the model keeps
+    // no state (its weights are intact) instead of the process aborting on the exception.
     struct KeepState {
         detail::Optimizer& opt;
         std::optional<OptimizerState>& slot;
-        ~KeepState() { slot = opt.export_state(); }
-    } keep{opt, impl_->optimizer};
+        const std::int64_t steps_before;
+        ~KeepState() {
+            if (opt.steps() == steps_before) return;
+            try {
+                slot = opt.export_state();
+            } catch (...) {
+                slot.reset();
+            }
+        }
+    } keep{opt, impl_->optimizer, opt.steps()};
     return detail::train(impl_->net, impl_->params.data(), detail::Dataset{n, x, y}, val, opt, options,
                          history);
 }

@@ -24,6 +24,7 @@ from ._validation import (
     check_int,
     check_network_size,
     check_real,
+    ndim_or_none,
     resolve_n_threads,
     seed_from,
 )
@@ -197,7 +198,7 @@ class Autoencoder:
         X = check_array(X, "X", unit_range=unit)
         if validation_data is not None:
             if isinstance(validation_data, (tuple, list)) and len(validation_data) in (1, 2) and not np.isscalar(
-                    validation_data[0]) and np.ndim(validation_data[0]) == 2:
+                    validation_data[0]) and ndim_or_none(validation_data[0]) == 2:
                 validation_data = validation_data[0]
             X_val = check_array(validation_data, "validation_data", X.shape[1], unit_range=unit)
         else:

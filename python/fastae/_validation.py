@@ -36,11 +36,11 @@ def check_choice(name, value, allowed):
 
 
 def check_int(name, value, minimum, maximum=None):
+    bound = f"in [{minimum}, {maximum}]" if maximum is not None else f">= {minimum}"
     if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Integral):
-        raise ValueError(f"{name} must be an integer >= {minimum}; got {value!r}")
+        raise ValueError(f"{name} must be an integer {bound}; got {value!r}")
     value = int(value)
     if value < minimum or (maximum is not None and value > maximum):
-        bound = f"in [{minimum}, {maximum}]" if maximum is not None else f">= {minimum}"
         raise ValueError(f"{name} must be an integer {bound}; got {value!r}")
     return value
 
@@ -125,7 +125,7 @@ def check_network_size(layer_sizes, n_threads=None, optimizer=None):
     need = 4 * n_params * buffers
     have = memory_available_bytes()
     if need > have:
-        what = "its parameters" if n_threads is None else (
+        what = "storing its parameters" if n_threads is None else (
             f"training it (parameters, {n_threads} gradient buffer(s), {optimizer}'s state and its copy)")
         raise MemoryError(f"the network {list(layer_sizes)} has {n_params} parameters; {what} needs at least "
                           f"{need / 2**30:.1f} GiB, more than the {have / 2**30:.1f} GiB of memory available now")
@@ -172,6 +172,15 @@ def seed_from(random_state):
     raise ValueError(
         f"random_state must be None, an int, a numpy.random.RandomState or a numpy.random.Generator; "
         f"got {random_state!r}")
+
+
+def ndim_or_none(X):
+    """np.ndim(X), or None where X cannot be read as an array (a ragged list): check_array then
+    reports it, naming the argument."""
+    try:
+        return np.ndim(X)
+    except Exception:
+        return None
 
 
 def check_array(X, name="X", n_features=None, unit_range=False):

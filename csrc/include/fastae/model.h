@@ -83,6 +83,7 @@ public:
     // TrainOptions::resume_optimizer); the optimizer state is kept afterwards. Validation data
     // (n_val, ...) is optional (x_val == nullptr). Returns why it stopped; weights are those of
     // the last completed step. The history of every epoch is appended to *history if given.
+    // A fit that throws before its first step (std::bad_alloc for its buffers) changes nothing.
     StopReason fit(std::size_t n, const float* x, const float* y,
                    std::size_t n_val, const float* x_val, const float* y_val,
                    const OptimizerConfig& optimizer, const TrainOptions& options,
