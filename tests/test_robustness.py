@@ -307,8 +307,10 @@ def run_limited(code, address_space_gib, timeout=120):
             except (ValueError, MemoryError) as e:
                 return type(e).__name__ + ": " + str(e)
     """)
+    # one BLAS thread: OpenBLAS reserves address space per thread, which the cap would refuse on a big machine
+    env = dict(os.environ, OPENBLAS_NUM_THREADS="1", OMP_NUM_THREADS="1", MKL_NUM_THREADS="1")
     proc = subprocess.run([sys.executable, "-c", prelude + textwrap.dedent(code)], capture_output=True, text=True,
-                          timeout=timeout, cwd=REPO)
+                          timeout=timeout, cwd=REPO, env=env)
     assert proc.returncode == 0, f"exit status {proc.returncode}\n{proc.stdout[-3000:]}\n{proc.stderr[-3000:]}"
     return json.loads(proc.stdout.strip().splitlines()[-1])
 

@@ -113,23 +113,25 @@ def test_threads_reading_an_unfitted_estimator_during_its_first_fit_get_not_fitt
     result = run_child("""
         X = data(20000, 64, 2)
         ae = Autoencoder(hidden_layer_sizes=(32,), epochs=3, batch_size=32, random_state=0)
-        done = threading.Event()
+        done, not_fitted_seen, result_seen = threading.Event(), threading.Event(), threading.Event()
         def reader():
             kinds = set()
             while not done.is_set():
                 try:
                     ae.transform(X[:10])
                     kinds.add("result")
+                    result_seen.set()
                 except NotFittedError:
                     kinds.add("not fitted")
+                    not_fitted_seen.set()
                 except Exception as e:
                     kinds.add(repr(e))
             return sorted(kinds)
         with ThreadPoolExecutor(2) as pool:
             futures = [pool.submit(reader) for _ in range(2)]
-            time.sleep(0.1)
+            not_fitted_seen.wait(60)
             ae.fit(X)
-            time.sleep(0.1)
+            result_seen.wait(60)
             done.set()
             kinds = sorted(set(sum((f.result() for f in futures), [])))
         print(json.dumps({"kinds": kinds}))
@@ -186,16 +188,25 @@ def test_engine_refuses_use_that_overlaps_a_fit_with_runtime_error():
         probed.set()
         trainer.join()
         # and the reverse: a writer while a long inference runs on another thread
-        big = data(200000, 32, 6)
+        big = data(100000, 32, 6)
         w = m.get_params()
-        reading = threading.Thread(target=lambda: [m.predict(big) for _ in range(3)])
+        stop = threading.Event()
+        def read():
+            while not stop.is_set():
+                try:
+                    m.predict(big)
+                except RuntimeError:  # both sides may back out in a close race (model.cpp, UseGuard)
+                    pass
+        reading = threading.Thread(target=read)
         reading.start()
-        writer_refusals = []
-        while reading.is_alive() and len(writer_refusals) < 3:
+        writer_refusals, deadline = [], time.monotonic() + 60
+        while len(writer_refusals) < 3 and time.monotonic() < deadline:
             try:
                 m.set_params(w)  # the same values: one that slips in between two predicts changes nothing
             except RuntimeError as e:
                 writer_refusals.append(str(e))
+            time.sleep(0.001)  # let the reader take the GIL and enter predict
+        stop.set()
         reading.join()
         print(json.dumps({"refused": refused, "steps": m.optimizer_state["steps"], "writer": writer_refusals,
                           "usable": m.predict(X[:5]).shape == (5, 32)}))
