@@ -234,10 +234,10 @@ class Autoencoder:
         # Threads: while this model trains, other threads keep using the previous one (none but
         # this thread can reach the new model, so fastae::Model's guard never refuses them; see
         # model.h). The new model and its learned state become the estimator's in one dict update
-        # when training ends, however it ends: an interrupted fit (Ctrl-C) or an error from the
-        # loop leaves the weights of the last completed step. Except MemoryError: the engine
-        # could not allocate its buffers (it does so before the first step), this call changed
-        # nothing, and the previous state stays.
+        # (one step under the GIL: a reader sees the old state or the new, never a mix) when
+        # training ends, however it ends: an interrupted fit (Ctrl-C) or an error from the loop
+        # leaves the weights of the last completed step. Except MemoryError: the engine could not
+        # allocate its buffers (it does so before the first step), and the previous state stays.
         def publish():
             self.__dict__.update(_model=model, n_features_in_=X.shape[1], history_=history,
                                  n_iter_=len(history["loss"]),

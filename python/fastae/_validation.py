@@ -4,6 +4,7 @@ these checks exist so that errors name Python arguments and happen before any wo
 
 from __future__ import annotations
 
+import math
 import numbers
 import os
 import warnings
@@ -48,9 +49,13 @@ def check_int(name, value, minimum, maximum=None):
 def check_real(name, value, low, high, low_open=True, high_open=True):
     """A finite real number in the interval given (open or closed at each end)."""
     interval = f"{'(' if low_open else '['}{low}, {high if high is not None else 'inf'}{')' if high_open else ']'}"
-    if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Real) or not np.isfinite(value):
+    try:
+        as_float = float(value)
+    except (TypeError, ValueError, OverflowError):  # e.g. an int beyond float's range
+        as_float = math.nan
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Real) or not math.isfinite(as_float):
         raise ValueError(f"{name} must be a finite real number in {interval}; got {value!r}")
-    value = float(value)
+    value = as_float
     too_low = value <= low if low_open else value < low
     too_high = high is not None and (value >= high if high_open else value > high)
     if too_low or too_high:
