@@ -17,7 +17,8 @@ namespace fastae {
 // Threads: any number of const calls (inference, losses, copies) may run at once on one model.
 // fit, init_weights, set_params, set_optimizer_state, clear_optimizer_state and copy assignment
 // change it and need it to themselves: a call that would overlap one of them, in either order,
-// throws std::runtime_error at its start and changes nothing (refused, never a data race).
+// throws std::runtime_error at its start and changes nothing (refused, never a data race; in a
+// close race both calls may be refused).
 // params() and optimizer_state() return references that this cannot watch: from other threads
 // use copy_params and copy_optimizer_state, which are refused like inference.
 class Model {
