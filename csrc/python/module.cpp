@@ -6,6 +6,7 @@
 // std::invalid_argument becomes ValueError (pybind11's translation), std::bad_alloc MemoryError,
 // fastae::ModelFileError fastae.ModelFileError (a ValueError), and std::filesystem::filesystem_error
 // OSError with its errno (so FileNotFoundError, PermissionError, ...).
+// std::runtime_error RuntimeError (a call refused because fit is changing the model, model.h).
 #include <pybind11/functional.h>
 #include <pybind11/numpy.h>
 #include <pybind11/pybind11.h>
@@ -94,14 +95,15 @@ fastae::OptimizerConfig settings_from_dict(const py::dict& d) {
 }
 
 // The optimizer state as {"config": settings, "steps": int, "m": array, "v": array}, or None.
+// A copy taken under the model's use guard (model.h, "Threads").
 py::object optimizer_state_to_python(const Model& m) {
-    if (!m.has_optimizer_state()) return py::none();
-    const fastae::OptimizerState& s = m.optimizer_state();
+    const std::optional<fastae::OptimizerState> s = m.copy_optimizer_state();
+    if (!s) return py::none();
     py::dict d;
-    d["config"] = settings_to_dict(s.config);
-    d["steps"] = s.steps;
-    d["m"] = FloatArray(static_cast<py::ssize_t>(s.m.size()), s.m.data());
-    d["v"] = FloatArray(static_cast<py::ssize_t>(s.v.size()), s.v.data());
+    d["config"] = settings_to_dict(s->config);
+    d["steps"] = s->steps;
+    d["m"] = FloatArray(static_cast<py::ssize_t>(s->m.size()), s->m.data());
+    d["v"] = FloatArray(static_cast<py::ssize_t>(s->v.size()), s->v.data());
     return std::move(d);
 }
 
@@ -290,7 +292,7 @@ PYBIND11_MODULE(_core, mod) {
         .def("init_weights", &Model::init_weights, py::arg("seed"))
         .def("get_params", [](const Model& m) {
             FloatArray out(static_cast<py::ssize_t>(m.n_params()));
-            std::copy(m.params(), m.params() + m.n_params(), out.mutable_data());
+            m.copy_params(out.mutable_data());
             return out;
         }, "A copy of the flat parameter buffer.")
         .def("set_params", [](Model& m, const FloatArray& values) {

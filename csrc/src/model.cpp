@@ -3,6 +3,7 @@
 #include "fastae/model.h"
 
 #include <algorithm>
+#include <atomic>
 #include <optional>
 #include <cmath>
 #include <stdexcept>
@@ -59,8 +60,63 @@ void check_values(std::size_t n, std::size_t d, const float* x, const char* name
     }
 }
 
-// Trains with a fresh optimizer state or the saved one (TrainOptions::resume_optimizer), and
-// saves the state however training ends (an interrupt keeps that of the last step).
+// Who is using a model (model.h, "Threads"): const calls count themselves in `readers`; fit and
+// the setters raise `writer`. Each side announces itself and then looks at the other, with
+// sequentially consistent atomics, so two overlapping calls cannot both miss each other; the one
+// that sees the other backs out and throws (both may, in a close race: neither proceeds).
+// Refusing rather than waiting: a fit runs for minutes, and an inference call blocked behind it
+// (a request handler, a Python thread that cannot take Ctrl-C) would hang without a word.
+// A copy of a model starts unused: the copy constructor and assignment leave the guard alone.
+struct UseGuard {
+    std::atomic<int> readers{0};
+    std::atomic<bool> writer{false};
+    UseGuard() = default;
+    UseGuard(const UseGuard&) noexcept {}
+    UseGuard& operator=(const UseGuard&) noexcept { return *this; }
+};
+
+class Reading {
+public:
+    Reading(UseGuard& guard, const char* what) : guard_(guard) {
+        guard_.readers.fetch_add(1);
+        if (guard_.writer.load()) {
+            guard_.readers.fetch_sub(1);
+            throw std::runtime_error(std::string("fastae: cannot run ") + what +
+                                     " while fit (or a setter) is changing this model in another thread; "
+                                     "wait for it to return");
+        }
+    }
+    ~Reading() { guard_.readers.fetch_sub(1); }
+    Reading(const Reading&) = delete;
+    Reading& operator=(const Reading&) = delete;
+
+private:
+    UseGuard& guard_;
+};
+
+class Writing {
+public:
+    Writing(UseGuard& guard, const char* what) : guard_(guard) {
+        if (guard_.writer.exchange(true)) {
+            throw std::runtime_error(std::string("fastae: cannot run ") + what +
+                                     " while fit (or a setter) is already changing this model in another thread");
+        }
+        if (const int readers = guard_.readers.load(); readers > 0) {
+            guard_.writer.store(false);
+            throw std::runtime_error(std::string("fastae: cannot run ") + what + " while " +
+                                     std::to_string(readers) +
+                                     " other call(s) (inference, loss or copy) use this model in other threads");
+        }
+    }
+    ~Writing() { guard_.writer.store(false); }
+    Writing(const Writing&) = delete;
+    Writing& operator=(const Writing&) = delete;
+
+private:
+    UseGuard& guard_;
+};
+
+// Trains with a fresh optimizer state or the saved one (TrainOptions::resume_optimizer).
 StopReason run_training(const detail::Network& net, detail::AlignedFloats& params,
                         std::optional<OptimizerState>& saved, const detail::Dataset& data,
                         const detail::Dataset& val, const OptimizerConfig& optimizer,
@@ -68,11 +124,23 @@ StopReason run_training(const detail::Network& net, detail::AlignedFloats& param
     detail::Optimizer opt = options.resume_optimizer && saved && saved->config.kind == optimizer.kind
                                 ? detail::Optimizer(optimizer, *saved)
                                 : detail::Optimizer(optimizer, params.size());
+    // The state is kept however training ends (an interrupt keeps that of the last step), but
+    // only once a step was applied: a fit that fails before its first step (memory for its
+    // buffers) changes nothing. Saving allocates, in a destructor: if that fails the model keeps
+    // no state (its weights are intact) instead of the process aborting on the exception.
     struct KeepState {
         detail::Optimizer& opt;
         std::optional<OptimizerState>& slot;
-        ~KeepState() { slot = opt.export_state(); }
-    } keep{opt, saved};
+        const std::int64_t steps_before;
+        ~KeepState() {
+            if (opt.steps() == steps_before) return;
+            try {
+                slot = opt.export_state();
+            } catch (...) {
+                slot.reset();
+            }
+        }
+    } keep{opt, saved, opt.steps()};
     return detail::train(net, params.data(), data, val, opt, options, history);
 }
 
@@ -83,12 +151,20 @@ struct Model::Impl {
     detail::Network net;
     detail::AlignedFloats params;
     std::optional<OptimizerState> optimizer;
+    mutable UseGuard guard;
 };
 
 Model::Model(const NetworkConfig& config) : impl_(std::make_unique<Impl>(config)) {}
-Model::Model(const Model& other) : impl_(std::make_unique<Impl>(*other.impl_)) {}
+Model::Model(const Model& other) {
+    Reading reading(other.impl_->guard, "copy");
+    impl_ = std::make_unique<Impl>(*other.impl_);
+}
 Model& Model::operator=(const Model& other) {
-    if (this != &other) impl_ = std::make_unique<Impl>(*other.impl_);
+    if (this == &other) return *this;
+    Writing writing(impl_->guard, "copy assignment");
+    Reading reading(other.impl_->guard, "copy");
+    Impl copy(*other.impl_);
+    *impl_ = std::move(copy);  // the guard stays: it belongs to this object, not to its contents
     return *this;
 }
 Model::Model(Model&&) noexcept = default;
@@ -111,6 +187,7 @@ std::size_t Model::param_offset(int layer) const {
 }
 
 void Model::init_weights(std::uint64_t seed) {
+    Writing writing(impl_->guard, "init_weights");
     detail::Rng rng(seed);
     for (const detail::DenseLayer& layer : impl_->net.layers()) {
         const double limit = std::sqrt(6.0 / double(layer.n_in + layer.n_out));
@@ -126,7 +203,14 @@ void Model::set_params(const float* values, std::size_t count) {
                                      " values, got " + std::to_string(count));
     require(values != nullptr, "set_params: values is null");
     check_values(1, count, values, "parameters", false);
+    Writing writing(impl_->guard, "set_params");
     std::copy(values, values + count, impl_->params.begin());
+}
+
+void Model::copy_params(float* out) const {
+    require(out != nullptr, "copy_params: out is null");
+    Reading reading(impl_->guard, "copy_params");
+    std::copy(impl_->params.begin(), impl_->params.end(), out);
 }
 
 void Model::forward(int first, int last, std::size_t n, const float* in, float* out) const {
@@ -135,6 +219,7 @@ void Model::forward(int first, int last, std::size_t n, const float* in, float* 
             "forward needs 0 <= first < last <= " + std::to_string(n_layers()) + ", got first=" +
                 std::to_string(first) + ", last=" + std::to_string(last));
     require(n == 0 || (in != nullptr && out != nullptr), "forward: null buffer");
+    Reading reading(impl_->guard, "inference (encode, decode, predict)");
     const Eigen::Index w_in = net.width(first), w_out = net.width(last);
     detail::Workspace ws(net, std::min(std::max<std::size_t>(n, 1), kInferenceChunk));
     for (std::size_t s = 0; s < n; s += kInferenceChunk) {
@@ -168,6 +253,7 @@ void Model::sample_losses(std::size_t n, const float* x, const float* y, float* 
         y = x;
     }
     const Eigen::Index d_in = n_inputs(), d_out = n_outputs();
+    Reading reading(impl_->guard, "sample_losses");
     detail::Workspace ws(net, std::min(std::max<std::size_t>(n, 1), kInferenceChunk));
     for (std::size_t s = 0; s < n; s += kInferenceChunk) {
         const auto b = Eigen::Index(std::min(kInferenceChunk, n - s));
@@ -195,6 +281,7 @@ double Model::loss_and_gradient(std::size_t n, const float* x, const float* y, f
         y = x;
     }
     const Eigen::Index d_in = n_inputs(), d_out = n_outputs();
+    Reading reading(impl_->guard, "loss_and_gradient");
     detail::Workspace ws(net, n);
     const double scale = 1.0 / (double(n) * double(d_out));
     const double sum = detail::loss_gradient_batch(net, params(), ConstMatrixMap(x, d_in, Eigen::Index(n)),
@@ -227,6 +314,7 @@ void validate(const TrainOptions& t) {
 StopReason Model::fit(std::size_t n, const float* x, const float* y, std::size_t n_val,
                       const float* x_val, const float* y_val, const OptimizerConfig& optimizer,
                       const TrainOptions& options, std::vector<EpochReport>* history) {
+    Writing writing(impl_->guard, "fit");
     validate(optimizer);
     validate(options);
     require(n > 0, "fit needs at least one sample");
@@ -260,6 +348,7 @@ StopReason Model::fit(std::size_t n, const float* x, const float* y, std::size_t
 StopReason Model::fit_u8(std::size_t n, const std::uint8_t* x, float scale, std::size_t n_val,
                          const std::uint8_t* x_val, const OptimizerConfig& optimizer,
                          const TrainOptions& options, std::vector<EpochReport>* history) {
+    Writing writing(impl_->guard, "fit");
     validate(optimizer);
     validate(options);
     require(n > 0, "fit needs at least one sample");
@@ -294,6 +383,11 @@ const OptimizerState& Model::optimizer_state() const {
     return *impl_->optimizer;
 }
 
+std::optional<OptimizerState> Model::copy_optimizer_state() const {
+    Reading reading(impl_->guard, "copy_optimizer_state");
+    return impl_->optimizer;
+}
+
 void Model::set_optimizer_state(const OptimizerState& state) {
     validate(state.config);
     const bool adam = state.config.kind == OptimizerKind::adam;
@@ -309,9 +403,13 @@ void Model::set_optimizer_state(const OptimizerState& state) {
         require(std::all_of(state.v.begin(), state.v.end(), [](float v) { return v >= 0.0f; }),
                 "optimizer state: Adam's v must be >= 0");
     }
+    Writing writing(impl_->guard, "set_optimizer_state");
     impl_->optimizer = state;
 }
 
-void Model::clear_optimizer_state() { impl_->optimizer.reset(); }
+void Model::clear_optimizer_state() {
+    Writing writing(impl_->guard, "clear_optimizer_state");
+    impl_->optimizer.reset();
+}
 
 }  // namespace fastae

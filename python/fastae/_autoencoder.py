@@ -20,6 +20,7 @@ from . import _core
 from ._validation import (
     ACTIVATIONS,
     LOSSES,
+    MAX_INT,
     OPTIMIZERS,
     check_array,
     check_bool,
@@ -27,7 +28,9 @@ from ._validation import (
     check_choice,
     check_hidden_layer_sizes,
     check_int,
+    check_network_size,
     check_real,
+    ndim_or_none,
     resolve_n_threads,
     seed_from,
 )
@@ -175,8 +178,8 @@ class Autoencoder:
             "loss": check_choice("loss", self.loss, LOSSES),
             "optimizer": check_choice("optimizer", self.optimizer, OPTIMIZERS),
             "learning_rate": check_real("learning_rate", self.learning_rate, 0.0, None),
-            "batch_size": check_int("batch_size", self.batch_size, 1),
-            "epochs": check_int("epochs", self.epochs, 1),
+            "batch_size": check_int("batch_size", self.batch_size, 1, MAX_INT),
+            "epochs": check_int("epochs", self.epochs, 1, MAX_INT),
             "shuffle": check_bool("shuffle", self.shuffle),
             "warm_start": check_bool("warm_start", self.warm_start),
             "verbose": check_int("verbose", self.verbose, 0),
@@ -211,8 +214,9 @@ class Autoencoder:
         """input_scale as it was at fit (inference must scale as training did)."""
         return getattr(self, "_input_scale", None)
 
-    def _new_model(self, n_features, p):
+    def _new_model(self, n_features, p, for_training=True):
         sizes = [n_features, *p["hidden_layer_sizes"], *reversed(p["hidden_layer_sizes"][:-1]), n_features]
+        check_network_size(sizes, *((p["n_threads"], p["optimizer"]) if for_training else ()))
         return _core.Model(sizes, p["activation"], p["output_activation"], p["loss"])
 
     # ---- training --------------------------------------------------------------------------
@@ -236,7 +240,8 @@ class Autoencoder:
         within about 20 ms, after the current step; the model keeps the weights of the last
         completed step and history_ the completed epochs. If the loss or the weights become NaN
         or infinite, training stops with fastae.TrainingDivergedError (a FloatingPointError) and
-        the model keeps the weights of the last finite step. Returns self.
+        the model keeps the weights of the last finite step. Other threads may use the estimator
+        meanwhile: they get the previous model (or NotFittedError) until fit returns. Returns self.
         """
         resume = check_bool("resume_optimizer", resume_optimizer)
         return self._train(X, validation_data, partial=False, resume=resume)
@@ -253,7 +258,8 @@ class Autoencoder:
         unit = p["loss"] == "bce"
         scale = p["input_scale"]
         if validation_data is not None and isinstance(validation_data, (tuple, list)) and \
-                len(validation_data) in (1, 2) and not np.isscalar(validation_data[0]) and np.ndim(validation_data[0]) == 2:
+                len(validation_data) in (1, 2) and not np.isscalar(validation_data[0]) and \
+                ndim_or_none(validation_data[0]) == 2:
             validation_data = validation_data[0]
         if scale is not None and isinstance(X, np.ndarray) and X.dtype == np.uint8:
             # 8-bit data stays 8-bit: the engine scales each batch (range checked there).
@@ -272,7 +278,7 @@ class Autoencoder:
                 raise ValueError(f"{what} needs the fitted layer sizes {list(self._model.layer_sizes)}; the "
                                  f"current parameters and X give {list(model.layer_sizes)}")
             if partial:
-                model = self._model  # trained in place, its optimizer state continued (if any)
+                model = self._model.copy()  # weights and optimizer state continued (if any)
             else:
                 model.set_params(self._model.get_params())
             if resume and not partial:
@@ -292,7 +298,7 @@ class Autoencoder:
         resume = resume and fitted
         epochs = 1 if partial else p["epochs"]
 
-        history = self.history_ if partial and fitted else {"loss": [], "seconds": []}
+        history = {k: list(v) for k, v in self.history_.items()} if partial and fitted else {"loss": [], "seconds": []}
         if X_val is not None:
             history.setdefault("val_loss", [])
         verbose = p["verbose"]
@@ -310,40 +316,33 @@ class Autoencoder:
                 print(line + f"  {report['seconds']:.3f} s", file=sys.stdout, flush=True)
             return True
 
-        # The new model becomes the estimator's before training, so that an interrupted fit
-        # leaves a usable model holding the last completed step. If the core rejects the data
-        # before the first step (it checks NaN/inf and ranges), everything is put back.
-        previous = {k: self.__dict__[k] for k in ("_model", "_input_scale", "n_features_in_", "history_",
-                                                  "n_iter_", "loss_") if k in self.__dict__}
-        previous_history = {k: list(v) for k, v in history.items()} if history is getattr(self, "history_", None) \
-            else None
-        self._model = model
-        self._input_scale = scale
-        self.n_features_in_ = X.shape[1]
-        self.history_ = history
+        # Threads: while this model trains, other threads keep using the previous one (none but
+        # this thread can reach the new model -- partial_fit trains a copy -- so fastae::Model's
+        # guard never refuses them; see model.h). The new model and its learned state become the
+        # estimator's in one dict update (one step under the GIL: a reader sees the old state or
+        # the new, never a mix) when training ends, however it ends: an interrupted fit (Ctrl-C)
+        # or a divergence leaves the weights of the last completed (finite) step. Except when the
+        # engine refused before the first step: ValueError (it checks NaN/inf and ranges as it
+        # reads the data) or MemoryError (its buffers): then the previous state stays.
+        def publish():
+            self.__dict__.update(_model=model, _input_scale=scale, n_features_in_=X.shape[1], history_=history,
+                                 n_iter_=len(history["loss"]),
+                                 loss_=history["loss"][-1] if history["loss"] else float("nan"))
+
         # Each call shuffles differently: the shuffle stream depends on the epochs already run.
         shuffle_seed = (p["seed"] + _SHUFFLE_SEED_OFFSET + first_epoch * 0x9E3779B97F4A7C15) & 0xFFFFFFFFFFFFFFFF
-        rejected = False
         try:
             model.fit(X, None, X_val, None, scale=1.0 if scale is None else scale, optimizer=p["optimizer"],
                       learning_rate=p["learning_rate"], beta1=p["beta_1"], beta2=p["beta_2"], epsilon=p["epsilon"],
                       momentum=p["momentum"], nesterov=p["nesterov"], epochs=epochs, batch_size=p["batch_size"],
                       shuffle=p["shuffle"], seed=shuffle_seed, n_threads=p["n_threads"], resume_optimizer=resume,
                       on_epoch=on_epoch)
-        except ValueError:
-            rejected = len(history["loss"]) == first_epoch  # before any step: put everything back
-            if rejected:
-                for k in ("_model", "_input_scale", "n_features_in_", "history_", "n_iter_", "loss_"):
-                    self.__dict__.pop(k, None)
-                self.__dict__.update(previous)
-                if previous_history is not None:
-                    history.clear()
-                    history.update(previous_history)
+        except (MemoryError, ValueError):
             raise
-        finally:
-            if not rejected:
-                self.n_iter_ = len(history["loss"])
-            self.loss_ = history["loss"][-1] if history["loss"] else float("nan")
+        except BaseException:
+            publish()
+            raise
+        publish()
         return self
 
     def fit_transform(self, X, y=None, **fit_params):
@@ -418,7 +417,7 @@ class Autoencoder:
             p = self._validated_params()
             if not pairs or pairs[0][0].ndim != 2:
                 raise ValueError("weights must be a non-empty list of (W, b) pairs with 2-D W")
-            model = self._new_model(pairs[0][0].shape[0], p)
+            model = self._new_model(pairs[0][0].shape[0], p, for_training=False)
         sizes = model.layer_sizes
         if len(pairs) != model.n_layers:
             raise ValueError(f"weights has {len(pairs)} layers; the model has {model.n_layers} (layer sizes {sizes})")

@@ -4,6 +4,7 @@ these checks exist so that errors name Python arguments and happen before any wo
 
 from __future__ import annotations
 
+import math
 import numbers
 import os
 import warnings
@@ -21,6 +22,13 @@ UNIT_RANGE_SLACK = 1e-6
 # Rows checked for NaN/inf at a time: bounds the temporary boolean array to a few MB.
 _FINITE_CHECK_ROWS = 4096
 
+# Largest value of an option the C++ core takes as an int (widths, batch_size, epochs): checked
+# here so that a bigger one is a ValueError naming it, before any model is built or replaced.
+MAX_INT = 2**31 - 1
+
+# The engine's limit on a network's parameter count (csrc/src/network.cpp).
+MAX_PARAMS = 2**32
+
 
 def check_choice(name, value, allowed):
     if not isinstance(value, str) or value not in allowed:
@@ -29,26 +37,29 @@ def check_choice(name, value, allowed):
 
 
 def check_int(name, value, minimum, maximum=None):
+    bound = f"in [{minimum}, {maximum}]" if maximum is not None else f">= {minimum}"
     if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Integral):
-        raise ValueError(f"{name} must be an integer >= {minimum}; got {value!r}")
+        raise ValueError(f"{name} must be an integer {bound}; got {value!r}")
     value = int(value)
     if value < minimum or (maximum is not None and value > maximum):
-        bound = f"in [{minimum}, {maximum}]" if maximum is not None else f">= {minimum}"
         raise ValueError(f"{name} must be an integer {bound}; got {value!r}")
     return value
 
 
 def check_real(name, value, low, high, low_open=True, high_open=True):
     """A finite real number in the interval given (open or closed at each end)."""
-    if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Real) or not np.isfinite(value):
-        raise ValueError(f"{name} must be a finite real number; got {value!r}")
-    value = float(value)
+    interval = f"{'(' if low_open else '['}{low}, {high if high is not None else 'inf'}{')' if high_open else ']'}"
+    try:
+        as_float = float(value)
+    except (TypeError, ValueError, OverflowError):  # e.g. an int beyond float's range
+        as_float = math.nan
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Real) or not math.isfinite(as_float):
+        raise ValueError(f"{name} must be a finite real number in {interval}; got {value!r}")
+    value = as_float
     too_low = value <= low if low_open else value < low
     too_high = high is not None and (value >= high if high_open else value > high)
     if too_low or too_high:
-        lo = "(" if low_open else "["
-        hi = ")" if high_open else "]"
-        raise ValueError(f"{name} must be in {lo}{low}, {high if high is not None else 'inf'}{hi}; got {value!r}")
+        raise ValueError(f"{name} must be in {interval}; got {value!r}")
     return value
 
 
@@ -61,16 +72,70 @@ def check_bool(name, value):
 def check_hidden_layer_sizes(value):
     if isinstance(value, numbers.Integral) and not isinstance(value, (bool, np.bool_)):
         value = (value,)
+    allowed = f"a sequence of integers in [1, {MAX_INT}]"
     try:
         sizes = tuple(value)
     except TypeError:
-        raise ValueError(f"hidden_layer_sizes must be a sequence of positive integers; got {value!r}") from None
+        raise ValueError(f"hidden_layer_sizes must be {allowed}; got {value!r}") from None
     if not sizes:
         raise ValueError("hidden_layer_sizes must hold at least one width (the code size); got ()")
     for s in sizes:
-        if isinstance(s, (bool, np.bool_)) or not isinstance(s, numbers.Integral) or s < 1:
-            raise ValueError(f"hidden_layer_sizes must be a sequence of positive integers; got {value!r}")
+        if isinstance(s, (bool, np.bool_)) or not isinstance(s, numbers.Integral) or not 1 <= s <= MAX_INT:
+            raise ValueError(f"hidden_layer_sizes must be {allowed}; got {value!r}")
     return tuple(int(s) for s in sizes)
+
+
+def memory_available_bytes():
+    """Memory this process can take now without swapping or meeting the out-of-memory killer:
+    Linux's MemAvailable (physical RAM if it cannot be read), or less if a cgroup limits us."""
+    available = os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+    try:
+        with open("/proc/meminfo") as f:
+            for line in f:
+                if line.startswith("MemAvailable:"):
+                    available = int(line.split()[1]) * 1024
+    except (OSError, ValueError, IndexError):
+        pass
+    for limit_file, usage_file in (("/sys/fs/cgroup/memory.max", "/sys/fs/cgroup/memory.current"),
+                                   ("/sys/fs/cgroup/memory/memory.limit_in_bytes",
+                                    "/sys/fs/cgroup/memory/memory.usage_in_bytes")):
+        try:
+            with open(limit_file) as f, open(usage_file) as g:
+                limit, usage = f.read().strip(), g.read().strip()
+        except OSError:
+            continue
+        if limit.isdigit() and usage.isdigit():
+            available = min(available, max(int(limit) - int(usage), 0))
+    return available
+
+
+def check_network_size(layer_sizes, n_threads=None, optimizer=None):
+    """Refuses a network too big for the engine (ValueError) or for the memory available now
+    (MemoryError), before anything is allocated.
+
+    Why here: Linux overcommits, so a network of, say, 20 GB on a 24 GB machine would be
+    allocated and then killed by the out-of-memory killer while its buffers fill, which no
+    exception can report. The figure compared counts the float32 buffers of the engine's peak
+    and nothing else (so it never refuses what fits): the parameters and, for training
+    (n_threads given), the copy of the weights the trainer keeps to undo a diverging step, one
+    gradient buffer per thread, the optimizer's moments (2 for Adam, 1 for SGD) and the copy of
+    them the model keeps after fit. Allocations that fail for other reasons
+    (ulimit -v, a cgroup without accounting) raise MemoryError from the engine.
+    """
+    n_params = sum(a * b + b for a, b in zip(layer_sizes[:-1], layer_sizes[1:]))
+    if n_params > MAX_PARAMS:
+        raise ValueError(f"hidden_layer_sizes on {layer_sizes[0]} features give the network {list(layer_sizes)} of "
+                         f"{n_params} parameters; the limit is 2**32 = {MAX_PARAMS}")
+    moments = 2 if optimizer == "adam" else 1
+    buffers = 1 if n_threads is None else 2 + n_threads + 2 * moments
+    need = 4 * n_params * buffers
+    have = memory_available_bytes()
+    if need > have:
+        what = "storing its parameters" if n_threads is None else (
+            f"training it (parameters and their last-step copy, {n_threads} gradient buffer(s), {optimizer}'s state "
+            f"and its copy)")
+        raise MemoryError(f"the network {list(layer_sizes)} has {n_params} parameters; {what} needs at least "
+                          f"{need / 2**30:.1f} GiB, more than the {have / 2**30:.1f} GiB of memory available now")
 
 
 def available_cpus():
@@ -90,7 +155,9 @@ def resolve_n_threads(n_threads):
         return cpus
     if isinstance(n_threads, numbers.Integral) and not isinstance(n_threads, (bool, np.bool_)) and n_threads == -1:
         return cpus
-    n = check_int("n_threads", n_threads, 1)
+    if isinstance(n_threads, (bool, np.bool_)) or not isinstance(n_threads, numbers.Integral) or n_threads < 1:
+        raise ValueError(f"n_threads must be None, -1 or an integer >= 1; got {n_threads!r}")
+    n = int(n_threads)
     if n > cpus:
         warnings.warn(f"n_threads={n} is more than the {cpus} CPUs available; using {cpus}", RuntimeWarning,
                       stacklevel=3)
@@ -127,6 +194,16 @@ def check_bytes(X, name, n_features=None):
     if n_features is not None and X.shape[1] != n_features:
         raise ValueError(f"{name} has {X.shape[1]} features; the model expects {n_features}")
     return np.ascontiguousarray(X)
+
+
+
+def ndim_or_none(X):
+    """np.ndim(X), or None where X cannot be read as an array (a ragged list): check_array then
+    reports it, naming the argument."""
+    try:
+        return np.ndim(X)
+    except Exception:
+        return None
 
 
 def check_array(X, name="X", n_features=None, unit_range=False, scale=None, finite=True):

@@ -6,6 +6,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <memory>
+#include <optional>
 #include <vector>
 
 #include "fastae/config.h"
@@ -13,6 +14,13 @@
 
 namespace fastae {
 
+// Threads: any number of const calls (inference, losses, copies) may run at once on one model.
+// fit, init_weights, set_params, set_optimizer_state, clear_optimizer_state and copy assignment
+// change it and need it to themselves: a call that would overlap one of them, in either order,
+// throws std::runtime_error at its start and changes nothing (refused, never a data race; in a
+// close race both calls may be refused).
+// params() and optimizer_state() return references that this cannot watch: from other threads
+// use copy_params and copy_optimizer_state, which are refused like inference.
 class Model {
 public:
     // Validates the config (std::invalid_argument naming the bad field). Weights start as zeros
@@ -41,12 +49,15 @@ public:
     // Copies n_params() floats in; throws std::invalid_argument on a wrong count or a non-finite
     // value (and leaves the model unchanged).
     void set_params(const float* values, std::size_t count);
+    // Copies the n_params() parameters into out.
+    void copy_params(float* out) const;
     // Offset of layer l's W in the flat buffer; its b follows at offset + n_in * n_out.
     std::size_t param_offset(int layer) const;
 
     // Runs layers [first, last) on n samples: in is (n, layer_sizes[first]), out is
-    // (n, layer_sizes[last]). Thread-safe: any number of concurrent calls on one model. A NaN or
-    // infinite input throws std::invalid_argument naming it (out's content is then unspecified).
+    // (n, layer_sizes[last]). Any number of concurrent calls on one model (see Threads above). A
+    // NaN or infinite input throws std::invalid_argument naming it (out's content is then
+    // unspecified).
     void forward(int first, int last, std::size_t n, const float* in, float* out) const;
     void encode(std::size_t n, const float* x, float* codes) const;       // (n, code_size())
     void decode(std::size_t n, const float* codes, float* out) const;     // (n, n_outputs())
@@ -64,6 +75,7 @@ public:
     // The optimizer state left by the last fit (or set_optimizer_state), if any.
     bool has_optimizer_state() const;
     const OptimizerState& optimizer_state() const;  // throws std::logic_error if there is none
+    std::optional<OptimizerState> copy_optimizer_state() const;  // a copy, or none
     // Checks sizes (m: n_params(); v: n_params() for Adam, empty for SGD), steps >= 0 and
     // finiteness, throwing std::invalid_argument and leaving the model unchanged.
     void set_optimizer_state(const OptimizerState& state);
@@ -74,7 +86,9 @@ public:
     // TrainOptions::resume_optimizer); the optimizer state is kept afterwards. Validation data
     // (n_val, ...) is optional (x_val == nullptr). Returns why it stopped; weights are those of
     // the last completed step. Throws TrainingDiverged (weights: the last finite step) if the
-    // loss or the weights become non-finite, std::invalid_argument for bad arguments or data. The history of every epoch is appended to *history if given.
+    // loss or the weights become non-finite, std::invalid_argument for bad arguments or data.
+    // The history of every epoch is appended to *history if given. A fit that throws before its
+    // first step (bad data, std::bad_alloc for its buffers) changes nothing.
     StopReason fit(std::size_t n, const float* x, const float* y,
                    std::size_t n_val, const float* x_val, const float* y_val,
                    const OptimizerConfig& optimizer, const TrainOptions& options,
