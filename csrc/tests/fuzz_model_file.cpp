@@ -53,8 +53,9 @@ namespace {
 
 // The heap budget of loading an n-byte file. The reader holds the file (n), the parsed arrays
 // (weights, optimizer moments, metadata: at most n together), the model's copies of them (again
-// at most n) and the network's per-layer records (under 8 bytes per byte of the 4-byte widths);
-// 8 n leaves room for that, the slack for error messages and fixed-size objects.
+// at most n) and the widths twice plus a 16-byte record per layer (24 bytes for each 4 bytes of
+// widths in the file: at most 6 n); 8 n covers the sum, the slack error messages and
+// fixed-size objects.
 constexpr std::size_t kHeapFactor = 8;
 constexpr std::size_t kHeapSlack = 64 * 1024;
 
