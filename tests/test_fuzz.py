@@ -103,6 +103,10 @@ def fuzzer(tmp_path_factory):
         pytest.skip(why)
     cmake, ninja = _tool("cmake"), _tool("ninja")
     build_dir = os.path.join(REPO, "build", "pytest-fuzz")
+    # A build folder configured with another compiler (clang++-14 then clang++, say) cannot be
+    # reconfigured in place: start it afresh.
+    if _cached(build_dir, "CMAKE_CXX_COMPILER") not in (None, clang):
+        shutil.rmtree(build_dir)
     args = [cmake, "-S", REPO, "-B", build_dir, "-DFASTAE_BUILD_TESTS=ON", "-DFASTAE_FUZZ=ON",
             f"-DCMAKE_CXX_COMPILER={clang}", "-DCMAKE_BUILD_TYPE=Release",
             f"-DCMAKE_PREFIX_PATH={sysconfig.get_paths()['purelib']}"]
@@ -114,6 +118,18 @@ def fuzzer(tmp_path_factory):
                             str(os.cpu_count() or 2)], capture_output=True, text=True)
     assert build.returncode == 0, build.stdout[-4000:] + build.stderr[-4000:]
     return os.path.join(build_dir, "csrc", "tests", "fuzz_model_file")
+
+
+def _cached(build_dir, name):
+    """A variable's value in build_dir's CMakeCache.txt, or None."""
+    try:
+        with open(os.path.join(build_dir, "CMakeCache.txt")) as f:
+            for line in f:
+                if line.startswith(name + ":"):
+                    return line.split("=", 1)[1].strip()
+    except FileNotFoundError:
+        pass
+    return None
 
 
 def _stat(log, name):
