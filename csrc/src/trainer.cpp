@@ -68,9 +68,6 @@ StopReason train(const Network& net, float* params, const Dataset& data, const D
     // --- everything the batch loop touches --------------------------------------------------
     WorkerPool pool(n_shards);
     const std::size_t shard_capacity = (batch + std::size_t(n_shards) - 1) / std::size_t(n_shards);
-    std::vector<Workspace> ws;
-    ws.reserve(std::size_t(n_shards));
-    for (int t = 0; t < n_shards; ++t) ws.emplace_back(net, std::max(shard_capacity, std::size_t(1)));
     std::vector<AlignedFloats> grads(std::size_t(n_shards), AlignedFloats(n_params, 0.0f));
     std::vector<double> shard_loss(std::size_t(n_shards), 0.0);
     // The weights before the current update, so that a step that makes any of them non-finite
@@ -80,6 +77,10 @@ StopReason train(const Network& net, float* params, const Dataset& data, const D
     // Validation chunks: a shard's size, or larger when there would be more than the pool's
     // 65535 items a run.
     const std::size_t val_chunk = std::max(shard_capacity, (val.n + 65534) / 65535);
+    // Workspaces: one per shard, also used per member for validation chunks.
+    std::vector<Workspace> ws;
+    ws.reserve(std::size_t(n_shards));
+    for (int t = 0; t < n_shards; ++t) ws.emplace_back(net, std::max(val_chunk, std::size_t(1)));
     std::vector<double> chunk_sums((val.n + val_chunk - 1) / val_chunk, 0.0);
     // Per-member conversion buffers for 8-bit validation data.
     std::vector<AlignedFloats> val_buffers(val.x_u8 ? std::size_t(n_shards) : 0,
