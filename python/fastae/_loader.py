@@ -157,7 +157,7 @@ def load_core(package: str = __package__, environ=os.environ, cpu_flags_reader=r
             raise ImportError(f"fastae: {ENV_VAR}={forced!r}, but this is a source build with one engine, "
                               f"compiled for the machine it was built on; unset {ENV_VAR}")
         module = importlib.import_module(f"{package}._core")
-        loaded = Choice(None, "the build machine (a source build)", "the only engine of a source build", (),
+        loaded = Choice(None, "FASTAE_ARCH (default: the build machine's CPU)", "the only engine of a source build", (),
                         getattr(module, "__file__", ""))
         return module
     specs = {v.name: importlib.util.find_spec(f"{package}._core_{v.name}") for v in VARIANTS}
@@ -174,6 +174,6 @@ def describe() -> str:
     if c is None:
         return "engine: not loaded"
     if c.variant is None:
-        return "engine: source build (one module, _core, compiled for the machine it was built on)"
+        return "engine: source build (one module, _core, compiled for FASTAE_ARCH: by default the build machine's CPU)"
     return (f"engine: portable build, variant {c.variant} ({c.target}); {c.reason}; "
             f"variants in this build: {', '.join(c.available)}")
