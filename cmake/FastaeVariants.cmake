@@ -8,14 +8,14 @@
 # one copy for both, so the "AVX2" path can run AVX-512 code. Each module here is a shared object
 # of its own (pybind11 builds them with hidden symbols) holding only code for its instruction set.
 #
-# This file is included twice over in effect: at the top of CMakeLists.txt (before the kernel
-# flags) it turns FASTAE_ARCH into the baseline of a portable build, so the fastae library, its
-# C++ tests and the static library installed for C++ hosts are the AVX2 baseline; and
-# fastae_add_portable_modules(), called at the end, copies fastae and fastae_kernel_flags once
-# every source and flag has been added to them, changing only -march.
+# Two parts. Included near the top of CMakeLists.txt (before the kernel flags), this file sets
+# FASTAE_ARCH to the baseline of a portable build, so the fastae library, its C++ tests and the
+# static library installed for C++ hosts are the AVX2 baseline. fastae_add_portable_modules(),
+# called at the end of CMakeLists.txt, copies fastae and fastae_kernel_flags for the other
+# variants once every source and flag has been added to them, changing only -march.
 
 option(FASTAE_PORTABLE
-       "Build for distribution: one Python extension module per instruction set (x86-64: AVX2 baseline, AVX-512), picked at import time, instead of one module for FASTAE_ARCH"
+       "For wheels: one Python module per instruction set (AVX2, AVX-512), picked at import, not one for FASTAE_ARCH"
        OFF)
 
 # FASTAE_VARIANTS: the variants to build, baseline first; FASTAE_VARIANT_ARCH_<variant>: its -march.
