@@ -9,7 +9,11 @@ The engine is C++ (Eigen kernels, the whole training loop); this package is a th
 scikit-learn-style layer over it. Runtime dependency: numpy.
 """
 
-from . import _core
+from . import _loader
+
+# The engine: _core in a source build, or the variant of a portable build that this CPU runs,
+# registered as fastae._core before the modules below import it (see _loader.py).
+_core = _loader.load_core()
 from ._autoencoder import Autoencoder, ModelFileError, NotFittedError, load
 from ._core import TrainingDivergedError
 from ._validation import available_cpus, resolve_n_threads
@@ -38,10 +42,12 @@ def get_cmake_dir():
 
 def show_config(file=None):
     """Prints (and returns) how this fastae was built and what it will use: version, SIMD
-    instruction sets, Eigen version, and the CPUs available to this process."""
+    instruction sets, Eigen version, the engine variant (and why it was chosen), and the CPUs
+    available to this process."""
     import sys
 
     text = (f"{_core.build_info()}\n"
+            f"{_loader.describe()}\n"
             f"extension: {_core.__file__}\n"
             f"CPUs available to this process: {available_cpus()} (hardware threads: {_core.hardware_threads()})\n"
             f"default n_threads: {resolve_n_threads(None)} (each step on all of them, or on one when that is "

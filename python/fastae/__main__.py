@@ -58,7 +58,8 @@ def main(argv=None):
     demo.add_argument("--learning-rate", type=float, default=1e-3)
     demo.add_argument("--threads", type=int, default=1)
     demo.add_argument("--seed", type=int, default=0)
-    sub.add_parser("info", help="print how fastae was built (version, SIMD, Eigen, CPUs)")
+    sub.add_parser("info", help="print how fastae was built and what it uses (version, SIMD, engine variant, "
+                                "Eigen, CPUs, threads)")
     args = parser.parse_args(argv)
 
     if args.version:
