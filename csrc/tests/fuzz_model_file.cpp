@@ -45,6 +45,12 @@
 #if !defined(FASTAE_FUZZ_HEAP_HOOKS) && defined(__SANITIZE_ADDRESS__)
 #define FASTAE_FUZZ_HEAP_HOOKS 1
 #endif
+// The allocation hooks' header ships with clang's sanitizers, not always with GCC's.
+#if defined(FASTAE_FUZZ_HEAP_HOOKS) && defined(__has_include)
+#if !__has_include(<sanitizer/allocator_interface.h>)
+#undef FASTAE_FUZZ_HEAP_HOOKS
+#endif
+#endif
 #if defined(FASTAE_FUZZ_HEAP_HOOKS)
 #include <sanitizer/allocator_interface.h>
 #endif
