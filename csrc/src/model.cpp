@@ -36,6 +36,16 @@ void require(bool ok, const std::string& message) {
 // first_row: the index of x's first row in the caller's array, for the message.
 void check_values(std::size_t n, std::size_t d, const float* x, const char* name, bool unit_range,
                   std::size_t first_row = 0) {
+    // The common case in one vectorised pass over blocks of rows (min/max are NaN-blind, so
+    // finiteness is checked apart); the row-by-row scan below only runs to name an offender.
+    const std::size_t block_rows = std::max<std::size_t>(1, (std::size_t(1) << 16) / std::max<std::size_t>(d, 1));
+    bool all_ok = true;
+    for (std::size_t r = 0; r < n && all_ok; r += block_rows) {
+        const auto block = Eigen::Map<const Eigen::ArrayXf>(x + r * d, Eigen::Index(std::min(block_rows, n - r) * d));
+        all_ok = block.allFinite() &&
+                 (!unit_range || (block.minCoeff() >= -kUnitRangeSlack && block.maxCoeff() <= 1.0f + kUnitRangeSlack));
+    }
+    if (all_ok) return;
     for (std::size_t i = 0; i < n; ++i) {
         const float* row = x + i * d;
         bool ok = true;
@@ -51,10 +61,10 @@ void check_values(std::size_t n, std::size_t d, const float* x, const char* name
                                             ", column " + std::to_string(j));
             }
             if (unit_range && !(row[j] >= -kUnitRangeSlack && row[j] <= 1.0f + kUnitRangeSlack)) {
-                throw std::invalid_argument(std::string(name) + " must lie in [0, 1] for loss 'bce'; found " +
+                throw std::invalid_argument(std::string(name) + " must lie in [0, 1] for loss='bce' (it is the target of a sigmoid); found " +
                                             std::to_string(row[j]) + " at row " + std::to_string(first_row + i) +
                                             ", column " + std::to_string(j) +
-                                            ". Scale it (e.g. X / 255 for 8-bit images) or use loss 'mse'");
+                                            ". Scale it (e.g. X / 255 for 8-bit images) or use loss='mse'");
             }
         }
     }
@@ -332,7 +342,7 @@ StopReason Model::fit(std::size_t n, const float* x, const float* y, std::size_t
             require(n_inputs() == n_outputs(), "validation targets are required when n_inputs != n_outputs");
             y_val = x_val;
         }
-        check_values(n_val, std::size_t(n_inputs()), x_val, "validation X", bce && y_val == x_val);
+        check_values(n_val, std::size_t(n_inputs()), x_val, "validation_data", bce && y_val == x_val);
         if (y_val != x_val) check_values(n_val, std::size_t(n_outputs()), y_val, "validation y", bce);
         val.n = n_val;
         val.x = x_val;
@@ -361,7 +371,7 @@ StopReason Model::fit_u8(std::size_t n, const std::uint8_t* x, float scale, std:
         };
         const std::size_t d = std::size_t(n_inputs());
         const float top = float(std::max(max_of(n * d, x), x_val ? max_of(n_val * d, x_val) : std::uint8_t(0))) * scale;
-        require(top <= 1.0f + kUnitRangeSlack, "8-bit data times scale must lie in [0, 1] for loss 'bce'; its "
+        require(top <= 1.0f + kUnitRangeSlack, "8-bit data times scale must lie in [0, 1] for loss='bce'; its "
                                                "largest value gives " + std::to_string(top));
     }
     detail::Dataset data, val;

@@ -255,7 +255,6 @@ class Autoencoder:
 
     def _train(self, X, validation_data, partial, resume):
         p = self._validated_params()
-        unit = p["loss"] == "bce"
         scale = p["input_scale"]
         if validation_data is not None and isinstance(validation_data, (tuple, list)) and \
                 len(validation_data) in (1, 2) and not np.isscalar(validation_data[0]) and \
@@ -266,9 +265,11 @@ class Autoencoder:
             X = check_bytes(X, "X")
             X_val = None if validation_data is None else check_bytes(validation_data, "validation_data", X.shape[1])
         else:
-            X = check_array(X, "X", unit_range=unit, scale=scale, finite=False)
+            # NaN/inf and, for bce, the [0, 1] range are checked by the engine as it reads the data
+            # (one vectorised pass, no temporary arrays), naming the first offender.
+            X = check_array(X, "X", scale=scale, finite=False)
             X_val = None if validation_data is None else check_array(
-                validation_data, "validation_data", X.shape[1], unit_range=unit, scale=scale, finite=False)
+                validation_data, "validation_data", X.shape[1], scale=scale, finite=False)
 
         fitted = getattr(self, "_model", None) is not None
         model = self._new_model(X.shape[1], p)
