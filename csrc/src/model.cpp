@@ -321,14 +321,21 @@ void validate(const TrainOptions& t) {
     require(t.n_threads >= 1, "n_threads must be >= 1, got " + std::to_string(t.n_threads));
 }
 
-StopReason Model::fit(std::size_t n, const float* x, const float* y, std::size_t n_val,
-                      const float* x_val, const float* y_val, const OptimizerConfig& optimizer,
-                      const TrainOptions& options, std::vector<EpochReport>* history) {
-    Writing writing(impl_->guard, "fit");
+namespace {
+// What fit and fit_u8 both check first.
+void check_fit_arguments(const OptimizerConfig& optimizer, const TrainOptions& options, std::size_t n, const void* x) {
     validate(optimizer);
     validate(options);
     require(n > 0, "fit needs at least one sample");
     require(x != nullptr, "fit: x is null");
+}
+}  // namespace
+
+StopReason Model::fit(std::size_t n, const float* x, const float* y, std::size_t n_val,
+                      const float* x_val, const float* y_val, const OptimizerConfig& optimizer,
+                      const TrainOptions& options, std::vector<EpochReport>* history) {
+    Writing writing(impl_->guard, "fit");
+    check_fit_arguments(optimizer, options, n, x);
     const bool bce = config().loss == Loss::bce;
     if (y == nullptr) {
         require(n_inputs() == n_outputs(), "targets are required when n_inputs != n_outputs");
@@ -359,10 +366,7 @@ StopReason Model::fit_u8(std::size_t n, const std::uint8_t* x, float scale, std:
                          const std::uint8_t* x_val, const OptimizerConfig& optimizer,
                          const TrainOptions& options, std::vector<EpochReport>* history) {
     Writing writing(impl_->guard, "fit");
-    validate(optimizer);
-    validate(options);
-    require(n > 0, "fit needs at least one sample");
-    require(x != nullptr, "fit: x is null");
+    check_fit_arguments(optimizer, options, n, x);
     require(std::isfinite(scale) && scale > 0.0f, "scale must be a finite number > 0, got " + std::to_string(scale));
     require(n_inputs() == n_outputs(), "8-bit data trains autoencoders only (n_inputs == n_outputs)");
     if (config().loss == Loss::bce) {

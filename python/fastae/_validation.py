@@ -182,17 +182,22 @@ def seed_from(random_state):
         f"got {random_state!r}")
 
 
+def check_shape(arr, name, n_features=None):
+    """2-D, at least one row and one column, and n_features columns when given."""
+    if arr.ndim != 2:
+        raise ValueError(f"{name} must be a 2-D array (n_samples, n_features); got shape {arr.shape}")
+    if arr.shape[0] == 0 or arr.shape[1] == 0:
+        raise ValueError(f"{name} is empty: shape {arr.shape}; it needs at least one sample and one feature")
+    if n_features is not None and arr.shape[1] != n_features:
+        raise ValueError(f"{name} has {arr.shape[1]} features; the model expects {n_features}")
+
+
 def check_bytes(X, name, n_features=None):
     """A 2-D uint8 array as C-contiguous (8-bit data is never widened to float here)."""
     if not isinstance(X, np.ndarray) or X.dtype != np.uint8:
         raise ValueError(f"{name} must be a uint8 array like X (8-bit training data); got "
                          f"{getattr(X, 'dtype', type(X).__name__)}")
-    if X.ndim != 2:
-        raise ValueError(f"{name} must be a 2-D array (n_samples, n_features); got shape {X.shape}")
-    if X.shape[0] == 0 or X.shape[1] == 0:
-        raise ValueError(f"{name} is empty: shape {X.shape}; it needs at least one sample and one feature")
-    if n_features is not None and X.shape[1] != n_features:
-        raise ValueError(f"{name} has {X.shape[1]} features; the model expects {n_features}")
+    check_shape(X, name, n_features)
     return np.ascontiguousarray(X)
 
 
@@ -224,12 +229,7 @@ def check_array(X, name="X", n_features=None, unit_range=False, scale=None, fini
             raise ValueError(f"{name} could not be read as an array: {exc}") from None
     if arr.dtype.kind not in "biuf":
         raise ValueError(f"{name} must hold real numbers (bool, int, uint or float); got dtype {arr.dtype}")
-    if arr.ndim != 2:
-        raise ValueError(f"{name} must be a 2-D array (n_samples, n_features); got shape {arr.shape}")
-    if arr.shape[0] == 0 or arr.shape[1] == 0:
-        raise ValueError(f"{name} is empty: shape {arr.shape}; it needs at least one sample and one feature")
-    if n_features is not None and arr.shape[1] != n_features:
-        raise ValueError(f"{name} has {arr.shape[1]} features; the model expects {n_features}")
+    check_shape(arr, name, n_features)
     original = arr
     with np.errstate(over="ignore"):  # float64 beyond float32's range becomes inf, caught below
         arr = np.ascontiguousarray(arr, dtype=np.float32)
