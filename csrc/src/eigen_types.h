@@ -25,12 +25,4 @@ using ConstVectorMap = Eigen::Map<const Vector>;
 // where the allocator put them, so a seed reproduces a run bit for bit.
 using AlignedFloats = std::vector<float, Eigen::aligned_allocator<float>>;
 
-// (rows = features, cols = samples) view of a row-major (n, d) buffer.
-inline ConstMatrixMap samples(const float* x, Eigen::Index d, Eigen::Index n) {
-    return ConstMatrixMap(x, d, n);
-}
-inline MutMatrixMap samples(float* x, Eigen::Index d, Eigen::Index n) {
-    return MutMatrixMap(x, d, n);
-}
-
 }  // namespace fastae::detail

@@ -84,11 +84,10 @@ void forward_batch(const Network& net, const float* params, ConstMatrixMap in, i
     const Eigen::Index b = in.cols();
     for (int l = first; l < last; ++l) {
         const DenseLayer& layer = net.layers()[std::size_t(l)];
-        ConstMatrixMap w(params + layer.offset, layer.n_out, layer.n_in);
         ConstVectorMap bias(params + layer.offset + std::size_t(layer.n_in) * layer.n_out, layer.n_out);
         MutMatrixMap z = ws.act(l + 1, b);
         const float* a_in = l == first ? in.data() : ws.act(l, b).data();
-        gemm(false, false, layer.n_out, int(b), layer.n_in, 1.0f, w.data(), layer.n_out, a_in, layer.n_in, 0.0f,
+        gemm(false, false, layer.n_out, int(b), layer.n_in, 1.0f, params + layer.offset, layer.n_out, a_in, layer.n_in, 0.0f,
              z.data(), layer.n_out, ws.gemm());
         const bool is_output = l + 1 == net.n_layers();
         bias_activation(is_output && !activate_output ? Activation::linear : net.activation_of(l),

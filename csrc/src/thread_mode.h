@@ -12,11 +12,16 @@ public:
     bool next_solo() {
         ++step_;
         if (step_ <= kWarmup) return step_ % 2 == 0;  // alternate to seed both estimates
-        const bool best_solo = seconds_[1] < seconds_[0];
+        const bool solo_faster = best_solo();
         // Re-measure the other mode now and then: conditions change (a busy core frees up).
-        if (step_ % kProbePeriod < kProbeSteps) return !best_solo;
-        return best_solo;
+        if (step_ % kProbePeriod < kProbeSteps) return !solo_faster;
+        return solo_faster;
     }
+    // The mode measured faster so far (the team until both are measured), without advancing the
+    // probing schedule: next_solo uses it, and so does work that is not a training step, such as
+    // the validation pass.
+    bool best_solo() const { return seconds_[0] > 0.0 && seconds_[1] > 0.0 && seconds_[1] < seconds_[0]; }
+
     void record(bool solo, double seconds) {
         double& s = seconds_[solo ? 1 : 0];
         s = s == 0.0 ? seconds : (1.0 - kSmoothing) * s + kSmoothing * seconds;

@@ -194,7 +194,7 @@ StopReason train(const Network& net, float* params, const Dataset& data, const D
         report.epoch = epoch;
         report.loss = loss_sum / (double(n) * double(d_out));
         if (val.n > 0) {
-            pool.set_solo(chooser.next_solo());
+            pool.set_solo(chooser.best_solo());
             pool.run(validation_chunk, int(chunk_sums.size()));
             double total = 0.0;
             for (double v : chunk_sums) total += v;
