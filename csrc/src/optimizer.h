@@ -35,8 +35,12 @@ public:
     }
     // The same update split in two so that threads can share it: begin_step once (advances t),
     // then apply over disjoint ranges [begin, end) of the flat buffer that together cover it.
+    // apply first copies the range's old values to previous[begin, end) when previous is not
+    // null (so a step can be undone), and returns whether every updated value is finite; both
+    // ride along in the update's own sweep (Adam with AVX2), not in passes of their own.
     void begin_step();
-    void apply(float* params, const float* grad, std::size_t begin, std::size_t end);
+    bool apply(float* params, const float* grad, std::size_t begin, std::size_t end,
+               float* previous = nullptr);
 
     std::int64_t steps() const { return t_; }
     const OptimizerConfig& config() const { return config_; }

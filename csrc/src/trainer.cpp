@@ -71,7 +71,7 @@ StopReason train(const Network& net, float* params, const Dataset& data, const D
     std::vector<AlignedFloats> grads(std::size_t(n_shards), AlignedFloats(n_params, 0.0f));
     std::vector<double> shard_loss(std::size_t(n_shards), 0.0);
     // The weights before the current update, so that a step that makes any of them non-finite
-    // can be undone (copied slice by slice inside the update pass, while hot).
+    // can be undone (saved slice by slice by the update itself, Optimizer::apply).
     AlignedFloats previous(n_params);
     std::vector<char> slice_finite(std::size_t(n_shards), 1);
     // Validation chunks: a shard's size, or larger when there would be more than the pool's
@@ -120,10 +120,7 @@ StopReason train(const Network& net, float* params, const Dataset& data, const D
             const float* gs = grads[std::size_t(s)].data();
             for (std::size_t i = p0; i < p1; ++i) g0[i] += gs[i];
         }
-        std::copy(params + p0, params + p1, previous.data() + p0);
-        optimizer.apply(params, g0, p0, p1);
-        slice_finite[std::size_t(slice)] =
-            Eigen::Map<const Eigen::ArrayXf>(params + p0, Eigen::Index(p1 - p0)).allFinite();
+        slice_finite[std::size_t(slice)] = optimizer.apply(params, g0, p0, p1, previous.data());
     };
     // Mean loss of the validation data; chunk sums are added in chunk order.
     auto validation_chunk = [&](int c, int member) {

@@ -1,5 +1,8 @@
 // test_kernels.cpp -- every fast kernel against its naive twin: activations, the output pass,
 // the whole forward pass and the loss gradient of a batch.
+#include <algorithm>
+#include <cmath>
+#include <limits>
 #include <random>
 #include <vector>
 
@@ -70,6 +73,80 @@ TEST(output_pass_matches_naive_for_every_loss) {
         }
         CHECK_NEAR(sum, want_sum, 1e-5 * (1 + std::fabs(want_sum)));
     }
+}
+
+// Both versions of the BCE column (Eigen's, used by builds without AVX2, and the AVX2 one the
+// output pass uses here) against the naive twin, for lengths with every tail size.
+TEST(bce_column_versions_match_naive) {
+    for (int d : {1, 7, 8, 9, 16, 23, 784}) {
+        // |z| <= 20: beyond it the naive twin's log(1 - sigmoid(z)) loses digits in double.
+        auto z = random_vector(d, -20.0f, 20.0f, 11 + unsigned(d));
+        auto y = random_vector(d, 0.0f, 1.0f, 12 + unsigned(d));
+        z[0] = 0.0f;  // the z >= 0 branch at its edge
+        double want_sum = 0;
+        std::vector<double> want_g(static_cast<std::size_t>(d));
+        for (int i = 0; i < d; ++i) {
+            double l, dz;
+            loss_naive(Loss::bce, Activation::sigmoid, z[std::size_t(i)], y[std::size_t(i)], &l, &dz);
+            want_sum += l;
+            want_g[std::size_t(i)] = dz * 0.5;
+        }
+        for (int version = 0; version < 2; ++version) {
+            auto g = z;
+            std::vector<float> scratch(3 * std::size_t(d));
+            float sum = 0;
+            if (version == 0) {
+                sum = bce_column_eigen(Eigen::Map<Eigen::ArrayXf>(g.data(), d),
+                                       Eigen::Map<const Eigen::ArrayXf>(y.data(), d), 0.5f, true, scratch.data());
+            } else {
+#ifdef FASTAE_HAVE_AVX2_MATH
+                sum = bce_column_avx2(g.data(), y.data(), d, 0.5f, true);
+#else
+                continue;
+#endif
+            }
+            CHECK_NEAR(sum, want_sum, 2e-6 * (1 + std::fabs(want_sum)));
+            for (int i = 0; i < d; ++i) CHECK_NEAR(g[std::size_t(i)], want_g[std::size_t(i)], 3e-7);
+        }
+    }
+}
+
+#ifdef FASTAE_HAVE_AVX2_MATH
+TEST(vector_exp_is_within_2_ulp) {
+    // Every float in [-87, 0] at a stride, and the edges; below -87 the result is exp(-87).
+    double worst = 0;
+    std::vector<float> inputs = {0.0f, -0.0f, -1e-30f, -87.0f, -0.5f * 0.693147f};
+    for (float a = -87.0f; a < 0.0f; a += 0.000731f) inputs.push_back(a);
+    for (std::size_t i = 0; i + 8 <= inputs.size(); i += 8) {
+        float out[8];
+        _mm256_storeu_ps(out, avx2::exp_nonpositive(_mm256_loadu_ps(&inputs[i])));
+        for (int k = 0; k < 8; ++k) {
+            const double want = std::exp(double(inputs[i + std::size_t(k)]));
+            const double ulp = std::nextafter(float(want), 1.0f) - float(want);
+            worst = std::max(worst, std::fabs(out[k] - want) / ulp);
+        }
+    }
+    CHECK(worst <= 2.0);
+    float out[8];
+    const float nan = std::numeric_limits<float>::quiet_NaN();
+    _mm256_storeu_ps(out, avx2::exp_nonpositive(_mm256_setr_ps(-100.0f, -1e30f, -std::numeric_limits<float>::infinity(),
+                                                                nan, -nan, -3.0f, -4.0f, -5.0f)));
+    CHECK_NEAR(out[0], std::exp(-87.0), 1e-44);
+    CHECK_NEAR(out[1], std::exp(-87.0), 1e-44);
+    CHECK_NEAR(out[2], std::exp(-87.0), 1e-44);
+    CHECK(std::isnan(out[3]));
+    CHECK(std::isnan(out[4]));
+}
+#endif
+
+TEST(bce_propagates_nan_logits_into_the_loss) {
+    // The trainer stops on a non-finite loss, so a NaN logit must reach the sum.
+    const int d = 11;
+    std::vector<float> z(d, 0.5f), y(d, 0.25f), scratch(3 * d);
+    z[9] = std::numeric_limits<float>::quiet_NaN();
+    const double sum = output_pass(Loss::bce, Activation::sigmoid, MutMatrixMap(z.data(), d, 1),
+                                   ConstMatrixMap(y.data(), d, 1), 1.0f, true, nullptr, scratch.data());
+    CHECK(std::isnan(sum));
 }
 
 TEST(bce_is_stable_for_saturated_logits) {

@@ -1,5 +1,6 @@
 // test_optimizer.cpp -- Adam and SGD steps against numbers computed by hand (independently, in
 // Python's float64: see the comments) and against the naive double twin over many elements.
+#include <limits>
 #include <random>
 #include <vector>
 
@@ -82,5 +83,27 @@ TEST(optimizers_match_naive_twin_over_many_steps) {
             optimizer_step_naive(c, t, n, pd.data(), gd.data(), m.data(), v.data());
         }
         for (std::size_t i = 0; i < n; ++i) CHECK_NEAR(p[i], pd[i], 2e-5 * (1 + std::fabs(pd[i])));
+    }
+}
+
+TEST(apply_saves_previous_values_and_reports_non_finite_results) {
+    const std::size_t n = 1003;  // a vector part and a scalar tail
+    for (OptimizerKind kind : {OptimizerKind::adam, OptimizerKind::sgd}) {
+        OptimizerConfig c;
+        c.kind = kind;
+        for (std::size_t bad_at : {std::size_t(5), std::size_t(1001), n}) {  // n: nothing bad
+            Optimizer opt(c, n);
+            std::vector<float> p(n), g(n, 0.5f), previous(n, -1.0f);
+            for (std::size_t i = 0; i < n; ++i) p[i] = float(i) * 0.01f;
+            const std::vector<float> before = p;
+            if (bad_at < n) g[bad_at] = std::numeric_limits<float>::infinity();
+            opt.begin_step();
+            const bool finite_a = opt.apply(p.data(), g.data(), 0, 500, previous.data());
+            const bool finite_b = opt.apply(p.data(), g.data(), 500, n, previous.data());
+            CHECK(previous == before);
+            CHECK(finite_a == (bad_at >= 500));
+            CHECK(finite_b == (bad_at < 500 || bad_at == n));
+            CHECK(p[7] != before[7]);  // the update ran
+        }
     }
 }
