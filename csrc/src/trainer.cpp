@@ -37,11 +37,26 @@ inline std::size_t part_begin(std::size_t total, int parts, int t) {
     return total * std::size_t(t) / std::size_t(parts);
 }
 
+// Rows requested ahead of the one being copied. Shuffled rows lie anywhere in a dataset much
+// larger than the caches, and a plain row-by-row copy waits on memory for each; with requests
+// for the next rows in flight, gathering 256 shuffled MNIST rows took 252-274 us instead of
+// 306-319 us in a standalone test here (8 rows ahead did no better than 4). Prefetching the
+// next batch during the step's output pass instead gained nothing measurable.
+constexpr Eigen::Index kGatherAhead = 4;
+
 // Copies rows of an 8-bit (or float) dataset into consecutive columns of dst, scaling 8-bit
 // values: dst column j = sample rows[j] (or sample first + j when rows is null).
 void gather(const Dataset& data, Eigen::Index d, const std::size_t* rows, std::size_t first, Eigen::Index b,
             float* dst) {
+    const std::size_t row_bytes = std::size_t(d) * (data.x_u8 ? sizeof(std::uint8_t) : sizeof(float));
+    const char* base = data.x_u8 ? reinterpret_cast<const char*>(data.x_u8) : reinterpret_cast<const char*>(data.x);
     for (Eigen::Index j = 0; j < b; ++j) {
+#if defined(__GNUC__)
+        if (rows && j + kGatherAhead < b) {  // consecutive rows: the hardware prefetches them
+            const char* ahead = base + rows[j + kGatherAhead] * row_bytes;
+            for (std::size_t k = 0; k < row_bytes; k += 64) __builtin_prefetch(ahead + k);
+        }
+#endif
         const std::size_t i = rows ? rows[j] : first + std::size_t(j);
         float* out = dst + std::size_t(j) * std::size_t(d);
         if (data.x_u8) {
