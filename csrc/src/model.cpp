@@ -235,11 +235,12 @@ void Model::forward(int first, int last, std::size_t n, const float* in, float* 
     for (std::size_t s = 0; s < n; s += kInferenceChunk) {
         const auto b = Eigen::Index(std::min(kInferenceChunk, n - s));
         const float* chunk = in + s * std::size_t(w_in);
-        if (!ConstMatrixMap(chunk, w_in, b).allFinite()) {
-            check_values(std::size_t(b), std::size_t(w_in), chunk, "X", false, s);  // throws, naming the value
-        }
+        bool products_finite = true;
         detail::forward_batch(net, params(), ConstMatrixMap(chunk, w_in, b), first, last, ws,
-                              /*activate_output=*/true);
+                              /*activate_output=*/true, &products_finite);
+        // A non-finite input shows in the first layer's products (network.h); only then is the
+        // chunk scanned, to name the value. Finite inputs whose products overflow pass.
+        if (!products_finite) check_values(std::size_t(b), std::size_t(w_in), chunk, "X", false, s);
         MutMatrixMap(out + s * std::size_t(w_out), w_out, b) = ws.act(last, b);
     }
 }
@@ -267,10 +268,12 @@ void Model::sample_losses(std::size_t n, const float* x, const float* y, float* 
     detail::Workspace ws(net, std::min(std::max<std::size_t>(n, 1), kInferenceChunk));
     for (std::size_t s = 0; s < n; s += kInferenceChunk) {
         const auto b = Eigen::Index(std::min(kInferenceChunk, n - s));
-        check_values(std::size_t(b), std::size_t(d_in), x + s * std::size_t(d_in), "X", false, s);
         if (y != x) check_values(std::size_t(b), std::size_t(d_out), y + s * std::size_t(d_out), "y", false, s);
+        bool products_finite = true;
         detail::loss_batch(net, params(), ConstMatrixMap(x + s * std::size_t(d_in), d_in, b),
-                           ConstMatrixMap(y + s * std::size_t(d_out), d_out, b), ws, out + s);
+                           ConstMatrixMap(y + s * std::size_t(d_out), d_out, b), ws, out + s, &products_finite);
+        // As in forward: X is scanned only when its products show a non-finite value.
+        if (!products_finite) check_values(std::size_t(b), std::size_t(d_in), x + s * std::size_t(d_in), "X", false, s);
     }
 }
 

@@ -80,7 +80,7 @@ Workspace::Workspace(const Network& net, std::size_t capacity) : capacity_(capac
 }
 
 void forward_batch(const Network& net, const float* params, ConstMatrixMap in, int first,
-                   int last, Workspace& ws, bool activate_output) {
+                   int last, Workspace& ws, bool activate_output, bool* first_products_finite) {
     const Eigen::Index b = in.cols();
     for (int l = first; l < last; ++l) {
         const DenseLayer& layer = net.layers()[std::size_t(l)];
@@ -89,6 +89,7 @@ void forward_batch(const Network& net, const float* params, ConstMatrixMap in, i
         const float* a_in = l == first ? in.data() : ws.act(l, b).data();
         gemm(false, false, layer.n_out, int(b), layer.n_in, 1.0f, params + layer.offset, layer.n_out, a_in, layer.n_in, 0.0f,
              z.data(), layer.n_out, ws.gemm());
+        if (l == first && first_products_finite) *first_products_finite = z.allFinite();
         const bool is_output = l + 1 == net.n_layers();
         bias_activation(is_output && !activate_output ? Activation::linear : net.activation_of(l),
                         z, bias);
@@ -132,11 +133,11 @@ double loss_gradient_batch(const Network& net, const float* params, ConstMatrixM
 }
 
 double loss_batch(const Network& net, const float* params, ConstMatrixMap x, ConstMatrixMap y,
-                  Workspace& ws, float* sample_loss) {
+                  Workspace& ws, float* sample_loss, bool* first_products_finite) {
     const int n_layers = net.n_layers();
     const Eigen::Index b = x.cols();
     const NetworkConfig& cfg = net.config();
-    forward_batch(net, params, x, 0, n_layers, ws, /*activate_output=*/false);
+    forward_batch(net, params, x, 0, n_layers, ws, /*activate_output=*/false, first_products_finite);
     return output_pass(cfg.loss, cfg.output_activation, ws.act(n_layers, b), y, 0.0f,
                        /*want_grad=*/false, sample_loss, ws.scratch());
 }

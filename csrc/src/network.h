@@ -73,8 +73,13 @@ private:
 
 // Runs layers [first, last) on in (width(first), b); the result is ws.act(last, b). The last
 // network layer's activation is applied only if `activate_output` (training keeps the logits).
+// If first_products_finite is given, it is set to whether layer first's products W a (before
+// bias and activation) are all finite. A NaN or infinite input makes every product of its
+// sample NaN or infinite (NaN * w, inf * w, inf * 0 and inf - inf are all non-finite), so
+// inference checks its inputs only when this is false, instead of reading them twice.
 void forward_batch(const Network& net, const float* params, ConstMatrixMap in, int first,
-                   int last, Workspace& ws, bool activate_output);
+                   int last, Workspace& ws, bool activate_output,
+                   bool* first_products_finite = nullptr);
 
 // Loss and gradient of a batch (or a shard of one): x (n_in, b), y (n_out, b) targets.
 // Writes the gradient of (grad_scale * sum of elementwise losses) into grad (n_params), and
@@ -82,9 +87,10 @@ void forward_batch(const Network& net, const float* params, ConstMatrixMap in, i
 double loss_gradient_batch(const Network& net, const float* params, ConstMatrixMap x,
                            ConstMatrixMap y, float grad_scale, Workspace& ws, float* grad);
 
-// Sum of elementwise losses of a batch without gradient (and per-sample means if requested).
+// Sum of elementwise losses of a batch without gradient (and per-sample means if requested);
+// first_products_finite as in forward_batch.
 double loss_batch(const Network& net, const float* params, ConstMatrixMap x, ConstMatrixMap y,
-                  Workspace& ws, float* sample_loss);
+                  Workspace& ws, float* sample_loss, bool* first_products_finite = nullptr);
 
 // Naive twins in double: x, y, out row-major (n, width) as in layout.h.
 // loss_gradient_naive returns the mean loss and writes its exact gradient (grad_scale = 1/(n d)).

@@ -5,6 +5,8 @@
 #include <new>
 #include <random>
 #include <stdexcept>
+#include <limits>
+#include <string>
 #include <vector>
 
 #include "check.h"
@@ -190,6 +192,47 @@ TEST(bad_arguments_throw_invalid_argument) {
     CHECK_THROWS(m.fit(10, x.data(), nullptr, 0, nullptr, nullptr, OptimizerConfig{}, TrainOptions{}), std::invalid_argument);
     std::vector<float> params(m.n_params() - 1);
     CHECK_THROWS(m.set_params(params.data(), params.size()), std::invalid_argument);
+}
+
+// Inference checks its input through the first layer's products (network.h): every kind of
+// non-finite value, anywhere in any chunk, must still be refused with the value's position,
+// including where a weight is zero (inf * 0), and finite inputs whose products overflow pass.
+TEST(inference_refuses_every_non_finite_input_and_names_it) {
+    const int d = 8;
+    NetworkConfig cfg = small_config(d);
+    cfg.loss = Loss::mse;
+    cfg.output_activation = Activation::linear;
+    Model m(cfg);
+    m.init_weights(3);
+    std::vector<float> p(m.params(), m.params() + m.n_params());
+    for (int o = 0; o < m.code_size(); ++o) p[std::size_t(5) * std::size_t(m.code_size()) + std::size_t(o)] = 0.0f;  // input 5's weights
+    m.set_params(p.data(), p.size());
+    const std::size_t n = 700;  // three inference chunks
+    const float inf = std::numeric_limits<float>::infinity();
+    for (float bad : {std::nanf(""), inf, -inf}) {
+        for (std::size_t at : {std::size_t(0), std::size_t(5), std::size_t(300 * d + 3), n * d - 1, std::size_t(600 * d + 5)}) {
+            auto x = make_data(n, d, 9);
+            x[at] = bad;
+            std::vector<float> codes(n * std::size_t(m.code_size())), out(n * d), losses(n);
+            std::string what;
+            try {
+                m.encode(n, x.data(), codes.data());
+            } catch (const std::invalid_argument& e) {
+                what = e.what();
+            }
+            CHECK(what.find("row " + std::to_string(at / d) + ", column " + std::to_string(at % d)) != std::string::npos);
+            CHECK_THROWS(m.predict(n, x.data(), out.data()), std::invalid_argument);
+            CHECK_THROWS(m.sample_losses(n, x.data(), nullptr, losses.data()), std::invalid_argument);
+        }
+    }
+    // Finite but huge: the products overflow to inf, which is the honest result, not an error.
+    auto x = make_data(n, d, 9);
+    for (float& v : x) v = 3e38f;
+    std::vector<float> codes(n * std::size_t(m.code_size()));
+    m.encode(n, x.data(), codes.data());
+    bool any_inf = false;
+    for (float c : codes) any_inf = any_inf || std::isinf(c);
+    CHECK(any_inf);
 }
 
 TEST(batch_loop_allocates_nothing) {
