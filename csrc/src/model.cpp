@@ -33,9 +33,9 @@ void require(bool ok, const std::string& message) {
 }
 
 // Every value finite and, when `unit_range`, inside [0, 1]; names the first offender.
-// first_row: the index of x's first row in the caller's array, for the message.
+// Row i of x is row first_row + i of the caller's array (row_ids[i] if given), for the message.
 void check_values(std::size_t n, std::size_t d, const float* x, const char* name, bool unit_range,
-                  std::size_t first_row = 0) {
+                  std::size_t first_row = 0, const std::size_t* row_ids = nullptr) {
     // The common case in one vectorised pass over blocks of rows (min/max are NaN-blind, so
     // finiteness is checked apart); the row-by-row scan below only runs to name an offender.
     const std::size_t block_rows = std::max<std::size_t>(1, (std::size_t(1) << 16) / std::max<std::size_t>(d, 1));
@@ -48,6 +48,7 @@ void check_values(std::size_t n, std::size_t d, const float* x, const char* name
     if (all_ok) return;
     for (std::size_t i = 0; i < n; ++i) {
         const float* row = x + i * d;
+        const std::size_t row_id = row_ids ? row_ids[i] : first_row + i;
         bool ok = true;
         for (std::size_t j = 0; j < d; ++j) ok &= std::isfinite(row[j]);
         if (unit_range) {
@@ -57,12 +58,12 @@ void check_values(std::size_t n, std::size_t d, const float* x, const char* name
         for (std::size_t j = 0; j < d; ++j) {
             if (!std::isfinite(row[j])) {
                 throw std::invalid_argument(std::string(name) + " contains a non-finite value (" +
-                                            std::to_string(row[j]) + ") at row " + std::to_string(first_row + i) +
+                                            std::to_string(row[j]) + ") at row " + std::to_string(row_id) +
                                             ", column " + std::to_string(j));
             }
             if (unit_range && !(row[j] >= -kUnitRangeSlack && row[j] <= 1.0f + kUnitRangeSlack)) {
                 throw std::invalid_argument(std::string(name) + " must lie in [0, 1] for loss='bce' (it is the target of a sigmoid); found " +
-                                            std::to_string(row[j]) + " at row " + std::to_string(first_row + i) +
+                                            std::to_string(row[j]) + " at row " + std::to_string(row_id) +
                                             ", column " + std::to_string(j) +
                                             ". Scale it (e.g. X / 255 for 8-bit images) or use loss='mse'");
             }
@@ -143,15 +144,29 @@ StopReason run_training(const detail::Network& net, detail::AlignedFloats& param
         std::optional<OptimizerState>& slot;
         const std::int64_t steps_before;
         ~KeepState() {
-            if (opt.steps() == steps_before) return;
+            if (discard || opt.steps() == steps_before) return;
             try {
                 slot = opt.export_state();
             } catch (...) {
                 slot.reset();
             }
         }
+        bool discard = false;
     } keep{opt, saved, opt.steps()};
-    return detail::train(net, params.data(), data, val, opt, options, history);
+    // Bad data found by the first epoch's checks (Dataset::check_batch) undoes every step before
+    // it: the weights are restored, the optimizer state and the history left as they were.
+    const detail::AlignedFloats initial = data.check_batch ? params : detail::AlignedFloats();
+    const std::size_t history_size = history ? history->size() : 0;
+    try {
+        return detail::train(net, params.data(), data, val, opt, options, history);
+    } catch (const std::invalid_argument&) {
+        if (data.check_batch) {
+            std::copy(initial.begin(), initial.end(), params.begin());
+            keep.discard = true;
+            if (history) history->resize(history_size);
+        }
+        throw;
+    }
 }
 
 }  // namespace
@@ -344,8 +359,6 @@ StopReason Model::fit(std::size_t n, const float* x, const float* y, std::size_t
         require(n_inputs() == n_outputs(), "targets are required when n_inputs != n_outputs");
         y = x;
     }
-    check_values(n, std::size_t(n_inputs()), x, "X", bce && y == x);
-    if (y != x) check_values(n, std::size_t(n_outputs()), y, "y", bce);
     detail::Dataset val;
     if (x_val != nullptr && n_val > 0) {
         if (y_val == nullptr) {
@@ -362,6 +375,15 @@ StopReason Model::fit(std::size_t n, const float* x, const float* y, std::size_t
     data.n = n;
     data.x = x;
     data.y = y;
+    // X and y are checked batch by batch as the first epoch reads them, while in cache, instead
+    // of in a pass of their own over the whole dataset (30 ms for MNIST here, 5% of an epoch);
+    // a bad value undoes the steps before it (run_training), so the fit still changes nothing.
+    const std::size_t d_in = std::size_t(n_inputs()), d_out = std::size_t(n_outputs());
+    data.check_batch = [=](std::size_t b, const float* xb, const float* yb, const std::size_t* rows,
+                           std::size_t first) {
+        check_values(b, d_in, xb, "X", bce && y == x, first, rows);
+        if (y != x) check_values(b, d_out, yb, "y", bce, first, rows);
+    };
     return run_training(impl_->net, impl_->params, impl_->optimizer, data, val, optimizer, options, history);
 }
 

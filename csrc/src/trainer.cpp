@@ -103,6 +103,9 @@ StopReason train(const Network& net, float* params, const Dataset& data, const D
     const bool gathered = options.shuffle || data.x_u8 != nullptr;
     AlignedFloats xb(gathered ? std::size_t(d_in) * batch : 0);
     AlignedFloats yb(gathered && !targets_are_inputs ? std::size_t(d_out) * batch : 0);
+    Dataset targets;  // the targets seen as a dataset of their own, to gather them
+    targets.n = n;
+    targets.x = targets.y = data.y;
     std::vector<std::size_t> order(n);
     std::iota(order.begin(), order.end(), std::size_t(0));
     Rng rng(options.seed);
@@ -171,7 +174,6 @@ StopReason train(const Network& net, float* params, const Dataset& data, const D
                 // Gather (and convert) the batch's samples into contiguous columns.
                 gather(data, d_in, options.shuffle ? order.data() + start : nullptr, start, b, xb.data());
                 if (!targets_are_inputs) {
-                    Dataset targets{n, data.y, data.y};
                     gather(targets, d_out, options.shuffle ? order.data() + start : nullptr, start, b, yb.data());
                 }
                 x_batch = xb.data();
@@ -179,6 +181,9 @@ StopReason train(const Network& net, float* params, const Dataset& data, const D
             } else {
                 x_batch = data.x + start * std::size_t(d_in);  // consecutive samples are contiguous
                 y_batch = data.y + start * std::size_t(d_out);
+            }
+            if (epoch == 1 && data.check_batch) {
+                data.check_batch(std::size_t(b), x_batch, y_batch, options.shuffle ? order.data() + start : nullptr, start);
             }
             const bool solo = n_shards > 1 && chooser.next_solo();
             pool.set_solo(solo);

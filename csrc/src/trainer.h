@@ -4,6 +4,7 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <functional>
 #include <vector>
 
 #include "fastae/config.h"
@@ -21,6 +22,12 @@ struct Dataset {
     const float* y = nullptr;
     const std::uint8_t* x_u8 = nullptr;
     float scale = 1.0f;
+    // If set, called in the first epoch on every batch before its step: b samples, inputs x and
+    // targets y as (features, b) columns, which came from dataset rows rows[j] (first + j when
+    // rows is null). It throws std::invalid_argument to reject the data; the first epoch visits
+    // every row, so all of them are checked before the first epoch ends.
+    std::function<void(std::size_t b, const float* x, const float* y, const std::size_t* rows,
+                       std::size_t first)> check_batch;
 };
 
 // Trains params (n_params floats) in place; validation is skipped when val.n == 0.

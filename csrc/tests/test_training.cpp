@@ -5,6 +5,7 @@
 #include <new>
 #include <random>
 #include <stdexcept>
+#include <algorithm>
 #include <limits>
 #include <string>
 #include <vector>
@@ -233,6 +234,51 @@ TEST(inference_refuses_every_non_finite_input_and_names_it) {
     bool any_inf = false;
     for (float c : codes) any_inf = any_inf || std::isinf(c);
     CHECK(any_inf);
+}
+
+// The first epoch checks each batch as it reads it; a bad value late in the data must still be
+// named and leave the model exactly as it was, after steps were already taken on good batches.
+TEST(bad_data_found_mid_epoch_changes_nothing) {
+    const int d = 8;
+    const std::size_t n = 300;
+    for (bool shuffle : {true, false}) {
+        for (bool bad_target : {false, true}) {
+            for (int threads : {1, 2}) {
+                NetworkConfig cfg = small_config(d);
+                Model m(cfg);
+                m.init_weights(4);
+                auto x = make_data(n, d, 12);
+                OptimizerConfig opt;
+                TrainOptions t;
+                t.epochs = 2;
+                t.batch_size = 16;
+                t.shuffle = shuffle;
+                t.n_threads = threads;
+                std::vector<EpochReport> history;
+                m.fit(n, x.data(), nullptr, 0, nullptr, nullptr, opt, t, &history);  // some state to keep
+                const std::vector<float> weights(m.params(), m.params() + m.n_params());
+                const OptimizerState state = m.optimizer_state();
+                auto y = x;
+                std::vector<float>& bad = bad_target ? y : x;
+                const std::size_t at = (n - 3) * d + 6;
+                bad[at] = bad_target ? 1.5f : std::numeric_limits<float>::infinity();  // y: outside [0, 1]
+                std::string what;
+                t.resume_optimizer = true;
+                try {
+                    m.fit(n, x.data(), bad_target ? y.data() : nullptr, 0, nullptr, nullptr, opt, t, &history);
+                } catch (const std::invalid_argument& e) {
+                    what = e.what();
+                }
+                CHECK(what.find(std::string(bad_target ? "y" : "X")) == 0);
+                CHECK(what.find("row " + std::to_string(n - 3) + ", column 6") != std::string::npos);
+                CHECK(std::equal(weights.begin(), weights.end(), m.params()));
+                CHECK(m.optimizer_state().steps == state.steps);
+                CHECK(m.optimizer_state().m == state.m);
+                CHECK(m.optimizer_state().v == state.v);
+                CHECK(history.size() == 2);
+            }
+        }
+    }
 }
 
 TEST(batch_loop_allocates_nothing) {

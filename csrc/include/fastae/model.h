@@ -87,8 +87,11 @@ public:
     // (n_val, ...) is optional (x_val == nullptr). Returns why it stopped; weights are those of
     // the last completed step. Throws TrainingDiverged (weights: the last finite step) if the
     // loss or the weights become non-finite, std::invalid_argument for bad arguments or data.
-    // The history of every epoch is appended to *history if given. A fit that throws before its
-    // first step (bad data, std::bad_alloc for its buffers) changes nothing.
+    // The history of every epoch is appended to *history if given. A fit that throws
+    // std::invalid_argument or std::bad_alloc changes nothing: bad arguments, validation data and
+    // memory for the buffers are checked before the first step; x and y are checked batch by
+    // batch as the first epoch reads them (NaN/inf, and [0, 1] for bce, naming the row and
+    // column), and a bad value there restores the weights, optimizer state and history.
     StopReason fit(std::size_t n, const float* x, const float* y,
                    std::size_t n_val, const float* x_val, const float* y_val,
                    const OptimizerConfig& optimizer, const TrainOptions& options,
