@@ -18,6 +18,7 @@
 #include <cmath>
 #include <cstdio>
 #include <cstring>
+#include <exception>
 #include <numeric>
 
 #include "float_env.h"
@@ -111,10 +112,18 @@ StopReason train(const Network& net, float* params, const Dataset& data, const D
     Rng rng(options.seed);
     ThreadModeChooser chooser;
 
-    // One step on the batch at (x_batch, y_batch): shards, then gradient sums and update.
+    // One step on the batch of b samples from dataset rows batch_rows[j] (batch_start + j when
+    // null), at (x_batch, y_batch) once gathered: each shard gathers and, in the first epoch,
+    // checks its own columns, then computes; then gradient sums and update. A shard's check
+    // error is kept, not thrown, so that the error reported is the first bad sample in batch
+    // order whichever shard finished first.
     const float* x_batch = nullptr;
     const float* y_batch = nullptr;
     Eigen::Index b = 0;
+    const std::size_t* batch_rows = nullptr;
+    std::size_t batch_start = 0;
+    bool check_now = false;
+    std::vector<std::exception_ptr> shard_error(static_cast<std::size_t>(n_shards));
     auto step = [&](int shard, int) {
         const std::size_t c0 = part_begin(std::size_t(b), n_shards, shard);
         const std::size_t c1 = part_begin(std::size_t(b), n_shards, shard + 1);
@@ -123,6 +132,22 @@ StopReason train(const Network& net, float* params, const Dataset& data, const D
             std::fill(grad, grad + n_params, 0.0f);
             shard_loss[std::size_t(shard)] = 0.0;
             return;
+        }
+        const std::size_t* rows = batch_rows ? batch_rows + c0 : nullptr;
+        if (gathered) {  // (and convert 8-bit values)
+            gather(data, d_in, rows, batch_start + c0, Eigen::Index(c1 - c0), xb.data() + c0 * std::size_t(d_in));
+            if (!targets_are_inputs) {
+                gather(targets, d_out, rows, batch_start + c0, Eigen::Index(c1 - c0), yb.data() + c0 * std::size_t(d_out));
+            }
+        }
+        if (check_now) {
+            try {
+                data.check_batch(c1 - c0, x_batch + c0 * std::size_t(d_in), y_batch + c0 * std::size_t(d_out), rows,
+                                 batch_start + c0);
+            } catch (...) {
+                shard_error[std::size_t(shard)] = std::current_exception();
+                return;
+            }
         }
         const float scale = 1.0f / (float(b) * float(d_out));
         shard_loss[std::size_t(shard)] = loss_gradient_batch(
@@ -170,25 +195,23 @@ StopReason train(const Network& net, float* params, const Dataset& data, const D
         double loss_sum = 0.0;
         for (std::size_t start = 0; start < n; start += batch) {
             b = Eigen::Index(std::min(batch, n - start));
-            if (gathered) {
-                // Gather (and convert) the batch's samples into contiguous columns.
-                gather(data, d_in, options.shuffle ? order.data() + start : nullptr, start, b, xb.data());
-                if (!targets_are_inputs) {
-                    gather(targets, d_out, options.shuffle ? order.data() + start : nullptr, start, b, yb.data());
-                }
+            batch_rows = options.shuffle ? order.data() + start : nullptr;
+            batch_start = start;
+            check_now = epoch == 1 && data.check_batch;
+            if (gathered) {  // the shards gather the samples into contiguous columns here
                 x_batch = xb.data();
                 y_batch = targets_are_inputs ? xb.data() : yb.data();
             } else {
                 x_batch = data.x + start * std::size_t(d_in);  // consecutive samples are contiguous
                 y_batch = data.y + start * std::size_t(d_out);
             }
-            if (epoch == 1 && data.check_batch) {
-                data.check_batch(std::size_t(b), x_batch, y_batch, options.shuffle ? order.data() + start : nullptr, start);
-            }
             const bool solo = n_shards > 1 && chooser.next_solo();
             pool.set_solo(solo);
             const auto t_step = Clock::now();
             pool.run(step, n_shards);
+            for (const std::exception_ptr& error : shard_error) {
+                if (error) std::rethrow_exception(error);
+            }
             double batch_loss = 0.0;
             for (double v : shard_loss) batch_loss += v;
             const std::size_t step_in_epoch = start / batch + 1;

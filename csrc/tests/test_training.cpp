@@ -281,6 +281,31 @@ TEST(bad_data_found_mid_epoch_changes_nothing) {
     }
 }
 
+// With threads, each shard checks its own columns; the error must still name the first bad
+// sample in batch order, whichever shard finished first.
+TEST(bad_data_error_is_the_first_in_batch_order_with_threads) {
+    const int d = 8;
+    const std::size_t n = 300;
+    for (int repeat = 0; repeat < 20; ++repeat) {
+        Model m(small_config(d));
+        m.init_weights(4);
+        auto x = make_data(n, d, 12);
+        x[290 * d + 1] = std::nanf("");  // batch 288..299: shard 0 holds 288..293, shard 1 294..299
+        x[297 * d + 2] = std::nanf("");
+        TrainOptions t;
+        t.batch_size = 16;
+        t.shuffle = false;
+        t.n_threads = 2;
+        std::string what;
+        try {
+            m.fit(n, x.data(), nullptr, 0, nullptr, nullptr, OptimizerConfig{}, t);
+        } catch (const std::invalid_argument& e) {
+            what = e.what();
+        }
+        CHECK(what.find("row 290, column 1") != std::string::npos);
+    }
+}
+
 TEST(batch_loop_allocates_nothing) {
     // Same epochs, 4x the batches: if any allocation happened per batch, the counts would differ.
     const int d = 20;
