@@ -226,10 +226,19 @@ TEST(inference_refuses_every_non_finite_input_and_names_it) {
             CHECK_THROWS(m.sample_losses(n, x.data(), nullptr, losses.data()), std::invalid_argument);
         }
     }
+    // Decoding starts at a later layer: its input (codes) is checked the same way.
+    std::vector<float> codes(n * std::size_t(m.code_size()), 0.25f), decoded(n * d);
+    codes[450 * std::size_t(m.code_size()) + 2] = std::nanf("");
+    std::string what;
+    try {
+        m.decode(n, codes.data(), decoded.data());
+    } catch (const std::invalid_argument& e) {
+        what = e.what();
+    }
+    CHECK(what.find("row 450, column 2") != std::string::npos);
     // Finite but huge: the products overflow to inf, which is the honest result, not an error.
     auto x = make_data(n, d, 9);
     for (float& v : x) v = 3e38f;
-    std::vector<float> codes(n * std::size_t(m.code_size()));
     m.encode(n, x.data(), codes.data());
     bool any_inf = false;
     for (float c : codes) any_inf = any_inf || std::isinf(c);
