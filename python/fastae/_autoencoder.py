@@ -323,8 +323,9 @@ class Autoencoder:
         # estimator's in one dict update (one step under the GIL: a reader sees the old state or
         # the new, never a mix) when training ends, however it ends: an interrupted fit (Ctrl-C)
         # or a divergence leaves the weights of the last completed (finite) step. Except when the
-        # engine refused before the first step: ValueError (it checks NaN/inf and ranges as it
-        # reads the data) or MemoryError (its buffers): then the previous state stays.
+        # engine refused the data or its buffers: ValueError (it checks NaN/inf and ranges as the
+        # first epoch reads the data, and undoes any step before a bad value) or MemoryError:
+        # then the previous state stays.
         def publish():
             self.__dict__.update(_model=model, _input_scale=scale, n_features_in_=X.shape[1], history_=history,
                                  n_iter_=len(history["loss"]),
