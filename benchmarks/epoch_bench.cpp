@@ -1,0 +1,78 @@
+// epoch_bench.cpp -- the engine's epoch time on the reference workload, from C++ alone: no
+// Python, no peer; for comparing two builds of fastae (run the two binaries alternately and
+// compare medians; the machines are shared and noisy).
+//
+//   epoch_bench [--deep] [--threads T] [--epochs E] [--data x.f32]
+//
+// --data: 60000 x 784 float32 in [0, 1], raw, row-major (MNIST: python -c "import numpy as np;
+// d = np.load('../shared/data/mnist.npz'); (d['x_train'].reshape(-1, 784) / np.float32(255))
+// .astype(np.float32).tofile('x.f32')"); without it, synthetic data of the same shape and
+// sparsity (80% zeros). The model is 784-64-784 (--deep: 784-256-64-256-784), relu and sigmoid,
+// BCE, Adam lr 1e-3, batch 256, shuffled, weights from seed 0. Prints each epoch's engine time
+// and loss, then the median.
+#include <fastae/model.h>
+
+#include <algorithm>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <random>
+#include <string>
+#include <vector>
+
+int main(int argc, char** argv) {
+    bool deep = false;
+    int threads = 1, epochs = 3;
+    std::string data_path;
+    for (int i = 1; i < argc; ++i) {
+        const std::string arg = argv[i];
+        if (arg == "--deep") {
+            deep = true;
+        } else if (arg == "--threads" && i + 1 < argc) {
+            threads = std::atoi(argv[++i]);
+        } else if (arg == "--epochs" && i + 1 < argc) {
+            epochs = std::atoi(argv[++i]);
+        } else if (arg == "--data" && i + 1 < argc) {
+            data_path = argv[++i];
+        } else {
+            std::fprintf(stderr, "usage: %s [--deep] [--threads T] [--epochs E] [--data x.f32]\n", argv[0]);
+            return 2;
+        }
+    }
+    const std::size_t n = 60000, d = 784;
+    std::vector<float> x(n * d);
+    if (!data_path.empty()) {
+        std::FILE* f = std::fopen(data_path.c_str(), "rb");
+        if (!f || std::fread(x.data(), sizeof(float), x.size(), f) != x.size()) {
+            std::fprintf(stderr, "cannot read %zu floats from %s\n", x.size(), data_path.c_str());
+            return 1;
+        }
+        std::fclose(f);
+    } else {
+        std::mt19937 gen(0);
+        std::uniform_real_distribution<float> unit(0.0f, 1.0f);
+        for (float& v : x) v = unit(gen) < 0.8f ? 0.0f : unit(gen);
+    }
+    fastae::NetworkConfig config;
+    config.layer_sizes = deep ? std::vector<int>{784, 256, 64, 256, 784} : std::vector<int>{784, 64, 784};
+    fastae::Model model(config);
+    model.init_weights(0);
+    fastae::TrainOptions options;
+    options.epochs = epochs;
+    options.n_threads = threads;
+    std::vector<fastae::EpochReport> history;
+    try {
+        model.fit(n, x.data(), nullptr, 0, nullptr, nullptr, fastae::OptimizerConfig{}, options, &history);
+    } catch (const std::exception& e) {
+        std::fprintf(stderr, "fit failed: %s\n", e.what());
+        return 1;
+    }
+    std::vector<double> seconds;
+    for (const auto& r : history) {
+        std::printf("epoch %d  loss %.5f  %.4f s\n", r.epoch, r.loss, r.seconds);
+        seconds.push_back(r.seconds);
+    }
+    std::sort(seconds.begin(), seconds.end());
+    std::printf("%s, %d thread(s), %s: median %.4f s/epoch\n", deep ? "784-256-64-256-784" : "784-64-784", threads,
+                data_path.empty() ? "synthetic data" : data_path.c_str(), seconds[seconds.size() / 2]);
+}
