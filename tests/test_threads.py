@@ -220,3 +220,28 @@ def test_engine_refuses_use_that_overlaps_a_fit_with_runtime_error():
     assert len(result["writer"]) == 3, result
     assert result["writer"][0].startswith("fastae: cannot run set_params while 1 other call(s)")
     assert result["usable"]
+
+
+def test_inference_over_threads_equals_one_thread_bit_for_bit():
+    # n_threads also splits inference (chunks of 256 samples); outputs must not depend on it.
+    import numpy as np
+    from fastae import Autoencoder
+    X = np.random.default_rng(3).uniform(size=(2000, 20)).astype(np.float32)
+    ae = Autoencoder(hidden_layer_sizes=(12, 5), epochs=1, random_state=0, n_threads=1).fit(X)
+    one = {"transform": ae.transform(X), "predict": ae.predict(X), "score_samples": ae.score_samples(X),
+           "inverse_transform": ae.inverse_transform(ae.transform(X)[:700])}
+    ae.set_params(n_threads=None)  # every CPU available
+    many = {"transform": ae.transform(X), "predict": ae.predict(X), "score_samples": ae.score_samples(X),
+            "inverse_transform": ae.inverse_transform(one["transform"][:700])}
+    for name in one:
+        assert np.array_equal(one[name], many[name]), name
+    bad = X.copy()
+    bad[1500, 7] = np.nan
+    bad[300, 2] = np.inf
+    for call in (ae.transform, ae.predict):  # (score_samples checks [0, 1] in NumPy first)
+        try:
+            call(bad)
+        except ValueError as e:
+            assert "row 300, column 2" in str(e), str(e)
+        else:
+            raise AssertionError("no error for non-finite input")

@@ -49,13 +49,13 @@ FloatArray new_matrix(std::size_t rows, int cols) {
     return FloatArray({static_cast<py::ssize_t>(rows), static_cast<py::ssize_t>(cols)});
 }
 
-FloatArray run_forward(const Model& m, int first, int last, const FloatArray& in) {
+FloatArray run_forward(const Model& m, int first, int last, const FloatArray& in, int n_threads) {
     const std::size_t n = rows_of(in, m.config().layer_sizes.at(std::size_t(first)), "X");
     FloatArray out = new_matrix(n, m.config().layer_sizes.at(std::size_t(last)));
     const float* src = in.data();
     float* dst = out.mutable_data();
     py::gil_scoped_release release;
-    m.forward(first, last, n, src, dst);
+    m.forward(first, last, n, src, dst, n_threads);
     return out;
 }
 
@@ -299,24 +299,28 @@ PYBIND11_MODULE(_core, mod) {
             if (values.ndim() != 1) throw std::invalid_argument("params must be 1-D");
             m.set_params(values.data(), static_cast<std::size_t>(values.shape(0)));
         }, py::arg("values").noconvert())
-        .def("forward", &run_forward, py::arg("first"), py::arg("last"), py::arg("X").noconvert())
-        .def("encode", [](const Model& m, const FloatArray& x) { return run_forward(m, 0, m.n_encoder_layers(), x); },
-             py::arg("X").noconvert())
-        .def("decode", [](const Model& m, const FloatArray& z) {
-            return run_forward(m, m.n_encoder_layers(), m.n_layers(), z);
-        }, py::arg("codes").noconvert())
-        .def("predict", [](const Model& m, const FloatArray& x) { return run_forward(m, 0, m.n_layers(), x); },
-             py::arg("X").noconvert())
-        .def("sample_losses", [](const Model& m, const FloatArray& x, const std::optional<FloatArray>& y) {
+        .def("forward", &run_forward, py::arg("first"), py::arg("last"), py::arg("X").noconvert(),
+             py::arg("n_threads") = 1)
+        .def("encode", [](const Model& m, const FloatArray& x, int n_threads) {
+            return run_forward(m, 0, m.n_encoder_layers(), x, n_threads);
+        }, py::arg("X").noconvert(), py::arg("n_threads") = 1)
+        .def("decode", [](const Model& m, const FloatArray& z, int n_threads) {
+            return run_forward(m, m.n_encoder_layers(), m.n_layers(), z, n_threads);
+        }, py::arg("codes").noconvert(), py::arg("n_threads") = 1)
+        .def("predict", [](const Model& m, const FloatArray& x, int n_threads) {
+            return run_forward(m, 0, m.n_layers(), x, n_threads);
+        }, py::arg("X").noconvert(), py::arg("n_threads") = 1)
+        .def("sample_losses", [](const Model& m, const FloatArray& x, const std::optional<FloatArray>& y,
+                                 int n_threads) {
             const std::size_t n = rows_of(x, m.n_inputs(), "X");
             const float* yp = targets_of(m, y, n);
             FloatArray out(static_cast<py::ssize_t>(n));
             float* dst = out.mutable_data();
             const float* src = x.data();
             py::gil_scoped_release release;
-            m.sample_losses(n, src, yp, dst);
+            m.sample_losses(n, src, yp, dst, n_threads);
             return out;
-        }, py::arg("X").noconvert(), py::arg("y").noconvert() = py::none())
+        }, py::arg("X").noconvert(), py::arg("y").noconvert() = py::none(), py::arg("n_threads") = 1)
         .def("loss_and_gradient", [](const Model& m, const FloatArray& x, const std::optional<FloatArray>& y) {
             const std::size_t n = rows_of(x, m.n_inputs(), "X");
             const float* yp = targets_of(m, y, n);

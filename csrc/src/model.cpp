@@ -6,12 +6,15 @@
 #include <atomic>
 #include <optional>
 #include <cmath>
+#include <exception>
 #include <stdexcept>
 #include <string>
+#include <vector>
 
 #include "network.h"
 #include "rng.h"
 #include "trainer.h"
+#include "worker_pool.h"
 
 namespace fastae {
 
@@ -238,7 +241,48 @@ void Model::copy_params(float* out) const {
     std::copy(impl_->params.begin(), impl_->params.end(), out);
 }
 
-void Model::forward(int first, int last, std::size_t n, const float* in, float* out) const {
+namespace {
+
+// Runs body(first_row, rows, workspace) over the chunks of kInferenceChunk rows that n rows are
+// cut into, on up to n_threads threads (worker_pool.h: chunks are claimed by whichever thread is
+// free). A chunk's work never depends on the thread that ran it. The exception of the first
+// failing chunk in row order is the one thrown, as a single thread would.
+template <typename Body>
+void for_each_chunk(const detail::Network& net, std::size_t n, int n_threads, Body&& body) {
+    require(n_threads >= 1, "n_threads must be >= 1, got " + std::to_string(n_threads));
+    const std::size_t n_chunks = (n + kInferenceChunk - 1) / kInferenceChunk;
+    const int members = int(std::min<std::size_t>(std::size_t(n_threads), std::max<std::size_t>(n_chunks, 1)));
+    if (members == 1) {
+        detail::Workspace ws(net, std::min(std::max<std::size_t>(n, 1), kInferenceChunk));
+        for (std::size_t s = 0; s < n; s += kInferenceChunk) body(s, std::min(kInferenceChunk, n - s), ws);
+        return;
+    }
+    std::vector<detail::Workspace> ws;
+    ws.reserve(std::size_t(members));
+    for (int t = 0; t < members; ++t) ws.emplace_back(net, kInferenceChunk);
+    detail::WorkerPool pool(members);
+    constexpr std::size_t kMaxItems = 65535;  // per run of the pool
+    std::vector<std::exception_ptr> errors(std::min(n_chunks, kMaxItems));
+    for (std::size_t c0 = 0; c0 < n_chunks; c0 += kMaxItems) {
+        const std::size_t count = std::min(kMaxItems, n_chunks - c0);
+        auto task = [&](int item, int member) {
+            const std::size_t s = (c0 + std::size_t(item)) * kInferenceChunk;
+            try {
+                body(s, std::min(kInferenceChunk, n - s), ws[std::size_t(member)]);
+            } catch (...) {
+                errors[std::size_t(item)] = std::current_exception();
+            }
+        };
+        pool.run(task, int(count));
+        for (std::size_t i = 0; i < count; ++i) {
+            if (errors[i]) std::rethrow_exception(errors[i]);
+        }
+    }
+}
+
+}  // namespace
+
+void Model::forward(int first, int last, std::size_t n, const float* in, float* out, int n_threads) const {
     const detail::Network& net = impl_->net;
     require(first >= 0 && first < last && last <= n_layers(),
             "forward needs 0 <= first < last <= " + std::to_string(n_layers()) + ", got first=" +
@@ -246,32 +290,31 @@ void Model::forward(int first, int last, std::size_t n, const float* in, float* 
     require(n == 0 || (in != nullptr && out != nullptr), "forward: null buffer");
     Reading reading(impl_->guard, "inference (encode, decode, predict)");
     const Eigen::Index w_in = net.width(first), w_out = net.width(last);
-    detail::Workspace ws(net, std::min(std::max<std::size_t>(n, 1), kInferenceChunk));
-    for (std::size_t s = 0; s < n; s += kInferenceChunk) {
-        const auto b = Eigen::Index(std::min(kInferenceChunk, n - s));
+    for_each_chunk(net, n, n_threads, [&](std::size_t s, std::size_t rows, detail::Workspace& ws) {
+        const auto b = Eigen::Index(rows);
         const float* chunk = in + s * std::size_t(w_in);
         bool products_finite = true;
         detail::forward_batch(net, params(), ConstMatrixMap(chunk, w_in, b), first, last, ws,
                               /*activate_output=*/true, &products_finite);
         // A non-finite input shows in the first layer's products (network.h); only then is the
         // chunk scanned, to name the value. Finite inputs whose products overflow pass.
-        if (!products_finite) check_values(std::size_t(b), std::size_t(w_in), chunk, "X", false, s);
+        if (!products_finite) check_values(rows, std::size_t(w_in), chunk, "X", false, s);
         MutMatrixMap(out + s * std::size_t(w_out), w_out, b) = ws.act(last, b);
-    }
+    });
 }
 
-void Model::encode(std::size_t n, const float* x, float* codes) const {
-    forward(0, n_encoder_layers(), n, x, codes);
+void Model::encode(std::size_t n, const float* x, float* codes, int n_threads) const {
+    forward(0, n_encoder_layers(), n, x, codes, n_threads);
 }
-void Model::decode(std::size_t n, const float* codes, float* out) const {
+void Model::decode(std::size_t n, const float* codes, float* out, int n_threads) const {
     require(n_encoder_layers() < n_layers(), "decode needs a network with at least 2 layers");
-    forward(n_encoder_layers(), n_layers(), n, codes, out);
+    forward(n_encoder_layers(), n_layers(), n, codes, out, n_threads);
 }
-void Model::predict(std::size_t n, const float* x, float* out) const {
-    forward(0, n_layers(), n, x, out);
+void Model::predict(std::size_t n, const float* x, float* out, int n_threads) const {
+    forward(0, n_layers(), n, x, out, n_threads);
 }
 
-void Model::sample_losses(std::size_t n, const float* x, const float* y, float* out) const {
+void Model::sample_losses(std::size_t n, const float* x, const float* y, float* out, int n_threads) const {
     const detail::Network& net = impl_->net;
     require(n == 0 || (x != nullptr && out != nullptr), "sample_losses: null buffer");
     if (y == nullptr) {
@@ -280,22 +323,21 @@ void Model::sample_losses(std::size_t n, const float* x, const float* y, float* 
     }
     const Eigen::Index d_in = n_inputs(), d_out = n_outputs();
     Reading reading(impl_->guard, "sample_losses");
-    detail::Workspace ws(net, std::min(std::max<std::size_t>(n, 1), kInferenceChunk));
-    for (std::size_t s = 0; s < n; s += kInferenceChunk) {
-        const auto b = Eigen::Index(std::min(kInferenceChunk, n - s));
-        if (y != x) check_values(std::size_t(b), std::size_t(d_out), y + s * std::size_t(d_out), "y", false, s);
+    for_each_chunk(net, n, n_threads, [&](std::size_t s, std::size_t rows, detail::Workspace& ws) {
+        const auto b = Eigen::Index(rows);
+        if (y != x) check_values(rows, std::size_t(d_out), y + s * std::size_t(d_out), "y", false, s);
         bool products_finite = true;
         detail::loss_batch(net, params(), ConstMatrixMap(x + s * std::size_t(d_in), d_in, b),
                            ConstMatrixMap(y + s * std::size_t(d_out), d_out, b), ws, out + s, &products_finite);
         // As in forward: X is scanned only when its products show a non-finite value.
-        if (!products_finite) check_values(std::size_t(b), std::size_t(d_in), x + s * std::size_t(d_in), "X", false, s);
-    }
+        if (!products_finite) check_values(rows, std::size_t(d_in), x + s * std::size_t(d_in), "X", false, s);
+    });
 }
 
-double Model::loss(std::size_t n, const float* x, const float* y) const {
+double Model::loss(std::size_t n, const float* x, const float* y, int n_threads) const {
     require(n > 0, "loss needs at least one sample");
     std::vector<float> per_sample(n);
-    sample_losses(n, x, y, per_sample.data());
+    sample_losses(n, x, y, per_sample.data(), n_threads);
     double total = 0.0;
     for (float v : per_sample) total += v;
     return total / double(n);

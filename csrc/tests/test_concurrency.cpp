@@ -193,3 +193,46 @@ TEST(fit_and_setters_during_inference_are_refused) {
     CHECK(mismatches == 0);
     CHECK(rounds > 0);
 }
+
+// Inference split over threads (the n_threads argument): every output equals the one-thread
+// result bit for bit, the error named is the first bad row whatever thread met it first, and a
+// count below 1 is refused.
+TEST(threaded_inference_matches_one_thread_bit_for_bit) {
+    const int d = 24;
+    Model m(config(d, 7));
+    m.init_weights(5);
+    const std::size_t n = 256 * 9 + 77;  // ten chunks, the last one partial
+    const auto x = uniform_data(n, d, 6);
+    std::vector<float> one(n * d), many(n * d), codes_one(n * 7), codes_many(n * 7), l_one(n), l_many(n);
+    m.predict(n, x.data(), one.data(), 1);
+    m.encode(n, x.data(), codes_one.data(), 1);
+    m.sample_losses(n, x.data(), nullptr, l_one.data(), 1);
+    for (int threads : {2, 3, 8, 64}) {
+        m.predict(n, x.data(), many.data(), threads);
+        m.encode(n, x.data(), codes_many.data(), threads);
+        m.sample_losses(n, x.data(), nullptr, l_many.data(), threads);
+        CHECK(many == one);
+        CHECK(codes_many == codes_one);
+        CHECK(l_many == l_one);
+        CHECK(m.loss(n, x.data(), nullptr, threads) == m.loss(n, x.data(), nullptr, 1));
+    }
+    auto bad = x;
+    bad[(256 * 2 + 10) * d + 3] = std::nanf("");  // chunk 2
+    bad[(256 * 7 + 1) * d + 5] = std::nanf("");   // chunk 7
+    for (int repeat = 0; repeat < 10; ++repeat) {
+        std::string what;
+        try {
+            m.predict(n, bad.data(), many.data(), 4);
+        } catch (const std::invalid_argument& e) {
+            what = e.what();
+        }
+        CHECK(what.find("row " + std::to_string(256 * 2 + 10) + ", column 3") != std::string::npos);
+    }
+    bool refused = false;
+    try {
+        m.encode(n, x.data(), codes_many.data(), 0);
+    } catch (const std::invalid_argument&) {
+        refused = true;
+    }
+    CHECK(refused);
+}

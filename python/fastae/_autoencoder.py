@@ -77,10 +77,12 @@ class Autoencoder:
         (however the threads happen to be scheduled).
     n_threads : None or int, default None
         Shards each batch is split into, and the most threads used. None or -1: every CPU
-        available to this process. Each step runs on all of them or on one, whichever is
-        measured faster (a core kept busy by another process makes one thread faster). Results
-        depend on n_threads only through the order of floating-point sums: set it explicitly
-        to reproduce a run bit for bit on machines with other CPU counts.
+        available to this process. Each training step runs on all of them or on one, whichever
+        is measured faster (a core kept busy by another process makes one thread faster).
+        Training results depend on n_threads only through the order of floating-point sums:
+        set it explicitly to reproduce a run bit for bit on machines with other CPU counts.
+        Inference (transform, inverse_transform, predict, the scores) shares its chunks of 256
+        samples among as many threads; its results are identical whatever n_threads.
     warm_start : bool, default False
         If True, ``fit`` starts from the current weights (for instance from ``set_weights`` or
         ``fastae.load``) with a fresh optimizer state, or, with ``fit(X, resume_optimizer=True)``,
@@ -209,6 +211,11 @@ class Autoencoder:
         self._check_fitted()
         return check_array(X, name, self._model.n_inputs, unit_range=unit_range, scale=self._fitted_scale(),
                            finite=False)  # the core checks NaN/inf as it reads
+
+    def _inference_threads(self):
+        """Threads for inference: n_threads, resolved as for training. Inputs are cut into chunks
+        of 256 samples shared by the threads; each output row is the same whatever the count."""
+        return resolve_n_threads(self.n_threads)
 
     def _fitted_scale(self):
         """input_scale as it was at fit (inference must scale as training did)."""
@@ -356,21 +363,22 @@ class Autoencoder:
     def transform(self, X):
         """Codes of X: the encoder's output, shape (n_samples, code size)."""
         X = self._check_X(X)
-        return self._model.encode(X)
+        return self._model.encode(X, n_threads=self._inference_threads())
 
     encode = transform
 
     def inverse_transform(self, Z):
         """Decodes codes Z (n_samples, code size) into (n_samples, n_features)."""
         self._check_fitted()
-        return self._model.decode(check_array(Z, "Z", self._model.code_size, finite=False))
+        Z = check_array(Z, "Z", self._model.code_size, finite=False)
+        return self._model.decode(Z, n_threads=self._inference_threads())
 
     decode = inverse_transform
 
     def predict(self, X):
         """Reconstruction of X: decode(encode(X)), in one pass."""
         X = self._check_X(X)
-        return self._model.predict(X)
+        return self._model.predict(X, n_threads=self._inference_threads())
 
     reconstruct = predict
 
@@ -379,7 +387,7 @@ class Autoencoder:
         anomaly score of each sample (higher is more unusual)."""
         self._check_fitted()
         X = self._check_X(X, unit_range=self._model.loss == "bce")
-        return self._model.sample_losses(X)
+        return self._model.sample_losses(X, n_threads=self._inference_threads())
 
     def score_samples(self, X):
         """Minus the per-sample reconstruction loss (higher is more normal, as scikit-learn's

@@ -56,18 +56,19 @@ public:
 
     // Runs layers [first, last) on n samples: in is (n, layer_sizes[first]), out is
     // (n, layer_sizes[last]). Any number of concurrent calls on one model (see Threads above). A
-    // NaN or infinite input throws std::invalid_argument naming it (out's content is then
-    // unspecified).
-    void forward(int first, int last, std::size_t n, const float* in, float* out) const;
-    void encode(std::size_t n, const float* x, float* codes) const;       // (n, code_size())
-    void decode(std::size_t n, const float* codes, float* out) const;     // (n, n_outputs())
-    void predict(std::size_t n, const float* x, float* out) const;        // all layers
+    // NaN or infinite input throws std::invalid_argument naming it (the first in row order; out's
+    // content is then unspecified). n_threads (>= 1) threads share the chunks of 256 samples the
+    // rows are cut into; each output row is the same, bit for bit, whatever n_threads.
+    void forward(int first, int last, std::size_t n, const float* in, float* out, int n_threads = 1) const;
+    void encode(std::size_t n, const float* x, float* codes, int n_threads = 1) const;    // (n, code_size())
+    void decode(std::size_t n, const float* codes, float* out, int n_threads = 1) const;  // (n, n_outputs())
+    void predict(std::size_t n, const float* x, float* out, int n_threads = 1) const;     // all layers
 
     // Mean loss over all n * n_outputs() elements of predicting targets y (n, n_outputs())
     // from x (n, n_inputs()); y == nullptr means y = x (reconstruction).
-    double loss(std::size_t n, const float* x, const float* y = nullptr) const;
-    // Per-sample loss (mean over that sample's outputs) into out (n).
-    void sample_losses(std::size_t n, const float* x, const float* y, float* out) const;
+    double loss(std::size_t n, const float* x, const float* y = nullptr, int n_threads = 1) const;
+    // Per-sample loss (mean over that sample's outputs) into out (n); threads as in forward.
+    void sample_losses(std::size_t n, const float* x, const float* y, float* out, int n_threads = 1) const;
     // The same mean loss and its gradient with respect to every parameter, into grad
     // (n_params() floats, layout of params()).
     double loss_and_gradient(std::size_t n, const float* x, const float* y, float* grad) const;
