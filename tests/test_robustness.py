@@ -345,22 +345,25 @@ def test_a_network_larger_than_the_memory_raises_memory_error():
     assert result["real"].startswith("MemoryError"), result["real"]
     assert result["core"].startswith("MemoryError"), result["core"]  # std::bad_alloc from the engine
     # The check before allocating: 1300000006 parameters, Adam: params and their copy + 1 gradient +
-    # m, v and their copy = 7 float32 buffers
+    # m, v and their copy + the weights before fit (float data) = 8 float32 buffers
     assert result["adam"] == ("MemoryError: the network [6, 100000000, 6] has 1300000006 parameters; training it "
-                              "(parameters and their last-step copy, 1 gradient buffer(s), adam's state and its copy) "
-                              "needs at least 33.9 GiB, "
+                              "(parameters and their last-step copy, 1 gradient buffer(s), adam's state and its copy, "
+                              "the weights before fit) needs at least 38.7 GiB, "
                               "more than the 1.0 GiB of memory available now")
-    assert "needs at least 24.2 GiB" in result["sgd"]  # 5 buffers: SGD keeps one moment
+    assert "needs at least 29.1 GiB" in result["sgd"]  # 6 buffers: SGD keeps one moment
     assert result["small"] == "ok"
 
 
 def test_memory_check_counts_the_engine_buffers(monkeypatch):
     monkeypatch.setattr(_validation, "memory_available_bytes", lambda: 6 * 2**30)
     _validation.check_network_size([1024, 2**18, 1024])  # 2**29 + 2**18 + 1024 parameters: 2 GiB fit in 6
-    _validation.check_network_size([1024, 2**17, 1024], 1, "sgd")  # 1 GiB a buffer; params, 1 gradient, u and copy
+    # 1 GiB a buffer; params and their copy, 1 gradient, u and its copy (8-bit data: no weights kept from before fit)
+    _validation.check_network_size([1024, 2**17, 1024], 1, "sgd", float_data=False)
+    with pytest.raises(MemoryError, match=r"its copy, the weights before fit\) needs at least 6.0 GiB"):
+        _validation.check_network_size([1024, 2**17, 1024], 1, "sgd")  # float data: one buffer more
     with pytest.raises(MemoryError, match=r"training it \(parameters and their last-step copy, 2 gradient "
-                                          r"buffer\(s\), adam's state and its copy\) needs at least 8.0 GiB, more "
-                                          r"than the 6.0 GiB"):
+                                          r"buffer\(s\), adam's state and its copy, the weights before fit\) needs "
+                                          r"at least 9.0 GiB, more than the 6.0 GiB"):
         _validation.check_network_size([1024, 2**17, 1024], 2, "adam")
     with pytest.raises(MemoryError, match="storing its parameters needs at least 6.0 GiB"):
         _validation.check_network_size([1024, 3 * 2**18, 1024])

@@ -221,9 +221,9 @@ class Autoencoder:
         """input_scale as it was at fit (inference must scale as training did)."""
         return getattr(self, "_input_scale", None)
 
-    def _new_model(self, n_features, p, for_training=True):
+    def _new_model(self, n_features, p, for_training=True, float_data=True):
         sizes = [n_features, *p["hidden_layer_sizes"], *reversed(p["hidden_layer_sizes"][:-1]), n_features]
-        check_network_size(sizes, *((p["n_threads"], p["optimizer"]) if for_training else ()))
+        check_network_size(sizes, *((p["n_threads"], p["optimizer"], float_data) if for_training else ()))
         return _core.Model(sizes, p["activation"], p["output_activation"], p["loss"])
 
     # ---- training --------------------------------------------------------------------------
@@ -272,14 +272,14 @@ class Autoencoder:
             X = check_bytes(X, "X")
             X_val = None if validation_data is None else check_bytes(validation_data, "validation_data", X.shape[1])
         else:
-            # NaN/inf and, for bce, the [0, 1] range are checked by the engine as it reads the data
-            # (one vectorised pass, no temporary arrays), naming the first offender.
+            # NaN/inf and, for bce, the [0, 1] range are checked by the engine as its first epoch
+            # reads the data (no temporary arrays), naming the first offender.
             X = check_array(X, "X", scale=scale, finite=False)
             X_val = None if validation_data is None else check_array(
                 validation_data, "validation_data", X.shape[1], scale=scale, finite=False)
 
         fitted = getattr(self, "_model", None) is not None
-        model = self._new_model(X.shape[1], p)
+        model = self._new_model(X.shape[1], p, float_data=X.dtype != np.uint8)
         if (partial or p["warm_start"]) and fitted:
             if list(self._model.layer_sizes) != list(model.layer_sizes):
                 what = "partial_fit" if partial else "warm_start=True"

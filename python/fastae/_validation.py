@@ -109,7 +109,7 @@ def memory_available_bytes():
     return available
 
 
-def check_network_size(layer_sizes, n_threads=None, optimizer=None):
+def check_network_size(layer_sizes, n_threads=None, optimizer=None, float_data=True):
     """Refuses a network too big for the engine (ValueError) or for the memory available now
     (MemoryError), before anything is allocated.
 
@@ -119,7 +119,8 @@ def check_network_size(layer_sizes, n_threads=None, optimizer=None):
     and nothing else (so it never refuses what fits): the parameters and, for training
     (n_threads given), the copy of the weights the trainer keeps to undo a diverging step, one
     gradient buffer per thread, the optimizer's moments (2 for Adam, 1 for SGD) and the copy of
-    them the model keeps after fit. Allocations that fail for other reasons
+    them the model keeps after fit, and for float data (float_data) the weights as they were
+    before fit, restored if the first epoch finds a bad value. Allocations that fail for other reasons
     (ulimit -v, a cgroup without accounting) raise MemoryError from the engine.
     """
     n_params = sum(a * b + b for a, b in zip(layer_sizes[:-1], layer_sizes[1:]))
@@ -127,13 +128,13 @@ def check_network_size(layer_sizes, n_threads=None, optimizer=None):
         raise ValueError(f"hidden_layer_sizes on {layer_sizes[0]} features give the network {list(layer_sizes)} of "
                          f"{n_params} parameters; the limit is 2**32 = {MAX_PARAMS}")
     moments = 2 if optimizer == "adam" else 1
-    buffers = 1 if n_threads is None else 2 + n_threads + 2 * moments
+    buffers = 1 if n_threads is None else 2 + n_threads + 2 * moments + (1 if float_data else 0)
     need = 4 * n_params * buffers
     have = memory_available_bytes()
     if need > have:
         what = "storing its parameters" if n_threads is None else (
             f"training it (parameters and their last-step copy, {n_threads} gradient buffer(s), {optimizer}'s state "
-            f"and its copy)")
+            f"and its copy{', the weights before fit' if float_data else ''})")
         raise MemoryError(f"the network {list(layer_sizes)} has {n_params} parameters; {what} needs at least "
                           f"{need / 2**30:.1f} GiB, more than the {have / 2**30:.1f} GiB of memory available now")
 
