@@ -65,22 +65,6 @@ inline float bce_column_avx2(float* z, const float* x, Eigen::Index d, float gra
         return std::make_pair(l, want_grad ? _mm256_mul_ps(_mm256_sub_ps(sig, xv), scale) : sig);
     };
     Eigen::Index i = 0;
-    // Four vectors at a time: each element's formula is a long chain of dependent operations,
-    // and four independent chains side by side keep the FMA units busy.
-    for (; i + 32 <= d; i += 32) {
-        const auto [l0, out0] = lanes(_mm256_loadu_ps(z + i), _mm256_loadu_ps(x + i));
-        const auto [l1, out1] = lanes(_mm256_loadu_ps(z + i + 8), _mm256_loadu_ps(x + i + 8));
-        const auto [l2, out2] = lanes(_mm256_loadu_ps(z + i + 16), _mm256_loadu_ps(x + i + 16));
-        const auto [l3, out3] = lanes(_mm256_loadu_ps(z + i + 24), _mm256_loadu_ps(x + i + 24));
-        sum = _mm256_add_ps(sum, l0);
-        sum = _mm256_add_ps(sum, l1);
-        sum = _mm256_add_ps(sum, l2);
-        sum = _mm256_add_ps(sum, l3);
-        _mm256_storeu_ps(z + i, out0);
-        _mm256_storeu_ps(z + i + 8, out1);
-        _mm256_storeu_ps(z + i + 16, out2);
-        _mm256_storeu_ps(z + i + 24, out3);
-    }
     for (; i + 8 <= d; i += 8) {
         const auto [l, out] = lanes(_mm256_loadu_ps(z + i), _mm256_loadu_ps(x + i));
         sum = _mm256_add_ps(sum, l);
@@ -100,8 +84,8 @@ inline float bce_column_avx2(float* z, const float* x, Eigen::Index d, float gra
 // y: (d, n) targets. sample_loss (n, nullable): per-sample mean loss. scratch: 3 * d floats at
 // an aligned address, so that nothing is allocated here and every column's sum runs over the same
 // alignment (Eigen's vectorised sums peel by address: summing in place over z or y would make the
-// rounding depend on where the caller's buffers happen to lie; the AVX2 BCE column never peels). Returns the sum of the
-// elementwise losses over the block.
+// rounding depend on where the caller's buffers happen to lie; the AVX2 BCE column never peels).
+// Returns the sum of the elementwise losses over the block.
 inline double output_pass(Loss loss, Activation out_act, MutMatrixMap z, ConstMatrixMap y,
                           float grad_scale, bool want_grad, float* sample_loss, float* scratch) {
     const Eigen::Index d = z.rows();
