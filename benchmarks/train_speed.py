@@ -10,7 +10,8 @@ The peer is written as a performance-aware PyTorch user writes it: data held as 
 by index slicing of a per-epoch permutation, nn.Sequential(Linear, ReLU, Linear),
 BCEWithLogitsLoss on the logits, torch.optim.Adam, torch.set_num_threads(T). Both start from the
 same initial weights. Epochs alternate between the two (fastae, peer, fastae, ...) so that noise
-from a shared machine hits both alike; figures are medians. The machine's single-core sgemm peak
+from a shared machine hits both alike, each after a 0.3 s pause (PyTorch's OpenMP threads spin
+on after its work and would take the other's second core); figures are medians. The machine's single-core sgemm peak
 is measured in the same run (torch.matmul on 2048^2, one thread).
 
 Then encoding (transform) of the 10000 test images at each thread count, the peak RSS of a fit,
@@ -122,6 +123,13 @@ def summarize(times):
     return {"median": statistics.median(times), "min": min(times), "max": max(times)}
 
 
+# Pause before each timed epoch (or block of calls), for both frameworks: PyTorch's OpenMP
+# threads keep spinning after its work returns, and at 2 threads they hold the core the next
+# timed run needs. Measured here: fastae's 2-thread epoch took 0.399 s right after PyTorch work,
+# 0.366 s after a 0.05 s pause, 0.312 s after 0.2 s, and 0.316 s with no PyTorch in the process.
+SETTLE_S = 0.3
+
+
 def train_section(torch, fastae, x_train, x_test, model_name, threads, epochs, peak):
     hidden = MODELS[model_name]
     sizes = layer_sizes(hidden)
@@ -136,9 +144,11 @@ def train_section(torch, fastae, x_train, x_test, model_name, threads, epochs, p
     gen = torch.Generator().manual_seed(0)
     fa, pt = [], []
     for _ in range(epochs):
+        time.sleep(SETTLE_S)
         t = time.perf_counter()
         ae.partial_fit(x_train)  # one epoch; wall time includes the call's checks of the data
         fa.append(time.perf_counter() - t)
+        time.sleep(SETTLE_S)
         t = time.perf_counter()
         peer.epoch(Xt, 256, gen)
         pt.append(time.perf_counter() - t)
@@ -165,17 +175,18 @@ def encode_section(torch, fastae, x_train, x_test, threads=1, repeats=15):
     peer = TorchPeer(torch, ae.get_weights())
     Xt = torch.from_numpy(x_test)
     fa, pt = [], []
-    # Blocks of calls, alternating between the frameworks, the first call of each block untimed:
-    # OpenMP threads (PyTorch's) keep spinning for a while after a call returns, and at 2 threads
-    # they held the core that fastae's next call needed when single calls alternated (0.79M
-    # samples/s right after PyTorch's calls against 1.11M alone).
+    # Blocks of calls, alternating between the frameworks after a pause (SETTLE_S), the first
+    # call of each block untimed: single calls alternating measured fastae at 2 threads at 0.79M
+    # samples/s right after PyTorch's calls against 1.11M alone.
     block = 6
     for _ in range(max(1, repeats // (block - 1))):
+        time.sleep(SETTLE_S)
         for i in range(block):
             t = time.perf_counter()
             codes = ae.transform(x_test)
             if i:
                 fa.append(time.perf_counter() - t)
+        time.sleep(SETTLE_S)
         for i in range(block):
             t = time.perf_counter()
             with torch.inference_mode():
