@@ -74,6 +74,9 @@ Workspace::Workspace(const Network& net, std::size_t capacity) : capacity_(capac
         if (l > 0) act_[std::size_t(l)].assign(std::size_t(net.width(l)) * capacity, 0.0f);
     }
     delta_.assign(std::size_t(net.max_width()) * capacity, 0.0f);
+    // Batches past 4096 samples (loss_and_gradient of a whole dataset) use the dense products:
+    // the lists would cost 0.4 x their float size again.
+    sparse_ = SparseInput(net.width(0), std::min<std::size_t>(capacity, 4096));
     const int widest = std::max(net.max_width(), int(std::min<std::size_t>(capacity, std::size_t(INT32_MAX))));
     gemm_.reserve(widest, widest, widest);
     scratch_ = Eigen::VectorXf::Zero(3 * Eigen::Index(net.max_width()));
@@ -87,8 +90,14 @@ void forward_batch(const Network& net, const float* params, ConstMatrixMap in, i
         ConstVectorMap bias(params + layer.offset + std::size_t(layer.n_in) * layer.n_out, layer.n_out);
         MutMatrixMap z = ws.act(l + 1, b);
         const float* a_in = l == first ? in.data() : ws.act(l, b).data();
-        gemm(false, false, layer.n_out, int(b), layer.n_in, 1.0f, params + layer.offset, layer.n_out, a_in, layer.n_in, 0.0f,
-             z.data(), layer.n_out, ws.gemm());
+        // The network's input may be mostly zeros (images, counts): then only its nonzeros are
+        // multiplied, and the list is kept for the weight gradient (loss_gradient_batch).
+        if (l == 0 && ws.sparse().compress(a_in, layer.n_in, int(b))) {
+            ws.sparse().forward(params + layer.offset, layer.n_out, z.data());
+        } else {
+            gemm(false, false, layer.n_out, int(b), layer.n_in, 1.0f, params + layer.offset, layer.n_out, a_in,
+                 layer.n_in, 0.0f, z.data(), layer.n_out, ws.gemm());
+        }
         if (l == first && first_products_finite) *first_products_finite = z.allFinite();
         const bool is_output = l + 1 == net.n_layers();
         bias_activation(is_output && !activate_output ? Activation::linear : net.activation_of(l),
@@ -115,8 +124,12 @@ double loss_gradient_batch(const Network& net, const float* params, ConstMatrixM
         gb = dz.col(0);
         for (Eigen::Index j = 1; j < b; ++j) gb += dz.col(j);
         if (l == 0) {
-            gemm(false, true, layer.n_out, layer.n_in, int(b), 1.0f, dz.data(), layer.n_out, x.data(), layer.n_in,
-                 0.0f, gw.data(), layer.n_out, ws.gemm());
+            if (ws.sparse().active()) {  // set by this batch's forward pass
+                ws.sparse().weight_gradient(dz.data(), layer.n_out, gw.data());
+            } else {
+                gemm(false, true, layer.n_out, layer.n_in, int(b), 1.0f, dz.data(), layer.n_out, x.data(), layer.n_in,
+                     0.0f, gw.data(), layer.n_out, ws.gemm());
+            }
             break;
         }
         MutMatrixMap a_in = ws.act(l, b);

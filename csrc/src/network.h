@@ -2,7 +2,8 @@
 //
 // Shapes (eigen_types.h): a batch of b samples is (features, b) column-major; layer l maps
 // A_l (n_in, b) to A_{l+1} = f(W_l A_l + b_l) (n_out, b), W_l viewed (n_out, n_in). The three
-// matrix products (W A, dZ A^T, W^T dZ) go through gemm.h.
+// matrix products (W A, dZ A^T, W^T dZ) go through gemm.h, except the first layer's two (W X and
+// dZ X^T) when the input batch is mostly zeros (sparse_input.h).
 // Backward from dZ_L (the output pass, loss.h):
 //   dW_l = dZ_l A_l^T,   db_l = sum over samples of dZ_l,
 //   dZ_{l-1} = (W_l^T dZ_l) * f'(A_l)   for l > 0 (no gradient for the input).
@@ -15,6 +16,7 @@
 #include "eigen_types.h"
 #include "fastae/config.h"
 #include "gemm.h"
+#include "sparse_input.h"
 
 namespace fastae::detail {
 
@@ -61,6 +63,7 @@ public:
     }
     float* scratch() { return scratch_.data(); }
     GemmWorkspace& gemm() { return gemm_; }
+    SparseInput& sparse() { return sparse_; }
 
 private:
     std::size_t capacity_;
@@ -69,6 +72,7 @@ private:
     AlignedFloats delta_;
     Eigen::VectorXf scratch_;  // Eigen's allocation: aligned to its widest packet
     GemmWorkspace gemm_;       // packing buffers, reserved for every product of the network
+    SparseInput sparse_;       // the batch's input nonzeros, when sparse enough (sparse_input.h)
 };
 
 // Runs layers [first, last) on in (width(first), b); the result is ws.act(last, b). The last

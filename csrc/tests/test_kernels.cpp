@@ -10,6 +10,8 @@
 #include "check.h"
 #include "loss.h"
 #include "network.h"
+#include "sparse_input.h"
+#include "gemm.h"
 
 using namespace fastae;
 using namespace fastae::detail;
@@ -174,10 +176,15 @@ TEST(forward_and_gradient_match_naive) {
             Network net(cfg);
             const std::size_t n = 9;
             auto p = random_vector(net.n_params(), -0.6f, 0.6f, 5);
+          for (bool sparse : {false, true}) {
             auto x = random_vector(n * 13, 0.0f, 1.0f, 6);
+            if (sparse) {  // 3 nonzeros of 13 per sample: the first layer's sparse products run
+                for (std::size_t i = 0; i < x.size(); ++i) x[i] = (i * 7) % 13 < 3 ? x[i] : 0.0f;
+            }
             std::vector<double> pd(p.begin(), p.end()), xd(x.begin(), x.end());
 
             Workspace ws(net, n);
+            CHECK(ws.sparse().compress(x.data(), 13, int(n)) == sparse);
             forward_batch(net, p.data(), ConstMatrixMap(x.data(), 13, n), 0, net.n_layers(), ws, true);
             std::vector<double> want(n * 13);
             forward_naive(net, pd.data(), n, xd.data(), want.data());
@@ -199,6 +206,79 @@ TEST(forward_and_gradient_match_naive) {
             }
             CHECK(max_ref > 0);
             CHECK_NEAR(max_err, 0.0, 1e-5 * (1 + max_ref));
+          }
         }
     }
 }
+
+// The first layer's sparse products (sparse_input.h) against their naive twins, over output
+// widths that exercise every vector count and the scalar tail, batch sizes and densities; the
+// dense GEMM gives the same to rounding.
+TEST(sparse_input_products_match_naive) {
+    std::mt19937 gen(21);
+    std::uniform_real_distribution<float> unit(0.0f, 1.0f);
+    for (int d : {1, 9, 70, 784}) {
+        for (int n_out : {1, 7, 8, 64, 71, 130, 256}) {
+            for (int b : {1, 13, 256}) {
+                for (double density : {0.0, 0.05, 0.39}) {
+                    std::vector<float> x(std::size_t(d) * std::size_t(b));
+                    for (float& v : x) v = unit(gen) < density ? unit(gen) * 2.0f - 1.0f : 0.0f;
+                    auto w = random_vector(std::size_t(d) * std::size_t(n_out), -1.0f, 1.0f, 22);
+                    auto dz = random_vector(std::size_t(n_out) * std::size_t(b), -1.0f, 1.0f, 23);
+                    SparseInput sp(d, 256);
+                    if (!sp.compress(x.data(), d, b)) {
+                        // Only when the sample drew more than the budget allows.
+                        std::size_t nnz = 0;
+                        for (float v : x) nnz += v != 0.0f;
+                        CHECK(double(nnz) > SparseInput::kMaxDensity * d * b);
+                        continue;
+                    }
+                    std::vector<float> z(std::size_t(n_out) * std::size_t(b), -7.0f), dw(w.size(), -7.0f);
+                    sp.forward(w.data(), n_out, z.data());
+                    sp.weight_gradient(dz.data(), n_out, dw.data());
+                    std::vector<double> z_want(z.size()), dw_want(dw.size());
+                    sparse_forward_naive(x.data(), d, b, w.data(), n_out, z_want.data());
+                    sparse_weight_gradient_naive(x.data(), d, b, dz.data(), n_out, dw_want.data());
+                    double err = 0;
+                    for (std::size_t i = 0; i < z.size(); ++i) err = std::max(err, std::fabs(z[i] - z_want[i]));
+                    for (std::size_t i = 0; i < dw.size(); ++i) err = std::max(err, std::fabs(dw[i] - dw_want[i]));
+                    CHECK(err < 1e-4);
+                    // The dense products of the same matrices.
+                    GemmWorkspace gws;
+                    std::vector<float> z_dense(z.size()), dw_dense(dw.size());
+                    gemm(false, false, n_out, b, d, 1.0f, w.data(), n_out, x.data(), d, 0.0f, z_dense.data(), n_out, gws);
+                    gemm(false, true, n_out, d, b, 1.0f, dz.data(), n_out, x.data(), d, 0.0f, dw_dense.data(), n_out, gws);
+                    double gap = 0;
+                    for (std::size_t i = 0; i < z.size(); ++i) gap = std::max(gap, double(std::fabs(z[i] - z_dense[i])));
+                    for (std::size_t i = 0; i < dw.size(); ++i) gap = std::max(gap, double(std::fabs(dw[i] - dw_dense[i])));
+                    CHECK(gap < 1e-4);
+                }
+            }
+        }
+    }
+}
+
+TEST(sparse_input_declines_dense_batches_and_keeps_non_finite_values) {
+    const int d = 50, b = 40;
+    std::vector<float> x(std::size_t(d) * b, 0.0f);
+    for (std::size_t i = 0; i < x.size(); i += 2) x[i] = 0.5f;  // 50% nonzeros: over the 40% budget
+    SparseInput sp(d, 64);
+    CHECK(!sp.compress(x.data(), d, b));
+    CHECK(!sp.active());
+    CHECK(!sp.compress(x.data(), d, 65));  // more samples than its capacity
+    std::fill(x.begin(), x.end(), 0.0f);
+    x[3 * d + 7] = std::numeric_limits<float>::quiet_NaN();
+    x[5 * d + 1] = std::numeric_limits<float>::infinity();
+    CHECK(sp.compress(x.data(), d, b));
+    auto w = random_vector(std::size_t(d) * 8, -1.0f, 1.0f, 24);
+    w[1 * 8 + 2] = 0.0f;  // inf * 0 is NaN: still non-finite
+    std::vector<float> z(std::size_t(8) * b);
+    sp.forward(w.data(), 8, z.data());
+    for (int j = 0; j < b; ++j) {
+        for (int o = 0; o < 8; ++o) {
+            const bool finite = std::isfinite(z[std::size_t(j) * 8 + std::size_t(o)]);
+            CHECK(finite == (j != 3 && j != 5));
+        }
+    }
+}
+

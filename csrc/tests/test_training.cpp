@@ -315,6 +315,29 @@ TEST(bad_data_error_is_the_first_in_batch_order_with_threads) {
     }
 }
 
+// The same through the first layer's sparse products: mostly-zero inputs (sparse_input.h).
+TEST(inference_on_sparse_input_names_non_finite_values) {
+    const int d = 40;
+    Model m(small_config(d));
+    m.init_weights(6);
+    const std::size_t n = 600;
+    auto x = make_data(n, d, 10);
+    for (std::size_t i = 0; i < x.size(); ++i) x[i] = i % 7 == 0 ? x[i] : 0.0f;  // 1 in 7 nonzero
+    std::vector<float> codes(n * std::size_t(m.code_size()));
+    m.encode(n, x.data(), codes.data());  // fine
+    for (float bad : {std::nanf(""), std::numeric_limits<float>::infinity()}) {
+        auto y = x;
+        y[333 * d + 11] = bad;
+        std::string what;
+        try {
+            m.encode(n, y.data(), codes.data(), 2);
+        } catch (const std::invalid_argument& e) {
+            what = e.what();
+        }
+        CHECK(what.find("row 333, column 11") != std::string::npos);
+    }
+}
+
 TEST(batch_loop_allocates_nothing) {
     // Same epochs, 4x the batches: if any allocation happened per batch, the counts would differ.
     const int d = 20;

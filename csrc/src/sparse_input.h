@@ -1,0 +1,63 @@
+// sparse_input.h -- the first layer's two products when the input is mostly zeros.
+//
+// The input is the only matrix of a step that can be sparse: MNIST pixels are 81% zeros, as are
+// bag-of-words counts or one-hot features. The first layer's forward product Z = W X and its
+// weight gradient dW = dZ X^T then only need X's nonzeros: with fraction p of them, p of the
+// flops. A batch's nonzeros are listed by sample, features ascending: each sample's output is a
+// sum of the weight rows of its nonzero features (Z), and each feature's gradient row a sum, in
+// sample order, of the dZ columns of the samples where it is nonzero (dW, added row by row). Every
+// sum runs in list order, so a result depends only on the input's values, never on threads,
+// blocking or addresses. The sums run in another order than the dense GEMM's, so the two paths
+// agree to rounding, not bit for bit; which one runs depends only on the batch's values.
+//
+// Layouts as in network.h: X (d, b) column-major (sample j's features contiguous), W of a layer
+// with n_in = d inputs stored so that input i's n_out weights are contiguous (W + i * n_out), Z
+// and dZ (n_out, b) column-major, dW like W.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <vector>
+
+namespace fastae::detail {
+
+class SparseInput {
+public:
+    // Largest fraction of nonzeros for which the sparse products are used: they run the FMA
+    // units at about half the dense kernel's rate (one weight load per FMA), so they win below
+    // ~0.5 and clearly below 0.4.
+    static constexpr double kMaxDensity = 0.4;
+
+    SparseInput() = default;
+    // Room for batches of up to `capacity` samples of `d` features at kMaxDensity.
+    SparseInput(int d, std::size_t capacity);
+
+    // Lists the nonzeros of x (d, b) by sample, if at most kMaxDensity of them are nonzero (and
+    // the batch fits the capacity); otherwise returns false and the caller uses dense products.
+    // NaN and infinities count as nonzero, so they reach the products as in the dense path.
+    bool compress(const float* x, int d, int b);
+    bool active() const { return active_; }
+    void clear() { active_ = false; }
+
+    // Z (n_out, b) = W X for the compressed batch (n_in = d).
+    void forward(const float* w, int n_out, float* z);
+    // dW (d rows of n_out) = dZ X^T for the compressed batch.
+    void weight_gradient(const float* dz, int n_out, float* dw);
+
+private:
+    static constexpr int kFeatureBlock = 64;
+    std::size_t block_end(int j, std::uint32_t f1);
+
+    int d_ = 0, b_ = 0;
+    std::size_t max_nonzeros_ = 0;
+    bool active_ = false;
+    // Sample j's nonzeros, features ascending, are entries [sample_start[j], sample_start[j + 1]).
+    std::vector<std::uint32_t> sample_start_, feature_of_, cursor_;
+    std::vector<float> sample_value_;
+};
+
+// Naive twins in double, for tests: the same products from dense X.
+void sparse_forward_naive(const float* x, int d, int b, const float* w, int n_out, double* z);
+void sparse_weight_gradient_naive(const float* x, int d, int b, const float* dz, int n_out, double* dw);
+
+}  // namespace fastae::detail
