@@ -3,6 +3,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstdint>
 #include <type_traits>
 
 #include "vector_math.h"
@@ -113,6 +114,9 @@ SparseInput::SparseInput(int d, std::size_t capacity) : d_(d) {
     max_nonzeros_ = std::size_t(kMaxDensity * double(d) * double(capacity));
     // A sample may overshoot the budget before compress notices: room for one more sample.
     const std::size_t room = max_nonzeros_ + std::size_t(d) + 8;  // + 8: compress stores whole vectors
+    // Entries are indexed with 32 bits: past that (inputs of millions of features in large
+    // batches) the lists stay empty and compress always declines.
+    if (room > std::size_t(UINT32_MAX) || capacity == 0) return;
     sample_start_.resize(capacity + 1);
     cursor_.resize(capacity);
     feature_of_.resize(room);
