@@ -28,20 +28,19 @@ struct PackTable {
 const PackTable kPackTable;
 #endif
 
-// The inner loops, over one block of at most 64 outputs (width) and the list entries
-// [0, count) of one sample within one block of features. Each output's sum runs in list order,
-// one fused multiply-add per term (std::fma rounds as the vector FMA does, so every build gives
-// the same bits), whatever the blocking.
+// The inner loops, over one block of at most 64 outputs (width) and the list entries [0, count)
+// of one sample (for the weight gradient, within one block of features). Each output's sum runs
+// in list order, one fused multiply-add per term (std::fma rounds as the vector FMA does, so
+// every build gives the same bits), whatever the blocking.
 //
-// sum_rows: out[o] (+)= sum over k of val[k] * w[idx[k] * stride + o], starting from 0 or, when
-// `add`, from out's value (the same sum continued from the previous block of features).
+// sum_rows: out[o] = sum over k of val[k] * w[idx[k] * stride + o].
 // scatter_rows: dw[idx[k] * stride + o] += val[k] * col[o] for each k, in order.
 #ifdef FASTAE_HAVE_AVX2_MATH
 template <int NV>
 inline void sum_rows(const std::uint32_t* idx, const float* val, std::size_t count, const float* w,
-                     std::size_t stride, float* out, bool add) {
+                     std::size_t stride, float* out) {
     __m256 acc[NV];
-    for (int q = 0; q < NV; ++q) acc[q] = add ? _mm256_loadu_ps(out + 8 * q) : _mm256_setzero_ps();
+    for (int q = 0; q < NV; ++q) acc[q] = _mm256_setzero_ps();
     for (std::size_t k = 0; k < count; ++k) {
         const __m256 v = _mm256_set1_ps(val[k]);
         const float* row = w + std::size_t(idx[k]) * stride;
@@ -62,8 +61,8 @@ inline void scatter_rows(const float* col, const std::uint32_t* idx, const float
     }
 }
 
-// Calls kernel.template run<NV>(offset) over [0, width) (width <= 64) in whole vectors and
-// returns how many outputs that covered (a multiple of 8).
+// Calls kernel(std::integral_constant<int, NV>) with NV = width / 8 (width <= 64), the whole
+// vectors of a block, and returns how many outputs they cover.
 template <typename Kernel>
 int in_vectors(int width, Kernel&& kernel) {
     switch (width / 8) {
@@ -82,13 +81,13 @@ int in_vectors(int width, Kernel&& kernel) {
 #endif
 
 void sum_block(const std::uint32_t* idx, const float* val, std::size_t count, const float* w, std::size_t stride,
-               int width, float* out, bool add) {
+               int width, float* out) {
     int o = 0;
 #ifdef FASTAE_HAVE_AVX2_MATH
-    o = in_vectors(width, [&](auto nv) { sum_rows<decltype(nv)::value>(idx, val, count, w, stride, out, add); });
+    o = in_vectors(width, [&](auto nv) { sum_rows<decltype(nv)::value>(idx, val, count, w, stride, out); });
 #endif
     for (; o < width; ++o) {  // outputs past the vectors (all of them without AVX2)
-        float acc = add ? out[o] : 0.0f;
+        float acc = 0.0f;
         for (std::size_t k = 0; k < count; ++k) acc = std::fma(w[std::size_t(idx[k]) * stride + std::size_t(o)], val[k], acc);
         out[o] = acc;
     }
@@ -180,7 +179,7 @@ void SparseInput::forward(const float* w, int n_out, float* z) {
         const std::size_t k0 = sample_start_[std::size_t(j)], k1 = sample_start_[std::size_t(j) + 1];
         for (int o0 = 0; o0 < n_out; o0 += 64) {
             sum_block(feature_of_.data() + k0, sample_value_.data() + k0, k1 - k0, w + o0, std::size_t(n_out),
-                      std::min(64, n_out - o0), z + std::size_t(j) * std::size_t(n_out) + std::size_t(o0), false);
+                      std::min(64, n_out - o0), z + std::size_t(j) * std::size_t(n_out) + std::size_t(o0));
         }
     }
 }

@@ -1,7 +1,8 @@
-// vector_math.h -- the few transcendental functions the output pass needs, on 8 floats at once
-// (AVX2 + FMA builds only; other builds use Eigen's array functions instead). Each is a
-// fixed sequence of IEEE operations, so a lane's result depends only on its input: never on
-// the lane, the vector it sits in or the buffer's address.
+// vector_math.h -- the few transcendental functions the output pass needs, on 8 floats at once,
+// and FASTAE_HAVE_AVX2_MATH, the one switch for every hand-vectorised kernel (output pass, Adam,
+// sparse input): AVX2 + FMA builds only; other builds use their Eigen or scalar versions. Each
+// function is a fixed sequence of IEEE operations, so a lane's result depends only on its input:
+// never on the lane, the vector it sits in or the buffer's address.
 #pragma once
 
 #if defined(__AVX2__) && defined(__FMA__)
