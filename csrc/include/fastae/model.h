@@ -23,24 +23,29 @@ namespace fastae {
 // use copy_params and copy_optimizer_state, which are refused like inference.
 class Model {
 public:
-    // Validates the config (std::invalid_argument naming the bad field). Weights start as zeros
+    // Validates the spec (std::invalid_argument naming the bad field). Weights start as zeros
     // until init_weights or set_params.
-    explicit Model(const NetworkConfig& config);
+    explicit Model(const NetworkSpec& spec);
+    explicit Model(const NetworkConfig& config);  // Model(to_spec(config))
     Model(const Model& other);
     Model& operator=(const Model& other);
     Model(Model&&) noexcept;
     Model& operator=(Model&&) noexcept;
     ~Model();
 
+    const NetworkSpec& spec() const;
+    // The network as a NetworkConfig: its widths, the first layer's activation, the output
+    // activation and the loss (per-layer options are in spec()).
     const NetworkConfig& config() const;
-    int n_layers() const;                    // dense layers (layer_sizes.size() - 1)
+    int n_layers() const;                    // dense layers
     int n_inputs() const;                    // layer_sizes.front()
     int n_outputs() const;                   // layer_sizes.back()
-    int n_encoder_layers() const;            // n_layers() / 2: the code is the output of this layer
-    int code_size() const;                   // layer_sizes[n_encoder_layers()]
+    int n_encoder_layers() const;            // layers up to the code (spec().code_layer + 1)
+    int code_size() const;                   // width of the code
 
-    // Glorot-uniform weights (U(-a, a), a = sqrt(6 / (n_in + n_out))) and zero biases, drawn
-    // layer by layer in parameter order from a generator seeded with `seed`.
+    // Weights drawn by each layer's initializer (vocabulary.h; glorot_uniform: U(-a, a),
+    // a = sqrt(6 / (n_in + n_out))) and zero biases, layer by layer in parameter order from one
+    // generator seeded with `seed`.
     void init_weights(std::uint64_t seed);
 
     // The flat parameter buffer (layout.h): n_params() floats.
@@ -93,6 +98,10 @@ public:
     // memory for the buffers are checked before the first step; x and y are checked batch by
     // batch as the first epoch reads them (NaN/inf, and [0, 1] for bce, naming the row and
     // column), and a bad value there restores the weights, optimizer state and history.
+    // With every option: data and optional validation data as TrainingData (sample weights,
+    // 8-bit inputs with any targets). The overloads below are shorthands for it.
+    StopReason fit(const TrainingData& data, const TrainingData* validation, const OptimizerConfig& optimizer,
+                   const TrainOptions& options, std::vector<EpochReport>* history = nullptr);
     StopReason fit(std::size_t n, const float* x, const float* y,
                    std::size_t n_val, const float* x_val, const float* y_val,
                    const OptimizerConfig& optimizer, const TrainOptions& options,
@@ -106,6 +115,7 @@ public:
                       const TrainOptions& options, std::vector<EpochReport>* history = nullptr);
 
 private:
+    friend class TrainingSession;
     struct Impl;
     std::unique_ptr<Impl> impl_;
 };
