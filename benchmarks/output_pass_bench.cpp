@@ -1,4 +1,4 @@
-// output_pass_bench.cpp -- the BCE output pass (csrc/src/loss.h) as this build runs it (the AVX2
+// output_pass_bench.cpp -- the BCE output pass (csrc/src/head.h) as this build runs it (the AVX2
 // column with its own exp where available), against the same formulas in Eigen array
 // expressions (bce_column_eigen, the second version) and with Eigen's log1p (the first version),
 // on the tutorial model's output block (784 x 256), alternating, medians. Build with
@@ -9,7 +9,7 @@
 #include <random>
 #include <vector>
 
-#include "loss.h"
+#include "head.h"
 
 using namespace fastae::detail;
 using Clock = std::chrono::steady_clock;
@@ -64,8 +64,9 @@ int main() {
     for (int r = 0; r < reps; ++r) {
         work = logits;
         auto t = Clock::now();
-        check_a = output_pass(fastae::Loss::bce, fastae::Activation::sigmoid, MutMatrixMap(work.data(), d, b),
-                              ConstMatrixMap(targets.data(), d, b), 1.0f, true, nullptr, scratch.data());
+        check_a = head_pass(fastae::HeadSpec{}, fastae::activation_spec(fastae::Activation::sigmoid),
+                            MutMatrixMap(work.data(), d, b), ConstMatrixMap(targets.data(), d, b), ColumnScale{},
+                            true, nullptr, scratch.data());
         fused.push_back(std::chrono::duration<double>(Clock::now() - t).count());
         work = logits;
         t = Clock::now();
@@ -84,7 +85,7 @@ int main() {
 #else
     const char* name = "Eigen series (this build)";
 #endif
-    std::printf("  output_pass (%s): %8.1f us\n", name, median(fused) * 1e6);
+    std::printf("  head_pass (%s)  : %8.1f us\n", name, median(fused) * 1e6);
     std::printf("  Eigen exp, atanh series:        %8.1f us  (%.2fx; loss sums differ by %.2g relative)\n",
                 median(eigen_series) * 1e6, median(eigen_series) / median(fused), std::abs(check_a - check_c) / check_c);
     std::printf("  Eigen exp, Eigen log1p:         %8.1f us  (%.2fx; loss sums differ by %.2g relative)\n",

@@ -18,7 +18,8 @@ def test_init_only_stores_and_defaults_are_the_documented_ones():
         hidden_layer_sizes=(64,), activation="relu", output_activation="sigmoid", loss="bce", optimizer="adam",
         learning_rate=1e-3, batch_size=256, epochs=10, shuffle=True, random_state=None, n_threads=None,
         warm_start=False, verbose=0, beta_1=0.9, beta_2=0.999, epsilon=1e-8, momentum=0.9, nesterov=True,
-        input_scale=None)
+        input_scale=None, kernel_initializer="glorot_uniform", leaky_relu_slope=0.01, huber_delta=1.0,
+        weight_decay=0.01, rho=0.9)
     # Nothing is validated or learned at construction.
     bad = Autoencoder(hidden_layer_sizes="nonsense", learning_rate=-1)
     assert bad.learning_rate == -1

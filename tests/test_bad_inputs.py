@@ -4,14 +4,24 @@ and leave a fitted model exactly as it was."""
 import numpy as np
 import pytest
 
-from fastae import Autoencoder
+from fastae import Autoencoder, _core
 from conftest import smooth_data
+
+# Names that are not in the engine's vocabulary tables (checked, so that a name added to a table
+# cannot make a "bad" case here silently valid).
+NOT_AN_ACTIVATION, NOT_A_LOSS, NOT_AN_OPTIMIZER = "swish", "hinge", "lbfgs"
+assert NOT_AN_ACTIVATION not in _core.ACTIVATIONS and NOT_A_LOSS not in _core.LOSSES
+assert NOT_AN_OPTIMIZER not in _core.OPTIMIZERS
+# Output-only activations (softmax) are bad hidden activations.
+OUTPUT_ONLY = [a for a in _core.ACTIVATIONS if _core.ACTIVATION_TRAITS[a]["output_only"]]
 
 BAD_PARAMS = [
     ("hidden_layer_sizes", ()), ("hidden_layer_sizes", (0,)), ("hidden_layer_sizes", (4, -1)),
     ("hidden_layer_sizes", "64"), ("hidden_layer_sizes", (2.5,)), ("hidden_layer_sizes", None),
-    ("activation", "gelu"), ("activation", None), ("output_activation", "softmax"), ("loss", "hinge"),
-    ("optimizer", "lbfgs"), ("learning_rate", 0.0), ("learning_rate", -1e-3), ("learning_rate", float("nan")),
+    ("activation", NOT_AN_ACTIVATION), ("activation", None), *[("activation", a) for a in OUTPUT_ONLY],
+    ("output_activation", NOT_AN_ACTIVATION), ("loss", NOT_A_LOSS), ("optimizer", NOT_AN_OPTIMIZER),
+    ("kernel_initializer", "orthogonal"), ("leaky_relu_slope", -0.1), ("huber_delta", 0.0), ("weight_decay", -1.0),
+    ("rho", 1.0), ("learning_rate", 0.0), ("learning_rate", -1e-3), ("learning_rate", float("nan")),
     ("learning_rate", "fast"), ("batch_size", 0), ("batch_size", 2.0), ("batch_size", True), ("epochs", 0),
     ("epochs", -3), ("shuffle", "yes"), ("random_state", -1), ("random_state", "seed"), ("n_threads", 0),
     ("n_threads", 1.5), ("warm_start", 1), ("verbose", -1), ("beta_1", 1.0), ("beta_2", -0.1), ("epsilon", 0.0),
@@ -34,6 +44,15 @@ def test_incompatible_combinations():
         Autoencoder(loss="bce", output_activation="linear").fit(X)
     with pytest.raises(ValueError, match="nesterov"):
         Autoencoder(optimizer="sgd", momentum=0.0, nesterov=True).fit(X)
+    # Every pairing rule of the loss table: a loss that needs its own output activation refuses
+    # any other, and an output-only activation refuses any other loss.
+    for loss, traits in _core.LOSS_TRAITS.items():
+        required = traits["required_output"]
+        for out in _core.ACTIVATIONS:
+            allowed = out == required if required else not _core.ACTIVATION_TRAITS[out]["output_only"]
+            if not allowed:
+                with pytest.raises(ValueError, match="output_activation"):
+                    Autoencoder(loss=loss, output_activation=out, epochs=1).fit(X)
 
 
 BAD_X = [

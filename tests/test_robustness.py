@@ -14,7 +14,7 @@ import textwrap
 import numpy as np
 import pytest
 
-from fastae import Autoencoder
+from fastae import Autoencoder, _core
 from fastae import _validation
 from conftest import REPO, smooth_data
 from test_bad_inputs import BAD_X
@@ -54,14 +54,25 @@ def assert_unchanged(ae, before):
 
 # ---- hyperparameters: every constructor option ------------------------------------------------
 
+def ALLOWED(names):
+    """The allowed-list text of a vocabulary check, from the engine's table."""
+    return "one of " + ", ".join(repr(n) for n in names)
+
+
 # name -> (what the error must say is allowed, bad values: wrong types and out of range)
 BAD_PARAMS = {
     "hidden_layer_sizes": ("integers in [1, 2147483647]",
                            [(0,), (4, -1), "64", (2.5,), None, (2**31,), (True,), [np.float64(3)], {"a": 1}]),
-    "activation": ("one of 'linear', 'relu', 'sigmoid', 'tanh'", ["gelu", None, 3, "RELU", ("relu",)]),
-    "output_activation": ("one of 'linear', 'relu', 'sigmoid', 'tanh'", ["softmax", 1.0, b"sigmoid"]),
-    "loss": ("one of 'mse', 'bce'", ["hinge", None, "MSE"]),
-    "optimizer": ("one of 'adam', 'sgd'", ["lbfgs", ["adam"], None]),
+    "activation": (ALLOWED(a for a in _core.ACTIVATIONS if not _core.ACTIVATION_TRAITS[a]["output_only"]),
+                   ["swish", None, 3, "RELU"]),
+    "output_activation": (ALLOWED(_core.ACTIVATIONS), ["swish", 1.0, b"sigmoid"]),
+    "loss": (ALLOWED(_core.LOSSES), ["hinge", None, "MSE"]),
+    "optimizer": (ALLOWED(_core.OPTIMIZERS), ["lbfgs", ["adam"], None]),
+    "kernel_initializer": (ALLOWED(_core.INITIALIZERS), ["orthogonal", None, "Glorot_Uniform"]),
+    "leaky_relu_slope": ("[0.0, inf)", [-0.01, float("nan"), float("inf"), "0.01", None]),
+    "huber_delta": ("(0.0, inf)", [0.0, -1.0, float("nan"), "1", None]),
+    "weight_decay": ("[0.0, inf)", [-0.01, float("inf"), "0.01", None]),
+    "rho": ("[0.0, 1.0)", [1.0, -0.1, float("nan"), "0.9"]),
     "learning_rate": ("(0.0, inf)", [0.0, -1e-3, float("nan"), float("inf"), "fast", None, True, 1j, 10**400]),
     "batch_size": ("[1, 2147483647]", [0, -1, 2.0, True, "32", 2**31, None]),
     "epochs": ("[1, 2147483647]", [0, -3, 2**31, 1.5, None, np.float32(2)]),

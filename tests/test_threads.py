@@ -168,16 +168,19 @@ def test_engine_refuses_use_that_overlaps_a_fit_with_runtime_error():
                 in_fit.set()
                 probed.wait(60)
             return True
-        fit_args = dict(optimizer="adam", learning_rate=1e-3, beta1=0.9, beta2=0.999, epsilon=1e-8, momentum=0.0,
-                        nesterov=False, epochs=2, batch_size=64, shuffle=True, seed=1, n_threads=1)
-        trainer = threading.Thread(target=lambda: m.fit(X, None, None, None, scale=1.0, on_epoch=on_epoch, **fit_args))
+        fit_args = dict(optimizer=dict(optimizer="adam", learning_rate=1e-3, beta1=0.9, beta2=0.999, epsilon=1e-8,
+                                       momentum=0.0, nesterov=False),
+                        options=dict(epochs=2, batch_size=64, shuffle=True, seed=1, n_threads=1, resume_optimizer=False))
+        trainer = threading.Thread(target=lambda: m.fit(X, None, None, None, None, None, scale=1.0, on_epoch=on_epoch,
+                                                        **fit_args))
         trainer.start()
         in_fit.wait(60)
         probes = {"predict": lambda: m.predict(X[:5]), "encode": lambda: m.encode(X[:5]),
                   "sample_losses": lambda: m.sample_losses(X[:5]), "get_params": m.get_params,
                   "optimizer_state": m.optimizer_state, "copy": m.copy,
                   "set_params": lambda: m.set_params(np.zeros(m.n_params, np.float32)),
-                  "init_weights": lambda: m.init_weights(3), "fit": lambda: m.fit(X, None, None, None, scale=1.0, **fit_args)}
+                  "init_weights": lambda: m.init_weights(3), "fit": lambda: m.fit(X, None, None, None, None, None, scale=1.0,
+                                                                  **fit_args)}
         refused = {}
         for name, call in probes.items():
             try:

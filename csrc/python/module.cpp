@@ -75,6 +75,8 @@ py::dict settings_to_dict(const fastae::OptimizerConfig& c) {
     d["epsilon"] = c.epsilon;
     d["momentum"] = c.momentum;
     d["nesterov"] = c.nesterov;
+    d["weight_decay"] = c.weight_decay;
+    d["rho"] = c.rho;
     return d;
 }
 
@@ -91,7 +93,69 @@ fastae::OptimizerConfig settings_from_dict(const py::dict& d) {
     c.epsilon = get("epsilon").cast<double>();
     c.momentum = get("momentum").cast<double>();
     c.nesterov = get("nesterov").cast<bool>();
+    // Settings written before these existed (an older fastae's pickles) take the defaults.
+    if (d.contains("weight_decay")) c.weight_decay = d["weight_decay"].cast<double>();
+    if (d.contains("rho")) c.rho = d["rho"].cast<double>();
     return c;
+}
+
+// The network as {"n_inputs", "code_layer", "loss", "huber_delta", "layers": [{"units",
+// "activation", "alpha", "initializer", "l1", "l2", "dropout"}, ...]} (fastae::NetworkSpec).
+py::dict spec_to_dict(const fastae::NetworkSpec& spec) {
+    py::list layers;
+    for (const fastae::LayerSpec& l : spec.layers) {
+        py::dict d;
+        d["units"] = l.units;
+        d["activation"] = fastae::name_of(l.activation.kind);
+        d["alpha"] = l.activation.alpha;
+        d["initializer"] = fastae::name_of(l.initializer);
+        d["l1"] = l.l1;
+        d["l2"] = l.l2;
+        d["dropout"] = l.dropout;
+        layers.append(d);
+    }
+    py::dict d;
+    d["n_inputs"] = spec.n_inputs;
+    d["code_layer"] = spec.code_layer;
+    d["loss"] = fastae::name_of(spec.head.loss);
+    d["huber_delta"] = spec.head.huber_delta;
+    d["layers"] = layers;
+    return d;
+}
+
+// The inverse; absent optional keys take LayerSpec's and HeadSpec's defaults (the activation's
+// alpha: default_alpha). Unknown keys are errors, so a misspelt option is not silently ignored.
+fastae::NetworkSpec spec_from_dict(const py::dict& d) {
+    auto check_keys = [](const py::dict& dict, std::initializer_list<const char*> known, const char* what) {
+        for (const auto& item : dict) {
+            const std::string key = py::str(item.first);
+            bool ok = false;
+            for (const char* k : known) ok = ok || key == k;
+            if (!ok) throw std::invalid_argument(std::string("unknown key '") + key + "' in " + what);
+        }
+    };
+    check_keys(d, {"n_inputs", "code_layer", "loss", "huber_delta", "layers"}, "the network spec");
+    fastae::NetworkSpec spec;
+    spec.n_inputs = d["n_inputs"].cast<int>();
+    if (d.contains("code_layer")) spec.code_layer = d["code_layer"].cast<int>();
+    if (d.contains("loss")) spec.head.loss = fastae::parse_loss(d["loss"].cast<std::string>());
+    if (d.contains("huber_delta")) spec.head.huber_delta = d["huber_delta"].cast<double>();
+    for (const py::handle& item : d["layers"].cast<py::list>()) {
+        const py::dict l = item.cast<py::dict>();
+        check_keys(l, {"units", "activation", "alpha", "initializer", "l1", "l2", "dropout"}, "a layer spec");
+        fastae::LayerSpec layer;
+        layer.units = l["units"].cast<int>();
+        if (l.contains("activation")) {
+            layer.activation = fastae::activation_spec(fastae::parse_activation(l["activation"].cast<std::string>()));
+        }
+        if (l.contains("alpha")) layer.activation.alpha = l["alpha"].cast<double>();
+        if (l.contains("initializer")) layer.initializer = fastae::parse_initializer(l["initializer"].cast<std::string>());
+        if (l.contains("l1")) layer.l1 = l["l1"].cast<double>();
+        if (l.contains("l2")) layer.l2 = l["l2"].cast<double>();
+        if (l.contains("dropout")) layer.dropout = l["dropout"].cast<double>();
+        spec.layers.push_back(layer);
+    }
+    return spec;
 }
 
 // The optimizer state as {"config": settings, "steps": int, "m": array, "v": array}, or None.
@@ -139,69 +203,61 @@ py::dict report_to_dict(const fastae::EpochReport& r) {
     d["loss"] = r.loss;
     if (r.has_val_loss) d["val_loss"] = r.val_loss;
     d["seconds"] = r.seconds;
+    for (const auto& [name, value] : r.metrics) d[py::str(name)] = value;
     return d;
+}
+
+// One dataset as the engine takes it (fastae::TrainingData): X float32 or uint8 (read as
+// value * scale, converted per batch inside the engine), optional float32 targets and weights;
+// all C-contiguous, never converted here. The arrays stay referenced by the caller.
+fastae::TrainingData training_data(const Model& m, const py::array& x, const std::optional<FloatArray>& y,
+                                   const std::optional<FloatArray>& w, float scale, const char* name) {
+    using ByteArray = py::array_t<std::uint8_t, py::array::c_style>;
+    fastae::TrainingData d;
+    if (ByteArray::check_(x)) {
+        auto xb = py::reinterpret_borrow<ByteArray>(x);
+        d.n = rows_of_shape(xb, m.n_inputs(), name);
+        d.x_u8 = xb.data();
+        d.scale = scale;
+    } else if (FloatArray::check_(x)) {
+        auto xf = py::reinterpret_borrow<FloatArray>(x);
+        d.n = rows_of(xf, m.n_inputs(), name);
+        d.x = xf.data();
+    } else {
+        throw py::type_error(std::string(name) + " must be a C-contiguous float32 or uint8 array");
+    }
+    d.y = targets_of(m, y, d.n);
+    if (w) {
+        if (w->ndim() != 1 || std::size_t(w->shape(0)) != d.n) {
+            throw std::invalid_argument(std::string(name) + "'s sample_weight must be 1-D with one value per row");
+        }
+        d.sample_weight = w->data();
+    }
+    return d;
+}
+
+fastae::TrainOptions train_options(const py::dict& o) {
+    fastae::TrainOptions t;
+    t.epochs = o["epochs"].cast<int>();
+    t.batch_size = o["batch_size"].cast<int>();
+    t.shuffle = o["shuffle"].cast<bool>();
+    t.seed = o["seed"].cast<std::uint64_t>();
+    t.n_threads = o["n_threads"].cast<int>();
+    t.resume_optimizer = o["resume_optimizer"].cast<bool>();
+    return t;
 }
 
 // fit: releases the GIL for the whole loop; takes it back briefly for the per-epoch callback and,
 // every kSignalCheckInterval, to let Python run its signal handlers (Ctrl-C -> KeyboardInterrupt).
-// X (and X_val) are float32, or uint8 read as value * scale (an autoencoder's 8-bit images,
-// converted per batch inside the engine: Model::fit_u8); both C-contiguous, never converted here.
-py::tuple fit(Model& m, const py::array& x, const std::optional<FloatArray>& y, const std::optional<py::array>& x_val,
-              const std::optional<FloatArray>& y_val, float scale, const std::string& optimizer,
-              double learning_rate, double beta1, double beta2, double epsilon, double momentum, bool nesterov,
-              int epochs, int batch_size, bool shuffle, std::uint64_t seed, int n_threads, bool resume_optimizer,
-              const std::optional<py::function>& on_epoch) {
-    fastae::OptimizerConfig oc;
-    oc.kind = fastae::parse_optimizer(optimizer);
-    oc.learning_rate = learning_rate;
-    oc.beta1 = beta1;
-    oc.beta2 = beta2;
-    oc.epsilon = epsilon;
-    oc.momentum = momentum;
-    oc.nesterov = nesterov;
-    fastae::TrainOptions opts;
-    opts.epochs = epochs;
-    opts.batch_size = batch_size;
-    opts.shuffle = shuffle;
-    opts.seed = seed;
-    opts.n_threads = n_threads;
-    opts.resume_optimizer = resume_optimizer;
-
-    using ByteArray = py::array_t<std::uint8_t, py::array::c_style>;
-    const bool bytes = ByteArray::check_(x);
-    if (!bytes && !FloatArray::check_(x)) throw py::type_error("X must be a C-contiguous float32 or uint8 array");
-    if (x_val && (bytes ? !ByteArray::check_(*x_val) : !FloatArray::check_(*x_val))) {
-        throw py::type_error("validation X must have X's dtype (float32 or uint8) and be C-contiguous");
-    }
-    if (bytes && (y || y_val)) throw std::invalid_argument("uint8 data trains autoencoders only: pass no targets");
-    std::size_t n = 0, n_val = 0;
-    const float* xp = nullptr;
-    const float* yp = nullptr;
-    const float* xv = nullptr;
-    const float* yv = nullptr;
-    const std::uint8_t* x8 = nullptr;
-    const std::uint8_t* xv8 = nullptr;
-    if (bytes) {
-        auto xb = py::reinterpret_borrow<ByteArray>(x);
-        n = rows_of_shape(xb, m.n_inputs(), "X");
-        x8 = xb.data();
-        if (x_val) {
-            auto vb = py::reinterpret_borrow<ByteArray>(*x_val);
-            n_val = rows_of_shape(vb, m.n_inputs(), "validation X");
-            xv8 = vb.data();
-        }
-    } else {
-        auto xf = py::reinterpret_borrow<FloatArray>(x);
-        n = rows_of(xf, m.n_inputs(), "X");
-        xp = xf.data();
-        yp = targets_of(m, y, n);
-        if (x_val) {
-            auto vf = py::reinterpret_borrow<FloatArray>(*x_val);
-            n_val = rows_of(vf, m.n_inputs(), "validation X");
-            xv = vf.data();
-            yv = targets_of(m, y_val, n_val);
-        }
-    }
+py::tuple fit(Model& m, const py::array& x, const std::optional<FloatArray>& y,
+              const std::optional<FloatArray>& sample_weight, const std::optional<py::array>& x_val,
+              const std::optional<FloatArray>& y_val, const std::optional<FloatArray>& w_val, float scale,
+              const py::dict& optimizer, const py::dict& options, const std::optional<py::function>& on_epoch) {
+    const fastae::OptimizerConfig oc = settings_from_dict(optimizer);
+    fastae::TrainOptions opts = train_options(options);
+    const fastae::TrainingData data = training_data(m, x, y, sample_weight, scale, "X");
+    fastae::TrainingData val;
+    if (x_val) val = training_data(m, *x_val, y_val, w_val, scale, "validation X");
 
     std::optional<py::error_already_set> python_error;
     auto last_check = std::chrono::steady_clock::now();
@@ -233,8 +289,7 @@ py::tuple fit(Model& m, const py::array& x, const std::optional<FloatArray>& y, 
     fastae::StopReason reason;
     {
         py::gil_scoped_release release;
-        reason = bytes ? m.fit_u8(n, x8, scale, n_val, xv8, oc, opts, &history)
-                       : m.fit(n, xp, yp, n_val, xv, yv, oc, opts, &history);
+        reason = m.fit(data, &val, oc, opts, &history);
     }
     if (python_error) throw std::move(*python_error);
     py::list hist;
@@ -243,6 +298,60 @@ py::tuple fit(Model& m, const py::array& x, const std::optional<FloatArray>& y, 
                       : reason == fastae::StopReason::callback ? "callback"
                                                                  : "interrupted";
     return py::make_tuple(hist, why);
+}
+
+// The vocabulary tables (fastae/vocabulary.h) as Python sees them: names in table order, the
+// model-file codes, and the traits the Python checks use.
+void export_vocabulary(py::module_& mod) {
+    py::list activations, losses, optimizers, initializers;
+    py::dict activation_codes, loss_codes, optimizer_codes, initializer_codes, activation_traits, loss_traits,
+        optimizer_slots;
+    for (fastae::Activation a : fastae::all_activations()) {
+        const auto& t = fastae::traits_of(a);
+        activations.append(t.name);
+        activation_codes[t.name] = t.file_code;
+        py::dict d;
+        d["needs_preactivation"] = t.needs_preactivation;
+        d["output_only"] = t.output_only;
+        d["default_alpha"] = fastae::default_alpha(a);
+        activation_traits[t.name] = d;
+    }
+    for (fastae::Loss l : fastae::all_losses()) {
+        const auto& t = fastae::traits_of(l);
+        losses.append(t.name);
+        loss_codes[t.name] = t.file_code;
+        py::dict d;
+        d["required_output"] = t.required_output >= 0
+                                   ? py::object(py::str(fastae::name_of(static_cast<fastae::Activation>(t.required_output))))
+                                   : py::object(py::none());
+        d["per_sample"] = t.per_sample;
+        d["unit_targets"] = t.unit_targets;
+        loss_traits[t.name] = d;
+    }
+    for (fastae::OptimizerKind o : fastae::all_optimizers()) {
+        const auto& t = fastae::traits_of(o);
+        optimizers.append(t.name);
+        optimizer_codes[t.name] = t.file_code;
+        optimizer_slots[t.name] = py::tuple(py::cast(fastae::optimizer_slot_names(o)));
+    }
+    for (fastae::Initializer i : fastae::all_initializers()) {
+        const auto& t = fastae::traits_of(i);
+        initializers.append(t.name);
+        initializer_codes[t.name] = t.file_code;
+    }
+    mod.attr("ACTIVATIONS") = py::tuple(activations);
+    mod.attr("LOSSES") = py::tuple(losses);
+    mod.attr("OPTIMIZERS") = py::tuple(optimizers);
+    mod.attr("INITIALIZERS") = py::tuple(initializers);
+    py::dict codes;
+    codes["activation"] = activation_codes;
+    codes["loss"] = loss_codes;
+    codes["optimizer"] = optimizer_codes;
+    codes["initializer"] = initializer_codes;
+    mod.attr("FILE_CODES") = codes;
+    mod.attr("ACTIVATION_TRAITS") = activation_traits;
+    mod.attr("LOSS_TRAITS") = loss_traits;
+    mod.attr("OPTIMIZER_SLOTS") = optimizer_slots;
 }
 
 }  // namespace
@@ -263,6 +372,9 @@ PYBIND11_MODULE(_core, mod) {
             PyErr_SetObject(PyExc_OSError, py::make_tuple(e.code().value(), e.what()).ptr());
         }
     });
+    export_vocabulary(mod);
+    mod.def("param_count", [](const py::dict& spec) { return fastae::param_count(spec_from_dict(spec)); },
+            py::arg("spec"), "Parameters of the network a spec describes (validated as Model does).");
     mod.def("hardware_threads", [] { return std::thread::hardware_concurrency(); },
             "Hardware threads reported by the C++ runtime.");
 
@@ -277,6 +389,11 @@ PYBIND11_MODULE(_core, mod) {
                  return Model(c);
              }),
              py::arg("layer_sizes"), py::arg("activation"), py::arg("output_activation"), py::arg("loss"))
+        .def_static("from_spec", [](const py::dict& spec) { return Model(spec_from_dict(spec)); }, py::arg("spec"),
+                    "A model from a network spec dict (see spec()).")
+        .def("spec", [](const Model& m) { return spec_to_dict(m.spec()); },
+             "The network as a dict: n_inputs, code_layer, loss, huber_delta, layers [{units, activation, alpha, "
+             "initializer, l1, l2, dropout}].")
         .def_property_readonly("layer_sizes", [](const Model& m) { return m.config().layer_sizes; })
         .def_property_readonly("activation", [](const Model& m) { return fastae::name_of(m.config().activation); })
         .def_property_readonly("output_activation",
@@ -335,15 +452,13 @@ PYBIND11_MODULE(_core, mod) {
             return py::make_tuple(loss, grad);
         }, py::arg("X").noconvert(), py::arg("y").noconvert() = py::none(),
            "Mean loss of X (targets y, or X) and its gradient, in the layout of get_params().")
-        .def("fit", &fit, py::arg("X"), py::arg("y").noconvert(), py::arg("X_val"),
-             py::arg("y_val").noconvert(), py::arg("scale"), py::arg("optimizer"), py::arg("learning_rate"), py::arg("beta1"),
-             py::arg("beta2"), py::arg("epsilon"), py::arg("momentum"), py::arg("nesterov"), py::arg("epochs"),
-             py::arg("batch_size"), py::arg("shuffle"), py::arg("seed"), py::arg("n_threads"),
-             py::arg("resume_optimizer") = false,
-             py::arg("on_epoch") = py::none(),
-             "Trains in place; returns (history, stop_reason). Raises KeyboardInterrupt on Ctrl-C after the "
-             "current step, with the model usable. resume_optimizer: continue from the model's optimizer "
-             "state (TrainOptions::resume_optimizer).")
+        .def("fit", &fit, py::arg("X"), py::arg("y").noconvert(), py::arg("sample_weight").noconvert(),
+             py::arg("X_val"), py::arg("y_val").noconvert(), py::arg("w_val").noconvert(), py::arg("scale"),
+             py::arg("optimizer"), py::arg("options"), py::arg("on_epoch") = py::none(),
+             "Trains in place; returns (history, stop_reason). optimizer: settings dict (optimizer, learning_rate, "
+             "beta1, beta2, epsilon, momentum, nesterov, weight_decay, rho); options: epochs, batch_size, shuffle, "
+             "seed, n_threads, resume_optimizer. Raises KeyboardInterrupt on Ctrl-C after the current step, with "
+             "the model usable.")
         .def_property_readonly("has_optimizer_state", &Model::has_optimizer_state)
         .def("optimizer_state", &optimizer_state_to_python,
              "A copy of the optimizer state left by the last fit: {config, steps, m, v}, or None.")

@@ -11,15 +11,22 @@
 #include <string>
 #include <vector>
 
+#include "model_impl.h"
 #include "network.h"
 #include "rng.h"
 #include "trainer.h"
+#include "training_session_impl.h"
 #include "worker_pool.h"
 
 namespace fastae {
 
+using detail::check_values;
 using detail::ConstMatrixMap;
+using detail::kUnitRangeSlack;
 using detail::MutMatrixMap;
+using detail::Reading;
+using detail::require;
+using detail::Writing;
 
 namespace {
 
@@ -27,162 +34,24 @@ namespace {
 // workspace stays in cache.
 constexpr std::size_t kInferenceChunk = 256;
 
-// bce targets must lie in [0, 1]; this much rounding outside is forgiven (python/_validation.py
-// uses the same slack).
-constexpr float kUnitRangeSlack = 1e-6f;
+}  // namespace
 
-void require(bool ok, const std::string& message) {
-    if (!ok) throw std::invalid_argument(message);
-}
+namespace {
 
-// Every value finite and, when `unit_range`, inside [0, 1]; names the first offender.
-// Row i of x is row first_row + i of the caller's array (row_ids[i] if given), for the message.
-void check_values(std::size_t n, std::size_t d, const float* x, const char* name, bool unit_range,
-                  std::size_t first_row = 0, const std::size_t* row_ids = nullptr) {
-    // The common case in one vectorised pass over blocks of rows (min/max are NaN-blind, so
-    // finiteness is checked apart); the row-by-row scan below only runs to name an offender.
-    const std::size_t block_rows = std::max<std::size_t>(1, (std::size_t(1) << 16) / std::max<std::size_t>(d, 1));
-    bool all_ok = true;
-    for (std::size_t r = 0; r < n && all_ok; r += block_rows) {
-        const auto block = Eigen::Map<const Eigen::ArrayXf>(x + r * d, Eigen::Index(std::min(block_rows, n - r) * d));
-        all_ok = block.allFinite() &&
-                 (!unit_range || (block.minCoeff() >= -kUnitRangeSlack && block.maxCoeff() <= 1.0f + kUnitRangeSlack));
-    }
-    if (all_ok) return;
-    for (std::size_t i = 0; i < n; ++i) {
-        const float* row = x + i * d;
-        const std::size_t row_id = row_ids ? row_ids[i] : first_row + i;
-        bool ok = true;
-        for (std::size_t j = 0; j < d; ++j) ok &= std::isfinite(row[j]);
-        if (unit_range) {
-            for (std::size_t j = 0; j < d; ++j) ok &= row[j] >= -kUnitRangeSlack && row[j] <= 1.0f + kUnitRangeSlack;
-        }
-        if (ok) continue;
-        for (std::size_t j = 0; j < d; ++j) {
-            if (!std::isfinite(row[j])) {
-                throw std::invalid_argument(std::string(name) + " contains a non-finite value (" +
-                                            std::to_string(row[j]) + ") at row " + std::to_string(row_id) +
-                                            ", column " + std::to_string(j));
-            }
-            if (unit_range && !(row[j] >= -kUnitRangeSlack && row[j] <= 1.0f + kUnitRangeSlack)) {
-                throw std::invalid_argument(std::string(name) + " must lie in [0, 1] for loss='bce' (it is the target of a sigmoid); found " +
-                                            std::to_string(row[j]) + " at row " + std::to_string(row_id) +
-                                            ", column " + std::to_string(j) +
-                                            ". Scale it (e.g. X / 255 for 8-bit images) or use loss='mse'");
-            }
-        }
-    }
-}
-
-// Who is using a model (model.h, "Threads"): const calls count themselves in `readers`; fit and
-// the setters raise `writer`. Each side announces itself and then looks at the other, with
-// sequentially consistent atomics, so two overlapping calls cannot both miss each other; the one
-// that sees the other backs out and throws (both may, in a close race: neither proceeds).
-// Refusing rather than waiting: a fit runs for minutes, and an inference call blocked behind it
-// (a request handler, a Python thread that cannot take Ctrl-C) would hang without a word.
-// A copy of a model starts unused: the copy constructor and assignment leave the guard alone.
-struct UseGuard {
-    std::atomic<int> readers{0};
-    std::atomic<bool> writer{false};
-    UseGuard() = default;
-    UseGuard(const UseGuard&) noexcept {}
-    UseGuard& operator=(const UseGuard&) noexcept { return *this; }
-};
-
-class Reading {
-public:
-    Reading(UseGuard& guard, const char* what) : guard_(guard) {
-        guard_.readers.fetch_add(1);
-        if (guard_.writer.load()) {
-            guard_.readers.fetch_sub(1);
-            throw std::runtime_error(std::string("fastae: cannot run ") + what +
-                                     " while fit (or a setter) is changing this model in another thread; "
-                                     "wait for it to return");
-        }
-    }
-    ~Reading() { guard_.readers.fetch_sub(1); }
-    Reading(const Reading&) = delete;
-    Reading& operator=(const Reading&) = delete;
-
-private:
-    UseGuard& guard_;
-};
-
-class Writing {
-public:
-    Writing(UseGuard& guard, const char* what) : guard_(guard) {
-        if (guard_.writer.exchange(true)) {
-            throw std::runtime_error(std::string("fastae: cannot run ") + what +
-                                     " while fit (or a setter) is already changing this model in another thread");
-        }
-        if (const int readers = guard_.readers.load(); readers > 0) {
-            guard_.writer.store(false);
-            throw std::runtime_error(std::string("fastae: cannot run ") + what + " while " +
-                                     std::to_string(readers) +
-                                     " other call(s) (inference, loss or copy) use this model in other threads");
-        }
-    }
-    ~Writing() { guard_.writer.store(false); }
-    Writing(const Writing&) = delete;
-    Writing& operator=(const Writing&) = delete;
-
-private:
-    UseGuard& guard_;
-};
-
-// Trains with a fresh optimizer state or the saved one (TrainOptions::resume_optimizer).
-StopReason run_training(const detail::Network& net, detail::AlignedFloats& params,
-                        std::optional<OptimizerState>& saved, const detail::Dataset& data,
-                        const detail::Dataset& val, const OptimizerConfig& optimizer,
-                        const TrainOptions& options, std::vector<EpochReport>* history) {
-    detail::Optimizer opt = options.resume_optimizer && saved && saved->config.kind == optimizer.kind
-                                ? detail::Optimizer(optimizer, *saved)
-                                : detail::Optimizer(optimizer, params.size());
-    // The state is kept however training ends (an interrupt keeps that of the last step), but
-    // only once a step was applied: a fit that fails before its first step (memory for its
-    // buffers) changes nothing. Saving allocates, in a destructor: if that fails the model keeps
-    // no state (its weights are intact) instead of the process aborting on the exception.
-    struct KeepState {
-        detail::Optimizer& opt;
-        std::optional<OptimizerState>& slot;
-        const std::int64_t steps_before;
-        ~KeepState() {
-            if (discard || opt.steps() == steps_before) return;
-            try {
-                slot = opt.export_state();
-            } catch (...) {
-                slot.reset();
-            }
-        }
-        bool discard = false;
-    } keep{opt, saved, opt.steps()};
-    // Bad data found by the first epoch's checks (Dataset::check_batch) undoes every step before
-    // it: the weights are restored, the optimizer state and the history left as they were.
-    const detail::AlignedFloats initial = data.check_batch ? params : detail::AlignedFloats();
-    const std::size_t history_size = history ? history->size() : 0;
-    try {
-        return detail::train(net, params.data(), data, val, opt, options, history);
-    } catch (const std::invalid_argument&) {
-        if (data.check_batch) {
-            std::copy(initial.begin(), initial.end(), params.begin());
-            keep.discard = true;
-            if (history) history->resize(history_size);
-        }
-        throw;
-    }
+// The summary Model::config() returns: widths, the first layer's activation, the output's, the loss.
+NetworkConfig summary_of(const detail::Network& net) {
+    NetworkConfig c;
+    for (int l = 0; l <= net.n_layers(); ++l) c.layer_sizes.push_back(net.width(l));
+    c.activation = net.layer(0).activation.kind;
+    c.output_activation = net.output_activation().kind;
+    c.loss = net.head().loss;
+    return c;
 }
 
 }  // namespace
 
-struct Model::Impl {
-    explicit Impl(const NetworkConfig& config) : net(config), params(net.n_params(), 0.0f) {}
-    detail::Network net;
-    detail::AlignedFloats params;
-    std::optional<OptimizerState> optimizer;
-    mutable UseGuard guard;
-};
-
-Model::Model(const NetworkConfig& config) : impl_(std::make_unique<Impl>(config)) {}
+Model::Model(const NetworkSpec& spec) : impl_(std::make_unique<Impl>(spec)) { impl_->config = summary_of(impl_->net); }
+Model::Model(const NetworkConfig& config) : Model(to_spec(config)) {}
 Model::Model(const Model& other) {
     Reading reading(other.impl_->guard, "copy");
     impl_ = std::make_unique<Impl>(*other.impl_);
@@ -199,11 +68,12 @@ Model::Model(Model&&) noexcept = default;
 Model& Model::operator=(Model&&) noexcept = default;
 Model::~Model() = default;
 
-const NetworkConfig& Model::config() const { return impl_->net.config(); }
+const NetworkSpec& Model::spec() const { return impl_->net.spec(); }
+const NetworkConfig& Model::config() const { return impl_->config; }
 int Model::n_layers() const { return impl_->net.n_layers(); }
 int Model::n_inputs() const { return impl_->net.width(0); }
 int Model::n_outputs() const { return impl_->net.width(n_layers()); }
-int Model::n_encoder_layers() const { return std::max(1, n_layers() / 2); }
+int Model::n_encoder_layers() const { return impl_->net.n_encoder_layers(); }
 int Model::code_size() const { return impl_->net.width(n_encoder_layers()); }
 std::size_t Model::n_params() const { return impl_->net.n_params(); }
 const float* Model::params() const { return impl_->params.data(); }
@@ -211,17 +81,27 @@ const float* Model::params() const { return impl_->params.data(); }
 std::size_t Model::param_offset(int layer) const {
     require(layer >= 0 && layer < n_layers(),
             "layer must be in [0, " + std::to_string(n_layers()) + "), got " + std::to_string(layer));
-    return impl_->net.layers()[std::size_t(layer)].offset;
+    return impl_->net.layer(layer).offset;
 }
 
 void Model::init_weights(std::uint64_t seed) {
     Writing writing(impl_->guard, "init_weights");
     detail::Rng rng(seed);
     for (const detail::DenseLayer& layer : impl_->net.layers()) {
-        const double limit = std::sqrt(6.0 / double(layer.n_in + layer.n_out));
+        const LayerSpec& spec = impl_->net.spec().layers[std::size_t(&layer - impl_->net.layers().data())];
+        const InitializerTraits& init = traits_of(spec.initializer);
+        const double fan = init.fan == 0 ? 0.5 * double(layer.n_in + layer.n_out) : double(layer.n_in);
         float* w = impl_->params.data() + layer.offset;
         const std::size_t count = std::size_t(layer.n_in) * std::size_t(layer.n_out);
-        for (std::size_t i = 0; i < count; ++i) w[i] = float((2.0 * rng.uniform() - 1.0) * limit);
+        if (init.normal) {
+            // Keras' truncated normal: draws beyond two std are drawn again; the std is enlarged
+            // by 1 / 0.8796... so that the truncated draws have std sqrt(scale / fan).
+            const double std_dev = std::sqrt(init.scale / fan) / 0.87962566103423978;
+            for (std::size_t i = 0; i < count; ++i) w[i] = float(std_dev * rng.truncated_normal(2.0));
+        } else {
+            const double limit = std::sqrt(3.0 * init.scale / fan);  // glorot_uniform: sqrt(6 / (n_in + n_out))
+            for (std::size_t i = 0; i < count; ++i) w[i] = float((2.0 * rng.uniform() - 1.0) * limit);
+        }
         std::fill(w + count, w + count + std::size_t(layer.n_out), 0.0f);
     }
 }
@@ -230,7 +110,7 @@ void Model::set_params(const float* values, std::size_t count) {
     require(count == n_params(), "set_params needs " + std::to_string(n_params()) +
                                      " values, got " + std::to_string(count));
     require(values != nullptr, "set_params: values is null");
-    check_values(1, count, values, "parameters", false);
+    check_values(1, count, values, "parameters", nullptr);
     Writing writing(impl_->guard, "set_params");
     std::copy(values, values + count, impl_->params.begin());
 }
@@ -295,10 +175,10 @@ void Model::forward(int first, int last, std::size_t n, const float* in, float* 
         const float* chunk = in + s * std::size_t(w_in);
         bool products_finite = true;
         detail::forward_batch(net, params(), ConstMatrixMap(chunk, w_in, b), first, last, ws,
-                              /*activate_output=*/true, &products_finite);
+                              /*activate_output=*/true, /*keep_z=*/false, nullptr, &products_finite);
         // A non-finite input shows in the first layer's products (network.h); only then is the
         // chunk scanned, to name the value. Finite inputs whose products overflow pass.
-        if (!products_finite) check_values(rows, std::size_t(w_in), chunk, "X", false, s);
+        if (!products_finite) check_values(rows, std::size_t(w_in), chunk, "X", nullptr, s);
         MutMatrixMap(out + s * std::size_t(w_out), w_out, b) = ws.act(last, b);
     });
 }
@@ -325,12 +205,13 @@ void Model::sample_losses(std::size_t n, const float* x, const float* y, float* 
     Reading reading(impl_->guard, "sample_losses");
     for_each_chunk(net, n, n_threads, [&](std::size_t s, std::size_t rows, detail::Workspace& ws) {
         const auto b = Eigen::Index(rows);
-        if (y != x) check_values(rows, std::size_t(d_out), y + s * std::size_t(d_out), "y", false, s);
+        if (y != x) check_values(rows, std::size_t(d_out), y + s * std::size_t(d_out), "y", nullptr, s);
         bool products_finite = true;
         detail::loss_batch(net, params(), ConstMatrixMap(x + s * std::size_t(d_in), d_in, b),
-                           ConstMatrixMap(y + s * std::size_t(d_out), d_out, b), ws, out + s, &products_finite);
+                           ConstMatrixMap(y + s * std::size_t(d_out), d_out, b), nullptr, ws, out + s,
+                           &products_finite);
         // As in forward: X is scanned only when its products show a non-finite value.
-        if (!products_finite) check_values(rows, std::size_t(d_in), x + s * std::size_t(d_in), "X", false, s);
+        if (!products_finite) check_values(rows, std::size_t(d_in), x + s * std::size_t(d_in), "X", nullptr, s);
     });
 }
 
@@ -353,25 +234,43 @@ double Model::loss_and_gradient(std::size_t n, const float* x, const float* y, f
     const Eigen::Index d_in = n_inputs(), d_out = n_outputs();
     Reading reading(impl_->guard, "loss_and_gradient");
     detail::Workspace ws(net, n);
-    const double scale = 1.0 / (double(n) * double(d_out));
+    const double scale = 1.0 / detail::head_normaliser(net.head().loss, double(n), d_out);
+    // The gradient of the mean loss without dropout (no step context: dropout is training's).
     const double sum = detail::loss_gradient_batch(net, params(), ConstMatrixMap(x, d_in, Eigen::Index(n)),
                                                    ConstMatrixMap(y, d_out, Eigen::Index(n)),
-                                                   float(scale), ws, grad);
+                                                   detail::ColumnScale{float(scale), nullptr}, nullptr,
+                                                   ws, grad);
     return sum * scale;
 }
 
+std::size_t param_count(const NetworkSpec& spec) { return detail::Network(spec).n_params(); }
+
 void validate(const OptimizerConfig& o) {
+    traits_of(o.kind);  // a value outside the vocabulary throws
     auto positive_finite = [](double v) { return std::isfinite(v) && v > 0.0; };
+    auto unit = [](double v) { return std::isfinite(v) && v >= 0.0 && v < 1.0; };
     require(positive_finite(o.learning_rate),
             "learning_rate must be a finite number > 0, got " + std::to_string(o.learning_rate));
-    if (o.kind == OptimizerKind::adam) {
-        require(o.beta1 >= 0.0 && o.beta1 < 1.0, "beta1 must be in [0, 1), got " + std::to_string(o.beta1));
-        require(o.beta2 >= 0.0 && o.beta2 < 1.0, "beta2 must be in [0, 1), got " + std::to_string(o.beta2));
+    auto check_adam = [&] {
+        require(unit(o.beta1), "beta1 must be in [0, 1), got " + std::to_string(o.beta1));
+        require(unit(o.beta2), "beta2 must be in [0, 1), got " + std::to_string(o.beta2));
         require(positive_finite(o.epsilon), "epsilon must be a finite number > 0, got " + std::to_string(o.epsilon));
-    } else {
-        require(o.momentum >= 0.0 && o.momentum < 1.0,
-                "momentum must be in [0, 1), got " + std::to_string(o.momentum));
-        require(!o.nesterov || o.momentum > 0.0, "nesterov=True needs momentum > 0");
+    };
+    switch (o.kind) {
+        case OptimizerKind::adam: check_adam(); break;
+        case OptimizerKind::adamw:
+            check_adam();
+            require(std::isfinite(o.weight_decay) && o.weight_decay >= 0.0,
+                    "weight_decay must be a finite number >= 0, got " + std::to_string(o.weight_decay));
+            break;
+        case OptimizerKind::sgd:
+            require(unit(o.momentum), "momentum must be in [0, 1), got " + std::to_string(o.momentum));
+            require(!o.nesterov || o.momentum > 0.0, "nesterov=True needs momentum > 0");
+            break;
+        case OptimizerKind::rmsprop:
+            require(unit(o.rho), "rho must be in [0, 1), got " + std::to_string(o.rho));
+            require(positive_finite(o.epsilon), "epsilon must be a finite number > 0, got " + std::to_string(o.epsilon));
+            break;
     }
 }
 
@@ -382,70 +281,109 @@ void validate(const TrainOptions& t) {
 }
 
 namespace {
-// What fit and fit_u8 both check first.
-void check_fit_arguments(const OptimizerConfig& optimizer, const TrainOptions& options, std::size_t n, const void* x) {
+
+// The inputs, targets and weights of data that is not trained on row by row (validation data):
+// checked whole, before the first step.
+void check_whole(const detail::Network& net, const TrainingData& d, const char* what) {
+    const LossTraits& loss = traits_of(net.head().loss);
+    const char* range = loss.unit_targets ? loss.name : nullptr;
+    const bool targets_are_inputs = d.y == nullptr || d.y == d.x;
+    const std::string name = what;
+    if (d.x) check_values(d.n, std::size_t(net.width(0)), d.x, what, targets_are_inputs ? range : nullptr);
+    if (!targets_are_inputs) {
+        check_values(d.n, std::size_t(net.width(net.n_layers())), d.y, (name + " y").c_str(), range);
+    }
+    if (d.sample_weight) {
+        for (std::size_t i = 0; i < d.n; ++i) {
+            require(std::isfinite(d.sample_weight[i]) && d.sample_weight[i] >= 0.0f,
+                    name + " sample_weight must hold finite numbers >= 0; found " +
+                        std::to_string(d.sample_weight[i]) + " at row " + std::to_string(i));
+        }
+    }
+}
+
+// The shape of some data: rows, one input kind, targets where the widths need them, the scale
+// of 8-bit values (and, for a loss with targets in [0, 1], their largest value).
+void check_data_shape(const detail::Network& net, const TrainingData& d, const char* what) {
+    const std::string name = what;
+    require((d.x != nullptr) != (d.x_u8 != nullptr), name + ": give exactly one of x (float) and x_u8 (8-bit)");
+    if (d.y == nullptr) {
+        require(net.width(0) == net.width(net.n_layers()),
+                name + ": targets are required when n_inputs != n_outputs");
+    }
+    if (d.x_u8) {
+        require(std::isfinite(d.scale) && d.scale > 0.0f, "scale must be a finite number > 0, got " + std::to_string(d.scale));
+        const LossTraits& loss = traits_of(net.head().loss);
+        if (d.y == nullptr && loss.unit_targets && d.n > 0) {
+            const std::size_t count = d.n * std::size_t(net.width(0));
+            const float top = float(*std::max_element(d.x_u8, d.x_u8 + count)) * d.scale;
+            require(top <= 1.0f + kUnitRangeSlack, std::string("8-bit data times scale must lie in [0, 1] for loss='") +
+                                                       loss.name + "'; its largest value gives " + std::to_string(top));
+        }
+    }
+}
+
+}  // namespace
+
+void check_training_arguments(const Model::Impl& model, const TrainingData& data, const TrainingData* validation,
+                              const OptimizerConfig& optimizer, const TrainOptions& options) {
     validate(optimizer);
     validate(options);
-    require(n > 0, "fit needs at least one sample");
-    require(x != nullptr, "fit: x is null");
+    require(data.n > 0, "fit needs at least one sample");
+    check_data_shape(model.net, data, "X");
+    if (validation && validation->n > 0) {
+        check_data_shape(model.net, *validation, "validation_data");
+        check_whole(model.net, *validation, "validation_data");
+    }
 }
-}  // namespace
+
+StopReason Model::fit(const TrainingData& data, const TrainingData* validation, const OptimizerConfig& optimizer,
+                      const TrainOptions& options, std::vector<EpochReport>* history) {
+    Writing writing(impl_->guard, "fit");
+    check_training_arguments(*impl_, data, validation, optimizer, options);
+    const TrainingData* val = validation && validation->n > 0 ? validation : nullptr;
+    TrainingSession session(*impl_, data, optimizer, options, TrainingSession::Unclaimed{});
+    if (val) session.impl_->reserve_evaluation(*val);
+    // X, y and the weights are checked batch by batch as the first epoch reads them, while in
+    // cache, instead of in a pass of their own over the whole dataset (30 ms for MNIST here, 5% of
+    // an epoch); a bad value undoes the steps before it, so the fit still changes nothing: the
+    // weights are restored, the optimizer state and the history left as they were. 8-bit inputs
+    // that are their own targets need no check (their range was checked above).
+    const bool check = data.x_u8 == nullptr || data.y != nullptr || data.sample_weight != nullptr;
+    const detail::AlignedFloats initial = check ? impl_->params : detail::AlignedFloats();
+    const std::size_t history_size = history ? history->size() : 0;
+    try {
+        return detail::run_epochs(session, data, val, options, check, history);
+    } catch (const std::invalid_argument&) {
+        if (check) {
+            std::copy(initial.begin(), initial.end(), impl_->params.begin());
+            session.impl_->discard_state = true;
+            if (history) history->resize(history_size);
+        }
+        throw;
+    }
+}
 
 StopReason Model::fit(std::size_t n, const float* x, const float* y, std::size_t n_val,
                       const float* x_val, const float* y_val, const OptimizerConfig& optimizer,
                       const TrainOptions& options, std::vector<EpochReport>* history) {
-    Writing writing(impl_->guard, "fit");
-    check_fit_arguments(optimizer, options, n, x);
-    const bool bce = config().loss == Loss::bce;
-    if (y == nullptr) {
-        require(n_inputs() == n_outputs(), "targets are required when n_inputs != n_outputs");
-        y = x;
-    }
-    detail::Dataset val;
+    TrainingData data, val;
+    data.n = n;
+    data.x = x;
+    data.y = y;
     if (x_val != nullptr && n_val > 0) {
-        if (y_val == nullptr) {
-            require(n_inputs() == n_outputs(), "validation targets are required when n_inputs != n_outputs");
-            y_val = x_val;
-        }
-        check_values(n_val, std::size_t(n_inputs()), x_val, "validation_data", bce && y_val == x_val);
-        if (y_val != x_val) check_values(n_val, std::size_t(n_outputs()), y_val, "validation y", bce);
         val.n = n_val;
         val.x = x_val;
         val.y = y_val;
     }
-    detail::Dataset data;
-    data.n = n;
-    data.x = x;
-    data.y = y;
-    // X and y are checked batch by batch as the first epoch reads them, while in cache, instead
-    // of in a pass of their own over the whole dataset (30 ms for MNIST here, 5% of an epoch);
-    // a bad value undoes the steps before it (run_training), so the fit still changes nothing.
-    const std::size_t d_in = std::size_t(n_inputs()), d_out = std::size_t(n_outputs());
-    data.check_batch = [=](std::size_t b, const float* xb, const float* yb, const std::size_t* rows,
-                           std::size_t first) {
-        check_values(b, d_in, xb, "X", bce && y == x, first, rows);
-        if (y != x) check_values(b, d_out, yb, "y", bce, first, rows);
-    };
-    return run_training(impl_->net, impl_->params, impl_->optimizer, data, val, optimizer, options, history);
+    require(x != nullptr || n == 0, "fit: x is null");
+    return fit(data, &val, optimizer, options, history);
 }
 
 StopReason Model::fit_u8(std::size_t n, const std::uint8_t* x, float scale, std::size_t n_val,
                          const std::uint8_t* x_val, const OptimizerConfig& optimizer,
                          const TrainOptions& options, std::vector<EpochReport>* history) {
-    Writing writing(impl_->guard, "fit");
-    check_fit_arguments(optimizer, options, n, x);
-    require(std::isfinite(scale) && scale > 0.0f, "scale must be a finite number > 0, got " + std::to_string(scale));
-    require(n_inputs() == n_outputs(), "8-bit data trains autoencoders only (n_inputs == n_outputs)");
-    if (config().loss == Loss::bce) {
-        auto max_of = [](std::size_t count, const std::uint8_t* p) {
-            return count ? *std::max_element(p, p + count) : std::uint8_t(0);
-        };
-        const std::size_t d = std::size_t(n_inputs());
-        const float top = float(std::max(max_of(n * d, x), x_val ? max_of(n_val * d, x_val) : std::uint8_t(0))) * scale;
-        require(top <= 1.0f + kUnitRangeSlack, "8-bit data times scale must lie in [0, 1] for loss='bce'; its "
-                                               "largest value gives " + std::to_string(top));
-    }
-    detail::Dataset data, val;
+    TrainingData data, val;
     data.n = n;
     data.x_u8 = x;
     data.scale = scale;
@@ -454,7 +392,8 @@ StopReason Model::fit_u8(std::size_t n, const std::uint8_t* x, float scale, std:
         val.x_u8 = x_val;
         val.scale = scale;
     }
-    return run_training(impl_->net, impl_->params, impl_->optimizer, data, val, optimizer, options, history);
+    require(x != nullptr || n == 0, "fit: x is null");
+    return fit(data, &val, optimizer, options, history);
 }
 
 bool Model::has_optimizer_state() const { return impl_->optimizer.has_value(); }
@@ -471,18 +410,31 @@ std::optional<OptimizerState> Model::copy_optimizer_state() const {
 
 void Model::set_optimizer_state(const OptimizerState& state) {
     validate(state.config);
-    const bool adam = state.config.kind == OptimizerKind::adam;
     require(state.steps >= 0, "optimizer state: steps must be >= 0, got " + std::to_string(state.steps));
-    require(state.m.size() == n_params(), "optimizer state: m has " + std::to_string(state.m.size()) +
-                                              " values; the model has " + std::to_string(n_params()) + " parameters");
-    require(state.v.size() == (adam ? n_params() : 0),
-            "optimizer state: v has " + std::to_string(state.v.size()) + " values; expected " +
-                std::to_string(adam ? n_params() : 0));
-    check_values(1, state.m.size(), state.m.data(), "optimizer state m", false);
-    check_values(1, state.v.size(), state.v.data(), "optimizer state v", false);
-    if (adam) {
-        require(std::all_of(state.v.begin(), state.v.end(), [](float v) { return v >= 0.0f; }),
-                "optimizer state: Adam's v must be >= 0");
+    // One slot (m) or two (m, v), each of n_params values (vocabulary.h; names in config.h).
+    const std::vector<std::string> slots = optimizer_slot_names(state.config.kind);
+    const std::vector<float>* buffers[2] = {&state.m, &state.v};
+    for (std::size_t k = 0; k < 2; ++k) {
+        const std::size_t want = k < slots.size() ? n_params() : 0;
+        const std::string name = k < slots.size() ? slots[k] : "v";
+        require(buffers[k]->size() == want, "optimizer state: " + std::string(k ? "v" : "m") + " (" +
+                                                 std::string(name_of(state.config.kind)) + "'s " + name + ") has " +
+                                                 std::to_string(buffers[k]->size()) + " values; expected " +
+                                                 std::to_string(want));
+        check_values(1, buffers[k]->size(), buffers[k]->data(), k ? "optimizer state v" : "optimizer state m", nullptr);
+    }
+    // Running averages of squares cannot be negative.
+    const std::vector<float>* squares = nullptr;
+    switch (state.config.kind) {
+        case OptimizerKind::adam:
+        case OptimizerKind::adamw: squares = &state.v; break;
+        case OptimizerKind::rmsprop: squares = &state.m; break;
+        case OptimizerKind::sgd: break;
+    }
+    if (squares) {
+        require(std::all_of(squares->begin(), squares->end(), [](float v) { return v >= 0.0f; }),
+                std::string("optimizer state: ") + name_of(state.config.kind) + "'s " +
+                    (squares == &state.v ? "v (exp_avg_sq)" : "m (square_avg)") + " must be >= 0");
     }
     Writing writing(impl_->guard, "set_optimizer_state");
     impl_->optimizer = state;

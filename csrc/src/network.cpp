@@ -2,14 +2,16 @@
 #include "network.h"
 
 #include <algorithm>
-#include <cstdint>
 #include <cmath>
+#include <cstdint>
+#include <cstdio>
 #include <limits>
 #include <stdexcept>
 #include <string>
 
 #include "activation.h"
-#include "loss.h"
+#include "head.h"
+#include "rng.h"
 
 namespace fastae::detail {
 
@@ -19,59 +21,149 @@ namespace {
 // size_t arithmetic and far beyond any dense network a CPU trains.
 constexpr std::size_t kMaxParams = std::size_t(1) << 32;
 
-// z (n_out, b) holds W a; adds the bias and applies f in one sweep.
-void bias_activation(Activation act, MutMatrixMap z, const ConstVectorMap& bias) {
-    auto zb = z.array().colwise() + bias.array();
-    switch (act) {
-        case Activation::linear: z.array() = zb; break;
-        case Activation::relu: z.array() = zb.max(0.0f); break;
-        case Activation::sigmoid: z.array() = zb.logistic(); break;
-        case Activation::tanh: z.array() = zb.tanh(); break;
+void require(bool ok, const std::string& message) {
+    if (!ok) throw std::invalid_argument(message);
+}
+
+std::string number(double v) {
+    char text[32];
+    std::snprintf(text, sizeof text, "%g", v);
+    return text;
+}
+
+// A finite number in [low, high) (high_closed: [low, high]).
+bool in_range(double v, double low, double high, bool high_closed = false) {
+    return std::isfinite(v) && v >= low && (high_closed ? v <= high : v < high);
+}
+
+void check_layer(const NetworkSpec& spec, std::size_t i) {
+    const LayerSpec& layer = spec.layers[i];
+    const std::string name = "layers[" + std::to_string(i) + "]";
+    const bool is_output = i + 1 == spec.layers.size();
+    require(layer.units >= 1, name + ".units must be >= 1, got " + std::to_string(layer.units));
+    traits_of(layer.activation.kind);  // throws on a value outside the table
+    traits_of(layer.initializer);
+    const ActivationSpec& act = layer.activation;
+    require(is_output || !traits_of(act.kind).output_only,
+            name + ": activation '" + name_of(act.kind) + "' is allowed on the output layer only");
+    if (act.kind == Activation::leaky_relu) {
+        require(in_range(act.alpha, 0.0, 1e30), name + ": leaky_relu's slope (alpha) must be a finite number >= 0, got " +
+                                                    number(act.alpha));
     }
+    if (act.kind == Activation::elu) {
+        require(in_range(act.alpha, 0.0, 1e30) && act.alpha > 0.0,
+                name + ": elu's alpha must be a finite number > 0, got " + number(act.alpha));
+    }
+    require(in_range(layer.l1, 0.0, 1e30), name + ".l1 must be a finite number >= 0, got " + number(layer.l1));
+    require(in_range(layer.l2, 0.0, 1e30), name + ".l2 must be a finite number >= 0, got " + number(layer.l2));
+    require(in_range(layer.dropout, 0.0, 1.0), name + ".dropout must be in [0, 1), got " + number(layer.dropout));
+    require(!is_output || layer.dropout == 0.0, name + ": dropout is for hidden layers, not the output layer");
+}
+
+void check_head(const NetworkSpec& spec) {
+    const HeadSpec& head = spec.head;
+    const LossTraits& loss = traits_of(head.loss);
+    const Activation out = spec.layers.back().activation.kind;
+    if (loss.required_output >= 0) {
+        const auto required = static_cast<Activation>(loss.required_output);
+        require(out == required, std::string("loss '") + loss.name + "' needs output_activation '" + name_of(required) +
+                                     "', got '" + name_of(out) + "'");
+    } else {
+        require(!traits_of(out).output_only, std::string("output_activation '") + name_of(out) +
+                                                 "' goes with its own loss only, not '" + loss.name + "'");
+    }
+    if (head.loss == Loss::huber) {
+        require(in_range(head.huber_delta, 0.0, 1e30) && head.huber_delta > 0.0,
+                "huber_delta must be a finite number > 0, got " + number(head.huber_delta));
+    }
+}
+
+// z (n_out, b) holds W a; adds the bias. Then f in place (the fast path), or, for layers that
+// keep Z, A = f(Z) into a separate buffer.
+void bias_activation(const ActivationSpec& act, float* z, float* a, Eigen::Index n_out, Eigen::Index b,
+                     const float* bias) {
+    MutMatrixMap zm(z, n_out, b);
+    const ConstVectorMap bv(bias, n_out);
+    if (act.kind == Activation::relu && z == a) {  // the common case in one sweep
+        zm.array() = (zm.array().colwise() + bv.array()).max(0.0f);
+        return;
+    }
+    zm.array().colwise() += bv.array();
+    if (act.kind == Activation::softmax) {
+        if (a != z) std::copy(z, z + n_out * b, a);
+        softmax_columns(a, n_out, b);
+    } else {
+        activation_forward(act, z, a, n_out * b);
+    }
+}
+
+// Layer l's dropout mask for the batch, drawn by dataset row (rng.h), applied to its outputs.
+void apply_dropout(const DenseLayer& layer, int l, const StepContext& ctx, float* a, float* mask, Eigen::Index b) {
+    const auto n_out = Eigen::Index(layer.n_out);
+    for (Eigen::Index j = 0; j < b; ++j) {
+        const std::uint64_t row = ctx.row(j);
+        float* m = mask + j * n_out;
+        for (Eigen::Index o = 0; o < n_out; ++o) {
+            m[o] = dropout_mask(ctx.seed, ctx.epoch, row, l, int(o), layer.dropout);
+        }
+    }
+    Eigen::Map<Eigen::ArrayXf>(a, n_out * b) *= Eigen::Map<const Eigen::ArrayXf>(mask, n_out * b);
 }
 
 }  // namespace
 
-Network::Network(const NetworkConfig& config) : config_(config) {
-    const auto& sizes = config.layer_sizes;
-    if (sizes.size() < 2) {
-        throw std::invalid_argument("layer_sizes must hold at least 2 widths (input and output), got " +
-                                    std::to_string(sizes.size()));
-    }
-    for (std::size_t i = 0; i < sizes.size(); ++i) {
-        if (sizes[i] < 1) {
-            throw std::invalid_argument("layer_sizes[" + std::to_string(i) +
-                                        "] must be >= 1, got " + std::to_string(sizes[i]));
-        }
-    }
-    if (config.loss == Loss::bce && config.output_activation != Activation::sigmoid) {
-        throw std::invalid_argument(std::string("loss 'bce' needs output_activation 'sigmoid', got '") +
-                                    name_of(config.output_activation) + "'");
-    }
+Network::Network(const NetworkSpec& spec) : spec_(spec) {
+    require(spec.n_inputs >= 1, "n_inputs must be >= 1, got " + std::to_string(spec.n_inputs));
+    require(!spec.layers.empty(), "a network needs at least one layer");
+    for (std::size_t i = 0; i < spec.layers.size(); ++i) check_layer(spec, i);
+    check_head(spec);
+    const int n = int(spec.layers.size());
+    require(spec.code_layer >= -1 && spec.code_layer < n,
+            "code_layer must be -1 or in [0, " + std::to_string(n) + "), got " + std::to_string(spec.code_layer));
+    n_encoder_layers_ = spec.code_layer >= 0 ? spec.code_layer + 1 : std::max(1, n / 2);
+    spec_.code_layer = n_encoder_layers_ - 1;  // -1 resolved: spec() names the layer
     std::size_t offset = 0;
-    for (std::size_t i = 0; i + 1 < sizes.size(); ++i) {
+    int n_in = spec.n_inputs;
+    max_width_ = n_in;
+    for (const LayerSpec& s : spec.layers) {
         DenseLayer layer;
-        layer.n_in = sizes[i];
-        layer.n_out = sizes[i + 1];
+        layer.n_in = n_in;
+        layer.n_out = s.units;
         layer.offset = offset;
-        const std::size_t count = std::size_t(layer.n_in) * std::size_t(layer.n_out) + layer.n_out;
+        layer.activation = s.activation;
+        layer.dropout = static_cast<float>(s.dropout);
+        layer.keeps_z = traits_of(s.activation.kind).needs_preactivation || s.dropout > 0.0;
+        has_dropout_ = has_dropout_ || s.dropout > 0.0;
+        const std::size_t count = std::size_t(layer.n_in) * std::size_t(layer.n_out) + std::size_t(layer.n_out);
         if (count > kMaxParams || offset + count > kMaxParams) {
-            throw std::invalid_argument("layer_sizes give more than 2^32 parameters");
+            throw std::invalid_argument("the layer widths give more than 2^32 parameters");
         }
         offset += count;
         layers_.push_back(layer);
+        n_in = s.units;
+        max_width_ = std::max(max_width_, n_in);
     }
     n_params_ = offset;
-    max_width_ = *std::max_element(sizes.begin(), sizes.end());
 }
 
 Workspace::Workspace(const Network& net, std::size_t capacity) : capacity_(capacity) {
     const int n = net.n_layers();
     net_widths_.resize(std::size_t(n) + 1);
+    keeps_z_.assign(std::size_t(n) + 1, 0);
     act_.resize(std::size_t(n) + 1);
+    z_.resize(std::size_t(n) + 1);
+    mask_.resize(std::size_t(n) + 1);
     for (int l = 0; l <= n; ++l) {
         net_widths_[std::size_t(l)] = net.width(l);
-        if (l > 0) act_[std::size_t(l)].assign(std::size_t(net.width(l)) * capacity, 0.0f);
+        if (l == 0) continue;
+        const DenseLayer& layer = net.layer(l - 1);
+        const std::size_t size = std::size_t(net.width(l)) * capacity;
+        act_[std::size_t(l)].assign(size, 0.0f);
+        if (layer.keeps_z) {
+            keeps_z_[std::size_t(l)] = 1;
+            z_[std::size_t(l)].assign(size, 0.0f);
+        }
+        if (layer.dropout > 0.0f) mask_[std::size_t(l)].assign(size, 0.0f);
     }
     delta_.assign(std::size_t(net.max_width()) * capacity, 0.0f);
     // Batches past 4096 samples (loss_and_gradient of a whole dataset) use the dense products:
@@ -82,43 +174,46 @@ Workspace::Workspace(const Network& net, std::size_t capacity) : capacity_(capac
     scratch_ = Eigen::VectorXf::Zero(3 * Eigen::Index(net.max_width()));
 }
 
-void forward_batch(const Network& net, const float* params, ConstMatrixMap in, int first,
-                   int last, Workspace& ws, bool activate_output, bool* first_products_finite) {
+void forward_batch(const Network& net, const float* params, ConstMatrixMap in, int first, int last, Workspace& ws,
+                   bool activate_output, bool keep_z, const StepContext* dropout, bool* first_products_finite) {
     const Eigen::Index b = in.cols();
     for (int l = first; l < last; ++l) {
-        const DenseLayer& layer = net.layers()[std::size_t(l)];
-        ConstVectorMap bias(params + layer.offset + std::size_t(layer.n_in) * layer.n_out, layer.n_out);
-        MutMatrixMap z = ws.act(l + 1, b);
+        const DenseLayer& layer = net.layer(l);
+        const bool is_output = l + 1 == net.n_layers();
+        // Training keeps Z apart from A where backward needs it; the output keeps its logits.
+        float* a = ws.act(l + 1, b).data();
+        float* z = keep_z && !is_output ? ws.z(l + 1) : a;
         const float* a_in = l == first ? in.data() : ws.act(l, b).data();
         // The network's input may be mostly zeros (images, counts): then only its nonzeros are
         // multiplied, and the list is kept for the weight gradient (loss_gradient_batch).
         if (l == 0 && ws.sparse().compress(a_in, layer.n_in, int(b))) {
-            ws.sparse().forward(params + layer.offset, layer.n_out, z.data());
+            ws.sparse().forward(params + layer.offset, layer.n_out, z);
         } else {
             gemm(false, false, layer.n_out, int(b), layer.n_in, 1.0f, params + layer.offset, layer.n_out, a_in,
-                 layer.n_in, 0.0f, z.data(), layer.n_out, ws.gemm());
+                 layer.n_in, 0.0f, z, layer.n_out, ws.gemm());
         }
-        if (l == first && first_products_finite) *first_products_finite = z.allFinite();
-        const bool is_output = l + 1 == net.n_layers();
-        bias_activation(is_output && !activate_output ? Activation::linear : net.activation_of(l),
-                        z, bias);
+        if (l == first && first_products_finite) {
+            *first_products_finite = ConstMatrixMap(z, layer.n_out, b).allFinite();
+        }
+        const ActivationSpec& act = is_output && !activate_output ? activation_spec(Activation::linear) : layer.activation;
+        bias_activation(act, z, a, layer.n_out, b, params + layer.bias_offset());
+        if (dropout && layer.dropout > 0.0f) apply_dropout(layer, l, *dropout, a, ws.mask(l + 1), b);
     }
 }
 
-double loss_gradient_batch(const Network& net, const float* params, ConstMatrixMap x,
-                           ConstMatrixMap y, float grad_scale, Workspace& ws, float* grad) {
+double loss_gradient_batch(const Network& net, const float* params, ConstMatrixMap x, ConstMatrixMap y,
+                           ColumnScale scale, const StepContext* context, Workspace& ws, float* grad) {
     const int n_layers = net.n_layers();
     const Eigen::Index b = x.cols();
-    const NetworkConfig& cfg = net.config();
-    forward_batch(net, params, x, 0, n_layers, ws, /*activate_output=*/false);
+    forward_batch(net, params, x, 0, n_layers, ws, /*activate_output=*/false, /*keep_z=*/true, context);
     // The output pass turns the logits into dL/dZ in place.
-    const double loss = output_pass(cfg.loss, cfg.output_activation, ws.act(n_layers, b), y,
-                                    grad_scale, /*want_grad=*/true, nullptr, ws.scratch());
+    const double loss = head_pass(net.head(), net.output_activation(), ws.act(n_layers, b), y, scale,
+                                  /*want_grad=*/true, nullptr, ws.scratch());
     for (int l = n_layers - 1; l >= 0; --l) {
-        const DenseLayer& layer = net.layers()[std::size_t(l)];
+        const DenseLayer& layer = net.layer(l);
         MutMatrixMap dz = ws.act(l + 1, b);
         MutMatrixMap gw(grad + layer.offset, layer.n_out, layer.n_in);
-        VectorMap gb(grad + layer.offset + std::size_t(layer.n_in) * layer.n_out, layer.n_out);
+        VectorMap gb(grad + layer.bias_offset(), layer.n_out);
         // db = sum of dZ's columns, added in column order: Eigen's rowwise().sum() rounds
         // differently with the buffer's address, which would break seed determinism.
         gb = dz.col(0);
@@ -127,8 +222,8 @@ double loss_gradient_batch(const Network& net, const float* params, ConstMatrixM
             if (ws.sparse().active()) {  // set by this batch's forward pass
                 ws.sparse().weight_gradient(dz.data(), layer.n_out, gw.data());
             } else {
-                gemm(false, true, layer.n_out, layer.n_in, int(b), 1.0f, dz.data(), layer.n_out, x.data(), layer.n_in,
-                     0.0f, gw.data(), layer.n_out, ws.gemm());
+                gemm(false, true, layer.n_out, layer.n_in, int(b), 1.0f, dz.data(), layer.n_out, x.data(),
+                     layer.n_in, 0.0f, gw.data(), layer.n_out, ws.gemm());
             }
             break;
         }
@@ -138,87 +233,109 @@ double loss_gradient_batch(const Network& net, const float* params, ConstMatrixM
         MutMatrixMap da = ws.delta(layer.n_in, b);
         gemm(true, false, layer.n_in, int(b), layer.n_out, 1.0f, params + layer.offset, layer.n_out, dz.data(),
              layer.n_out, 0.0f, da.data(), layer.n_in, ws.gemm());
-        // dZ_{l-1} = dA * f'(A_l), written over A_l, which nothing needs any more.
-        activation_backward(net.activation_of(l - 1), da, a_in);
+        // dZ_{l-1} = dA * M * f', written over A_l, which nothing needs any more.
+        const DenseLayer& below = net.layer(l - 1);
+        const Eigen::Index count = Eigen::Index(layer.n_in) * b;
+        if (context && below.dropout > 0.0f) {
+            Eigen::Map<Eigen::ArrayXf>(da.data(), count) *= Eigen::Map<const Eigen::ArrayXf>(ws.mask(l), count);
+        }
+        activation_backward(below.activation, da.data(), a_in.data(), below.keeps_z ? ws.z(l) : nullptr, count);
         a_in = da;
     }
     return loss;
 }
 
-double loss_batch(const Network& net, const float* params, ConstMatrixMap x, ConstMatrixMap y,
+double loss_batch(const Network& net, const float* params, ConstMatrixMap x, ConstMatrixMap y, const float* weight,
                   Workspace& ws, float* sample_loss, bool* first_products_finite) {
     const int n_layers = net.n_layers();
     const Eigen::Index b = x.cols();
-    const NetworkConfig& cfg = net.config();
-    forward_batch(net, params, x, 0, n_layers, ws, /*activate_output=*/false, first_products_finite);
-    return output_pass(cfg.loss, cfg.output_activation, ws.act(n_layers, b), y, 0.0f,
-                       /*want_grad=*/false, sample_loss, ws.scratch());
+    forward_batch(net, params, x, 0, n_layers, ws, /*activate_output=*/false, /*keep_z=*/false, nullptr,
+                  first_products_finite);
+    return head_pass(net.head(), net.output_activation(), ws.act(n_layers, b), y, ColumnScale{0.0f, weight},
+                     /*want_grad=*/false, sample_loss, ws.scratch());
 }
 
 // ---- naive twins ---------------------------------------------------------------------------
 
 namespace {
 
-// All layers' outputs for one sample, in double; acts[l] is the input of layer l, and the last
-// entry holds the output logits (pre-activation).
-void forward_sample_naive(const Network& net, const double* p, const double* x,
-                          std::vector<std::vector<double>>& acts) {
+// All layers' values for one sample, in double: acts[l] is the input of layer l (masked by
+// dropout when training), zs[l] the pre-activation of layer l; acts.back() holds the output
+// logits.
+void forward_sample_naive(const Network& net, const double* p, const double* x, const StepContext* training,
+                          std::size_t row, std::vector<std::vector<double>>& acts,
+                          std::vector<std::vector<double>>& zs) {
     const int n_layers = net.n_layers();
     acts.assign(std::size_t(n_layers) + 1, {});
+    zs.assign(std::size_t(n_layers), {});
     acts[0].assign(x, x + net.width(0));
     for (int l = 0; l < n_layers; ++l) {
-        const DenseLayer& L = net.layers()[std::size_t(l)];
+        const DenseLayer& L = net.layer(l);
+        std::vector<double>& z = zs[std::size_t(l)];
         std::vector<double>& out = acts[std::size_t(l) + 1];
+        z.assign(std::size_t(L.n_out), 0.0);
         out.assign(std::size_t(L.n_out), 0.0);
         for (int o = 0; o < L.n_out; ++o) {
-            double z = p[L.offset + std::size_t(L.n_in) * L.n_out + std::size_t(o)];
+            double v = p[L.bias_offset() + std::size_t(o)];
             for (int i = 0; i < L.n_in; ++i) {
-                z += p[L.offset + std::size_t(i) * L.n_out + std::size_t(o)] * acts[std::size_t(l)][std::size_t(i)];
+                v += p[L.offset + std::size_t(i) * L.n_out + std::size_t(o)] * acts[std::size_t(l)][std::size_t(i)];
             }
-            out[std::size_t(o)] = l + 1 == n_layers ? z : activation_naive(net.activation_of(l), z);
+            z[std::size_t(o)] = v;
+            if (l + 1 == n_layers) {
+                out[std::size_t(o)] = v;
+                continue;
+            }
+            double a = activation_naive(L.activation, v);
+            if (training && L.dropout > 0.0f) {
+                a *= dropout_mask(training->seed, training->epoch, row, l, o, L.dropout);
+            }
+            out[std::size_t(o)] = a;
         }
     }
 }
 
 }  // namespace
 
-void forward_naive(const Network& net, const double* params, std::size_t n, const double* x,
-                   double* out) {
-    std::vector<std::vector<double>> acts;
+void forward_naive(const Network& net, const double* params, std::size_t n, const double* x, double* out) {
+    std::vector<std::vector<double>> acts, zs;
     const int d_in = net.width(0), d_out = net.width(net.n_layers());
     for (std::size_t s = 0; s < n; ++s) {
-        forward_sample_naive(net, params, x + s * std::size_t(d_in), acts);
-        for (int o = 0; o < d_out; ++o) {
-            out[s * std::size_t(d_out) + std::size_t(o)] =
-                activation_naive(net.config().output_activation, acts.back()[std::size_t(o)]);
+        forward_sample_naive(net, params, x + s * std::size_t(d_in), nullptr, s, acts, zs);
+        double* o = out + s * std::size_t(d_out);
+        const std::vector<double>& logits = acts.back();
+        if (net.output_activation().kind == Activation::softmax) {
+            const double m = *std::max_element(logits.begin(), logits.end());
+            double sum = 0.0;
+            for (double v : logits) sum += std::exp(v - m);
+            for (int k = 0; k < d_out; ++k) o[k] = std::exp(logits[std::size_t(k)] - m) / sum;
+        } else {
+            for (int k = 0; k < d_out; ++k) o[k] = activation_naive(net.output_activation(), logits[std::size_t(k)]);
         }
     }
 }
 
-double loss_gradient_naive(const Network& net, const double* p, std::size_t n, const double* x,
-                           const double* y, double* grad) {
+double loss_gradient_naive(const Network& net, const double* p, std::size_t n, const double* x, const double* y,
+                           const double* weight, const StepContext* training, double* grad) {
     const int n_layers = net.n_layers();
     const int d_in = net.width(0), d_out = net.width(n_layers);
-    const double scale = 1.0 / (double(n) * d_out);
+    const double normaliser = head_normaliser(net.head().loss, double(n), d_out);
     std::fill(grad, grad + net.n_params(), 0.0);
-    std::vector<std::vector<double>> acts;
+    std::vector<std::vector<double>> acts, zs;
     double total = 0;
     for (std::size_t s = 0; s < n; ++s) {
-        forward_sample_naive(net, p, x + s * std::size_t(d_in), acts);
+        const std::size_t row = training ? training->row(Eigen::Index(s)) : s;
+        forward_sample_naive(net, p, x + s * std::size_t(d_in), training, row, acts, zs);
+        const double w = weight ? weight[s] : 1.0;
         std::vector<double> dz(std::size_t(d_out), 0.0);
-        for (int o = 0; o < d_out; ++o) {
-            double l, g;
-            loss_naive(net.config().loss, net.config().output_activation, acts.back()[std::size_t(o)],
-                       y[s * std::size_t(d_out) + std::size_t(o)], &l, &g);
-            total += l;
-            dz[std::size_t(o)] = g * scale;
-        }
+        total += w * head_naive(net.head(), net.output_activation(), acts.back().data(),
+                                y + s * std::size_t(d_out), d_out, dz.data());
+        for (double& g : dz) g *= w / normaliser;
         for (int l = n_layers - 1; l >= 0; --l) {
-            const DenseLayer& L = net.layers()[std::size_t(l)];
+            const DenseLayer& L = net.layer(l);
             const std::vector<double>& a_in = acts[std::size_t(l)];
             std::vector<double> da(std::size_t(L.n_in), 0.0);
             for (int o = 0; o < L.n_out; ++o) {
-                grad[L.offset + std::size_t(L.n_in) * L.n_out + std::size_t(o)] += dz[std::size_t(o)];
+                grad[L.bias_offset() + std::size_t(o)] += dz[std::size_t(o)];
                 for (int i = 0; i < L.n_in; ++i) {
                     const std::size_t wi = L.offset + std::size_t(i) * L.n_out + std::size_t(o);
                     grad[wi] += dz[std::size_t(o)] * a_in[std::size_t(i)];
@@ -226,13 +343,18 @@ double loss_gradient_naive(const Network& net, const double* p, std::size_t n, c
                 }
             }
             if (l == 0) break;
+            const DenseLayer& below = net.layer(l - 1);
             for (int i = 0; i < L.n_in; ++i) {
-                da[std::size_t(i)] *= activation_derivative_naive(net.activation_of(l - 1), a_in[std::size_t(i)]);
+                double m = 1.0;
+                if (training && below.dropout > 0.0f) {
+                    m = dropout_mask(training->seed, training->epoch, row, l - 1, i, below.dropout);
+                }
+                da[std::size_t(i)] *= m * activation_derivative_naive(below.activation, zs[std::size_t(l) - 1][std::size_t(i)]);
             }
             dz.swap(da);
         }
     }
-    return total / (double(n) * d_out);
+    return total / normaliser;
 }
 
 }  // namespace fastae::detail

@@ -1,51 +1,76 @@
-// network.h -- the shapes of a dense network and its forward and backward passes over one batch.
+// network.h -- a network of dense layers built from a NetworkSpec, its parameter layout, and its
+// forward and backward passes over one batch.
 //
 // Shapes (eigen_types.h): a batch of b samples is (features, b) column-major; layer l maps
-// A_l (n_in, b) to A_{l+1} = f(W_l A_l + b_l) (n_out, b), W_l viewed (n_out, n_in). The three
-// matrix products (W A, dZ A^T, W^T dZ) go through gemm.h, except the first layer's two (W X and
-// dZ X^T) when the input batch is mostly zeros (sparse_input.h).
-// Backward from dZ_L (the output pass, loss.h):
+// A_l (n_in, b) to A_{l+1} = f_l(W_l A_l + b_l) (n_out, b), W_l viewed (n_out, n_in), times the
+// layer's dropout mask M_l when training (entries 0 or 1 / (1 - p), dropout.h). The three matrix
+// products (W A, dZ A^T, W^T dZ) go through gemm.h, except the first layer's two (W X and dZ X^T)
+// when the input batch is mostly zeros (sparse_input.h).
+// Backward from dZ_L (the output head, head.h):
 //   dW_l = dZ_l A_l^T,   db_l = sum over samples of dZ_l,
-//   dZ_{l-1} = (W_l^T dZ_l) * f'(A_l)   for l > 0 (no gradient for the input).
-// The naive twins (forward_naive, gradient_naive) do the same in double with plain loops.
+//   dZ_{l-1} = (W_l^T dZ_l) * M_{l-1} * f'_{l-1}   for l > 0 (no gradient for the input).
+// f' comes from the layer's output A (in place over Z: the fast path) or, for layers that keep Z
+// (an activation that needs it, or dropout, whose A is masked), from Z.
+// The naive twins (forward_naive, loss_gradient_naive) do the same in double with plain loops.
 #pragma once
 
 #include <cstddef>
+#include <cstdint>
 #include <vector>
 
 #include "eigen_types.h"
 #include "fastae/config.h"
 #include "gemm.h"
+#include "head.h"
 #include "sparse_input.h"
 
 namespace fastae::detail {
 
+// One dense layer as the passes run it; the parameter layout (layout.h) is fixed here once.
 struct DenseLayer {
     int n_in = 0;
     int n_out = 0;
     std::size_t offset = 0;  // W at offset (layout.h), b at offset + n_in * n_out
+    ActivationSpec activation;
+    float dropout = 0.0f;
+    bool keeps_z = false;    // training keeps Z apart from A (needs_preactivation, or dropout)
+    std::size_t bias_offset() const { return offset + std::size_t(n_in) * std::size_t(n_out); }
+};
+
+// Where a batch's samples came from, for the randomness keyed by dataset row (dropout masks):
+// column j is dataset row rows[j] (first + j when rows is null) in epoch `epoch`.
+struct StepContext {
+    std::uint64_t seed = 0;
+    int epoch = 0;
+    const std::size_t* rows = nullptr;
+    std::size_t first = 0;
+    std::size_t row(Eigen::Index j) const { return rows ? rows[j] : first + std::size_t(j); }
 };
 
 class Network {
 public:
-    // Throws std::invalid_argument naming the bad field.
-    explicit Network(const NetworkConfig& config);
+    // Validates the spec; throws std::invalid_argument naming the bad field.
+    explicit Network(const NetworkSpec& spec);
 
-    const NetworkConfig& config() const { return config_; }
+    const NetworkSpec& spec() const { return spec_; }
     const std::vector<DenseLayer>& layers() const { return layers_; }
+    const DenseLayer& layer(int l) const { return layers_[std::size_t(l)]; }
     int n_layers() const { return static_cast<int>(layers_.size()); }
-    int width(int i) const { return config_.layer_sizes[static_cast<std::size_t>(i)]; }
+    int width(int i) const { return i == 0 ? spec_.n_inputs : layers_[std::size_t(i - 1)].n_out; }
     int max_width() const { return max_width_; }
     std::size_t n_params() const { return n_params_; }
-    Activation activation_of(int layer) const {
-        return layer + 1 == n_layers() ? config_.output_activation : config_.activation;
-    }
+    int n_encoder_layers() const { return n_encoder_layers_; }
+    const HeadSpec& head() const { return spec_.head; }
+    const ActivationSpec& output_activation() const { return layers_.back().activation; }
+    bool has_dropout() const { return has_dropout_; }
 
 private:
-    NetworkConfig config_;
+    NetworkSpec spec_;
     std::vector<DenseLayer> layers_;
     std::size_t n_params_ = 0;
     int max_width_ = 0;
+    int n_encoder_layers_ = 1;
+    bool has_dropout_ = false;
 };
 
 // Buffers for running up to `capacity` samples through a network; made once, reused per batch
@@ -56,11 +81,13 @@ public:
     std::size_t capacity() const { return capacity_; }
     // Output of layer l - 1 (input of layer l) for l >= 1: (width(l), b) view.
     MutMatrixMap act(int l, Eigen::Index b) {
-        return MutMatrixMap(act_[static_cast<std::size_t>(l)].data(), net_widths_[l], b);
+        return MutMatrixMap(act_[static_cast<std::size_t>(l)].data(), net_widths_[std::size_t(l)], b);
     }
-    MutMatrixMap delta(Eigen::Index rows, Eigen::Index b) {
-        return MutMatrixMap(delta_.data(), rows, b);
-    }
+    // Layer l - 1's Z when it keeps it (DenseLayer::keeps_z), else act(l): (width(l), b).
+    float* z(int l) { return keeps_z_[std::size_t(l)] ? z_[std::size_t(l)].data() : act_[std::size_t(l)].data(); }
+    // Layer l - 1's dropout mask (width(l), b) when it has dropout.
+    float* mask(int l) { return mask_[std::size_t(l)].data(); }
+    MutMatrixMap delta(Eigen::Index rows, Eigen::Index b) { return MutMatrixMap(delta_.data(), rows, b); }
     float* scratch() { return scratch_.data(); }
     GemmWorkspace& gemm() { return gemm_; }
     SparseInput& sparse() { return sparse_; }
@@ -68,7 +95,8 @@ public:
 private:
     std::size_t capacity_;
     std::vector<Eigen::Index> net_widths_;
-    std::vector<AlignedFloats> act_;
+    std::vector<char> keeps_z_;
+    std::vector<AlignedFloats> act_, z_, mask_;
     AlignedFloats delta_;
     Eigen::VectorXf scratch_;  // Eigen's allocation: aligned to its widest packet
     GemmWorkspace gemm_;       // packing buffers, reserved for every product of the network
@@ -77,30 +105,33 @@ private:
 
 // Runs layers [first, last) on in (width(first), b); the result is ws.act(last, b). The last
 // network layer's activation is applied only if `activate_output` (training keeps the logits).
+// keep_z: layers that keep Z for the backward pass keep it (DenseLayer::keeps_z). With a step
+// context (non-null), dropout masks are drawn and applied; without one (inference, validation,
+// Model::loss_and_gradient), there is no dropout.
 // If first_products_finite is given, it is set to whether layer first's products W a (before
 // bias and activation) are all finite. A NaN or infinite input makes every product of its
 // sample NaN or infinite (NaN * w, inf * w, inf * 0 and inf - inf are all non-finite), so
 // inference checks its inputs only when this is false, instead of reading them twice.
-void forward_batch(const Network& net, const float* params, ConstMatrixMap in, int first,
-                   int last, Workspace& ws, bool activate_output,
+void forward_batch(const Network& net, const float* params, ConstMatrixMap in, int first, int last, Workspace& ws,
+                   bool activate_output, bool keep_z = false, const StepContext* dropout = nullptr,
                    bool* first_products_finite = nullptr);
 
 // Loss and gradient of a batch (or a shard of one): x (n_in, b), y (n_out, b) targets.
-// Writes the gradient of (grad_scale * sum of elementwise losses) into grad (n_params), and
-// returns the sum of the elementwise losses.
-double loss_gradient_batch(const Network& net, const float* params, ConstMatrixMap x,
-                           ConstMatrixMap y, float grad_scale, Workspace& ws, float* grad);
+// Writes the gradient of sum_j scale(j) * (sample j's loss sum) into grad (n_params), and returns
+// the sum over samples of weight * loss sum (head.h: head_pass). Dropout with a step context only.
+double loss_gradient_batch(const Network& net, const float* params, ConstMatrixMap x, ConstMatrixMap y,
+                           ColumnScale scale, const StepContext* context, Workspace& ws, float* grad);
 
-// Sum of elementwise losses of a batch without gradient (and per-sample means if requested);
+// The same sum without gradient or dropout (and per-sample losses if requested);
 // first_products_finite as in forward_batch.
 double loss_batch(const Network& net, const float* params, ConstMatrixMap x, ConstMatrixMap y,
-                  Workspace& ws, float* sample_loss, bool* first_products_finite = nullptr);
+                  const float* weight, Workspace& ws, float* sample_loss, bool* first_products_finite = nullptr);
 
-// Naive twins in double: x, y, out row-major (n, width) as in layout.h.
-// loss_gradient_naive returns the mean loss and writes its exact gradient (grad_scale = 1/(n d)).
-void forward_naive(const Network& net, const double* params, std::size_t n, const double* x,
-                   double* out);
-double loss_gradient_naive(const Network& net, const double* params, std::size_t n,
-                           const double* x, const double* y, double* grad);
+// Naive twins in double: x, y, out row-major (n, width) as in layout.h; weight (n) or null.
+// loss_gradient_naive returns the batch's mean loss (head_normaliser) and writes its exact
+// gradient; with a training context it applies the same dropout masks as the fast pass.
+void forward_naive(const Network& net, const double* params, std::size_t n, const double* x, double* out);
+double loss_gradient_naive(const Network& net, const double* params, std::size_t n, const double* x,
+                           const double* y, const double* weight, const StepContext* training, double* grad);
 
 }  // namespace fastae::detail

@@ -1,61 +1,37 @@
-// optimizer.cpp -- Adam and SGD over the flat parameter buffer (formulas in optimizer.h).
+// optimizer.cpp -- the update rules over the flat parameter buffer (formulas in optimizer.h).
 #include "optimizer.h"
 
 #include <algorithm>
 #include <cmath>
 #include <limits>
+#include <stdexcept>
 
 #include "eigen_types.h"
 #include "vector_math.h"
 
 namespace fastae::detail {
 
-Optimizer::Optimizer(const OptimizerConfig& config, std::size_t n_params)
-    : config_(config), n_(n_params), m_(n_params, 0.0f) {
-    if (config.kind == OptimizerKind::adam) v_.assign(n_params, 0.0f);
-}
-
-Optimizer::Optimizer(const OptimizerConfig& config, const OptimizerState& state)
-    : config_(config), n_(state.m.size()), t_(state.steps), m_(state.m.begin(), state.m.end()),
-      v_(state.v.begin(), state.v.end()) {}
-
-OptimizerState Optimizer::export_state() const {
-    OptimizerState s;
-    s.config = config_;
-    s.steps = t_;
-    s.m.assign(m_.begin(), m_.end());
-    s.v.assign(v_.begin(), v_.end());
-    return s;
-}
-
-void Optimizer::begin_step() {
-    ++t_;
-    if (config_.kind == OptimizerKind::adam) {
-        const double bc1 = 1.0 - std::pow(config_.beta1, static_cast<double>(t_));
-        const double bc2 = 1.0 - std::pow(config_.beta2, static_cast<double>(t_));
-        step_size_ = static_cast<float>(config_.learning_rate / bc1);
-        inv_sqrt_bc2_ = static_cast<float>(1.0 / std::sqrt(bc2));
-    }
-}
-
 namespace {
 
 #ifdef FASTAE_HAVE_AVX2_MATH
 // Adam over [0, n) of the given pointers, with the operations of the Eigen expression in
-// Optimizer::apply in the same order (no FMA), so both give bit-identical results.
+// Adam::apply in the same order (no FMA), so both give bit-identical results. decay: AdamW's
+// factor on p before the update (exactly 1 for Adam, which leaves p unchanged).
 bool adam_avx2(std::size_t n, float* p, const float* g, float* m, float* v, float* previous, float b1,
-               float b2, float c1, float c2, float step, float inv_sqrt_bc2, float eps) {
+               float b2, float c1, float c2, float step, float inv_sqrt_bc2, float eps, float decay) {
     const __m256 vb1 = _mm256_set1_ps(b1), vb2 = _mm256_set1_ps(b2), vc1 = _mm256_set1_ps(c1),
                  vc2 = _mm256_set1_ps(c2), vstep = _mm256_set1_ps(step),
-                 vinv = _mm256_set1_ps(inv_sqrt_bc2), veps = _mm256_set1_ps(eps);
+                 vinv = _mm256_set1_ps(inv_sqrt_bc2), veps = _mm256_set1_ps(eps),
+                 vdecay = _mm256_set1_ps(decay);
     const __m256 magnitude = _mm256_castsi256_ps(_mm256_set1_epi32(0x7fffffff));
     const __m256 inf = _mm256_set1_ps(std::numeric_limits<float>::infinity());
     __m256 bad = _mm256_setzero_ps();
     std::size_t i = 0;
     for (; i + 8 <= n; i += 8) {
         const __m256 gv = _mm256_loadu_ps(g + i);
-        const __m256 pv = _mm256_loadu_ps(p + i);
-        if (previous) _mm256_storeu_ps(previous + i, pv);
+        const __m256 p_old = _mm256_loadu_ps(p + i);
+        if (previous) _mm256_storeu_ps(previous + i, p_old);
+        const __m256 pv = _mm256_mul_ps(p_old, vdecay);
         const __m256 mv = _mm256_add_ps(_mm256_mul_ps(vb1, _mm256_loadu_ps(m + i)), _mm256_mul_ps(vc1, gv));
         const __m256 vv = _mm256_add_ps(_mm256_mul_ps(vb2, _mm256_loadu_ps(v + i)),
                                         _mm256_mul_ps(vc2, _mm256_mul_ps(gv, gv)));
@@ -69,6 +45,7 @@ bool adam_avx2(std::size_t n, float* p, const float* g, float* m, float* v, floa
     bool finite = _mm256_movemask_ps(bad) == 0;
     for (; i < n; ++i) {
         if (previous) previous[i] = p[i];
+        p[i] *= decay;
         m[i] = b1 * m[i] + c1 * g[i];
         v[i] = b2 * v[i] + c2 * (g[i] * g[i]);
         p[i] -= step * m[i] / (std::sqrt(v[i]) * inv_sqrt_bc2 + eps);
@@ -78,64 +55,166 @@ bool adam_avx2(std::size_t n, float* p, const float* g, float* m, float* v, floa
 }
 #endif
 
+// Copies p to previous (when given) before an update written as an Eigen expression.
+void save_previous(std::size_t n, const float* p, float* previous) {
+    if (previous) std::copy(p, p + n, previous);
+}
+
 }  // namespace
 
-bool Optimizer::apply(float* params, const float* grad, std::size_t begin, std::size_t end, float* previous) {
-    const auto n = static_cast<Eigen::Index>(end - begin);
-    // 1 - beta is formed in double, as torch does, before rounding to float.
-    const float b1 = static_cast<float>(config_.beta1);
-    const float b2 = static_cast<float>(config_.beta2);
-    const float c1 = static_cast<float>(1.0 - config_.beta1);
-    const float c2 = static_cast<float>(1.0 - config_.beta2);
-    const float eps = static_cast<float>(config_.epsilon);
+// ---- Adam and AdamW --------------------------------------------------------------------------
+
+Adam::Adam(const OptimizerConfig& c, double weight_decay)
+    : beta1_(c.beta1), beta2_(c.beta2), weight_decay_(weight_decay), b1_(static_cast<float>(c.beta1)),
+      b2_(static_cast<float>(c.beta2)), c1_(static_cast<float>(1.0 - c.beta1)), c2_(static_cast<float>(1.0 - c.beta2)),
+      eps_(static_cast<float>(c.epsilon)) {}
+
+void Adam::begin_step(std::int64_t t, double lr) {
+    const double bc1 = 1.0 - std::pow(beta1_, static_cast<double>(t));
+    const double bc2 = 1.0 - std::pow(beta2_, static_cast<double>(t));
+    step_size_ = static_cast<float>(lr / bc1);
+    inv_sqrt_bc2_ = static_cast<float>(1.0 / std::sqrt(bc2));
+    decay_ = static_cast<float>(1.0 - lr * weight_decay_);
+}
+
+bool Adam::apply(std::size_t n, float* params, const float* grad, float* m_, float* v_, float* previous) const {
 #ifdef FASTAE_HAVE_AVX2_MATH
-    if (config_.kind == OptimizerKind::adam) {
-        return adam_avx2(end - begin, params + begin, grad + begin, m_.data() + begin, v_.data() + begin,
-                         previous ? previous + begin : nullptr, b1, b2, c1, c2, step_size_, inv_sqrt_bc2_, eps);
-    }
+    return adam_avx2(n, params, grad, m_, v_, previous, b1_, b2_, c1_, c2_, step_size_, inv_sqrt_bc2_, eps_, decay_);
+#else
+    save_previous(n, params, previous);
+    const auto size = static_cast<Eigen::Index>(n);
+    Eigen::Map<Eigen::ArrayXf> p(params, size), m(m_, size), v(v_, size);
+    Eigen::Map<const Eigen::ArrayXf> g(grad, size);
+    if (decay_ != 1.0f) p *= decay_;
+    m = b1_ * m + c1_ * g;
+    v = b2_ * v + c2_ * g.square();
+    p -= step_size_ * m / (v.sqrt() * inv_sqrt_bc2_ + eps_);
+    return p.allFinite();
 #endif
-    if (previous) std::copy(params + begin, params + end, previous + begin);
-    Eigen::Map<Eigen::ArrayXf> p(params + begin, n);
-    Eigen::Map<const Eigen::ArrayXf> g(grad + begin, n);
-    Eigen::Map<Eigen::ArrayXf> m(m_.data() + begin, n);
-    if (config_.kind == OptimizerKind::adam) {
-        Eigen::Map<Eigen::ArrayXf> v(v_.data() + begin, n);
-        m = b1 * m + c1 * g;
-        v = b2 * v + c2 * g.square();
-        p -= step_size_ * m / (v.sqrt() * inv_sqrt_bc2_ + eps);
-        return p.allFinite();
+}
+
+void Adam::naive(const OptimizerConfig& c, double weight_decay, std::int64_t t, std::size_t n, double* p,
+                 const double* g, double* m, double* v) {
+    for (std::size_t i = 0; i < n; ++i) {
+        p[i] *= 1 - c.learning_rate * weight_decay;
+        m[i] = c.beta1 * m[i] + (1 - c.beta1) * g[i];
+        v[i] = c.beta2 * v[i] + (1 - c.beta2) * g[i] * g[i];
+        const double mhat = m[i] / (1 - std::pow(c.beta1, double(t)));
+        const double vhat = v[i] / (1 - std::pow(c.beta2, double(t)));
+        p[i] -= c.learning_rate * mhat / (std::sqrt(vhat) + c.epsilon);
     }
-    const float lr = static_cast<float>(config_.learning_rate);
-    const float mu = static_cast<float>(config_.momentum);
-    if (mu == 0.0f) {
-        p -= lr * g;
+}
+
+// ---- SGD -------------------------------------------------------------------------------------
+
+Sgd::Sgd(const OptimizerConfig& c) : mu_(static_cast<float>(c.momentum)), nesterov_(c.nesterov) {}
+
+void Sgd::begin_step(std::int64_t, double lr) { lr_ = static_cast<float>(lr); }
+
+bool Sgd::apply(std::size_t n, float* params, const float* grad, float* u_, float*, float* previous) const {
+    save_previous(n, params, previous);
+    const auto size = static_cast<Eigen::Index>(n);
+    Eigen::Map<Eigen::ArrayXf> p(params, size), u(u_, size);
+    Eigen::Map<const Eigen::ArrayXf> g(grad, size);
+    if (mu_ == 0.0f) {
+        p -= lr_ * g;
     } else {
-        m = mu * m + g;
-        if (config_.nesterov) {
-            p -= lr * (g + mu * m);
+        u = mu_ * u + g;
+        if (nesterov_) {
+            p -= lr_ * (g + mu_ * u);
         } else {
-            p -= lr * m;
+            p -= lr_ * u;
         }
     }
     return p.allFinite();
 }
 
-void optimizer_step_naive(const OptimizerConfig& c, std::int64_t t, std::size_t n, double* p,
-                          const double* g, double* m, double* v) {
+void Sgd::naive(const OptimizerConfig& c, std::size_t n, double* p, const double* g, double* u) {
     for (std::size_t i = 0; i < n; ++i) {
-        if (c.kind == OptimizerKind::adam) {
-            m[i] = c.beta1 * m[i] + (1 - c.beta1) * g[i];
-            v[i] = c.beta2 * v[i] + (1 - c.beta2) * g[i] * g[i];
-            const double mhat = m[i] / (1 - std::pow(c.beta1, double(t)));
-            const double vhat = v[i] / (1 - std::pow(c.beta2, double(t)));
-            p[i] -= c.learning_rate * mhat / (std::sqrt(vhat) + c.epsilon);
-        } else if (c.momentum == 0) {
+        if (c.momentum == 0) {
             p[i] -= c.learning_rate * g[i];
         } else {
-            m[i] = c.momentum * m[i] + g[i];
-            p[i] -= c.learning_rate * (c.nesterov ? g[i] + c.momentum * m[i] : m[i]);
+            u[i] = c.momentum * u[i] + g[i];
+            p[i] -= c.learning_rate * (c.nesterov ? g[i] + c.momentum * u[i] : u[i]);
         }
     }
+}
+
+// ---- RMSprop ---------------------------------------------------------------------------------
+
+RmsProp::RmsProp(const OptimizerConfig& c)
+    : rho_(static_cast<float>(c.rho)), c_(static_cast<float>(1.0 - c.rho)), eps_(static_cast<float>(c.epsilon)) {}
+
+void RmsProp::begin_step(std::int64_t, double lr) { lr_ = static_cast<float>(lr); }
+
+bool RmsProp::apply(std::size_t n, float* params, const float* grad, float* s_, float*, float* previous) const {
+    save_previous(n, params, previous);
+    const auto size = static_cast<Eigen::Index>(n);
+    Eigen::Map<Eigen::ArrayXf> p(params, size), s(s_, size);
+    Eigen::Map<const Eigen::ArrayXf> g(grad, size);
+    s = rho_ * s + c_ * g.square();
+    p -= lr_ * g / (s.sqrt() + eps_);
+    return p.allFinite();
+}
+
+void RmsProp::naive(const OptimizerConfig& c, std::size_t n, double* p, const double* g, double* s) {
+    for (std::size_t i = 0; i < n; ++i) {
+        s[i] = c.rho * s[i] + (1 - c.rho) * g[i] * g[i];
+        p[i] -= c.learning_rate * g[i] / (std::sqrt(s[i]) + c.epsilon);
+    }
+}
+
+// ---- the rule of a kind, and its state -------------------------------------------------------
+
+std::unique_ptr<UpdateRule> make_rule(const OptimizerConfig& c) {
+    switch (c.kind) {
+        case OptimizerKind::adam: return std::make_unique<Adam>(c);
+        case OptimizerKind::adamw: return std::make_unique<AdamW>(c);
+        case OptimizerKind::sgd: return std::make_unique<Sgd>(c);
+        case OptimizerKind::rmsprop: return std::make_unique<RmsProp>(c);
+    }
+    throw std::invalid_argument("make_rule: invalid optimizer kind");
+}
+
+void optimizer_step_naive(const OptimizerConfig& c, std::int64_t t, std::size_t n, double* p, const double* g,
+                          double* s0, double* s1) {
+    switch (c.kind) {
+        case OptimizerKind::adam: Adam::naive(c, 0.0, t, n, p, g, s0, s1); return;
+        case OptimizerKind::adamw: AdamW::naive(c, t, n, p, g, s0, s1); return;
+        case OptimizerKind::sgd: Sgd::naive(c, n, p, g, s0); return;
+        case OptimizerKind::rmsprop: RmsProp::naive(c, n, p, g, s0); return;
+    }
+    throw std::invalid_argument("optimizer_step_naive: invalid optimizer kind");
+}
+
+Optimizer::Optimizer(const OptimizerConfig& config, std::size_t n_params)
+    : config_(config), n_(n_params), rule_(make_rule(config)) {
+    for (int k = 0; k < traits_of(config.kind).n_slots; ++k) slots_[k].assign(n_params, 0.0f);
+}
+
+Optimizer::Optimizer(const OptimizerConfig& config, const OptimizerState& state)
+    : config_(config), n_(state.m.size()), t_(state.steps), rule_(make_rule(config)) {
+    slots_[0].assign(state.m.begin(), state.m.end());
+    slots_[1].assign(state.v.begin(), state.v.end());
+}
+
+OptimizerState Optimizer::export_state() const {
+    OptimizerState s;
+    s.config = config_;
+    s.steps = t_;
+    s.m.assign(slots_[0].begin(), slots_[0].end());
+    s.v.assign(slots_[1].begin(), slots_[1].end());
+    return s;
+}
+
+void Optimizer::begin_step() {
+    ++t_;
+    rule_->begin_step(t_, config_.learning_rate);
+}
+
+bool Optimizer::apply(float* params, const float* grad, std::size_t begin, std::size_t end, float* previous) {
+    return rule_->apply(end - begin, params + begin, grad + begin, slot(0, begin), slot(1, begin),
+                        previous ? previous + begin : nullptr);
 }
 
 }  // namespace fastae::detail

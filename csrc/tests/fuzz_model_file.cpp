@@ -12,8 +12,12 @@
 //   1. model_from_bytes returns or throws fastae::ModelFileError; any other exception is a bug.
 //   2. load_model on a file holding the same bytes gives the same outcome: the same error text
 //      (past its "model file <path>: " prefix), or a model that serializes to the same bytes.
-//   3. A model that loads writes back (model_to_bytes with the file's settings, state and
-//      metadata) to exactly the n input bytes, and runs: predict on one sample.
+//   3. Nothing a file holds is lost or changed by reading it: a model that loads writes back
+//      (model_to_bytes with the file's settings, state and metadata; always version 2) to
+//      exactly the input bytes, less any unknown optional sections (which a reader skips); a
+//      version-1 input, written by model_file_reference.h's version-1 writer (made from
+//      docs/model-format.md), is exactly the input. What is written back loads again and
+//      writes back to itself, and the model runs: predict on one sample.
 //   4. Sanitizer builds only: while loading, the heap never grows past its size at the start by
 //      more than kHeapFactor * n + kHeapSlack bytes (malloc and free hooks of the sanitizer
 //      allocator), so no field of a file can make the reader allocate beyond what the file holds.
@@ -36,6 +40,7 @@
 
 #include "crc32.h"
 #include "fastae/model_file.h"
+#include "model_file_reference.h"
 
 #if defined(__has_feature)
 #if __has_feature(address_sanitizer)
@@ -58,9 +63,11 @@
 namespace {
 
 // The heap budget of loading an n-byte file. The reader holds the file (n), the parsed arrays
-// (weights, optimizer moments, metadata: at most n together), the model's copies of them (again
-// at most n) and the widths twice plus a 16-byte record per layer (24 bytes for each 4 bytes of
-// widths in the file: at most 6 n); 8 n covers the sum, the slack error messages and
+// (weights, optimizer slots, metadata: at most n together) and the model's copies of them
+// (again at most n). Per layer it holds what the network is made of: in version 1, the widths
+// twice and a layer record (at most 6 n: 24 bytes for each 4-byte width); in version 2, the
+// LayerSpec twice (the parsed spec and the model's) and the model's layer record, about 4 n for
+// the 40-byte records of NETW. 8 n covers the largest sum, the slack error messages and
 // fixed-size objects.
 constexpr std::size_t kHeapFactor = 8;
 constexpr std::size_t kHeapSlack = 64 * 1024;
@@ -248,6 +255,18 @@ std::vector<std::uint8_t> rewrite(const fastae::ModelFile& file, std::size_t siz
     }
 }
 
+// What is written back loads and writes back to itself.
+void check_fixed_point(const std::vector<std::uint8_t>& written, std::size_t size) {
+    try {
+        const fastae::ModelFile again = fastae::model_from_bytes(written.data(), written.size());
+        if (again.version != fastae::model_file_version || rewrite(again, size) != written) {
+            broken("a file written back does not write back to itself", size);
+        }
+    } catch (const fastae::ModelFileError& e) {
+        broken(std::string("a file written back does not load: ") + e.what(), size);
+    }
+}
+
 // A model that loaded can run: one sample of zeros through every layer.
 void run_once(const fastae::ModelFile& file, std::size_t size) {
     const fastae::Model& m = file.model;
@@ -281,9 +300,17 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
     g_tally.count(from_bytes.error);
     if (from_bytes.file) {
         const std::vector<std::uint8_t> input(data, data + size);
-        if (rewrite(*from_bytes.file, size) != input || rewrite(*from_file.file, size) != input) {
-            broken("a model that loaded does not write back to the same bytes", size);
+        const std::vector<std::uint8_t> written = rewrite(*from_bytes.file, size);
+        if (rewrite(*from_file.file, size) != written) {
+            broken("model_from_bytes and load_model load models that write back differently", size);
         }
+        if (from_bytes.file->version == 1 && model_file_ref::v1_file(*from_bytes.file) != input) {
+            broken("a version-1 file that loaded is not what the version-1 writer makes of what it read", size);
+        }
+        if (from_bytes.file->version == 2 && written != model_file_ref::without_unknown_sections(input)) {
+            broken("a model that loaded does not write back to the same bytes (less unknown sections)", size);
+        }
+        check_fixed_point(written, size);
         run_once(*from_bytes.file, size);
     }
     return 0;

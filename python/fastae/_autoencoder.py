@@ -19,9 +19,11 @@ import numpy as np
 from . import _core
 from ._validation import (
     ACTIVATIONS,
+    INITIALIZERS,
     LOSSES,
     MAX_INT,
     OPTIMIZERS,
+    check_activations,
     check_array,
     check_bool,
     check_bytes,
@@ -29,7 +31,9 @@ from ._validation import (
     check_hidden_layer_sizes,
     check_int,
     check_network_size,
+    check_output_and_loss,
     check_real,
+    check_sample_weight,
     ndim_or_none,
     resolve_n_threads,
     seed_from,
@@ -54,18 +58,30 @@ class Autoencoder:
     """A dense autoencoder trained on the CPU by fastae's C++ engine.
 
     The encoder has the widths in ``hidden_layer_sizes`` (the last is the code size) and the
-    decoder mirrors them: ``(256, 64)`` on 784 features is 784-256-64-256-784. Every layer but
-    the output uses ``activation``; the output uses ``output_activation``.
+    decoder mirrors them: ``(256, 64)`` on 784 features is 784-256-64-256-784. The hidden layers
+    use ``activation``; the output uses ``output_activation``.
 
     Parameters
     ----------
     hidden_layer_sizes : tuple of int, default (64,)
-    activation : {"relu", "sigmoid", "tanh", "linear"}, default "relu"
-    output_activation : {"sigmoid", "linear", "relu", "tanh"}, default "sigmoid"
-    loss : {"bce", "mse"}, default "bce"
-        Mean over all elements, as Keras reports it. "bce" is computed from the logits (stable,
-        fused with the sigmoid) and needs ``output_activation="sigmoid"`` and data in [0, 1].
-    optimizer : {"adam", "sgd"}, default "adam"
+    activation : str or list of str, default "relu"
+        "relu", "leaky_relu" (slope ``leaky_relu_slope``), "elu" (alpha 1), "gelu" (the exact erf
+        form, as torch.nn.GELU()), "tanh", "sigmoid", "softplus" or "linear"; or one name per
+        encoder layer, mirrored in the decoder: with ``hidden_layer_sizes=(256, 64)`` and
+        ``activation=["tanh", "elu"]`` the layers 784-256-64-256-784 use tanh, elu, tanh, then
+        ``output_activation`` (a decoder layer takes the activation of the encoder layer of the
+        same width).
+    output_activation : str, default "sigmoid"
+        Any of the above, or "softmax" (with ``loss="cross_entropy"`` only).
+    loss : {"bce", "mse", "mae", "huber", "cross_entropy"}, default "bce"
+        Means over all elements (cross_entropy: over samples), as Keras reports them. "bce" is
+        computed from the logits (stable, fused with the sigmoid) and needs
+        ``output_activation="sigmoid"`` and data in [0, 1]; "huber" is torch.nn.HuberLoss with
+        ``huber_delta``; "cross_entropy" is fused with a softmax output and needs rows that are
+        probability vectors.
+    optimizer : {"adam", "adamw", "sgd", "rmsprop"}, default "adam"
+        Exactly torch.optim's Adam, AdamW (decoupled ``weight_decay``), SGD (``momentum``,
+        ``nesterov``) and RMSprop (``rho`` as its alpha, ``epsilon``; no momentum, not centered).
     learning_rate : float, default 1e-3
     batch_size : int, default 256
         The last, partial batch of an epoch is used too.
@@ -90,7 +106,8 @@ class Autoencoder:
     verbose : int, default 0
         1 prints one line per epoch.
     beta_1, beta_2, epsilon : float
-        Adam's parameters (defaults 0.9, 0.999, 1e-8, as torch.optim.Adam and Keras).
+        Adam's and AdamW's parameters (defaults 0.9, 0.999, 1e-8, as torch.optim.Adam); epsilon is
+        RMSprop's too.
     momentum : float, default 0.9
         SGD momentum.
     nesterov : bool, default True
@@ -118,7 +135,8 @@ class Autoencoder:
     def __init__(self, hidden_layer_sizes=(64,), activation="relu", output_activation="sigmoid", loss="bce",
                  optimizer="adam", learning_rate=1e-3, batch_size=256, epochs=10, shuffle=True, random_state=None,
                  n_threads=None, warm_start=False, verbose=0, beta_1=0.9, beta_2=0.999, epsilon=1e-8,
-                 momentum=0.9, nesterov=True, input_scale=None):
+                 momentum=0.9, nesterov=True, input_scale=None, kernel_initializer="glorot_uniform",
+                 leaky_relu_slope=0.01, huber_delta=1.0, weight_decay=0.01, rho=0.9):
         self.hidden_layer_sizes = hidden_layer_sizes
         self.activation = activation
         self.output_activation = output_activation
@@ -138,6 +156,11 @@ class Autoencoder:
         self.momentum = momentum
         self.nesterov = nesterov
         self.input_scale = input_scale
+        self.kernel_initializer = kernel_initializer
+        self.leaky_relu_slope = leaky_relu_slope
+        self.huber_delta = huber_delta
+        self.weight_decay = weight_decay
+        self.rho = rho
 
     # ---- scikit-learn's estimator contract -------------------------------------------------
 
@@ -173,9 +196,10 @@ class Autoencoder:
     def _validated_params(self, draw_seed=True):
         """Every hyperparameter checked; returns the normalised values fit needs (with
         draw_seed=False, without "seed": drawing one from a RandomState changes it)."""
+        hidden = check_hidden_layer_sizes(self.hidden_layer_sizes)
         p = {
-            "hidden_layer_sizes": check_hidden_layer_sizes(self.hidden_layer_sizes),
-            "activation": check_choice("activation", self.activation, ACTIVATIONS),
+            "hidden_layer_sizes": hidden,
+            "activation": check_activations(self.activation, len(hidden)),
             "output_activation": check_choice("output_activation", self.output_activation, ACTIVATIONS),
             "loss": check_choice("loss", self.loss, LOSSES),
             "optimizer": check_choice("optimizer", self.optimizer, OPTIMIZERS),
@@ -191,10 +215,13 @@ class Autoencoder:
             "momentum": check_real("momentum", self.momentum, 0.0, 1.0, low_open=False),
             "nesterov": check_bool("nesterov", self.nesterov),
             "input_scale": None if self.input_scale is None else check_real("input_scale", self.input_scale, 0.0, None),
+            "kernel_initializer": check_choice("kernel_initializer", self.kernel_initializer, INITIALIZERS),
+            "leaky_relu_slope": check_real("leaky_relu_slope", self.leaky_relu_slope, 0.0, None, low_open=False),
+            "huber_delta": check_real("huber_delta", self.huber_delta, 0.0, None),
+            "weight_decay": check_real("weight_decay", self.weight_decay, 0.0, None, low_open=False),
+            "rho": check_real("rho", self.rho, 0.0, 1.0, low_open=False),
         }
-        if p["loss"] == "bce" and p["output_activation"] != "sigmoid":
-            raise ValueError(f"loss='bce' needs output_activation='sigmoid'; got output_activation="
-                             f"{p['output_activation']!r} (use loss='mse' for other outputs)")
+        check_output_and_loss(p["output_activation"], p["loss"])
         if p["optimizer"] == "sgd" and p["nesterov"] and p["momentum"] == 0.0:
             raise ValueError("nesterov=True needs momentum > 0; got momentum=0.0")
         p["n_threads"] = resolve_n_threads(self.n_threads)
@@ -221,17 +248,47 @@ class Autoencoder:
         """input_scale as it was at fit (inference must scale as training did)."""
         return getattr(self, "_input_scale", None)
 
+    @staticmethod
+    def _network_spec(n_features, p):
+        """The engine's network spec (_core.Model.spec()) for these hyperparameters: the encoder's
+        layers, the mirrored decoder (each decoder layer has the width and the activation of the
+        encoder layer it mirrors), then the output layer."""
+        hidden, acts = p["hidden_layer_sizes"], p["activation"]
+        widths = [*hidden, *reversed(hidden[:-1])]
+        activations = [*acts, *reversed(acts[:-1])]
+
+        def layer(units, activation):
+            alpha = p["leaky_relu_slope"] if activation == "leaky_relu" else \
+                _core.ACTIVATION_TRAITS[activation]["default_alpha"]
+            return {"units": units, "activation": activation, "alpha": alpha, "initializer": p["kernel_initializer"],
+                    "l1": 0.0, "l2": 0.0, "dropout": 0.0}
+
+        layers = [layer(w, a) for w, a in zip(widths, activations)] + [layer(n_features, p["output_activation"])]
+        return {"n_inputs": n_features, "code_layer": len(hidden) - 1, "loss": p["loss"],
+                "huber_delta": p["huber_delta"], "layers": layers}
+
     def _new_model(self, n_features, p, for_training=True, float_data=True):
-        sizes = [n_features, *p["hidden_layer_sizes"], *reversed(p["hidden_layer_sizes"][:-1]), n_features]
-        check_network_size(sizes, *((p["n_threads"], p["optimizer"], float_data) if for_training else ()))
-        return _core.Model(sizes, p["activation"], p["output_activation"], p["loss"])
+        spec = self._network_spec(n_features, p)
+        check_network_size(spec, *((p["n_threads"], p["optimizer"], float_data) if for_training else ()))
+        return _core.Model.from_spec(spec)
+
+    @staticmethod
+    def _optimizer_settings(p):
+        """The engine's optimizer settings (fastae::OptimizerConfig) from the hyperparameters."""
+        return {"optimizer": p["optimizer"], "learning_rate": p["learning_rate"], "beta1": p["beta_1"],
+                "beta2": p["beta_2"], "epsilon": p["epsilon"], "momentum": p["momentum"], "nesterov": p["nesterov"],
+                "weight_decay": p["weight_decay"], "rho": p["rho"]}
 
     # ---- training --------------------------------------------------------------------------
 
-    def fit(self, X, y=None, validation_data=None, *, resume_optimizer=False):
+    def fit(self, X, y=None, validation_data=None, *, sample_weight=None, resume_optimizer=False):
         """Trains on X (n_samples, n_features) to reconstruct X; y is ignored (scikit-learn's
-        convention for unsupervised estimators). validation_data: X_val, or (X_val,) or
-        (X_val, X_val) as Keras takes it; its loss is reported per epoch in history_["val_loss"].
+        convention for unsupervised estimators). validation_data: X_val, or (X_val,),
+        (X_val, X_val) or (X_val, X_val, val_sample_weight) as Keras takes it; its loss is
+        reported per epoch in history_["val_loss"].
+
+        sample_weight: None, or one weight >= 0 per sample: each sample's loss is multiplied by
+        its weight and a batch's loss is still the mean over its samples (as Keras does).
 
         Starts from new Glorot-uniform weights drawn from random_state, or with warm_start=True
         from the current weights with a fresh optimizer state.
@@ -251,21 +308,24 @@ class Autoencoder:
         meanwhile: they get the previous model (or NotFittedError) until fit returns. Returns self.
         """
         resume = check_bool("resume_optimizer", resume_optimizer)
-        return self._train(X, validation_data, partial=False, resume=resume)
+        return self._train(X, validation_data, sample_weight, partial=False, resume=resume)
 
-    def partial_fit(self, X, y=None, validation_data=None):
+    def partial_fit(self, X, y=None, validation_data=None, *, sample_weight=None):
         """One more epoch over X, continuing from the current weights AND optimizer state (Adam's
         moments and step count), so that successive calls train exactly as one longer fit
         would, up to the shuffles. On an unfitted estimator it starts as fit does. history_ and
         n_iter_ grow by one epoch. Returns self."""
-        return self._train(X, validation_data, partial=True, resume=True)
+        return self._train(X, validation_data, sample_weight, partial=True, resume=True)
 
-    def _train(self, X, validation_data, partial, resume):
+    def _train(self, X, validation_data, sample_weight, partial, resume):
         p = self._validated_params()
         scale = p["input_scale"]
+        val_weight = None
         if validation_data is not None and isinstance(validation_data, (tuple, list)) and \
-                len(validation_data) in (1, 2) and not np.isscalar(validation_data[0]) and \
+                len(validation_data) in (1, 2, 3) and not np.isscalar(validation_data[0]) and \
                 ndim_or_none(validation_data[0]) == 2:
+            if len(validation_data) == 3:
+                val_weight = validation_data[2]
             validation_data = validation_data[0]
         if scale is not None and isinstance(X, np.ndarray) and X.dtype == np.uint8:
             # 8-bit data stays 8-bit: the engine scales each batch (range checked there).
@@ -277,6 +337,9 @@ class Autoencoder:
             X = check_array(X, "X", scale=scale, finite=False)
             X_val = None if validation_data is None else check_array(
                 validation_data, "validation_data", X.shape[1], scale=scale, finite=False)
+        sample_weight = check_sample_weight(sample_weight, X.shape[0])
+        val_weight = None if X_val is None else check_sample_weight(val_weight, X_val.shape[0],
+                                                                    "validation_data's sample weights")
 
         fitted = getattr(self, "_model", None) is not None
         model = self._new_model(X.shape[1], p, float_data=X.dtype != np.uint8)
@@ -317,6 +380,9 @@ class Autoencoder:
             history["seconds"].append(report["seconds"])
             if "val_loss" in report:
                 history["val_loss"].append(report["val_loss"])
+            for key, value in report.items():  # parts of the loss the engine reports (a penalty, ...)
+                if key not in ("epoch", "loss", "val_loss", "seconds"):
+                    history.setdefault(key, []).append(value)
             if verbose:
                 line = f"epoch {report['epoch']:>{len(str(epochs))}}/{epochs}  loss {report['loss']:.6f}"
                 if "val_loss" in report:
@@ -341,11 +407,10 @@ class Autoencoder:
         # Each call shuffles differently: the shuffle stream depends on the epochs already run.
         shuffle_seed = (p["seed"] + _SHUFFLE_SEED_OFFSET + first_epoch * 0x9E3779B97F4A7C15) & 0xFFFFFFFFFFFFFFFF
         try:
-            model.fit(X, None, X_val, None, scale=1.0 if scale is None else scale, optimizer=p["optimizer"],
-                      learning_rate=p["learning_rate"], beta1=p["beta_1"], beta2=p["beta_2"], epsilon=p["epsilon"],
-                      momentum=p["momentum"], nesterov=p["nesterov"], epochs=epochs, batch_size=p["batch_size"],
-                      shuffle=p["shuffle"], seed=shuffle_seed, n_threads=p["n_threads"], resume_optimizer=resume,
-                      on_epoch=on_epoch)
+            options = {"epochs": epochs, "batch_size": p["batch_size"], "shuffle": p["shuffle"], "seed": shuffle_seed,
+                       "n_threads": p["n_threads"], "resume_optimizer": resume}
+            model.fit(X, None, sample_weight, X_val, None, val_weight, scale=1.0 if scale is None else scale,
+                      optimizer=self._optimizer_settings(p), options=options, on_epoch=on_epoch)
         except (MemoryError, ValueError):
             raise
         except BaseException:
@@ -465,10 +530,7 @@ class Autoencoder:
         self._check_fitted()
         include = check_bool("include_optimizer_state", include_optimizer_state)
         p = self._validated_params(draw_seed=False)
-        settings = {"optimizer": p["optimizer"], "learning_rate": p["learning_rate"], "beta1": p["beta_1"],
-                    "beta2": p["beta_2"], "epsilon": p["epsilon"], "momentum": p["momentum"],
-                    "nesterov": p["nesterov"]}
-        _core.save_model(self._model, os.fsencode(path), settings, include, self._metadata())
+        _core.save_model(self._model, os.fsencode(path), self._optimizer_settings(p), include, self._metadata())
 
     @classmethod
     def load(cls, path):
@@ -491,6 +553,8 @@ class Autoencoder:
             value = getattr(self, name)
             if name == "hidden_layer_sizes":
                 value = list(check_hidden_layer_sizes(value))
+            elif name == "activation" and isinstance(value, (list, tuple)):
+                value = list(value)
             elif isinstance(value, np.generic):
                 value = value.item()
             if name == "random_state" and not (value is None or isinstance(value, numbers.Integral)):
@@ -533,25 +597,22 @@ class Autoencoder:
                 value = params[name]
                 setattr(est, name, tuple(value) if name == "hidden_layer_sizes" and isinstance(value, list) else value)
         else:
-            n_layers = len(sizes) - 1
-            hidden = tuple(sizes[1:n_layers // 2 + 1])
-            if n_layers % 2 or sizes != [sizes[0], *hidden, *reversed(hidden[:-1]), sizes[0]]:
-                raise ModelFileError(f"model file: its network (layer sizes {sizes}) is not a mirrored autoencoder, "
-                                     "so fastae.Autoencoder cannot hold it (load it in C++ with fastae::load_model)")
             attributes = {}
-            est.set_params(hidden_layer_sizes=hidden, activation=model.activation,
-                           output_activation=model.output_activation, loss=model.loss,
-                           optimizer=settings["optimizer"], learning_rate=settings["learning_rate"],
+            est.set_params(**cls._params_of_network(model.spec(), sizes))
+            est.set_params(optimizer=settings["optimizer"], learning_rate=settings["learning_rate"],
                            beta_1=settings["beta1"], beta_2=settings["beta2"], epsilon=settings["epsilon"],
-                           momentum=settings["momentum"], nesterov=settings["nesterov"])
+                           momentum=settings["momentum"], nesterov=settings["nesterov"],
+                           weight_decay=settings["weight_decay"], rho=settings["rho"])
         # The hyperparameters must describe the network the file holds.
         try:
-            hidden = check_hidden_layer_sizes(est.hidden_layer_sizes)
+            check_hidden_layer_sizes(est.hidden_layer_sizes)
         except ValueError as exc:
             raise ModelFileError(f"model file: bad hidden_layer_sizes in its metadata: {exc}") from None
-        expected = [sizes[0], *hidden, *reversed(hidden[:-1]), sizes[0]]
-        described = (expected, est.activation, est.output_activation, est.loss)
-        held = (sizes, model.activation, model.output_activation, model.loss)
+        try:
+            p = est._validated_params(draw_seed=False)
+        except ValueError as exc:
+            raise ModelFileError(f"model file: bad hyperparameters in its metadata: {exc}") from None
+        described, held = cls._network_spec(sizes[0], p), model.spec()
         if described != held:
             raise ModelFileError(f"model file: its metadata describes the network {described} but the file holds {held}")
         try:
@@ -567,6 +628,26 @@ class Autoencoder:
         est._model = model
         est.n_features_in_ = sizes[0]
         return est
+
+    @staticmethod
+    def _params_of_network(spec, sizes):
+        """The hyperparameters that describe a network read from a file without the estimator's
+        metadata (one saved from C++); ModelFileError when no Autoencoder describes it."""
+        layers = spec["layers"]
+        n_layers = len(layers)
+        hidden = tuple(sizes[1:n_layers // 2 + 1])
+        acts = [layer["activation"] for layer in layers[:n_layers // 2]]
+        if n_layers % 2 or sizes != [sizes[0], *hidden, *reversed(hidden[:-1]), sizes[0]] or \
+                spec["code_layer"] not in (-1, len(hidden) - 1):
+            raise ModelFileError(f"model file: its network (layer sizes {sizes}) is not a mirrored autoencoder, "
+                                 "so fastae.Autoencoder cannot hold it (load it in C++ with fastae::load_model)")
+        params = {"hidden_layer_sizes": hidden, "activation": acts[0] if len(set(acts)) == 1 else acts,
+                  "output_activation": layers[-1]["activation"], "loss": spec["loss"],
+                  "huber_delta": spec["huber_delta"], "kernel_initializer": layers[0]["initializer"]}
+        slopes = [layer["alpha"] for layer in layers if layer["activation"] == "leaky_relu"]
+        if slopes:
+            params["leaky_relu_slope"] = slopes[0]
+        return params
 
     # ---- pickling (copy, deepcopy, pickle, joblib) -----------------------------------------
 

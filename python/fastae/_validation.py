@@ -11,9 +11,15 @@ import warnings
 
 import numpy as np
 
-ACTIVATIONS = ("linear", "relu", "sigmoid", "tanh")
-LOSSES = ("mse", "bce")
-OPTIMIZERS = ("adam", "sgd")
+from . import _core
+
+# The vocabulary, read from the engine's tables (csrc/include/fastae/vocabulary.h): one list each,
+# never a copy written here.
+ACTIVATIONS = tuple(_core.ACTIVATIONS)
+HIDDEN_ACTIVATIONS = tuple(a for a in ACTIVATIONS if not _core.ACTIVATION_TRAITS[a]["output_only"])
+LOSSES = tuple(_core.LOSSES)
+OPTIMIZERS = tuple(_core.OPTIMIZERS)
+INITIALIZERS = tuple(_core.INITIALIZERS)
 
 # bce targets must lie in [0, 1]; this much rounding outside is forgiven (a MinMaxScaler's 1 can
 # come out as 1.0000001 in float32). The C++ core uses the same slack (model.cpp).
@@ -69,6 +75,62 @@ def check_bool(name, value):
     return bool(value)
 
 
+def check_activations(value, n_hidden):
+    """`activation`: one name for every hidden layer, or a list of one name per hidden layer of the
+    encoder (the decoder mirrors it). Returns the encoder's list."""
+    if isinstance(value, str):
+        check_choice("activation", value, HIDDEN_ACTIVATIONS)
+        return [value] * n_hidden
+    if isinstance(value, (list, tuple)):
+        names = list(value)
+        if len(names) != n_hidden:
+            raise ValueError(f"activation has {len(names)} names; hidden_layer_sizes has {n_hidden} layers "
+                             f"(give one name per encoder layer, or one name for all)")
+        for i, name in enumerate(names):
+            if not isinstance(name, str) or name not in HIDDEN_ACTIVATIONS:
+                if isinstance(name, str) and name in ACTIVATIONS:
+                    raise ValueError(f"activation[{i}] = {name!r} is allowed as output_activation only")
+                raise ValueError(f"activation[{i}] must be one of {', '.join(repr(a) for a in HIDDEN_ACTIVATIONS)}; "
+                                 f"got {name!r}")
+        return names
+    raise ValueError(f"activation must be one of {', '.join(repr(a) for a in HIDDEN_ACTIVATIONS)}, or a list of "
+                     f"them (one per encoder layer); got {value!r}")
+
+
+def check_output_and_loss(output_activation, loss):
+    """The output head: the pairing rules come from the loss table (bce needs a sigmoid output,
+    cross_entropy a softmax, softmax goes with cross_entropy only)."""
+    required = _core.LOSS_TRAITS[loss]["required_output"]
+    if required is not None and output_activation != required:
+        raise ValueError(f"loss={loss!r} needs output_activation={required!r}; got output_activation="
+                         f"{output_activation!r}" + (" (use loss='mse' for other outputs)" if loss == "bce" else ""))
+    if required is None and _core.ACTIVATION_TRAITS[output_activation]["output_only"]:
+        owner = [name for name, t in _core.LOSS_TRAITS.items() if t["required_output"] == output_activation]
+        raise ValueError(f"output_activation={output_activation!r} goes with loss={owner[0]!r} only; got "
+                         f"loss={loss!r}")
+
+
+def check_sample_weight(sample_weight, n_samples, name="sample_weight"):
+    """None, or a 1-D array of n_samples finite numbers >= 0, as C-contiguous float32."""
+    if sample_weight is None:
+        return None
+    try:
+        w = np.asarray(sample_weight)
+    except Exception as exc:
+        raise ValueError(f"{name} could not be read as an array: {exc}") from None
+    if w.dtype.kind not in "biuf":
+        raise ValueError(f"{name} must hold real numbers; got dtype {w.dtype}")
+    if w.ndim != 1 or w.shape[0] != n_samples:
+        raise ValueError(f"{name} must be 1-D with one value per sample ({n_samples}); got shape {w.shape}")
+    with np.errstate(over="ignore"):
+        w32 = np.ascontiguousarray(w, dtype=np.float32)
+    bad = ~(np.isfinite(w32) & (w32 >= 0))
+    if bad.any():
+        i = int(np.argmax(bad))
+        raise ValueError(f"{name} must hold finite numbers >= 0; got {w[i]!r} at index {i}")
+    return w32
+
+
 def check_hidden_layer_sizes(value):
     if isinstance(value, numbers.Integral) and not isinstance(value, (bool, np.bool_)):
         value = (value,)
@@ -109,8 +171,10 @@ def memory_available_bytes():
     return available
 
 
-def check_network_size(layer_sizes, n_threads=None, optimizer=None, float_data=True):
-    """Refuses a network too big for the engine (ValueError) or for the memory available now
+def check_network_size(spec, n_threads=None, optimizer=None, float_data=True):
+    """spec: the network spec dict (_core.Model.spec()), or a list of layer widths.
+
+    Refuses a network too big for the engine (ValueError) or for the memory available now
     (MemoryError), before anything is allocated.
 
     Why here: Linux overcommits, so a network of, say, 20 GB on a 24 GB machine would be
@@ -118,16 +182,20 @@ def check_network_size(layer_sizes, n_threads=None, optimizer=None, float_data=T
     exception can report. The figure compared counts the float32 buffers of the engine's peak
     and nothing else (so it never refuses what fits): the parameters and, for training
     (n_threads given), the copy of the weights the trainer keeps to undo a diverging step, one
-    gradient buffer per thread, the optimizer's moments (2 for Adam, 1 for SGD) and the copy of
+    gradient buffer per thread, the optimizer's state slots (2 for Adam, 1 for SGD) and the copy of
     them the model keeps after fit, and for float data (float_data) the weights as they were
     before fit, restored if the first epoch finds a bad value. Allocations that fail for other reasons
     (ulimit -v, a cgroup without accounting) raise MemoryError from the engine.
     """
+    if not isinstance(spec, dict):  # a list of widths: a plain network of them
+        spec = {"n_inputs": spec[0], "loss": "mse", "layers": [{"units": w, "activation": "linear"} for w in spec[1:]]}
+    layer_sizes = [spec["n_inputs"], *(layer["units"] for layer in spec["layers"])]
     n_params = sum(a * b + b for a, b in zip(layer_sizes[:-1], layer_sizes[1:]))
     if n_params > MAX_PARAMS:
         raise ValueError(f"hidden_layer_sizes on {layer_sizes[0]} features give the network {list(layer_sizes)} of "
                          f"{n_params} parameters; the limit is 2**32 = {MAX_PARAMS}")
-    moments = 2 if optimizer == "adam" else 1
+    n_params = _core.param_count(spec)  # the engine's count (and its checks of the spec)
+    moments = len(_core.OPTIMIZER_SLOTS[optimizer]) if optimizer is not None else 0
     buffers = 1 if n_threads is None else 2 + n_threads + 2 * moments + (1 if float_data else 0)
     need = 4 * n_params * buffers
     have = memory_available_bytes()

@@ -49,8 +49,8 @@ struct NetworkSpec {
     int n_inputs = 0;
     std::vector<LayerSpec> layers;  // at least one
     HeadSpec head;
-    // The layer whose output is the code (encode/decode split there); -1: layers.size() / 2
-    // (an autoencoder's middle), which for a single layer is its output.
+    // The layer whose output is the code (encode/decode split there); -1: the middle, layer
+    // max(1, layers.size() / 2) - 1 (an autoencoder's code). Model::spec() holds it resolved.
     int code_layer = -1;
 };
 

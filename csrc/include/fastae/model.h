@@ -114,11 +114,17 @@ public:
                       const std::uint8_t* x_val, const OptimizerConfig& optimizer,
                       const TrainOptions& options, std::vector<EpochReport>* history = nullptr);
 
+    // The library's internals (defined in its sources only; hosts cannot use it).
+    struct Impl;
+
 private:
     friend class TrainingSession;
-    struct Impl;
     std::unique_ptr<Impl> impl_;
 };
+
+// Parameters of the network a spec describes (validated as Model's constructor does, but nothing
+// the size of the model is allocated): the size of Model(spec).params().
+std::size_t param_count(const NetworkSpec& spec);
 
 // Throws std::invalid_argument naming the field if the optimizer or training options are out
 // of range (Model::fit calls these before touching any weight).

@@ -1,6 +1,6 @@
 // fastae/model_file.h -- saving and loading a model: the one implementation of fastae's versioned
 // binary model file (byte layout in docs/model-format.md), to a path or to a byte buffer.
-// Standard library only.
+// Writes version 2 (tagged sections); reads versions 1 and 2. Standard library only.
 #pragma once
 
 #include <cstddef>
@@ -16,14 +16,19 @@
 
 namespace fastae {
 
-// The format version this library writes; it reads this version only.
-inline constexpr std::uint32_t model_file_version = 1;
+// The format version this library writes. It reads every version from model_file_oldest_version
+// to model_file_version (1 and 2): a version-1 file loads exactly as the fastae that wrote it
+// loaded it, and saving it again writes version 2.
+inline constexpr std::uint32_t model_file_version = 2;
+inline constexpr std::uint32_t model_file_oldest_version = 1;
 // Limits a reader enforces (a file beyond them is rejected before anything is allocated).
-inline constexpr std::size_t model_file_max_widths = 4096;          // layer_sizes.size()
+inline constexpr std::size_t model_file_max_widths = 4096;          // layer widths (version 1)
+inline constexpr std::size_t model_file_max_layers = model_file_max_widths - 1;  // dense layers
 inline constexpr std::size_t model_file_max_metadata = 1u << 20;   // bytes of metadata
 
 // A model file that is not one: truncated, corrupted (checksum), of another version, or holding
-// values out of range. The message names the problem and, where it has one, the byte offset.
+// values out of range. The message names the problem and, where it has one, the byte offset
+// (and, in a version-2 file, the section: "section PARM at byte 412: ...").
 class ModelFileError : public std::runtime_error {
 public:
     using std::runtime_error::runtime_error;
@@ -44,16 +49,19 @@ struct SaveOptions {
 // Everything a model file holds.
 struct ModelFile {
     Model model;                // shape, weights, and the optimizer state when the file has one
-    OptimizerConfig optimizer;  // the recorded optimizer settings
+    OptimizerConfig optimizer;  // the recorded optimizer settings (version 1 files store neither
+                                // weight_decay nor rho: those keep OptimizerConfig's defaults)
     std::string metadata;
+    std::uint32_t version = model_file_version;  // the format version the file was written in
 };
 
-// The model file as bytes. Throws std::invalid_argument for bad options (optimizer settings out
-// of range, metadata too long).
+// The model file (version model_file_version) as bytes. Throws std::invalid_argument for bad
+// options (optimizer settings out of range, metadata too long) and for a model no file can hold
+// (more than model_file_max_layers layers, a non-finite number in its spec).
 std::vector<std::uint8_t> model_to_bytes(const Model& model, const SaveOptions& options = {});
 
-// Parses and checks a whole model file held in memory. Throws ModelFileError naming the problem;
-// never allocates more than the bytes given could hold.
+// Parses and checks a whole model file held in memory, of any version this library reads. Throws
+// ModelFileError naming the problem; never allocates more than the bytes given could hold.
 ModelFile model_from_bytes(const void* data, std::size_t size);
 
 // Writes the model file to `path` atomically: into a temporary file in the same folder, flushed

@@ -70,8 +70,14 @@ public:
     // When true (the default), compute_gradients checks each batch's values before using them.
     void set_check_data(bool check);
 
+    struct Impl;  // internal (src/training_session_impl.h)
+
 private:
-    struct Impl;
+    friend class Model;
+    struct Unclaimed {};
+    // For Model::fit, which holds the model's guard itself.
+    TrainingSession(Model::Impl& model, const TrainingData& data, const OptimizerConfig& optimizer,
+                    const TrainOptions& options, Unclaimed);
     std::unique_ptr<Impl> impl_;
 };
 

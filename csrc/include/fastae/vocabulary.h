@@ -28,15 +28,16 @@ namespace fastae {
     X(softmax, "softmax", 8, false, true)
 
 // Losses (the output head): X(id, name, file code, required output activation or -1 for any
-// elementwise one, per_sample). per_sample: the loss of a sample is one value (cross-entropy sums
-// over its classes) and the batch loss is the mean over samples; otherwise the loss is the mean
-// over all elements (samples x outputs), as Keras reports it. Formulas in src/head.h.
-#define FASTAE_LOSSES(X)                                            \
-    X(mse, "mse", 0, -1, false)                                     \
-    X(bce, "bce", 1, int(Activation::sigmoid), false)               \
-    X(mae, "mae", 2, -1, false)                                     \
-    X(huber, "huber", 3, -1, false)                                 \
-    X(cross_entropy, "cross_entropy", 4, int(Activation::softmax), true)
+// that is not output_only, per_sample, unit_targets). per_sample: the loss of a sample is one
+// value (cross-entropy sums over its classes) and the batch loss is the mean over samples;
+// otherwise the loss is the mean over all elements (samples x outputs), as Keras reports it.
+// unit_targets: targets must lie in [0, 1] (probabilities). Formulas in src/head.h.
+#define FASTAE_LOSSES(X)                                                  \
+    X(mse, "mse", 0, -1, false, false)                                    \
+    X(bce, "bce", 1, int(Activation::sigmoid), false, true)               \
+    X(mae, "mae", 2, -1, false, false)                                    \
+    X(huber, "huber", 3, -1, false, false)                                \
+    X(cross_entropy, "cross_entropy", 4, int(Activation::softmax), true, true)
 
 // Optimizers: X(id, name, file code, number of state slots). The state slots are flat buffers in
 // the parameters' layout (OptimizerState::m, then ::v); their names (as torch calls them) come
@@ -77,6 +78,7 @@ struct LossTraits {
     std::uint8_t file_code;
     int required_output;  // an Activation as int, or -1: any activation that is not output_only
     bool per_sample;
+    bool unit_targets;
 };
 struct OptimizerTraits {
     const char* name;

@@ -1,0 +1,141 @@
+// model_impl.h -- what fastae::Model holds (model.h), shared by model.cpp and training.cpp: the
+// network, the flat parameters, the saved optimizer state, the use guard (model.h, "Threads"),
+// and the checks of caller data that name the first bad value.
+#pragma once
+
+#include <algorithm>
+#include <atomic>
+#include <cmath>
+#include <cstddef>
+#include <optional>
+#include <stdexcept>
+#include <string>
+
+#include "eigen_types.h"
+#include "fastae/model.h"
+#include "network.h"
+
+namespace fastae::detail {
+
+inline void require(bool ok, const std::string& message) {
+    if (!ok) throw std::invalid_argument(message);
+}
+
+// bce targets must lie in [0, 1]; this much rounding outside is forgiven (python/_validation.py
+// uses the same slack).
+inline constexpr float kUnitRangeSlack = 1e-6f;
+
+
+// Every value finite and, when `unit_range_loss` names a loss (vocabulary.h: unit_targets), inside
+// [0, 1]; names the first offender. Row i of x is row first_row + i of the caller's array
+// (row_ids[i] if given), for the message.
+inline void check_values(std::size_t n, std::size_t d, const float* x, const char* name,
+                         const char* unit_range_loss, std::size_t first_row = 0,
+                         const std::size_t* row_ids = nullptr) {
+    const bool unit_range = unit_range_loss != nullptr;
+    // The common case in one vectorised pass over blocks of rows (min/max are NaN-blind, so
+    // finiteness is checked apart); the row-by-row scan below only runs to name an offender.
+    const std::size_t block_rows = std::max<std::size_t>(1, (std::size_t(1) << 16) / std::max<std::size_t>(d, 1));
+    bool all_ok = true;
+    for (std::size_t r = 0; r < n && all_ok; r += block_rows) {
+        const auto block = Eigen::Map<const Eigen::ArrayXf>(x + r * d, Eigen::Index(std::min(block_rows, n - r) * d));
+        all_ok = block.allFinite() &&
+                 (!unit_range || (block.minCoeff() >= -kUnitRangeSlack && block.maxCoeff() <= 1.0f + kUnitRangeSlack));
+    }
+    if (all_ok) return;
+    for (std::size_t i = 0; i < n; ++i) {
+        const float* row = x + i * d;
+        const std::size_t row_id = row_ids ? row_ids[i] : first_row + i;
+        bool ok = true;
+        for (std::size_t j = 0; j < d; ++j) ok &= std::isfinite(row[j]);
+        if (unit_range) {
+            for (std::size_t j = 0; j < d; ++j) ok &= row[j] >= -kUnitRangeSlack && row[j] <= 1.0f + kUnitRangeSlack;
+        }
+        if (ok) continue;
+        for (std::size_t j = 0; j < d; ++j) {
+            if (!std::isfinite(row[j])) {
+                throw std::invalid_argument(std::string(name) + " contains a non-finite value (" +
+                                            std::to_string(row[j]) + ") at row " + std::to_string(row_id) +
+                                            ", column " + std::to_string(j));
+            }
+            if (unit_range && !(row[j] >= -kUnitRangeSlack && row[j] <= 1.0f + kUnitRangeSlack)) {
+                throw std::invalid_argument(std::string(name) + " must lie in [0, 1] for loss='" + unit_range_loss +
+                                            "' (its targets are probabilities); found " +
+                                            std::to_string(row[j]) + " at row " + std::to_string(row_id) +
+                                            ", column " + std::to_string(j) +
+                                            ". Scale it (e.g. X / 255 for 8-bit images) or use loss='mse'");
+            }
+        }
+    }
+}
+
+// Who is using a model (model.h, "Threads"): const calls count themselves in `readers`; fit and
+// the setters raise `writer`. Each side announces itself and then looks at the other, with
+// sequentially consistent atomics, so two overlapping calls cannot both miss each other; the one
+// that sees the other backs out and throws (both may, in a close race: neither proceeds).
+// Refusing rather than waiting: a fit runs for minutes, and an inference call blocked behind it
+// (a request handler, a Python thread that cannot take Ctrl-C) would hang without a word.
+// A copy of a model starts unused: the copy constructor and assignment leave the guard alone.
+struct UseGuard {
+    std::atomic<int> readers{0};
+    std::atomic<bool> writer{false};
+    UseGuard() = default;
+    UseGuard(const UseGuard&) noexcept {}
+    UseGuard& operator=(const UseGuard&) noexcept { return *this; }
+};
+
+class Reading {
+public:
+    Reading(UseGuard& guard, const char* what) : guard_(guard) {
+        guard_.readers.fetch_add(1);
+        if (guard_.writer.load()) {
+            guard_.readers.fetch_sub(1);
+            throw std::runtime_error(std::string("fastae: cannot run ") + what +
+                                     " while fit (or a setter) is changing this model in another thread; "
+                                     "wait for it to return");
+        }
+    }
+    ~Reading() { guard_.readers.fetch_sub(1); }
+    Reading(const Reading&) = delete;
+    Reading& operator=(const Reading&) = delete;
+
+private:
+    UseGuard& guard_;
+};
+
+class Writing {
+public:
+    Writing(UseGuard& guard, const char* what) : guard_(guard) {
+        if (guard_.writer.exchange(true)) {
+            throw std::runtime_error(std::string("fastae: cannot run ") + what +
+                                     " while fit (or a setter) is already changing this model in another thread");
+        }
+        if (const int readers = guard_.readers.load(); readers > 0) {
+            guard_.writer.store(false);
+            throw std::runtime_error(std::string("fastae: cannot run ") + what + " while " +
+                                     std::to_string(readers) +
+                                     " other call(s) (inference, loss or copy) use this model in other threads");
+        }
+    }
+    ~Writing() { guard_.writer.store(false); }
+    Writing(const Writing&) = delete;
+    Writing& operator=(const Writing&) = delete;
+
+private:
+    UseGuard& guard_;
+};
+
+}  // namespace fastae::detail
+
+namespace fastae {
+
+struct Model::Impl {
+    explicit Impl(const NetworkSpec& spec) : net(spec), params(net.n_params(), 0.0f) {}
+    detail::Network net;
+    NetworkConfig config;  // the summary Model::config() returns
+    detail::AlignedFloats params;
+    std::optional<OptimizerState> optimizer;
+    mutable detail::UseGuard guard;
+};
+
+}  // namespace fastae

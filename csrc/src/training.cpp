@@ -1,0 +1,351 @@
+// training.cpp -- the three-call training step (fastae/training.h). Everything a step touches is
+// allocated by the constructor; a step allocates nothing.
+//
+// Threads: a batch of b samples is cut into n_threads contiguous shards of columns (the shards
+// depend only on b and n_threads). Each shard gathers its rows, runs forward and backward into
+// its own workspace and gradient buffer (every column's gradient scale is the whole batch's,
+// weight / normaliser, so shard gradients add up to the batch's); then the parameter buffer,
+// cut into n_threads fixed slices, has each slice's gradients summed in shard order, the penalty
+// terms added and the optimizer applied. Shards and slices are claimed by whichever thread is
+// free (worker_pool.h), and each step runs either on the whole team or on this thread alone,
+// whichever is measured faster (thread_mode.h: a busy core makes the team slower). Since which
+// thread ran a shard never changes what it computes, a seed gives bit-identical results for a
+// given n_threads however the threads were scheduled. Different n_threads sum in a different
+// order and differ in the last bits; dropout masks are keyed by dataset row, so they do not.
+#include "training_session_impl.h"
+
+#include <algorithm>
+#include <cmath>
+#include <cstdio>
+#include <cstring>
+
+#include "float_env.h"
+
+namespace fastae {
+
+using detail::AlignedFloats;
+using detail::ConstMatrixMap;
+
+namespace {
+
+// Start of part t when `total` items are cut into `parts` near-equal contiguous parts.
+inline std::size_t part_begin(std::size_t total, int parts, int t) {
+    return total * std::size_t(t) / std::size_t(parts);
+}
+
+// Rows requested ahead of the one being copied. Shuffled rows lie anywhere in a dataset much
+// larger than the caches, and a plain row-by-row copy waits on memory for each; with requests
+// for the next rows in flight, gathering 256 shuffled MNIST rows took 252-274 us instead of
+// 306-319 us in a standalone test here (8 rows ahead did no better than 4). Prefetching the
+// next batch during the step's output pass instead gained nothing measurable.
+constexpr Eigen::Index kGatherAhead = 4;
+
+// Copies dataset rows into consecutive columns of dst (d floats each), scaling 8-bit values:
+// dst column j = row rows[j] (or first + j when rows is null) of x (float) or x_u8 * scale.
+void gather(const float* x, const std::uint8_t* x_u8, float scale, Eigen::Index d, const std::size_t* rows,
+            std::size_t first, Eigen::Index b, float* dst) {
+    const std::size_t row_bytes = std::size_t(d) * (x_u8 ? sizeof(std::uint8_t) : sizeof(float));
+    const char* base = x_u8 ? reinterpret_cast<const char*>(x_u8) : reinterpret_cast<const char*>(x);
+    for (Eigen::Index j = 0; j < b; ++j) {
+#if defined(__GNUC__)
+        if (rows && j + kGatherAhead < b) {  // consecutive rows: the hardware prefetches them
+            const char* ahead = base + rows[j + kGatherAhead] * row_bytes;
+            for (std::size_t k = 0; k < row_bytes; k += 64) __builtin_prefetch(ahead + k);
+        }
+#endif
+        const std::size_t i = rows ? rows[j] : first + std::size_t(j);
+        float* out = dst + std::size_t(j) * std::size_t(d);
+        if (x_u8) {
+            const std::uint8_t* in = x_u8 + i * std::size_t(d);
+            for (Eigen::Index k = 0; k < d; ++k) out[k] = float(in[k]) * scale;
+        } else {
+            std::memcpy(out, x + i * std::size_t(d), sizeof(float) * std::size_t(d));
+        }
+    }
+}
+
+}  // namespace
+
+TrainingSession::Impl::Impl(Model::Impl& model_, const TrainingData& data_, const OptimizerConfig& optimizer,
+                            const TrainOptions& options_)
+    : model(model_),
+      net(model_.net),
+      params(model_.params.data()),
+      n_params(model_.net.n_params()),
+      data(data_),
+      options(options_),
+      opt(options_.resume_optimizer && model_.optimizer && model_.optimizer->config.kind == optimizer.kind
+              ? detail::Optimizer(optimizer, *model_.optimizer)
+              : detail::Optimizer(optimizer, model_.net.n_params())),
+      steps_before(opt.steps()),
+      d_in(net.width(0)),
+      d_out(net.width(net.n_layers())),
+      batch_capacity(std::min<std::size_t>(std::size_t(options_.batch_size), data_.n)),
+      n_shards(int(std::max<std::size_t>(1, std::min<std::size_t>(std::size_t(options_.n_threads), batch_capacity)))),
+      pool(n_shards),
+      targets_are_inputs(data_.y == nullptr || data_.y == data_.x) {
+    const std::size_t shard_capacity = (batch_capacity + std::size_t(n_shards) - 1) / std::size_t(n_shards);
+    grads.assign(std::size_t(n_shards), AlignedFloats(n_params, 0.0f));
+    shard_loss.assign(std::size_t(n_shards), 0.0);
+    shard_error.resize(std::size_t(n_shards));
+    previous.resize(n_params);
+    slice_finite.assign(std::size_t(n_shards), 1);
+    slice_penalty.assign(std::size_t(n_shards), 0.0);
+    ws.reserve(std::size_t(n_shards));
+    for (int t = 0; t < n_shards; ++t) ws.emplace_back(net, std::max<std::size_t>(shard_capacity, 1));
+    xb.resize(std::size_t(d_in) * batch_capacity);
+    if (!targets_are_inputs) yb.resize(std::size_t(d_out) * batch_capacity);
+    if (data.sample_weight) wb.resize(batch_capacity);
+    for (const detail::DenseLayer& layer : net.layers()) {
+        const LayerSpec& spec = net.spec().layers[std::size_t(&layer - net.layers().data())];
+        if (spec.l1 > 0.0 || spec.l2 > 0.0) {
+            penalties.push_back({layer.offset, layer.bias_offset(), float(spec.l1), float(spec.l2)});
+        }
+    }
+}
+
+void TrainingSession::Impl::check_rows(std::size_t b, const float* xs, const float* ys, const float* ws_,
+                                       const std::size_t* rows, std::size_t first) const {
+    const LossTraits& loss = traits_of(net.head().loss);
+    const char* range = loss.unit_targets ? loss.name : nullptr;
+    detail::check_values(b, std::size_t(d_in), xs, "X", targets_are_inputs ? range : nullptr, first, rows);
+    if (!targets_are_inputs) detail::check_values(b, std::size_t(d_out), ys, "y", range, first, rows);
+    if (ws_) {
+        for (std::size_t j = 0; j < b; ++j) {
+            if (!(std::isfinite(ws_[j]) && ws_[j] >= 0.0f)) {
+                const std::size_t row = rows ? rows[j] : first + j;
+                throw std::invalid_argument("sample_weight must hold finite numbers >= 0; found " +
+                                            std::to_string(ws_[j]) + " at row " + std::to_string(row));
+            }
+        }
+    }
+}
+
+// Shard `shard` of the current batch: gathers its rows (and, when asked, checks them), then
+// forward and backward into its own gradient buffer. A check error is kept, not thrown, so that
+// the error reported is the first bad sample in batch order whichever shard finished first.
+void TrainingSession::Impl::shard_gradient(int shard) {
+    const std::size_t b = batch.size;
+    const std::size_t c0 = part_begin(b, n_shards, shard), c1 = part_begin(b, n_shards, shard + 1);
+    float* grad = grads[std::size_t(shard)].data();
+    shard_loss[std::size_t(shard)] = 0.0;
+    if (c1 == c0) {
+        std::fill(grad, grad + n_params, 0.0f);
+        return;
+    }
+    const std::size_t* rows = batch.rows ? batch.rows + c0 : nullptr;
+    const std::size_t first = batch.first + c0;
+    const auto cols = Eigen::Index(c1 - c0);
+    // Inputs, targets and weights as contiguous columns: gathered (shuffled rows, 8-bit data),
+    // or read in place where consecutive float rows already are.
+    const bool in_place = rows == nullptr && data.x_u8 == nullptr;
+    const float* xs = in_place ? data.x + first * std::size_t(d_in) : xb.data() + c0 * std::size_t(d_in);
+    if (!in_place) gather(data.x, data.x_u8, data.scale, d_in, rows, first, cols, xb.data() + c0 * std::size_t(d_in));
+    const float* ys = xs;
+    if (!targets_are_inputs) {
+        ys = rows == nullptr ? data.y + first * std::size_t(d_out) : yb.data() + c0 * std::size_t(d_out);
+        if (rows) gather(data.y, nullptr, 1.0f, d_out, rows, first, cols, yb.data() + c0 * std::size_t(d_out));
+    }
+    const float* weights = nullptr;
+    if (data.sample_weight) {
+        weights = rows == nullptr ? data.sample_weight + first : wb.data() + c0;
+        if (rows) {
+            for (std::size_t j = 0; j < c1 - c0; ++j) wb[c0 + j] = data.sample_weight[rows[j]];
+        }
+    }
+    if (check_data) {
+        try {
+            check_rows(c1 - c0, xs, ys, weights, rows, first);
+        } catch (...) {
+            shard_error[std::size_t(shard)] = std::current_exception();
+            return;
+        }
+    }
+    const detail::StepContext context{options.seed, batch.epoch, rows, first};
+    shard_loss[std::size_t(shard)] = detail::loss_gradient_batch(
+        net, params, ConstMatrixMap(xs, d_in, cols), ConstMatrixMap(ys, d_out, cols),
+        detail::ColumnScale{grad_scale, weights}, &context, ws[std::size_t(shard)], grad);
+}
+
+// Slice `slice` of the parameters: the shards' gradients summed into grads[0] (unless reduce()
+// did it), the penalty terms added, the update applied.
+void TrainingSession::Impl::update_slice(int slice) {
+    const std::size_t p0 = part_begin(n_params, n_shards, slice), p1 = part_begin(n_params, n_shards, slice + 1);
+    if (!reduced) sum_slice(p0, p1);
+    float* g = grads[0].data();
+    double penalty = 0.0;
+    for (const Penalty& term : penalties) {
+        const std::size_t a = std::max(p0, term.begin), e = std::min(p1, term.end);
+        for (std::size_t i = a; i < e; ++i) {
+            const float w = params[i];
+            penalty += double(term.l1) * std::fabs(w) + double(term.l2) * double(w) * double(w);
+            g[i] += term.l1 * float((w > 0.0f) - (w < 0.0f)) + 2.0f * term.l2 * w;
+        }
+    }
+    slice_penalty[std::size_t(slice)] = penalty;
+    slice_finite[std::size_t(slice)] = opt.apply(params, g, p0, p1, previous.data());
+}
+
+void TrainingSession::Impl::sum_slice(std::size_t p0, std::size_t p1) {
+    float* g0 = grads[0].data();
+    for (int s = 1; s < n_shards; ++s) {
+        const float* gs = grads[std::size_t(s)].data();
+        for (std::size_t i = p0; i < p1; ++i) g0[i] += gs[i];
+    }
+}
+
+TrainingDiverged TrainingSession::Impl::diverged(double loss, const char* what) const {
+    char text[256];
+    std::snprintf(text, sizeof text,
+                  "training diverged: the %s became non-finite at epoch %d, step %lld (batch loss %g); "
+                  "the model keeps the weights of the last finite step (try a lower learning_rate)",
+                  what, batch.epoch, static_cast<long long>(step_in_epoch), loss);
+    return TrainingDiverged(text);
+}
+
+// ---- the public calls ----------------------------------------------------------------------
+
+TrainingSession::TrainingSession(Model& model, const TrainingData& data, const OptimizerConfig& optimizer,
+                                 const TrainOptions& options) {
+    auto claim = std::make_unique<detail::Writing>(model.impl_->guard, "a training session");
+    check_training_arguments(*model.impl_, data, nullptr, optimizer, options);
+    impl_ = std::make_unique<Impl>(*model.impl_, data, optimizer, options);
+    impl_->claim = std::move(claim);
+}
+
+TrainingSession::TrainingSession(Model::Impl& model, const TrainingData& data, const OptimizerConfig& optimizer,
+                                 const TrainOptions& options, Unclaimed)
+    : impl_(std::make_unique<Impl>(model, data, optimizer, options)) {}
+
+// The optimizer state is kept however training ends (an interrupt keeps that of the last step),
+// but only once a step was applied. Saving allocates, in a destructor: if that fails the model
+// keeps no state (its weights are intact) instead of the process aborting on the exception.
+TrainingSession::~TrainingSession() {
+    if (!impl_ || impl_->discard_state || impl_->opt.steps() == impl_->steps_before) return;
+    try {
+        impl_->model.optimizer = impl_->opt.export_state();
+    } catch (...) {
+        impl_->model.optimizer.reset();
+    }
+}
+
+// Each call runs with flush-to-zero on this thread (float_env.h), as the pool's workers do, so a
+// host's loop computes exactly what Model::fit does.
+double TrainingSession::compute_gradients(const Batch& batch) {
+    detail::FlushDenormalsGuard ftz;
+    Impl& s = *impl_;
+    detail::require(batch.size >= 1 && batch.size <= s.batch_capacity,
+                    "compute_gradients: the batch must hold 1 to batch_size (" + std::to_string(s.batch_capacity) +
+                        ") samples, got " + std::to_string(batch.size));
+    detail::require(batch.rows != nullptr || batch.first + batch.size <= s.data.n,
+                    "compute_gradients: rows past the end of the data");
+    if (batch.epoch != s.batch.epoch) s.step_in_epoch = 0;
+    s.batch = batch;
+    ++s.step_in_epoch;
+    const std::size_t global = batch.global_size ? batch.global_size : batch.size;
+    s.grad_scale = float(1.0 / detail::head_normaliser(s.net.head().loss, double(global), s.d_out));
+    s.solo = s.n_shards > 1 && s.chooser.next_solo();
+    s.pool.set_solo(s.solo);
+    s.step_start = detail::Clock::now();
+    auto task = [&s](int shard, int) { s.shard_gradient(shard); };
+    s.pool.run(task, s.n_shards);
+    for (std::exception_ptr& error : s.shard_error) {
+        if (error) {
+            std::exception_ptr e = error;
+            std::fill(s.shard_error.begin(), s.shard_error.end(), nullptr);
+            std::rethrow_exception(e);
+        }
+    }
+    s.reduced = false;
+    double loss = 0.0;
+    for (double v : s.shard_loss) loss += v;
+    return loss * double(s.grad_scale);
+}
+
+void TrainingSession::reduce() {
+    detail::FlushDenormalsGuard ftz;
+    Impl& s = *impl_;
+    if (s.reduced) return;
+    auto task = [&s](int slice, int) {
+        s.sum_slice(part_begin(s.n_params, s.n_shards, slice), part_begin(s.n_params, s.n_shards, slice + 1));
+    };
+    s.pool.run(task, s.n_shards);
+    s.reduced = true;
+}
+
+float* TrainingSession::gradient() { return impl_->grads[0].data(); }
+std::size_t TrainingSession::n_params() const { return impl_->n_params; }
+
+double TrainingSession::apply(double loss) {
+    detail::FlushDenormalsGuard ftz;
+    Impl& s = *impl_;
+    if (!std::isfinite(loss)) throw s.diverged(loss, "loss");
+    s.opt.begin_step();
+    auto task = [&s](int slice, int) { s.update_slice(slice); };
+    s.pool.run(task, s.n_shards);
+    if (std::find(s.slice_finite.begin(), s.slice_finite.end(), 0) != s.slice_finite.end()) {
+        std::copy(s.previous.begin(), s.previous.end(), s.params);
+        throw s.diverged(loss, "weights");
+    }
+    if (s.n_shards > 1 && s.batch.size == s.batch_capacity) {  // full batches only: comparable times
+        s.chooser.record(s.solo, std::chrono::duration<double>(detail::Clock::now() - s.step_start).count());
+    }
+    s.reduced = true;  // grads[0] now holds the whole gradient
+    s.penalty = 0.0;
+    for (double v : s.slice_penalty) s.penalty += v;
+    return loss + s.penalty;
+}
+
+double TrainingSession::learning_rate() const { return impl_->opt.config().learning_rate; }
+void TrainingSession::set_learning_rate(double lr) {
+    detail::require(std::isfinite(lr) && lr > 0.0, "learning_rate must be a finite number > 0, got " + std::to_string(lr));
+    impl_->opt.set_learning_rate(lr);
+}
+std::int64_t TrainingSession::steps() const { return impl_->opt.steps(); }
+double TrainingSession::last_penalty() const { return impl_->penalty; }
+void TrainingSession::set_check_data(bool check) { impl_->check_data = check; }
+
+void TrainingSession::Impl::reserve_evaluation(const TrainingData& val) {
+    const std::size_t chunk = std::max(ws[0].capacity(), (val.n + 65534) / 65535);
+    if (chunk > ws[0].capacity()) {  // only for more than 65535 shards' worth of samples
+        ws.clear();
+        for (int t = 0; t < n_shards; ++t) ws.emplace_back(net, chunk);
+    }
+    const std::size_t buffers = val.x_u8 ? std::size_t(n_shards) * std::size_t(d_in) * chunk : 0;
+    if (val_buffers.size() < buffers) val_buffers.assign(buffers, 0.0f);
+    chunk_sums.reserve((val.n + chunk - 1) / chunk);
+}
+
+// Mean loss of the data in chunks of a shard's size (or larger, when there would be more than the
+// pool's 65535 items a run); chunk sums are added in chunk order.
+double TrainingSession::evaluate(const TrainingData& val) {
+    detail::FlushDenormalsGuard ftz;
+    Impl& s = *impl_;
+    if (val.n == 0) return 0.0;
+    s.reserve_evaluation(val);  // nothing to do when the driver reserved it before the first step
+    const std::size_t chunk = s.ws[0].capacity();
+    const std::size_t n_chunks = (val.n + chunk - 1) / chunk;
+    s.chunk_sums.assign(n_chunks, 0.0);
+    const bool val_targets_are_inputs = val.y == nullptr || val.y == val.x;
+    auto task = [&](int c, int member) {
+        const std::size_t first = std::size_t(c) * chunk;
+        const auto vb = Eigen::Index(std::min(chunk, val.n - first));
+        const float* xv = val.x ? val.x + first * std::size_t(s.d_in) : nullptr;
+        if (val.x_u8) {
+            float* buf = s.val_buffers.data() + std::size_t(member) * std::size_t(s.d_in) * chunk;
+            gather(nullptr, val.x_u8, val.scale, s.d_in, nullptr, first, vb, buf);
+            xv = buf;
+        }
+        const float* yv = val_targets_are_inputs ? xv : val.y + first * std::size_t(s.d_out);
+        s.chunk_sums[std::size_t(c)] = detail::loss_batch(
+            s.net, s.params, ConstMatrixMap(xv, s.d_in, vb), ConstMatrixMap(yv, s.d_out, vb),
+            val.sample_weight ? val.sample_weight + first : nullptr, s.ws[std::size_t(member)], nullptr);
+    };
+    s.pool.set_solo(s.chooser.best_solo());
+    s.pool.run(task, int(n_chunks));
+    double total = 0.0;
+    for (double v : s.chunk_sums) total += v;
+    return total / detail::head_normaliser(s.net.head().loss, double(val.n), s.d_out);
+}
+
+}  // namespace fastae

@@ -1,0 +1,92 @@
+// training_session_impl.h -- the state of a TrainingSession (fastae/training.h): every buffer a
+// step touches, allocated once, and the step's parts as members (training.cpp). The epoch loop
+// (trainer.cpp) drives a session through the public calls only.
+#pragma once
+
+#include <chrono>
+#include <cstddef>
+#include <exception>
+#include <memory>
+#include <vector>
+
+#include "fastae/training.h"
+#include "model_impl.h"
+#include "network.h"
+#include "optimizer.h"
+#include "thread_mode.h"
+#include "worker_pool.h"
+
+namespace fastae {
+
+namespace detail {
+using Clock = std::chrono::steady_clock;
+}  // namespace detail
+
+// The checks fit and a session make before anything else: optimizer and options in range, and
+// the data's pointers and sizes (validation data too, when given). Throws std::invalid_argument.
+void check_training_arguments(const Model::Impl& model, const TrainingData& data, const TrainingData* validation,
+                              const OptimizerConfig& optimizer, const TrainOptions& options);
+
+struct TrainingSession::Impl {
+    Impl(Model::Impl& model, const TrainingData& data, const OptimizerConfig& optimizer, const TrainOptions& options);
+
+    // Step parts, run by the pool's threads.
+    void shard_gradient(int shard);
+    void sum_slice(std::size_t p0, std::size_t p1);
+    void update_slice(int slice);
+    void check_rows(std::size_t b, const float* x, const float* y, const float* w, const std::size_t* rows,
+                    std::size_t first) const;
+    TrainingDiverged diverged(double loss, const char* what) const;
+    // Sizes the evaluation buffers for data of this many samples (before the first step, so that
+    // a fit that cannot have them fails before changing anything).
+    void reserve_evaluation(const TrainingData& val);
+
+    Model::Impl& model;
+    const detail::Network& net;
+    float* params;
+    std::size_t n_params;
+    TrainingData data;
+    TrainOptions options;
+    detail::Optimizer opt;
+    std::int64_t steps_before;
+    Eigen::Index d_in, d_out;
+    std::size_t batch_capacity;
+    int n_shards;
+    detail::WorkerPool pool;
+    bool targets_are_inputs;
+
+    // A penalty term on a parameter range (a layer's W): l1 * sum |w| + l2 * sum w^2.
+    struct Penalty {
+        std::size_t begin, end;
+        float l1, l2;
+    };
+    std::vector<Penalty> penalties;
+
+    std::vector<detail::AlignedFloats> grads;  // one per shard; grads[0] holds the sum after reduce
+    std::vector<double> shard_loss;
+    std::vector<std::exception_ptr> shard_error;
+    // The weights before the current update, so that a step that makes any of them non-finite
+    // can be undone (saved slice by slice by the update itself, UpdateRule::apply).
+    detail::AlignedFloats previous;
+    std::vector<char> slice_finite;
+    std::vector<double> slice_penalty;
+    std::vector<detail::Workspace> ws;      // one per shard, also per member for evaluation
+    detail::AlignedFloats xb, yb, wb;       // the batch's gathered inputs, targets, weights
+    std::vector<double> chunk_sums;         // evaluation
+    detail::AlignedFloats val_buffers;      // evaluation of 8-bit data: one chunk per member
+    detail::ThreadModeChooser chooser;
+
+    // The current step.
+    Batch batch;
+    std::int64_t step_in_epoch = 0;
+    float grad_scale = 1.0f;
+    bool reduced = true;
+    bool solo = false;
+    detail::Clock::time_point step_start;
+    double penalty = 0.0;
+    bool check_data = true;
+    bool discard_state = false;  // set by Model::fit when bad data undoes the fit
+    std::unique_ptr<detail::Writing> claim;  // the model, for a session a host made
+};
+
+}  // namespace fastae
