@@ -156,6 +156,21 @@ def test_model_trained_in_cpp_equals_python_with_the_same_seed(hosts, route, dig
     assert np.array_equal(loaded._model.get_params(), py._model.get_params())
 
 
+def test_cpp_early_stopping_keeps_the_best_epoch_as_python_does(hosts, digits, tmp_path):
+    """examples/cpp/train with --validation-split and --early-stopping: the same held-out rows,
+    the same stop and the same best weights as Autoencoder(validation_split, early_stopping)."""
+    _write_csv(tmp_path / "train.csv", digits[:300])
+    out = _run([hosts["pip"]["train"], tmp_path / "train.csv", tmp_path / "es.fae", "--hidden", 8, "--epochs", 200,
+                "--batch-size", 32, "--learning-rate", 0.05, "--seed", 7, "--validation-split", 0.2,
+                "--early-stopping", 2])
+    py = Autoencoder(hidden_layer_sizes=(8,), epochs=200, batch_size=32, learning_rate=0.05, random_state=7,
+                     n_threads=1, validation_split=0.2, early_stopping=True, patience=2).fit(digits[:300])
+    assert py.stop_reason_ == "early_stopping" and "stopped early" in out.stdout
+    assert out.stdout.count("epoch ") == len(py.history_["loss"]) < 200
+    assert out.stdout.count("(best)") >= 1
+    assert np.array_equal(fastae.load(tmp_path / "es.fae")._model.get_params(), py._model.get_params())
+
+
 def test_cpp_callback_stops_training_and_hosts_report_bad_files(hosts, digits, tmp_path):
     train, encode = hosts["pip"]["train"], hosts["pip"]["encode"]
     _write_csv(tmp_path / "train.csv", digits[:200])

@@ -11,13 +11,16 @@ import math
 import os
 import re
 import shutil
+import struct
 import subprocess
 import sysconfig
 
+import numpy as np
 import pytest
 
 from conftest import REPO
 from test_cpp import _tool
+from test_model_file import KNOWN, build_v1, file_of, parse_v1, parse_v2, section, sections_of
 from fastae import _core
 
 SEEDS = os.path.join(REPO, "fuzz", "corpus", "model_file")
@@ -44,32 +47,68 @@ def libfuzzer_args(artifacts):
 
 # ---- the seed corpus -------------------------------------------------------------------------
 
+def _same_content(a, b):
+    """Two loaded files (model, settings, metadata) hold the same network, weights, state and settings."""
+    (ma, sa, da), (mb, sb, db) = a, b
+    state_a, state_b = ma.optimizer_state(), mb.optimizer_state()
+    same_state = state_a is state_b is None or (
+        state_a is not None and state_b is not None and state_a["config"] == state_b["config"]
+        and state_a["steps"] == state_b["steps"] and np.array_equal(state_a["m"], state_b["m"])
+        and np.array_equal(state_a["v"], state_b["v"]))
+    return (ma.spec() == mb.spec() and np.array_equal(ma.get_params(), mb.get_params()) and same_state
+            and sa == sb and da == db)
+
+
 def test_the_seed_corpus_is_small_real_model_files():
-    """Every seed loads through both entry points (so the fuzzer starts deep in the reader), and
-    together they cover the branches of the format: optimizer state or none, Adam (m and v) and
-    SGD (m only), metadata or none, mirrored autoencoders and a plain network, deep and shallow."""
+    """Every seed loads through both entry points (so the fuzzer starts deep in the reader) and
+    writes back to itself: a version-2 seed byte for byte, less the sections the reader skips; a
+    version-1 seed (the corpus keeps those of fastae 0.1.0) as version 2 with the same content, and
+    as version 1, by the document's writer, byte for byte. Together they cover both versions, every
+    section (a skipped one too), the state of every optimizer, every activation, loss and
+    initializer, metadata or none, mirrored autoencoders and a plain network, deep and shallow."""
     names = sorted(os.listdir(SEEDS))
-    assert len(names) >= 5
+    assert len(names) >= 15
     seen = set()
     for name in names:
         path = os.path.join(SEEDS, name)
         data = open(path, "rb").read()
         assert len(data) <= 4096, f"{name}: seeds stay tiny"
-        model, settings, metadata = _core.model_from_bytes(data)
-        model2, _, metadata2 = _core.load_model(os.fsencode(path))
-        assert (model2.get_params() == model.get_params()).all() and metadata2 == metadata
-        # Written back, it is the same file: nothing in a seed is outside what a writer produces.
+        loaded = _core.model_from_bytes(data)
+        model, settings, metadata = loaded
+        assert _same_content(_core.load_model(os.fsencode(path)), loaded), name
+        written = _core.model_to_bytes(model, settings, True, metadata)
+        assert _same_content(_core.model_from_bytes(written), loaded), name
+        version = struct.unpack_from("<I", data, 8)[0]
+        seen.add(f"version {version}")
+        if version == 1:
+            f = parse_v1(data)
+            assert build_v1(f["widths"], f["activation"], f["output_activation"], f["loss"], settings,
+                            model.get_params(), state=model.optimizer_state(), metadata=metadata) == data, name
+        else:
+            # Written back, it is the same file, less the sections this fastae skips.
+            sections = sections_of(data)
+            kept = b"".join(section(tag, payload, flags) for tag, flags, _, payload in sections if tag in KNOWN)
+            assert written == file_of(2, kept), name
+            seen.update(f"section {tag}" if tag in KNOWN else "skipped section" for tag, _, _, _ in sections)
+            spec = parse_v2(data)["spec"]
+            seen.add(f"loss {spec['loss']}")
+            for layer in spec["layers"]:
+                seen.update({f"activation {layer['activation']}", f"initializer {layer['initializer']}"})
         state = model.optimizer_state()
-        assert _core.model_to_bytes(model, settings, True, metadata) == data, name
-        sizes = list(model.layer_sizes)
         seen.add("state" if state is not None else "no state")
         if state is not None:
-            seen.add("adam state" if len(state["v"]) else "sgd state")
+            seen.add(f"{state['config']['optimizer']} state, version {version}")
+        sizes = list(model.layer_sizes)
         seen.add("metadata" if metadata else "no metadata")
         seen.add("mirrored" if sizes == sizes[::-1] else "not mirrored")
         seen.add("deep" if len(sizes) > 8 else "shallow")
-    assert seen == {"state", "no state", "adam state", "sgd state", "metadata", "no metadata", "mirrored",
-                    "not mirrored", "deep", "shallow"}
+    assert seen == {"version 1", "version 2", "state", "no state", "metadata", "no metadata", "mirrored",
+                    "not mirrored", "deep", "shallow", "skipped section",
+                    "adam state, version 1", "sgd state, version 1",
+                    *(f"{kind} state, version 2" for kind in _core.OPTIMIZERS),
+                    *(f"section {tag}" for tag in KNOWN),
+                    *(f"activation {a}" for a in _core.ACTIVATIONS), *(f"loss {l}" for l in _core.LOSSES),
+                    *(f"initializer {i}" for i in _core.INITIALIZERS)}
 
 
 # ---- the libFuzzer run -----------------------------------------------------------------------

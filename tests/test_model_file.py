@@ -1,7 +1,9 @@
 """Model files from Python: save/load, pickle, deepcopy and joblib round trips (same weights, same
-outputs, same continued training), resuming the optimizer exactly, the byte layout of
-docs/model-format.md checked by an independent reader and writer written here from that document,
-atomic saves, and corrupt or hostile files rejected cleanly under a memory limit."""
+outputs, same continued training), resuming the optimizer exactly, the byte layouts of
+docs/model-format.md (version 2, which fastae writes, and version 1, which it still reads) checked
+by an independent reader and writer written here from that document, the previous release's
+version-1 files loading bit for bit, atomic saves, and corrupt or hostile files rejected cleanly
+under a memory limit."""
 
 import copy
 import json
@@ -18,39 +20,31 @@ import numpy as np
 import pytest
 
 import fastae
-from fastae import Autoencoder, ModelFileError
+from conftest import REPO
+from fastae import Autoencoder, ModelFileError, _core
 
 # ---- an independent reference of docs/model-format.md -----------------------------------------
 
 MAGIC = b"\x89FASTAE\n"
-ACTIVATIONS = ["linear", "relu", "sigmoid", "tanh"]
-LOSSES = ["mse", "bce"]
-OPTIMIZERS = ["adam", "sgd"]
+DOC = open(os.path.join(REPO, "docs", "model-format.md"), encoding="utf-8").read()
 
 
-def optimizer_block(s):
-    return struct.pack("<BBxx5d", OPTIMIZERS.index(s["optimizer"]), int(s["nesterov"]), s["learning_rate"],
-                       s["beta1"], s["beta2"], s["epsilon"], s["momentum"])
+def _doc_table(rows_pattern):
+    return [m.groups() for m in re.finditer(rows_pattern, DOC, re.M)]
 
 
-def build_file(widths, activation, output_activation, loss, settings, params, state=None, metadata=b"",
-               version=1, param_count=None):
-    """A model file built from the document, field by field."""
-    body = struct.pack("<I", len(widths)) + struct.pack(f"<{len(widths)}I", *widths)
-    body += struct.pack("<BBBx", ACTIVATIONS.index(activation), ACTIVATIONS.index(output_activation),
-                        LOSSES.index(loss))
-    body += optimizer_block(settings)
-    params = np.asarray(params, dtype="<f4")
-    body += struct.pack("<Q", len(params) if param_count is None else param_count) + params.tobytes()
-    if state is None:
-        body += struct.pack("<Bxxx", 0)
-    else:
-        m, v = np.asarray(state["m"], "<f4"), np.asarray(state["v"], "<f4")
-        body += struct.pack("<Bxxx", 1) + optimizer_block(state["config"]) + struct.pack("<q", state["steps"])
-        body += struct.pack("<Q", len(m)) + m.tobytes() + struct.pack("<Q", len(v)) + v.tobytes()
-    body += struct.pack("<I", len(metadata)) + metadata
-    head = MAGIC + struct.pack("<IIQ", version, 0x01020304, len(body))
-    return seal(head + body + b"\0\0\0\0")
+# The codes table ("### Codes") and the settings' ids (OPTC), as the document states them.
+DOC_CODES = {}
+for _table, _code, _name in _doc_table(r"^\| (activation|loss|optimizer|initializer) \| (\d+) \| `(\w+)` \|$"):
+    DOC_CODES.setdefault(_table, {})[_name] = int(_code)
+SETTING_IDS = {int(i): name for i, name in _doc_table(r"^\| (\d+) \| `(\w+)` \| [\w, ]+ \|$")}
+# Codes as the library's tables give them (fastae/vocabulary.h, through the binding).
+CODES = _core.FILE_CODES
+NAMES = {table: {code: name for name, code in codes.items()} for table, codes in CODES.items()}
+# The state's slots of each optimizer, as torch names them (docs/model-format.md, OPTS).
+SLOTS = {"adam": ["exp_avg", "exp_avg_sq"], "adamw": ["exp_avg", "exp_avg_sq"], "sgd": ["momentum_buffer"],
+         "rmsprop": ["square_avg"]}
+KNOWN = {"NETW": 1, "HEAD": 1, "PARM": 1, "OPTC": 1, "OPTS": 0, "META": 0}  # tag: flags, in file order
 
 
 def seal(data):
@@ -61,47 +55,253 @@ def seal(data):
     return bytes(data)
 
 
-def parse_file(data):
-    """Reads a model file by the document; returns its fields as a dict."""
-    assert data[:8] == MAGIC
-    version, mark, body = struct.unpack_from("<IIQ", data, 8)
-    assert (version, mark, body) == (1, 0x01020304, len(data) - 28)
-    assert struct.unpack_from("<I", data, len(data) - 4)[0] == zlib.crc32(data[:-4])
-    pos = 24
+def file_of(version, body):
+    return seal(MAGIC + struct.pack("<IIQ", version, 0x01020304, len(body)) + body + b"\0\0\0\0")
 
-    def take(fmt):
-        nonlocal pos
-        values = struct.unpack_from("<" + fmt, data, pos)
-        pos += struct.calcsize("<" + fmt)
+
+def settings_of(**changes):
+    """Complete optimizer settings: OptimizerConfig's defaults, changed."""
+    s = {"optimizer": "adam", "nesterov": False, "learning_rate": 1e-3, "beta1": 0.9, "beta2": 0.999,
+         "epsilon": 1e-8, "momentum": 0.0, "weight_decay": 0.01, "rho": 0.9}
+    s.update(changes)
+    return s
+
+
+# ---- version 1 ----
+
+V1_ACTIVATIONS = ["linear", "relu", "sigmoid", "tanh"]  # version 1's codes: the index (frozen)
+V1_LOSSES = ["mse", "bce"]
+V1_OPTIMIZERS = ["adam", "sgd"]
+V1_SETTINGS = ["learning_rate", "beta1", "beta2", "epsilon", "momentum"]
+
+
+def v1_settings_block(s):
+    return struct.pack("<BBxx5d", V1_OPTIMIZERS.index(s["optimizer"]), int(s["nesterov"]),
+                       *(s[k] for k in V1_SETTINGS))
+
+
+def build_v1(widths, activation, output_activation, loss, settings, params, state=None, metadata=b"",
+             version=1, param_count=None):
+    """A version-1 model file built from the document, field by field."""
+    body = struct.pack("<I", len(widths)) + struct.pack(f"<{len(widths)}I", *widths)
+    body += struct.pack("<BBBx", V1_ACTIVATIONS.index(activation), V1_ACTIVATIONS.index(output_activation),
+                        V1_LOSSES.index(loss))
+    body += v1_settings_block(settings)
+    params = np.asarray(params, dtype="<f4")
+    body += struct.pack("<Q", len(params) if param_count is None else param_count) + params.tobytes()
+    if state is None:
+        body += struct.pack("<Bxxx", 0)
+    else:
+        m, v = np.asarray(state["m"], "<f4"), np.asarray(state["v"], "<f4")
+        body += struct.pack("<Bxxx", 1) + v1_settings_block(state["config"]) + struct.pack("<q", state["steps"])
+        body += struct.pack("<Q", len(m)) + m.tobytes() + struct.pack("<Q", len(v)) + v.tobytes()
+    body += struct.pack("<I", len(metadata)) + metadata
+    return file_of(version, body)
+
+
+class _Cursor:
+    def __init__(self, data, pos, end):
+        self.data, self.pos, self.end = data, pos, end
+
+    def take(self, fmt):
+        size = struct.calcsize("<" + fmt)
+        assert self.pos + size <= self.end
+        values = struct.unpack_from("<" + fmt, self.data, self.pos)
+        self.pos += size
         return values
 
-    def settings():
-        kind, nesterov, *numbers = take("BBxx5d")
-        return dict(zip(["optimizer", "nesterov", "learning_rate", "beta1", "beta2", "epsilon", "momentum"],
-                        [OPTIMIZERS[kind], bool(nesterov), *numbers]))
+    def floats(self, n):
+        assert self.pos + 4 * n <= self.end
+        out = np.frombuffer(self.data, "<f4", n, self.pos)
+        self.pos += 4 * n
+        return out
 
-    (n,) = take("I")
-    out = {"widths": list(take(f"{n}I"))}
-    a, o, l = take("BBBx")
-    out.update(activation=ACTIVATIONS[a], output_activation=ACTIVATIONS[o], loss=LOSSES[l], settings=settings())
-    (p,) = take("Q")
-    out["params"] = np.frombuffer(data, "<f4", p, pos)
-    pos += 4 * p
-    (has_state,) = take("Bxxx")
+
+def check_frame(data, version):
+    assert data[:8] == MAGIC
+    assert struct.unpack_from("<IIQ", data, 8) == (version, 0x01020304, len(data) - 28)
+    assert struct.unpack_from("<I", data, len(data) - 4)[0] == zlib.crc32(data[:-4])
+
+
+def parse_v1(data):
+    """Reads a version-1 model file by the document; returns its fields as a dict."""
+    check_frame(data, 1)
+    c = _Cursor(data, 24, len(data) - 4)
+
+    def settings():
+        kind, nesterov, *numbers = c.take("BBxx5d")
+        return dict(zip(["optimizer", "nesterov", *V1_SETTINGS], [V1_OPTIMIZERS[kind], bool(nesterov), *numbers]))
+
+    (n,) = c.take("I")
+    out = {"widths": list(c.take(f"{n}I"))}
+    a, o, l = c.take("BBBx")
+    out.update(activation=V1_ACTIVATIONS[a], output_activation=V1_ACTIVATIONS[o], loss=V1_LOSSES[l],
+               settings=settings())
+    (p,) = c.take("Q")
+    out["params"] = c.floats(p)
+    (has_state,) = c.take("Bxxx")
     out["state"] = None
     if has_state:
         state = {"config": settings()}
-        (state["steps"],) = take("q")
+        (state["steps"],) = c.take("q")
         for key in "mv":
-            (k,) = take("Q")
-            state[key] = np.frombuffer(data, "<f4", k, pos)
-            pos += 4 * k
+            (k,) = c.take("Q")
+            state[key] = c.floats(k)
         out["state"] = state
-    (t,) = take("I")
-    out["metadata"] = data[pos:pos + t]
-    assert pos + t + 4 == len(data)
+    (t,) = c.take("I")
+    out["metadata"] = data[c.pos:c.pos + t]
+    assert c.pos + t == c.end
     return out
 
+
+# ---- version 2 ----
+
+def section(tag, payload, flags=None):
+    """{tag, flags, length, payload}; a known tag gets its documented flags unless told otherwise."""
+    return tag.encode("latin-1") + struct.pack("<IQ", KNOWN[tag] if flags is None else flags, len(payload)) + payload
+
+
+def layer_record(layer):
+    return struct.pack("<IBBxx4d", layer["units"], CODES["activation"][layer["activation"]],
+                       CODES["initializer"][layer["initializer"]], layer["alpha"], layer["l1"], layer["l2"],
+                       layer["dropout"])
+
+
+def netw(spec):
+    return struct.pack("<4I", spec["n_inputs"], len(spec["layers"]), spec["code_layer"], 40) + b"".join(
+        layer_record(layer) for layer in spec["layers"])
+
+
+def head(spec):
+    return struct.pack("<Bxxxd", CODES["loss"][spec["loss"]], spec["huber_delta"])
+
+
+def parm(params, count=None):
+    params = np.asarray(params, dtype="<f4")
+    return struct.pack("<Q", len(params) if count is None else count) + params.tobytes()
+
+
+def settings_block(s):
+    """Kind, flags (nesterov), 2 reserved, the count, then (id, value) by increasing id."""
+    ids = sorted(SETTING_IDS)
+    return struct.pack("<BBxxI", CODES["optimizer"][s["optimizer"]], int(s["nesterov"]), len(ids)) + b"".join(
+        struct.pack("<Id", i, s[SETTING_IDS[i]]) for i in ids)
+
+
+def slot(name, values):
+    name = name.encode("ascii")
+    values = np.asarray(values, dtype="<f4")
+    return (struct.pack("<I", len(name)) + name + bytes(-len(name) % 4) + struct.pack("<Q", len(values))
+            + values.tobytes())
+
+
+def opts(state):
+    names = SLOTS[state["config"]["optimizer"]]
+    return (settings_block(state["config"]) + struct.pack("<qI", state["steps"], len(names))
+            + b"".join(slot(name, state["mv"[k]]) for k, name in enumerate(names)))
+
+
+def build_v2(spec, settings, params, state=None, metadata=b""):
+    """A version-2 model file built from the document, section by section."""
+    body = section("NETW", netw(spec)) + section("HEAD", head(spec)) + section("PARM", parm(params))
+    body += section("OPTC", settings_block(settings))
+    if state is not None:
+        body += section("OPTS", opts(state))
+    if metadata:
+        body += section("META", metadata)
+    return file_of(2, body)
+
+
+def sections_of(data):
+    """[(tag, flags, offset, payload)] of a well-framed version-2 file."""
+    out, pos = [], 24
+    while pos < len(data) - 4:
+        tag = data[pos:pos + 4].decode("latin-1")
+        flags, length = struct.unpack_from("<IQ", data, pos + 4)
+        out.append((tag, flags, pos, data[pos + 16:pos + 16 + length]))
+        pos += 16 + length
+    assert pos == len(data) - 4
+    return out
+
+
+def parse_v2(data):
+    """Reads a version-2 model file by the document; returns its fields as a dict."""
+    check_frame(data, 2)
+    sections = sections_of(data)
+    known = [(tag, flags) for tag, flags, _, _ in sections if tag in KNOWN]
+    assert all(flags == KNOWN[tag] for tag, flags in known)
+    tags = [tag for tag, _ in known]
+    assert tags == sorted(tags, key=list(KNOWN).index) and len(set(tags)) == len(tags)
+    payloads = {tag: payload for tag, _, _, payload in sections if tag in KNOWN}
+
+    def settings(c):
+        kind, flags, count = c.take("BBxxI")
+        assert flags in (0, 1)
+        s = {"optimizer": NAMES["optimizer"][kind], "nesterov": bool(flags)}
+        for _ in range(count):
+            i, value = c.take("Id")
+            s[SETTING_IDS[i]] = value
+        return s
+
+    out = {"tags": [tag for tag, _, _, _ in sections]}
+    c = _Cursor(payloads["NETW"], 0, len(payloads["NETW"]))
+    n_inputs, n, code_layer, record = c.take("4I")
+    assert record == 40
+    layers = []
+    for _ in range(n):
+        units, a, i, alpha, l1, l2, dropout = c.take("IBBxx4d")
+        layers.append({"units": units, "activation": NAMES["activation"][a], "alpha": alpha,
+                       "initializer": NAMES["initializer"][i], "l1": l1, "l2": l2, "dropout": dropout})
+    assert c.pos == c.end
+    loss, huber_delta = struct.unpack("<Bxxxd", payloads["HEAD"])
+    out["spec"] = {"n_inputs": n_inputs, "code_layer": code_layer, "loss": NAMES["loss"][loss],
+                   "huber_delta": huber_delta, "layers": layers}
+    c = _Cursor(payloads["PARM"], 0, len(payloads["PARM"]))
+    (p,) = c.take("Q")
+    out["params"] = c.floats(p)
+    assert c.pos == c.end
+    c = _Cursor(payloads["OPTC"], 0, len(payloads["OPTC"]))
+    out["settings"] = settings(c)
+    assert c.pos == c.end
+    out["state"] = None
+    if "OPTS" in payloads:
+        c = _Cursor(payloads["OPTS"], 0, len(payloads["OPTS"]))
+        state = {"config": settings(c)}
+        state["steps"], k = c.take("qI")
+        state["slots"] = {}
+        for _ in range(k):
+            (length,) = c.take("I")
+            name = c.take(f"{length}s")[0].decode("ascii")
+            assert c.take(f"{-length % 4}s")[0] == bytes(-length % 4)
+            (count,) = c.take("Q")
+            state["slots"][name] = c.floats(count)
+        assert c.pos == c.end and list(state["slots"]) == SLOTS[state["config"]["optimizer"]]
+        out["state"] = state
+    out["metadata"] = payloads.get("META", b"")
+    return out
+
+
+def state_slots(state):
+    """The binding's optimizer state {"m", "v"} as the file's named slots."""
+    names = SLOTS[state["config"]["optimizer"]]
+    return {name: state["mv"[k]] for k, name in enumerate(names)}
+
+
+def test_the_documented_codes_and_setting_ids_are_the_librarys():
+    """The document's code table is the library's (FILE_CODES, from vocabulary.h), and the names of
+    the setting ids are the keys of the settings dicts; version 1's codes are version 2's."""
+    assert DOC_CODES == CODES
+    assert set(CODES) == {"activation", "loss", "optimizer", "initializer"}
+    for table, names in [("activation", _core.ACTIVATIONS), ("loss", _core.LOSSES),
+                         ("optimizer", _core.OPTIMIZERS), ("initializer", _core.INITIALIZERS)]:
+        assert set(CODES[table]) == set(names) and len(set(CODES[table].values())) == len(names)
+    assert sorted(SETTING_IDS) == list(range(1, 8))
+    assert set(SETTING_IDS.values()) | {"optimizer", "nesterov"} == set(settings_of())
+    model = _core.Model([3, 2, 3], "relu", "sigmoid", "bce")
+    assert set(_core.model_from_bytes(_core.model_to_bytes(model, None, True, b""))[1]) == set(settings_of())
+    for names, table in [(V1_ACTIVATIONS, "activation"), (V1_LOSSES, "loss"), (V1_OPTIMIZERS, "optimizer")]:
+        assert [CODES[table][n] for n in names] == list(range(len(names)))
+    assert set(SLOTS) == set(_core.OPTIMIZERS)
 
 # ---- fixtures ----------------------------------------------------------------------------------
 
@@ -219,7 +419,7 @@ def test_hyperparameters_and_history_travel_as_json(fitted, tmp_path):
                       shuffle=False, random_state=2**64 - 1, n_threads=-1, verbose=0)
     est.fit(np.random.default_rng(0).normal(size=(100, 7)))
     path = _saved(est, tmp_path / "m.fae")
-    meta = json.loads(parse_file(path.read_bytes())["metadata"].decode("utf-8"))
+    meta = json.loads(parse_v2(path.read_bytes())["metadata"].decode("utf-8"))
     assert meta["estimator"] == "fastae.Autoencoder"
     assert meta["params"]["random_state"] == 2**64 - 1 and meta["params"]["n_threads"] == -1
     back = fastae.load(path)
@@ -235,37 +435,196 @@ def test_hyperparameters_and_history_travel_as_json(fitted, tmp_path):
 
 def test_bytes_match_the_documented_layout(fitted, tmp_path):
     data = _saved(fitted, tmp_path / "m.fae").read_bytes()
-    f = parse_file(data)
-    assert f["widths"] == [64, 16, 6, 16, 64] and (f["activation"], f["output_activation"], f["loss"]) == (
-        "relu", "sigmoid", "bce")
-    assert f["settings"] == {"optimizer": "adam", "nesterov": True, "learning_rate": 3e-3, "beta1": 0.9,
-                             "beta2": 0.999, "epsilon": 1e-8, "momentum": 0.9}
-    assert np.array_equal(f["params"], fitted._model.get_params())
-    state = fitted._model.optimizer_state()
-    assert f["state"]["steps"] == state["steps"] == 3 * 7
-    assert np.array_equal(f["state"]["m"], state["m"]) and np.array_equal(f["state"]["v"], state["v"])
+    f = parse_v2(data)
+    assert f["tags"] == ["NETW", "HEAD", "PARM", "OPTC", "OPTS", "META"]
+    model = fitted._model
+    assert f["spec"] == model.spec()
+    assert [f["spec"]["n_inputs"]] + [layer["units"] for layer in f["spec"]["layers"]] == [64, 16, 6, 16, 64]
+    assert [layer["activation"] for layer in f["spec"]["layers"]] == ["relu"] * 3 + ["sigmoid"]
+    assert f["spec"]["loss"] == "bce" and f["spec"]["code_layer"] == 1
+    settings = _core.model_from_bytes(data)[1]
+    assert f["settings"] == settings
+    assert {k: f["settings"][k] for k in ("optimizer", "learning_rate", "beta1", "beta2", "epsilon")} == {
+        "optimizer": "adam", "learning_rate": 3e-3, "beta1": 0.9, "beta2": 0.999, "epsilon": 1e-8}
+    assert np.array_equal(f["params"], model.get_params())
+    state = model.optimizer_state()
+    assert f["state"]["steps"] == state["steps"] == 3 * 7 and f["state"]["config"] == state["config"]
+    assert list(f["state"]["slots"]) == ["exp_avg", "exp_avg_sq"]
+    for name, values in state_slots(state).items():
+        assert np.array_equal(f["state"]["slots"][name], values)
     # The same file, written here from the document, byte for byte.
-    rebuilt = build_file(f["widths"], "relu", "sigmoid", "bce", f["settings"], fitted._model.get_params(),
-                         state=state, metadata=f["metadata"])
-    assert rebuilt == data
+    assert build_v2(model.spec(), f["settings"], model.get_params(), state=state, metadata=f["metadata"]) == data
+    # Every float array starts at a multiple of 4 bytes.
+    assert data.index(np.asarray(model.get_params(), "<f4").tobytes()) % 4 == 0
+
+
+def _every_kind_of_network():
+    """Networks using every activation, loss and initializer of the library's tables, with per-layer
+    options: every pairing of output activation and loss, those the library refuses left out."""
+    acts, inits = _core.ACTIVATIONS, _core.INITIALIZERS
+    specs = []
+    for i, loss in enumerate(_core.LOSSES):
+        for k, output in enumerate(acts):
+            hidden = [acts[(k + 1) % len(acts)], acts[(k + 2 + i) % len(acts)]]
+            layers = [{"units": units, "activation": a, "alpha": 0.25 + 0.5 * j, "initializer": inits[(i + k + j) % len(inits)],
+                       "l1": 1e-4 * (j + 1), "l2": 0.0 if j == 1 else 2.5e-3, "dropout": 0.0 if j == 2 else 0.125 * (j + 1)}
+                      for j, (units, a) in enumerate([(4, hidden[0]), (3, hidden[1]), (5, output)])]
+            spec = {"n_inputs": 5, "code_layer": (i + k) % 3, "loss": loss, "huber_delta": 0.5 + k, "layers": layers}
+            try:
+                _core.Model.from_spec(spec)
+            except ValueError:
+                continue  # softmax inside, or an output the loss does not take
+            specs.append(spec)
+    return specs
+
+
+def test_every_name_of_every_table_round_trips_byte_for_byte():
+    specs = _every_kind_of_network()
+    used = {"activation": set(), "initializer": set(), "loss": set()}
+    x = np.random.default_rng(0).uniform(size=(4, 5)).astype(np.float32)
+    for seed, spec in enumerate(specs):
+        model = _core.Model.from_spec(spec)
+        model.init_weights(seed)
+        assert model.spec() == spec
+        used["loss"].add(spec["loss"])
+        for layer in spec["layers"]:
+            used["activation"].add(layer["activation"])
+            used["initializer"].add(layer["initializer"])
+        data = _core.model_to_bytes(model, settings_of(), True, b"")
+        assert data == build_v2(spec, settings_of(), model.get_params())
+        assert parse_v2(data)["spec"] == spec
+        back, settings, metadata = _core.model_from_bytes(data)
+        assert back.spec() == spec and settings == settings_of() and metadata == b""
+        assert np.array_equal(back.get_params(), model.get_params())
+        assert np.array_equal(back.predict(x), model.predict(x))
+    assert used == {"activation": set(_core.ACTIVATIONS), "initializer": set(_core.INITIALIZERS),
+                    "loss": set(_core.LOSSES)}
+    # Every optimizer, with its state's slots.
+    rng = np.random.default_rng(1)
+    model = _core.Model.from_spec(specs[0])
+    for kind in _core.OPTIMIZERS:
+        settings = settings_of(optimizer=kind, learning_rate=0.25, momentum=0.5, nesterov=kind == "sgd",
+                               weight_decay=0.125, rho=0.75)
+        n = model.n_params
+        state = {"config": settings, "steps": 7, "m": rng.uniform(size=n).astype(np.float32),
+                 "v": rng.uniform(size=n if len(SLOTS[kind]) == 2 else 0).astype(np.float32)}
+        model.set_optimizer_state(state)
+        data = _core.model_to_bytes(model, None, True, b"state")
+        assert data == build_v2(specs[0], settings, model.get_params(), state=state, metadata=b"state")
+        f = parse_v2(data)
+        assert list(f["state"]["slots"]) == SLOTS[kind] and f["state"]["config"] == settings
+        back, back_settings, _ = _core.model_from_bytes(data)
+        got = back.optimizer_state()
+        assert back_settings == settings and got["config"] == settings and got["steps"] == 7
+        assert np.array_equal(got["m"], state["m"]) and np.array_equal(got["v"], state["v"])
+
+
+# ---- version 1 ---------------------------------------------------------------------------------
+
+V1_FILES = os.path.join(REPO, "tests", "data", "model_v1")
+
+
+def test_version_1_files_of_the_previous_release_load_bit_for_bit():
+    """tests/data/model_v1: files fastae 0.1.0 wrote, and what it read from them (expected.npz). They
+    load to identical parameters, optimizer state, settings and predictions; saved again, they are
+    version 2 files that load to the same."""
+    expected = np.load(os.path.join(V1_FILES, "expected.npz"))
+    names = sorted(name[:-4] for name in os.listdir(V1_FILES) if name.endswith(".fae"))
+    assert names == ["ae_adam_bce", "ae_sgd_tanh_mse", "cpp_mlp_no_state"]
+    for name in names:
+        path = os.path.join(V1_FILES, name + ".fae")
+        data = open(path, "rb").read()
+        assert struct.unpack_from("<I", data, 8)[0] == 1
+        widths, activation, output_activation, loss = json.loads(str(expected[f"{name}/layout"]))
+        settings_then = json.loads(str(expected[f"{name}/settings"]))
+        x = np.random.default_rng(2).uniform(size=(7, widths[0])).astype(np.float32)
+
+        def check(model, settings, what):
+            spec = model.spec()
+            assert [spec["n_inputs"]] + [layer["units"] for layer in spec["layers"]] == widths, what
+            assert [layer["activation"] for layer in spec["layers"]] == [activation] * (len(widths) - 2) + [
+                output_activation], what
+            assert spec["loss"] == loss, what
+            assert np.array_equal(model.get_params(), expected[f"{name}/params"]), what
+            # Version 1 stores neither weight_decay nor rho: OptimizerConfig's defaults.
+            assert settings == {**settings_then, "weight_decay": 0.01, "rho": 0.9}, what
+            state = model.optimizer_state()
+            if f"{name}/m" in expected:
+                assert state["steps"] == int(expected[f"{name}/steps"]), what
+                assert np.array_equal(state["m"], expected[f"{name}/m"]), what
+                assert np.array_equal(state["v"], expected[f"{name}/v"]), what
+            else:
+                assert state is None, what
+            assert np.array_equal(model.predict(x), expected[f"{name}/predict"]), what
+
+        model, settings, metadata = _core.load_model(os.fsencode(path))
+        check(model, settings, f"{name} as loaded")
+        # The document's reader reads the same.
+        f = parse_v1(data)
+        assert np.array_equal(f["params"], model.get_params()) and f["metadata"] == metadata
+        # Written back by the document's writer, it is the very file: nothing was lost.
+        assert build_v1(f["widths"], f["activation"], f["output_activation"], f["loss"], settings, model.get_params(),
+                        state=model.optimizer_state(), metadata=metadata) == data
+        # Saved again: version 2, with the same content.
+        again = _core.model_to_bytes(model, settings, True, metadata)
+        assert parse_v2(again)["metadata"] == metadata
+        model2, settings2, metadata2 = _core.model_from_bytes(again)
+        check(model2, settings2, f"{name} saved as version 2")
+        assert metadata2 == metadata
+        if name.startswith("ae_"):  # written by ae.save: the estimator loads it too
+            est = fastae.load(path)
+            assert np.array_equal(est.predict(x), expected[f"{name}/predict"])
+
+
+def test_version_1_files_from_the_document_load_and_save_as_version_2(fitted, X):
+    model = fitted._model
+    state = model.optimizer_state()
+    settings = settings_of(learning_rate=0.125, momentum=0.5, nesterov=True)
+    data = build_v1(list(model.layer_sizes), "relu", "sigmoid", "bce", settings, model.get_params(),
+                    state=state, metadata=b"{}")
+    back, back_settings, metadata = _core.model_from_bytes(data)
+    assert back_settings == settings and metadata == b"{}"
+    assert np.array_equal(back.get_params(), model.get_params())
+    got = back.optimizer_state()
+    assert got["steps"] == state["steps"] and np.array_equal(got["m"], state["m"])
+    assert np.array_equal(got["v"], state["v"]) and got["config"] == state["config"]
+    assert np.array_equal(back.encode(X), model.encode(X))
+    assert back.spec() == {**model.spec(), "layers": [{**layer, "initializer": "glorot_uniform"}
+                                                      for layer in model.spec()["layers"]]}
+    again = _core.model_to_bytes(back, back_settings, True, metadata)
+    assert parse_v2(again)["settings"] == settings
+    assert again == build_v2(back.spec(), settings, model.get_params(), state=got, metadata=b"{}")
 
 
 def test_a_file_without_metadata_gets_hyperparameters_from_the_network(X):
-    """As a C++ program writes it (fastae::save_model with no metadata)."""
+    """As a C++ program writes it (fastae::save_model with no metadata), in either version."""
     model = Autoencoder(hidden_layer_sizes=(9, 3), activation="tanh", random_state=0, epochs=1).fit(X)._model
-    settings = {"optimizer": "sgd", "nesterov": False, "learning_rate": 0.25, "beta1": 0.5, "beta2": 0.75,
-                "epsilon": 1e-3, "momentum": 0.0}
-    data = build_file(list(model.layer_sizes), "tanh", "sigmoid", "bce", settings, model.get_params())
-    est = Autoencoder._from_model(*fastae._core.model_from_bytes(data))
-    assert est.get_params() == {**Autoencoder().get_params(), "hidden_layer_sizes": (9, 3), "activation": "tanh",
-                                "optimizer": "sgd", "learning_rate": 0.25, "beta_1": 0.5, "beta_2": 0.75,
-                                "epsilon": 1e-3, "momentum": 0.0, "nesterov": False}
-    assert np.array_equal(est._model.get_params(), model.get_params()) and est._model.optimizer_state() is None
+    settings = settings_of(optimizer="sgd", learning_rate=0.25, beta1=0.5, beta2=0.75, epsilon=1e-3)
+    files = [build_v1(list(model.layer_sizes), "tanh", "sigmoid", "bce", settings, model.get_params()),
+             build_v2(model.spec(), settings, model.get_params())]
+    for data in files:
+        est = Autoencoder._from_model(*_core.model_from_bytes(data))
+        assert est.get_params() == {**Autoencoder().get_params(), "hidden_layer_sizes": (9, 3),
+                                    "activation": "tanh", "optimizer": "sgd", "learning_rate": 0.25,
+                                    "beta_1": 0.5, "beta_2": 0.75, "epsilon": 1e-3, "momentum": 0.0,
+                                    "nesterov": False}
+        assert np.array_equal(est._model.get_params(), model.get_params()) and est._model.optimizer_state() is None
     # A plain MLP (not mirrored) is a valid model file but not an Autoencoder.
-    mlp = build_file([4, 3, 2], "relu", "linear", "mse", settings, np.zeros(4 * 3 + 3 + 3 * 2 + 2))
-    assert fastae._core.model_from_bytes(mlp)[0].layer_sizes == [4, 3, 2]
-    with pytest.raises(ModelFileError, match="not a mirrored autoencoder"):
-        Autoencoder._from_model(*fastae._core.model_from_bytes(mlp))
+    spec = {"n_inputs": 4, "code_layer": 0, "loss": "mse", "huber_delta": 1.0,
+            "layers": [{"units": u, "activation": a, "alpha": 0.0, "initializer": "glorot_uniform", "l1": 0.0,
+                        "l2": 0.0, "dropout": 0.0} for u, a in [(3, "relu"), (2, "linear")]]}
+    for mlp in [build_v1([4, 3, 2], "relu", "linear", "mse", settings, np.zeros(4 * 3 + 3 + 3 * 2 + 2)),
+                build_v2(spec, settings, np.zeros(4 * 3 + 3 + 3 * 2 + 2))]:
+        assert _core.model_from_bytes(mlp)[0].layer_sizes == [4, 3, 2]
+        with pytest.raises(ModelFileError, match="not a mirrored autoencoder"):
+            Autoencoder._from_model(*_core.model_from_bytes(mlp))
+
+
+def _small_spec(output="sigmoid", loss="bce"):
+    """3 -> 2 -> 3, relu then `output`."""
+    return {"n_inputs": 3, "code_layer": 0, "loss": loss, "huber_delta": 1.0,
+            "layers": [{"units": u, "activation": a, "alpha": 0.0, "initializer": "glorot_uniform", "l1": 0.0,
+                        "l2": 0.0, "dropout": 0.0} for u, a in [(2, "relu"), (3, output)]]}
 
 
 @pytest.mark.parametrize("metadata, match", [
@@ -279,13 +638,32 @@ def test_a_file_without_metadata_gets_hyperparameters_from_the_network(X):
     (json.dumps({"estimator": "fastae.Autoencoder", "params": {"hidden_layer_sizes": [3]},
                  "attributes": {"history_": {"loss": ["a"]}}}).encode(), "bad training record"),
 ])
-def test_bad_metadata_is_a_model_file_error(metadata, match):
-    settings = {"optimizer": "adam", "nesterov": False, "learning_rate": 1e-3, "beta1": 0.9, "beta2": 0.999,
-                "epsilon": 1e-8, "momentum": 0.0}
-    data = build_file([4, 3, 4], "relu", "sigmoid", "bce", settings, np.zeros(4 * 3 + 3 + 3 * 4 + 4),
-                      metadata=metadata)
+@pytest.mark.parametrize("version", [1, 2])
+def test_bad_metadata_is_a_model_file_error(metadata, match, version):
+    spec = {**_small_spec(), "n_inputs": 4, "layers": [{**layer, "units": u} for layer, u in zip(_small_spec()["layers"], [3, 4])]}
+    params = np.zeros(4 * 3 + 3 + 3 * 4 + 4)
+    data = (build_v1([4, 3, 4], "relu", "sigmoid", "bce", settings_of(), params, metadata=metadata) if version == 1
+            else build_v2(spec, settings_of(), params, metadata=metadata))
     with pytest.raises(ModelFileError, match=match):
-        Autoencoder._from_model(*fastae._core.model_from_bytes(data))
+        Autoencoder._from_model(*_core.model_from_bytes(data))
+
+
+def test_unknown_optional_sections_are_skipped():
+    """A section with a tag this fastae does not know and flags 0 is skipped wherever it is (a later
+    fastae may add such sections); saved again, the file is what it was without it."""
+    state = {"config": settings_of(), "steps": 3, "m": np.zeros(17, np.float32), "v": np.ones(17, np.float32)}
+    base = build_v2(_small_spec(), settings_of(), np.arange(17) / 17, state=state, metadata=b"meta")
+    parts = [data for _, _, _, data in sections_of(base)]
+    tags = [tag for tag, _, _, _ in sections_of(base)]
+    extra = section("XTRA", pickle.dumps(os.system), flags=0)
+    for at in range(len(parts) + 1):
+        body = b"".join(section(tag, data) for tag, data in zip(tags[:at], parts[:at])) + extra + b"".join(
+            section(tag, data) for tag, data in zip(tags[at:], parts[at:]))
+        data = file_of(2, body)
+        assert parse_v2(data)["tags"] == tags[:at] + ["XTRA"] + tags[at:]
+        model, settings, metadata = _core.model_from_bytes(data)
+        assert np.array_equal(model.get_params(), np.float32(np.arange(17) / 17)) and metadata == b"meta"
+        assert _core.model_to_bytes(model, settings, True, metadata) == base
 
 
 # ---- saving: atomic, and errors -----------------------------------------------------------------
@@ -405,16 +783,20 @@ def _load_all_limited(cases, tmp_path):
 def test_every_truncation_and_byte_flip_is_a_clean_error(X, tmp_path):
     est = Autoencoder(hidden_layer_sizes=(3,), epochs=1, random_state=0).fit(X[:50, :6])
     data = _saved(est, tmp_path / "small.fae").read_bytes()
+    model = est._model
+    old = build_v1(list(model.layer_sizes), "relu", "sigmoid", "bce", settings_of(), model.get_params(),
+                   state=model.optimizer_state(), metadata=b"{}")
     rng = np.random.default_rng(0)
-    cases = [(f"cut {n}", data[:n]) for n in range(len(data))]
-    flips = []
-    for i in range(len(data)):  # every byte, with a random non-zero xor
-        bad = bytearray(data)
-        bad[i] ^= int(rng.integers(1, 256))
-        flips.append((f"flip {i}", bytes(bad)))
-    result = _load_all_limited(cases + flips, tmp_path)
-    assert result["counts"] == {"rejected": 2 * len(data), "loaded": 0}
-    assert "truncated" in result["messages"]["cut 100"]
+    cases = []
+    for label, blob in [("v2", data), ("v1", old)]:
+        cases += [(f"{label} cut {n}", blob[:n]) for n in range(len(blob))]
+        for i in range(len(blob)):  # every byte, with a random non-zero xor
+            bad = bytearray(blob)
+            bad[i] ^= int(rng.integers(1, 256))
+            cases.append((f"{label} flip {i}", bytes(bad)))
+    result = _load_all_limited(cases, tmp_path)
+    assert result["counts"] == {"rejected": 2 * (len(data) + len(old)), "loaded": 0}
+    assert "truncated" in result["messages"]["v2 cut 100"]
     print(f"{len(data)}-byte file: {len(data)} truncations and {len(data)} flipped bytes rejected")
 
 
@@ -423,22 +805,27 @@ def test_changes_behind_a_valid_checksum_load_or_fail_cleanly(X, tmp_path):
     is still a model) or raises ModelFileError, and never allocates much or crashes."""
     est = Autoencoder(hidden_layer_sizes=(3,), epochs=1, random_state=0).fit(X[:50, :6])
     data = _saved(est, tmp_path / "small.fae").read_bytes()
+    model = est._model
+    old = build_v1(list(model.layer_sizes), "relu", "sigmoid", "bce", settings_of(), model.get_params(),
+                   state=model.optimizer_state(), metadata=b"{}")
     rng = np.random.default_rng(1)
     cases = []
-    for k in range(3000):
-        bad = bytearray(data)
-        for i in rng.integers(24, len(data) - 4, size=int(rng.integers(1, 4))):
-            bad[i] = int(rng.integers(0, 256))
-        cases.append((f"change {k}", seal(bytes(bad))))
+    for label, blob in [("v2", data), ("v1", old)]:
+        for k in range(1500):
+            bad = bytearray(blob)
+            for i in rng.integers(24, len(blob) - 4, size=int(rng.integers(1, 4))):
+                bad[i] = int(rng.integers(0, 256))
+            cases.append((f"{label} change {k}", seal(bytes(bad))))
     result = _load_all_limited(cases, tmp_path)
-    assert result["counts"]["rejected"] > 0 and result["counts"]["loaded"] > 0
+    for label in ("v1", "v2"):
+        outcomes = [message for name, message in result["messages"].items() if name.startswith(label)]
+        assert None in outcomes and any(outcomes), label  # some load, some are rejected
 
 
-def _hostile_cases():
-    s = {"optimizer": "adam", "nesterov": False, "learning_rate": 1e-3, "beta1": 0.9, "beta2": 0.999,
-         "epsilon": 1e-8, "momentum": 0.0}
+def _hostile_v1_cases():
+    s = settings_of()
     big = 2**31 - 1
-    ok = build_file([3, 2, 3], "relu", "sigmoid", "bce", s, np.zeros(17))
+    ok = build_v1([3, 2, 3], "relu", "sigmoid", "bce", s, np.zeros(17))
 
     def patch(data, offset, fmt, value, reseal=True):
         data = bytearray(data)
@@ -446,44 +833,165 @@ def _hostile_cases():
         return seal(bytes(data)) if reseal else bytes(data)
 
     gib16 = 2**32  # parameters: 16 GiB of float32
+    with_state = build_v1([3, 2, 3], "relu", "sigmoid", "bce", s, np.zeros(17),
+                          state={"config": s, "steps": 1, "m": np.zeros(17), "v": np.zeros(17)})
     return [
         ("body size 2^63", patch(ok, 16, "Q", 2**63, reseal=False), "announces 9223372036854775808 bytes"),
-        ("version 7", patch(ok, 8, "I", 7, reseal=False), "unsupported model file version 7"),
+        ("version 7", patch(ok, 8, "I", 7, reseal=False), "unsupported model file version 7 .*reads versions 1 and 2"),
         ("big-endian", patch(ok, 12, "I", 0x04030201, reseal=False), "written big-endian"),
         ("2^32-1 widths", patch(ok, 24, "I", 2**32 - 1), "number of layer widths at byte 24 is 4294967295"),
         ("width 2^31", patch(ok, 28, "I", 2**31), "layer width 0 at byte 28 is 2147483648"),
         ("widths claiming 2^62 parameters",
-         build_file([big, big], "relu", "sigmoid", "bce", s, [], param_count=big * big + big),
+         build_v1([big, big], "relu", "sigmoid", "bce", s, [], param_count=big * big + big),
          f"claims {big * big + big} values"),
-        ("16 GiB of weights claimed", build_file([2**16, 2**16 - 1], "relu", "sigmoid", "bce", s, [],
-                                                 param_count=gib16 - 1), "claims 4294967295 values"),
-        ("6 widths overflowing 2^64", build_file([big] * 6, "relu", "sigmoid", "bce", s, []),
+        ("16 GiB of weights claimed", build_v1([2**16, 2**16 - 1], "relu", "sigmoid", "bce", s, [],
+                                               param_count=gib16 - 1), "claims 4294967295 values"),
+        ("6 widths overflowing 2^64", build_v1([big] * 6, "relu", "sigmoid", "bce", s, []),
          "more than 2\\^64 parameters"),
-        ("4097 layers", build_file([1] * 4097, "relu", "sigmoid", "bce", s, np.zeros(2 * 4096)),
+        ("4097 layers", build_v1([1] * 4097, "relu", "sigmoid", "bce", s, np.zeros(2 * 4096)),
          "is 4097 \\(must be in \\[2, 4096\\]\\)"),
         ("m of 2^61 values",
-         build_file([3, 2, 3], "relu", "sigmoid", "bce", s, np.zeros(17),
-                    state={"config": s, "steps": 1, "m": np.zeros(17), "v": np.zeros(17)}).replace(
-                        struct.pack("<Q", 17) + bytes(68) + struct.pack("<Q", 17),
-                        struct.pack("<Q", 2**61) + bytes(68) + struct.pack("<Q", 17)),
-         None),  # resealed below
+         seal(with_state.replace(struct.pack("<Q", 17) + bytes(68) + struct.pack("<Q", 17),
+                                 struct.pack("<Q", 2**61) + bytes(68) + struct.pack("<Q", 17))),
+         "the optimizer state m's length at byte .* is 2305843009213693952"),
         ("metadata of 4 GiB", patch(ok, len(ok) - 8, "I", 2**32 - 1), "metadata length at byte 168 is 4294967295"),
-        ("NaN weight", build_file([3, 2, 3], "relu", "sigmoid", "bce", s, [np.nan] + [0] * 16), "value 0 is nan"),
+        ("NaN weight", build_v1([3, 2, 3], "relu", "sigmoid", "bce", s, [np.nan] + [0] * 16), "value 0 is nan"),
         ("activation code 200", patch(ok, 40, "B", 200), "the activation at byte 40 has code 200"),
+        # Version 1 knows the names it had, whatever version 2 knows.
+        ("activation code 4", patch(ok, 40, "B", 4), "the activation at byte 40 has code 4 \\(known codes: 0 to 3\\)"),
+        ("optimizer code 2", patch(ok, 44, "B", 2), "optimizer kind at byte 44 has code 2 \\(known codes: 0 to 1\\)"),
         ("infinite learning rate", patch(ok, 48, "d", float("inf")), "learning_rate must be finite"),
-        ("negative steps", build_file([3, 2, 3], "relu", "sigmoid", "bce", s, np.zeros(17),
-                                      state={"config": s, "steps": -5, "m": np.zeros(17), "v": np.zeros(17)}),
+        ("negative steps", build_v1([3, 2, 3], "relu", "sigmoid", "bce", s, np.zeros(17),
+                                    state={"config": s, "steps": -5, "m": np.zeros(17), "v": np.zeros(17)}),
          "step count at byte 212 is negative"),
     ]
 
 
-def test_hostile_headers_are_rejected_without_big_allocations(tmp_path):
+def _hostile_v2_cases():
+    """Hostile version-2 files, from the small file whose sections lie at NETW 24, HEAD 136, PARM 164,
+    OPTC 256, OPTS 364 and META 664 (docs/model-format.md, "An example", with bce)."""
+    spec = _small_spec()
+    s = settings_of()
+    zeros = np.zeros(17)
+    state = {"config": s, "steps": 3, "m": zeros, "v": zeros}
+    big = 2**31 - 1
+
+    def build(netw_=None, head_=None, parm_=None, optc_=None, opts_=None, meta_=b"meta", tags=None, extra=()):
+        payloads = {"NETW": netw(spec) if netw_ is None else netw_, "HEAD": head(spec) if head_ is None else head_,
+                    "PARM": parm(zeros) if parm_ is None else parm_,
+                    "OPTC": settings_block(s) if optc_ is None else optc_,
+                    "OPTS": opts(state) if opts_ is None else opts_, "META": meta_}
+        body = b"".join(section(tag, payloads[tag]) for tag in tags or KNOWN)
+        for at, blob in extra:  # (byte offset in the body, a whole section)
+            body = body[:at] + blob + body[at:]
+        return file_of(2, body)
+
+    def patched(blob, offset, fmt, value):
+        blob = bytearray(blob)
+        struct.pack_into("<" + fmt, blob, offset, value)
+        return bytes(blob)
+
+    def layers(*units, act="relu"):
+        return {**spec, "n_inputs": big, "layers": [{**spec["layers"][0], "units": u, "activation": act} for u in units]}
+
+    nan, inf = float("nan"), float("inf")
+    ok = build()
+    assert len(ok) == 688
+    wide = {**spec, "n_inputs": 2**16, "layers": [{**spec["layers"][0], "units": 2**16 - 1}]}
+    return [
+        # Framing.
+        ("unknown required section", build(extra=[(112, section("ZZZZ", b"abc", flags=1))]),
+         "section 'ZZZZ' at byte 136: it is marked required, and fastae .* does not know it"),
+        ("unknown flag bits", build(extra=[(112, section("ZZZZ", b"", flags=4))]),
+         "section 'ZZZZ' at byte 136: its flags at byte 140 are 0x00000004"),
+        ("required flag on OPTS", seal(patched(ok, 368, "I", 1)), None),
+        ("duplicate NETW", build(tags=["NETW", "NETW", "HEAD", "PARM", "OPTC"]),
+         "section NETW at byte 136: a second NETW section \\(the first is at byte 24\\)"),
+        ("missing PARM", build(tags=["NETW", "HEAD", "OPTC"]),
+         "the required section PARM is missing \\(before OPTC at byte 164"),
+        ("no sections", file_of(2, b""), "the required section NETW is missing \\(the sections end at byte 24"),
+        ("META before OPTS", build(tags=["NETW", "HEAD", "PARM", "OPTC", "META", "OPTS"]),
+         "section OPTS at byte 384: it comes after META \\(at byte 364\\)"),
+        ("section length 2^63", seal(patched(ok, 172, "Q", 2**63)),
+         "section PARM at byte 164: its length at byte 172 is 9223372036854775808 but only 504 bytes remain"),
+        ("a cut section header", seal(ok[:-4] + b"XTR" + ok[-4:]), "a section header at byte 684 needs 16 bytes"),
+        ("bytes after HEAD's fields", build(head_=head(spec) + b"\0\0\0\0"),
+         "section HEAD at byte 136: 4 unexpected bytes at byte 164"),
+        # Counts larger than the bytes, and sizes no file could hold.
+        ("2^32-1 layers", build(netw_=patched(netw(spec), 4, "I", 2**32 - 1)),
+         "section NETW at byte 24: the layer count at byte 44 is 4294967295 \\(must be in \\[1, 4095\\]\\)"),
+        ("4095 layers in 96 bytes", build(netw_=patched(netw(spec), 4, "I", 4095)),
+         "the layer records at byte 56 claims 4095 values of 40 bytes but only 80 bytes remain"),
+        ("record size 48", build(netw_=patched(netw(spec), 12, "I", 48)),
+         "the layer record size at byte 52 is 48; version 2 records are 40 bytes"),
+        ("code layer -1", build(netw_=patched(netw(spec), 8, "i", -1)), "code_layer at byte 48 is 4294967295"),
+        ("widths claiming 2^63 parameters", build(netw_=netw(layers(big, big))),
+         "section HEAD at byte 136: the network of NETW \\(at byte 24\\) and this HEAD has 9223372032559808512 "
+         "parameters, more than the \\d+ bytes after HEAD could hold"),
+        ("16 GiB of weights claimed", build(netw_=netw(wide), head_=head({**spec, "loss": "mse"})),
+         "has 4294967295 parameters, more than"),
+        ("6 layers overflowing 2^64", build(netw_=netw({**layers(*[big] * 6), "code_layer": 2})),
+         "its layer widths give more than 2\\^64 parameters"),
+        ("PARM count 2^61", build(parm_=parm(zeros, count=2**61)),
+         "section PARM at byte 164: the parameter count at byte 180 is 2305843009213693952 but the network has 17"),
+        ("PARM of 17 in 40 bytes", build(parm_=parm(zeros)[:48]),
+         "the parameters at byte 188 claims 17 values of 4 bytes but only 40 bytes remain"),
+        ("slot of 2^61 values", build(opts_=patched(opts(state), 116, "Q", 2**61)),
+         "section OPTS at byte 364: slot exp_avg's length at byte 496 is 2305843009213693952 but the model has 17"),
+        ("2^32-1 settings", build(optc_=patched(settings_block(s), 4, "I", 2**32 - 1)),
+         "the settings at byte 280 claims 4294967295 values of 12 bytes"),
+        ("metadata of 1 MiB + 1", build(meta_=b"m" * (2**20 + 1)), "holds 1048577 bytes of metadata"),
+        ("empty META", build(meta_=b""), "section META at byte 664: it is empty"),
+        # Bad codes.
+        ("activation code 200", build(netw_=patched(netw(spec), 20, "B", 200)),
+         "layers\\[0\\].activation at byte 60 has code 200 \\(known codes: 0 linear, 1 relu"),
+        ("initializer code 77", build(netw_=patched(netw(spec), 21, "B", 77)),
+         "layers\\[0\\].initializer at byte 61 has code 77"),
+        ("loss code 99", build(head_=patched(head(spec), 0, "B", 99)),
+         "section HEAD at byte 136: the loss at byte 152 has code 99"),
+        ("optimizer code 9", build(optc_=patched(settings_block(s), 0, "B", 9)),
+         "section OPTC at byte 256: the settings: the optimizer kind at byte 272 has code 9"),
+        ("unknown setting id", build(optc_=patched(settings_block(s), 80, "I", 99)),
+         "setting id 99 at byte 352 is unknown to fastae"),
+        ("setting ids swapped", build(optc_=patched(patched(settings_block(s), 8, "I", 2), 20, "I", 1)),
+         "setting id 2 \\(beta1\\) at byte 280 is out of place"),
+        # Non-finite values.
+        ("NaN alpha", build(netw_=patched(netw(spec), 24, "d", nan)), "layers\\[0\\].alpha at byte 64 is nan"),
+        ("infinite l2", build(netw_=patched(netw(spec), 80, "d", inf)), "layers\\[1\\].l2 at byte 120 is inf"),
+        ("NaN huber_delta", build(head_=patched(head(spec), 4, "d", nan)), "huber_delta at byte 156 is nan"),
+        ("NaN weight", build(parm_=parm([np.nan] + [0] * 16)), "the parameters \\(from byte 188\\): value 0 is nan"),
+        ("infinite learning rate", build(optc_=patched(settings_block(s), 12, "d", inf)),
+         "section OPTC at byte 256: the settings at byte 272: learning_rate must be finite"),
+        ("NaN rho", build(optc_=patched(settings_block(s), 84, "d", nan)), "rho must be finite"),
+        ("NaN in a slot", build(opts_=patched(opts(state), 124, "f", nan)),
+         "slot exp_avg \\(from byte 504\\): value 0 is nan"),
+        # Wrong slots.
+        ("a misspelt slot", build(opts_=opts(state).replace(b"exp_avg\0", b"exp_avx\0")),
+         "slot 0's name at byte 488 is 'exp_avx' but 'adam' calls its slot 0 'exp_avg'"),
+        ("slots swapped", build(opts_=settings_block(s) + struct.pack("<qI", 3, 2) + slot("exp_avg_sq", zeros)
+                                + slot("exp_avg", zeros)),
+         "slot 0's name at byte 488 is 'exp_avg_sq' but 'adam' calls its slot 0 'exp_avg'"),
+        ("SGD's slot in Adam's state", build(opts_=settings_block(s) + struct.pack("<qI", 3, 1)
+                                             + slot("momentum_buffer", zeros)),
+         "the slot count at byte 480 is 1 but 'adam' has 2"),
+        ("negative steps", build(opts_=patched(opts(state), 92, "q", -5)),
+         "section OPTS at byte 364: the step count at byte 472 is negative \\(-5\\)"),
+        ("negative exp_avg_sq", build(opts_=opts({**state, "v": -np.ones(17)})),
+         "section OPTS at byte 364: the optimizer state is invalid: .*must be >= 0"),
+        # Networks Model refuses.
+        ("dropout on the output", build(netw_=patched(netw(spec), 88, "d", 0.5)),
+         "section HEAD at byte 136: the network of NETW \\(at byte 24\\) and this HEAD is invalid: .*dropout"),
+        ("bce after linear", build(netw_=netw(_small_spec(output="linear"))), "is invalid: .*sigmoid"),
+        ("softmax inside", build(netw_=patched(netw(spec), 20, "B", CODES["activation"]["softmax"])),
+         "is invalid: .*output layer only"),
+    ]
+
+
+def test_hostile_files_are_rejected_without_big_allocations(tmp_path):
     cases, expected = [], {}
-    for name, data, match in _hostile_cases():
-        if match is None:  # the m-length case: seal after the replacement
-            data, match = seal(data), "the optimizer state m's length at byte .* is 2305843009213693952"
+    for name, data, match in _hostile_v1_cases() + _hostile_v2_cases():
         cases.append((name, data))
-        expected[name] = match
+        expected[name] = match or "flags at byte 368 are 0x00000001; OPTS is written with 0x00000000"
     result = _load_all_limited(cases, tmp_path)
     assert result["counts"] == {"rejected": len(cases), "loaded": 0}
     for name, match in expected.items():

@@ -1,6 +1,7 @@
 """Loading never executes code from a file: a model file's metadata is JSON and is never unpickled,
 even when it holds a pickle whose __reduce__ would act (checked by its absent side effect and by
-Python's audit hooks), and a pickled Autoencoder carries its network only as model-file bytes,
+Python's audit hooks), and neither is a section the reader does not know (skipped, or rejected when
+marked required), and a pickled Autoencoder carries its network only as model-file bytes,
 which go through the same checked reader. What pickle itself can and cannot promise is in
 docs/model-format.md ("Pickle"): unpickling untrusted data runs code by design, whatever the
 class; fastae.load is the safe route for files from elsewhere."""
@@ -9,9 +10,11 @@ import io
 import json
 import os
 import pickle
+import struct
 import subprocess
 import sys
 import textwrap
+import zlib
 
 import numpy as np
 import pytest
@@ -45,6 +48,13 @@ def _save_with_metadata(est, path, metadata):
     _core.save_model(est._model, os.fsencode(path), settings, True, metadata)
 
 
+def _with_section(data, tag, flags, payload):
+    """A version-2 model file with one more section before its checksum (docs/model-format.md), resealed."""
+    body = data[24:-4] + tag + struct.pack("<IQ", flags, len(payload)) + payload
+    head = data[:16] + struct.pack("<Q", len(body))
+    return head + body + struct.pack("<I", zlib.crc32(head + body))
+
+
 def _hostile_files(est, folder):
     """Model files whose metadata carries a pickle that would create folder/'ran-<name>'."""
     files = {}
@@ -61,6 +71,12 @@ def _hostile_files(est, folder):
     doc["params"]["random_state"] = payload("in-json", 0).decode("ascii")
     _save_with_metadata(est, folder / "in-json.fae", json.dumps(doc).encode())
     files["in-json"] = folder / "in-json.fae"
+    # The pickle in a section this fastae does not know: skipped when optional, rejected when
+    # required; never unpickled either way.
+    plain = _core.model_to_bytes(est._model, None, True, est._metadata())
+    for name, flags in [("optional-section", 0), ("required-section", 1)]:
+        (folder / f"{name}.fae").write_bytes(_with_section(plain, b"PKLE", flags, payload(name, pickle.HIGHEST_PROTOCOL)))
+        files[name] = folder / f"{name}.fae"
     # The pickle as the whole file: not a model file at all.
     (folder / "bare-pickle.fae").write_bytes(payload("bare-pickle", pickle.HIGHEST_PROTOCOL))
     files["bare-pickle"] = folder / "bare-pickle.fae"
@@ -80,7 +96,8 @@ def test_a_pickle_in_the_metadata_is_never_unpickled(fitted, tmp_path):
     for protocol in (0, 2, pickle.HIGHEST_PROTOCOL):
         assert "its metadata is not UTF-8 JSON" in outcomes[f"pickle-protocol-{protocol}"]
     assert "not a fastae model file" in outcomes["bare-pickle"]
-    assert outcomes["in-json"] == "loaded"
+    assert outcomes["in-json"] == outcomes["optional-section"] == "loaded"
+    assert "section 'PKLE' at byte" in outcomes["required-section"] and "marked required" in outcomes["required-section"]
     est = fastae.load(files["in-json"])
     assert isinstance(est.random_state, str) and est.random_state.startswith("cposix\nmkdir")
     assert np.array_equal(est.transform(fastae.load_digits()[0][:5]), fitted.transform(fastae.load_digits()[0][:5]))
@@ -138,7 +155,8 @@ def test_loading_raises_no_code_execution_audit_event(fitted, tmp_path):
     assert run.returncode == 0, run.stderr[-3000:]
     result = json.loads(run.stdout.strip().splitlines()[-1])
     assert result["events"] == {"control": ["pickle.find_class"]}, result["events"]
-    assert result["outcome"]["normal"] == result["outcome"]["in-json"] == "loaded"
+    assert result["outcome"]["normal"] == result["outcome"]["in-json"] == result["outcome"]["optional-section"] == "loaded"
+    assert result["outcome"]["required-section"] == "rejected"
     assert not any((tmp_path / name).exists() for name in os.listdir(tmp_path) if name.startswith("ran-"))
 
 

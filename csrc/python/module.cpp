@@ -203,6 +203,8 @@ py::dict report_to_dict(const fastae::EpochReport& r) {
     d["loss"] = r.loss;
     if (r.has_val_loss) d["val_loss"] = r.val_loss;
     d["seconds"] = r.seconds;
+    d["lr"] = r.lr;
+    d["improved"] = r.improved;
     for (const auto& [name, value] : r.metrics) d[py::str(name)] = value;
     return d;
 }
@@ -236,6 +238,9 @@ fastae::TrainingData training_data(const Model& m, const py::array& x, const std
     return d;
 }
 
+// fastae::TrainOptions from a dict: epochs, batch_size, shuffle, seed, n_threads and
+// resume_optimizer are required; the training controls are optional (TrainOptions' defaults).
+// lr_schedule is a schedule's name; a Python callable goes in as lr_function.
 fastae::TrainOptions train_options(const py::dict& o) {
     fastae::TrainOptions t;
     t.epochs = o["epochs"].cast<int>();
@@ -244,7 +249,36 @@ fastae::TrainOptions train_options(const py::dict& o) {
     t.seed = o["seed"].cast<std::uint64_t>();
     t.n_threads = o["n_threads"].cast<int>();
     t.resume_optimizer = o["resume_optimizer"].cast<bool>();
+    auto take = [&](const char* key, auto& field) {
+        if (o.contains(key)) field = o[key].cast<std::decay_t<decltype(field)>>();
+    };
+    take("initial_epoch", t.initial_epoch);
+    take("validation_split", t.validation_split);
+    take("early_stopping", t.early_stopping);
+    take("patience", t.patience);
+    take("min_delta", t.min_delta);
+    take("restore_best_weights", t.restore_best_weights);
+    if (o.contains("lr_schedule")) t.lr_schedule = fastae::parse_lr_schedule(o["lr_schedule"].cast<std::string>());
+    take("lr_decay_rate", t.lr_decay_rate);
+    take("lr_decay_steps", t.lr_decay_steps);
+    take("lr_min", t.lr_min);
+    take("lr_patience", t.lr_patience);
+    take("lr_in_force", t.lr_in_force);
+    take("clipnorm", t.clipnorm);
+    take("max_time", t.max_time);
+    take("progress_interval", t.progress_interval);
     return t;
+}
+
+const char* stop_reason_name(fastae::StopReason r) {
+    switch (r) {
+        case fastae::StopReason::completed: return "completed";
+        case fastae::StopReason::callback: return "callback";
+        case fastae::StopReason::interrupted: return "interrupted";
+        case fastae::StopReason::early_stopping: return "early_stopping";
+        case fastae::StopReason::max_time: return "max_time";
+    }
+    return "?";
 }
 
 // fit: releases the GIL for the whole loop; takes it back briefly for the per-epoch callback and,
@@ -252,7 +286,8 @@ fastae::TrainOptions train_options(const py::dict& o) {
 py::tuple fit(Model& m, const py::array& x, const std::optional<FloatArray>& y,
               const std::optional<FloatArray>& sample_weight, const std::optional<py::array>& x_val,
               const std::optional<FloatArray>& y_val, const std::optional<FloatArray>& w_val, float scale,
-              const py::dict& optimizer, const py::dict& options, const std::optional<py::function>& on_epoch) {
+              const py::dict& optimizer, const py::dict& options, const std::optional<py::function>& on_epoch,
+              const std::optional<py::function>& on_progress, const std::optional<py::function>& lr_function) {
     const fastae::OptimizerConfig oc = settings_from_dict(optimizer);
     fastae::TrainOptions opts = train_options(options);
     const fastae::TrainingData data = training_data(m, x, y, sample_weight, scale, "X");
@@ -285,19 +320,53 @@ py::tuple fit(Model& m, const py::array& x, const std::optional<FloatArray>& y,
         };
     }
 
+    // The learning-rate function and the progress display: Python callables, each call under the
+    // GIL; an exception stops training and is raised once fit returns.
+    if (lr_function) {
+        opts.lr_function = [&](int epoch, double lr) {
+            py::gil_scoped_acquire acquire;
+            try {
+                return (*lr_function)(epoch, lr).cast<double>();
+            } catch (py::error_already_set& e) {
+                python_error.emplace(std::move(e));
+            } catch (const py::cast_error&) {
+                PyErr_SetString(PyExc_TypeError, "the learning-rate schedule must return a number");
+                python_error.emplace();  // fetches the error just set
+            }
+            throw fastae::TrainingStopped("the learning-rate schedule raised");
+        };
+    }
+    if (on_progress) {
+        opts.on_progress = [&](const fastae::Progress& p) {
+            py::gil_scoped_acquire acquire;
+            if (python_error) return;
+            try {
+                py::dict d;
+                d["epoch"] = p.epoch;
+                d["step"] = p.step;
+                d["steps"] = p.steps;
+                d["samples"] = p.samples;
+                d["loss"] = p.loss;
+                d["seconds"] = p.seconds;
+                (*on_progress)(d);
+            } catch (py::error_already_set& e) {
+                python_error.emplace(std::move(e));
+            }
+        };
+    }
+
     std::vector<fastae::EpochReport> history;
     fastae::StopReason reason;
-    {
+    try {
         py::gil_scoped_release release;
         reason = m.fit(data, &val, oc, opts, &history);
+    } catch (const fastae::TrainingStopped&) {
+        reason = fastae::StopReason::callback;  // python_error says why
     }
     if (python_error) throw std::move(*python_error);
     py::list hist;
     for (const auto& r : history) hist.append(report_to_dict(r));
-    const char* why = reason == fastae::StopReason::completed ? "completed"
-                      : reason == fastae::StopReason::callback ? "callback"
-                                                                 : "interrupted";
-    return py::make_tuple(hist, why);
+    return py::make_tuple(hist, stop_reason_name(reason));
 }
 
 // The vocabulary tables (fastae/vocabulary.h) as Python sees them: names in table order, the
@@ -343,6 +412,9 @@ void export_vocabulary(py::module_& mod) {
     mod.attr("LOSSES") = py::tuple(losses);
     mod.attr("OPTIMIZERS") = py::tuple(optimizers);
     mod.attr("INITIALIZERS") = py::tuple(initializers);
+    py::list schedules;
+    for (fastae::LrSchedule sch : fastae::all_lr_schedules()) schedules.append(fastae::name_of(sch));
+    mod.attr("LR_SCHEDULES") = py::tuple(schedules);
     py::dict codes;
     codes["activation"] = activation_codes;
     codes["loss"] = loss_codes;
@@ -455,6 +527,7 @@ PYBIND11_MODULE(_core, mod) {
         .def("fit", &fit, py::arg("X"), py::arg("y").noconvert(), py::arg("sample_weight").noconvert(),
              py::arg("X_val"), py::arg("y_val").noconvert(), py::arg("w_val").noconvert(), py::arg("scale"),
              py::arg("optimizer"), py::arg("options"), py::arg("on_epoch") = py::none(),
+             py::arg("on_progress") = py::none(), py::arg("lr_function") = py::none(),
              "Trains in place; returns (history, stop_reason). optimizer: settings dict (optimizer, learning_rate, "
              "beta1, beta2, epsilon, momentum, nesterov, weight_decay, rho); options: epochs, batch_size, shuffle, "
              "seed, n_threads, resume_optimizer. Raises KeyboardInterrupt on Ctrl-C after the current step, with "

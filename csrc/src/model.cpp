@@ -87,9 +87,9 @@ std::size_t Model::param_offset(int layer) const {
 void Model::init_weights(std::uint64_t seed) {
     Writing writing(impl_->guard, "init_weights");
     detail::Rng rng(seed);
-    for (const detail::DenseLayer& layer : impl_->net.layers()) {
-        const LayerSpec& spec = impl_->net.spec().layers[std::size_t(&layer - impl_->net.layers().data())];
-        const InitializerTraits& init = traits_of(spec.initializer);
+    for (int l = 0; l < n_layers(); ++l) {
+        const detail::DenseLayer& layer = impl_->net.layer(l);
+        const InitializerTraits& init = traits_of(impl_->net.spec().layers[std::size_t(l)].initializer);
         const double fan = init.fan == 0 ? 0.5 * double(layer.n_in + layer.n_out) : double(layer.n_in);
         float* w = impl_->params.data() + layer.offset;
         const std::size_t count = std::size_t(layer.n_in) * std::size_t(layer.n_out);
@@ -275,9 +275,29 @@ void validate(const OptimizerConfig& o) {
 }
 
 void validate(const TrainOptions& t) {
+    auto finite_at_least = [](double v, double low) { return std::isfinite(v) && v >= low; };
     require(t.epochs >= 0, "epochs must be >= 0, got " + std::to_string(t.epochs));
     require(t.batch_size >= 1, "batch_size must be >= 1, got " + std::to_string(t.batch_size));
     require(t.n_threads >= 1, "n_threads must be >= 1, got " + std::to_string(t.n_threads));
+    require(t.initial_epoch >= 0, "initial_epoch must be >= 0, got " + std::to_string(t.initial_epoch));
+    require(finite_at_least(t.validation_split, 0.0) && t.validation_split < 1.0,
+            "validation_split must be in [0, 1), got " + std::to_string(t.validation_split));
+    require(t.patience >= 1, "patience must be >= 1, got " + std::to_string(t.patience));
+    require(finite_at_least(t.min_delta, 0.0), "min_delta must be a finite number >= 0, got " + std::to_string(t.min_delta));
+    traits_of(t.lr_schedule);
+    require(std::isfinite(t.lr_decay_rate) && t.lr_decay_rate > 0.0 && t.lr_decay_rate <= 1.0,
+            "lr_decay_rate must be in (0, 1], got " + std::to_string(t.lr_decay_rate));
+    require(t.lr_decay_steps >= 1, "lr_decay_steps must be >= 1, got " + std::to_string(t.lr_decay_steps));
+    require(finite_at_least(t.lr_min, 0.0), "lr_min must be a finite number >= 0, got " + std::to_string(t.lr_min));
+    require(t.lr_patience >= 1, "lr_patience must be >= 1, got " + std::to_string(t.lr_patience));
+    require(finite_at_least(t.lr_in_force, 0.0), "lr_in_force must be a finite number >= 0, got " +
+                                                     std::to_string(t.lr_in_force));
+    require(finite_at_least(t.clipnorm, 0.0), "clipnorm must be a finite number >= 0 (0: off), got " +
+                                                  std::to_string(t.clipnorm));
+    require(finite_at_least(t.max_time, 0.0), "max_time must be a finite number >= 0 (0: none), got " +
+                                                  std::to_string(t.max_time));
+    require(finite_at_least(t.progress_interval, 0.0),
+            "progress_interval must be a finite number >= 0, got " + std::to_string(t.progress_interval));
 }
 
 namespace {
@@ -342,6 +362,13 @@ StopReason Model::fit(const TrainingData& data, const TrainingData* validation, 
     Writing writing(impl_->guard, "fit");
     check_training_arguments(*impl_, data, validation, optimizer, options);
     const TrainingData* val = validation && validation->n > 0 ? validation : nullptr;
+    // validation_split: a seeded random subset of the rows, copied out, validates; the rest trains.
+    std::optional<detail::HeldOut> held_out;
+    if (!val && options.validation_split > 0.0) {
+        held_out.emplace(detail::hold_out(data, n_inputs(), n_outputs(), options.validation_split, options.seed));
+        val = &held_out->validation;
+        check_whole(impl_->net, *val, "the validation_split rows");
+    }
     TrainingSession session(*impl_, data, optimizer, options, TrainingSession::Unclaimed{});
     if (val) session.impl_->reserve_evaluation(*val);
     // X, y and the weights are checked batch by batch as the first epoch reads them, while in
@@ -353,7 +380,8 @@ StopReason Model::fit(const TrainingData& data, const TrainingData* validation, 
     const detail::AlignedFloats initial = check ? impl_->params : detail::AlignedFloats();
     const std::size_t history_size = history ? history->size() : 0;
     try {
-        return detail::run_epochs(session, data, val, options, check, history);
+        return detail::run_epochs(session, data, held_out ? &held_out->train_rows : nullptr, val, options, check,
+                                  history);
     } catch (const std::invalid_argument&) {
         if (check) {
             std::copy(initial.begin(), initial.end(), impl_->params.begin());

@@ -34,24 +34,8 @@ constexpr std::uint32_t make_tag(const char (&s)[5]) {
            std::uint32_t(std::uint8_t(s[2])) << 16 | std::uint32_t(std::uint8_t(s[3])) << 24;
 }
 
-// A tag for a message: its four bytes, non-printable ones and quotes as \xNN.
-std::string tag_text(std::uint32_t tag) {
-    std::string s;
-    for (int i = 0; i < 4; ++i) {
-        const auto c = static_cast<unsigned char>(tag >> (8 * i));
-        if (c >= 0x20 && c < 0x7F && c != '\'' && c != '\\') {
-            s += char(c);
-        } else {
-            char esc[8];
-            std::snprintf(esc, sizeof esc, "\\x%02x", unsigned(c));
-            s += esc;
-        }
-    }
-    return s;
-}
-
-// Bytes of a name for a message, the same way.
-std::string quoted(const std::string& bytes) {
+// Bytes for a message, quoted: printable ASCII as it is, anything else (and quotes) as \xNN.
+std::string quote_bytes(const std::string& bytes) {
     std::string s = "'";
     for (unsigned char c : bytes) {
         if (c >= 0x20 && c < 0x7F && c != '\'' && c != '\\') {
@@ -65,17 +49,24 @@ std::string quoted(const std::string& bytes) {
     return s + "'";
 }
 
+// An unknown tag for a message: its four bytes, quoted ("'ZZZZ'").
+std::string tag_text(std::uint32_t tag) {
+    std::string bytes;
+    for (int i = 0; i < 4; ++i) bytes += char(static_cast<unsigned char>(tag >> (8 * i)));
+    return quote_bytes(bytes);
+}
+
 // The known sections' indices in kSections (below), which is also their order in a file.
 constexpr std::size_t kNetw = 0, kHead = 1, kParm = 2, kOptc = 3, kOpts = 4, kMeta = 5, kSectionCount = 6;
 
 // What the sections read so far have given.
 struct Parsed {
-    std::size_t body_end = 0;          // where the checksum starts
+    std::size_t body_end = 0;            // where the checksum starts
     std::size_t at[kSectionCount] = {};  // each known section's offset; 0: not read (yet)
-    NetworkSpec spec;                // NETW, then HEAD
-    std::optional<Model> model;      // built after HEAD
-    OptimizerConfig settings;        // OPTC
-    std::string metadata;            // META
+    NetworkSpec spec;                    // NETW, then HEAD
+    std::optional<Model> model;          // built at the end of HEAD
+    OptimizerConfig settings;            // OPTC
+    std::string metadata;                // META
 };
 
 // ---- NETW: the layers --------------------------------------------------------------------
@@ -300,6 +291,8 @@ OptimizerConfig read_settings(Reader& r, const std::string& what) {
 
 // ---- OPTC: the settings to continue training with --------------------------------------------
 
+void write_optc(Writer& w, const OptimizerConfig& settings) { write_settings(w, settings); }
+
 void read_optc(Reader& r, Parsed& p) { p.settings = read_settings(r, "the settings"); }
 
 // ---- OPTS: the optimizer state ----------------------------------------------------------
@@ -343,8 +336,8 @@ void read_opts(Reader& r, Parsed& p) {
         const std::uint32_t length = read_u32_in(r, slot + "'s name length", 1, kMaxSlotName);
         r.need(length, slot + "'s name");
         if (length != names[k].size() || !r.equals(names[k])) {
-            r.fail(slot + "'s name at byte " + str(name_at + 4) + " is " + quoted(r.text(length)) + " but '" + kind +
-                   "' calls its slot " + str(k) + " " + quoted(names[k]));
+            r.fail(slot + "'s name at byte " + str(name_at + 4) + " is " + quote_bytes(r.text(length)) + " but '" + kind +
+                   "' calls its slot " + str(k) + " " + quote_bytes(names[k]));
         }
         r.skip(length);
         r.zeros((4 - length % 4) % 4, slot + "'s padding");
@@ -372,6 +365,8 @@ void read_opts(Reader& r, Parsed& p) {
 }
 
 // ---- META: the metadata -----------------------------------------------------------------
+
+void write_meta(Writer& w, const std::string& metadata) { w.bytes(metadata.data(), metadata.size()); }
 
 void read_meta(Reader& r, Parsed& p) {
     if (r.left() == 0) r.fail("it is empty (a file without metadata has no META section)");
@@ -438,9 +433,9 @@ void write_body_v2(Writer& w, const Model& model, const OptimizerConfig& setting
     write_section(w, kNetw, [&] { write_netw(w, model); });
     write_section(w, kHead, [&] { write_head(w, model.spec().head); });
     write_section(w, kParm, [&] { write_parm(w, model); });
-    write_section(w, kOptc, [&] { write_settings(w, settings); });
+    write_section(w, kOptc, [&] { write_optc(w, settings); });
     if (state) write_section(w, kOpts, [&] { write_opts(w, *state); });
-    if (!metadata.empty()) write_section(w, kMeta, [&] { w.bytes(metadata.data(), metadata.size()); });
+    if (!metadata.empty()) write_section(w, kMeta, [&] { write_meta(w, metadata); });
 }
 
 ModelFile read_body_v2(const unsigned char* b, std::size_t size) {
@@ -458,7 +453,7 @@ ModelFile read_body_v2(const unsigned char* b, std::size_t size) {
         std::size_t kind = 0;
         while (kind < std::size(kSections) && kSections[kind].tag != tag) ++kind;
         const bool known = kind < std::size(kSections);
-        const std::string name = known ? kSections[kind].name : "'" + tag_text(tag) + "'";
+        const std::string name = known ? kSections[kind].name : tag_text(tag);
         const std::string context = "section " + name + " at byte " + str(at) + ": ";
         if (flags & ~kRequired) {
             throw ModelFileError(context + "its flags at byte " + str(at + 4) + " are " + hex32(flags) +

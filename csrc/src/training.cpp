@@ -91,15 +91,16 @@ TrainingSession::Impl::Impl(Model::Impl& model_, const TrainingData& data_, cons
     previous.resize(n_params);
     slice_finite.assign(std::size_t(n_shards), 1);
     slice_penalty.assign(std::size_t(n_shards), 0.0);
+    slice_square_sum.assign(std::size_t(n_shards), 0.0);
     ws.reserve(std::size_t(n_shards));
     for (int t = 0; t < n_shards; ++t) ws.emplace_back(net, std::max<std::size_t>(shard_capacity, 1));
     xb.resize(std::size_t(d_in) * batch_capacity);
     if (!targets_are_inputs) yb.resize(std::size_t(d_out) * batch_capacity);
     if (data.sample_weight) wb.resize(batch_capacity);
-    for (const detail::DenseLayer& layer : net.layers()) {
-        const LayerSpec& spec = net.spec().layers[std::size_t(&layer - net.layers().data())];
-        if (spec.l1 > 0.0 || spec.l2 > 0.0) {
-            penalties.push_back({layer.offset, layer.bias_offset(), float(spec.l1), float(spec.l2)});
+    for (int l = 0; l < net.n_layers(); ++l) {
+        const LayerSpec& spec = net.spec().layers[std::size_t(l)];
+        if (spec.l1 > 0.0 || spec.l2 > 0.0) {  // on W only: [offset, bias_offset)
+            penalties.push_back({net.layer(l).offset, net.layer(l).bias_offset(), float(spec.l1), float(spec.l2)});
         }
     }
 }
@@ -168,8 +169,8 @@ void TrainingSession::Impl::shard_gradient(int shard) {
 }
 
 // Slice `slice` of the parameters: the shards' gradients summed into grads[0] (unless reduce()
-// did it), the penalty terms added, the update applied.
-void TrainingSession::Impl::update_slice(int slice) {
+// did it) and the penalty terms added: l1 * sign(w) + 2 l2 w on penalised weights.
+void TrainingSession::Impl::penalise_slice(int slice) {
     const std::size_t p0 = part_begin(n_params, n_shards, slice), p1 = part_begin(n_params, n_shards, slice + 1);
     if (!reduced) sum_slice(p0, p1);
     float* g = grads[0].data();
@@ -183,7 +184,41 @@ void TrainingSession::Impl::update_slice(int slice) {
         }
     }
     slice_penalty[std::size_t(slice)] = penalty;
+}
+
+// The whole step on one slice: the gradient completed (penalise_slice), scaled by the clip factor
+// when clipping ran before, and the update applied.
+void TrainingSession::Impl::update_slice(int slice) {
+    const std::size_t p0 = part_begin(n_params, n_shards, slice), p1 = part_begin(n_params, n_shards, slice + 1);
+    float* g = grads[0].data();
+    if (options.clipnorm > 0.0) {
+        if (clip_factor != 1.0f) {
+            for (std::size_t i = p0; i < p1; ++i) g[i] *= clip_factor;
+        }
+    } else {
+        penalise_slice(slice);
+    }
     slice_finite[std::size_t(slice)] = opt.apply(params, g, p0, p1, previous.data());
+}
+
+// clipnorm: the gradient (penalties included) is completed in a pass of its own, its global L2
+// norm summed slice by slice in slice order, and the factor min(1, clipnorm / norm) kept for the
+// update pass (torch.nn.utils.clip_grad_norm_ and Keras' clipnorm; a norm of 0 is left alone).
+void TrainingSession::Impl::clip_norm() {
+    auto task = [this](int slice, int) {
+        penalise_slice(slice);
+        const std::size_t p0 = part_begin(n_params, n_shards, slice), p1 = part_begin(n_params, n_shards, slice + 1);
+        double sum = 0.0;
+        const float* g = grads[0].data();
+        for (std::size_t i = p0; i < p1; ++i) sum += double(g[i]) * double(g[i]);
+        slice_square_sum[std::size_t(slice)] = sum;
+    };
+    pool.run(task, n_shards);
+    reduced = true;
+    double total = 0.0;
+    for (double v : slice_square_sum) total += v;
+    const double norm = std::sqrt(total);
+    clip_factor = norm > options.clipnorm ? float(options.clipnorm / norm) : 1.0f;
 }
 
 void TrainingSession::Impl::sum_slice(std::size_t p0, std::size_t p1) {
@@ -234,11 +269,17 @@ TrainingSession::~TrainingSession() {
 double TrainingSession::compute_gradients(const Batch& batch) {
     detail::FlushDenormalsGuard ftz;
     Impl& s = *impl_;
-    detail::require(batch.size >= 1 && batch.size <= s.batch_capacity,
-                    "compute_gradients: the batch must hold 1 to batch_size (" + std::to_string(s.batch_capacity) +
-                        ") samples, got " + std::to_string(batch.size));
-    detail::require(batch.rows != nullptr || batch.first + batch.size <= s.data.n,
-                    "compute_gradients: rows past the end of the data");
+    // The messages are built only on failure: a step allocates nothing.
+    if (!(batch.size >= 1 && batch.size <= s.batch_capacity)) {
+        throw std::invalid_argument("compute_gradients: the batch must hold 1 to batch_size (" +
+                                    std::to_string(s.batch_capacity) + ") samples, got " + std::to_string(batch.size));
+    }
+    if (batch.rows == nullptr ? batch.first + batch.size > s.data.n
+                              : std::any_of(batch.rows, batch.rows + batch.size,
+                                            [&s](std::size_t row) { return row >= s.data.n; })) {
+        throw std::invalid_argument("compute_gradients: rows past the end of the data (" + std::to_string(s.data.n) +
+                                    " rows)");
+    }
     if (batch.epoch != s.batch.epoch) s.step_in_epoch = 0;
     s.batch = batch;
     ++s.step_in_epoch;
@@ -280,6 +321,7 @@ double TrainingSession::apply(double loss) {
     detail::FlushDenormalsGuard ftz;
     Impl& s = *impl_;
     if (!std::isfinite(loss)) throw s.diverged(loss, "loss");
+    if (s.options.clipnorm > 0.0) s.clip_norm();
     s.opt.begin_step();
     auto task = [&s](int slice, int) { s.update_slice(slice); };
     s.pool.run(task, s.n_shards);
@@ -296,9 +338,15 @@ double TrainingSession::apply(double loss) {
     return loss + s.penalty;
 }
 
+const float* TrainingSession::params() const { return impl_->params; }
+void TrainingSession::set_params(const float* values) {
+    detail::require(values != nullptr, "set_params: values is null");
+    std::copy(values, values + impl_->n_params, impl_->params);
+}
+
 double TrainingSession::learning_rate() const { return impl_->opt.config().learning_rate; }
 void TrainingSession::set_learning_rate(double lr) {
-    detail::require(std::isfinite(lr) && lr > 0.0, "learning_rate must be a finite number > 0, got " + std::to_string(lr));
+    detail::require(std::isfinite(lr) && lr >= 0.0, "learning_rate must be a finite number >= 0, got " + std::to_string(lr));
     impl_->opt.set_learning_rate(lr);
 }
 std::int64_t TrainingSession::steps() const { return impl_->opt.steps(); }

@@ -34,6 +34,8 @@ struct TrainingSession::Impl {
     void shard_gradient(int shard);
     void sum_slice(std::size_t p0, std::size_t p1);
     void update_slice(int slice);
+    void penalise_slice(int slice);  // sums (unless reduced) and adds the penalties into grads[0]
+    void clip_norm();                // with options.clipnorm: the gradient's norm, clipped
     void check_rows(std::size_t b, const float* x, const float* y, const float* w, const std::size_t* rows,
                     std::size_t first) const;
     TrainingDiverged diverged(double loss, const char* what) const;
@@ -70,6 +72,8 @@ struct TrainingSession::Impl {
     detail::AlignedFloats previous;
     std::vector<char> slice_finite;
     std::vector<double> slice_penalty;
+    std::vector<double> slice_square_sum;  // clipnorm: each slice's sum of squared gradients
+    float clip_factor = 1.0f;
     std::vector<detail::Workspace> ws;      // one per shard, also per member for evaluation
     detail::AlignedFloats xb, yb, wb;       // the batch's gathered inputs, targets, weights
     std::vector<double> chunk_sums;         // evaluation

@@ -1,7 +1,9 @@
 // check.h -- the smallest test harness: TEST(name) registers a function, CHECK* record failures
-// with file and line, main() runs every test and returns non-zero if any check failed.
+// with file and line, main() runs every test (printing its time) and returns non-zero if any
+// check failed.
 #pragma once
 
+#include <chrono>
 #include <cmath>
 #include <cstdio>
 #include <exception>
@@ -69,12 +71,15 @@ int main() {
     auto& r = fastae_test::Registry::get();
     for (auto& [name, fn] : r.tests) {
         const int before = r.failures;
+        const auto start = std::chrono::steady_clock::now();
         try {
             fn();
         } catch (const std::exception& e) {
             fastae_test::fail(__FILE__, __LINE__, std::string("unexpected exception: ") + e.what());
         }
-        std::printf("%s %s\n", r.failures == before ? "ok  " : "FAIL", name.c_str());
+        const double ms = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - start).count();
+        std::printf("%s %s (%.0f ms)\n", r.failures == before ? "ok  " : "FAIL", name.c_str(), ms);
+        std::fflush(stdout);
     }
     std::printf("%zu tests, %d failed checks\n", r.tests.size(), r.failures);
     return r.failures == 0 ? 0 : 1;

@@ -1,6 +1,7 @@
 // test_concurrency.cpp -- one Model used from several threads at once: concurrent inference gives
 // the serial results, and fit or a setter that would overlap other use is refused with
-// std::runtime_error (model.h, "Threads") and changes nothing. Run under ASan/UBSan in CI.
+// std::runtime_error (model.h, "Threads") and changes nothing, as is use while a TrainingSession
+// holds the model. Run under ASan/UBSan in CI.
 #include <atomic>
 #include <chrono>
 #include <cmath>
@@ -13,18 +14,15 @@
 
 #include "check.h"
 #include "fastae/fastae.h"
+#include "fastae/training.h"
+#include "test_data.h"
 
 using namespace fastae;
 
 namespace {
 
-std::vector<float> uniform_data(std::size_t n, int d, unsigned seed) {
-    std::mt19937 gen(seed);
-    std::uniform_real_distribution<float> u(0.0f, 1.0f);
-    std::vector<float> x(n * std::size_t(d));
-    for (float& v : x) v = u(gen);
-    return x;
-}
+using fastae_test::params_of;
+using fastae_test::uniform_data;
 
 NetworkConfig config(int d, int hidden) {
     NetworkConfig c;
@@ -42,8 +40,6 @@ std::string refusal_of(Call&& call) {
     }
     return "";
 }
-
-std::vector<float> params_of(const Model& m) { return std::vector<float>(m.params(), m.params() + m.n_params()); }
 
 }  // namespace
 
@@ -235,4 +231,76 @@ TEST(threaded_inference_matches_one_thread_bit_for_bit) {
         refused = true;
     }
     CHECK(refused);
+}
+
+// A TrainingSession claims its model as fit does: while a host thread holds one, inference, fit
+// and a second session from other threads are refused; once it ends, they run.
+TEST(a_session_in_one_thread_refuses_use_from_others) {
+    const int d = 16;
+    const std::size_t n = 64;
+    auto x = uniform_data(n, d, 4);
+    Model m(config(d, 6));
+    m.init_weights(2);
+    TrainingData data;
+    data.n = n;
+    data.x = x.data();
+    TrainOptions t;
+    t.batch_size = 32;
+    std::atomic<bool> holding{false}, probed{false};
+    std::thread host([&] {
+        TrainingSession s(m, data, OptimizerConfig{}, t);
+        Batch b;
+        b.size = 32;
+        s.apply(s.compute_gradients(b));
+        holding = true;
+        while (!probed) std::this_thread::yield();
+    });
+    while (!holding) std::this_thread::yield();
+    std::vector<float> out(n * d);
+    CHECK(refusal_of([&] { m.predict(n, x.data(), out.data()); }).find("cannot run inference") != std::string::npos);
+    CHECK(!refusal_of([&] { m.fit(n, x.data(), nullptr, 0, nullptr, nullptr, OptimizerConfig{}, t); }).empty());
+    CHECK(!refusal_of([&] { TrainingSession second(m, data, OptimizerConfig{}, t); }).empty());
+    probed = true;
+    host.join();
+    CHECK(refusal_of([&] { m.predict(n, x.data(), out.data()); }).empty());
+    CHECK(m.has_optimizer_state() && m.optimizer_state().steps == 1);
+}
+
+// Threaded inference of a network with the newer kernels (gelu, elu, leaky_relu, softplus hidden
+// layers, a softmax output) equals one thread's bit for bit, from several caller threads at once.
+TEST(threaded_inference_of_every_kernel_matches_one_thread) {
+    NetworkSpec spec;
+    spec.n_inputs = 20;
+    const Activation hidden[] = {Activation::gelu, Activation::elu, Activation::leaky_relu, Activation::softplus};
+    for (Activation a : hidden) {
+        LayerSpec l;
+        l.units = 11;
+        l.activation = fastae_test::test_activation(a);
+        l.dropout = 0.25;  // training only: inference ignores it
+        spec.layers.push_back(l);
+    }
+    LayerSpec out;
+    out.units = 7;
+    out.activation = activation_spec(Activation::softmax);
+    spec.layers.push_back(out);
+    spec.head.loss = Loss::cross_entropy;
+    Model m(spec);
+    m.init_weights(8);
+    const std::size_t n = 256 * 3 + 5;
+    const auto x = uniform_data(n, 20, 9);
+    std::vector<float> one(n * 7);
+    m.predict(n, x.data(), one.data(), 1);
+    std::vector<int> mismatches(4, 0);
+    std::vector<std::thread> team;
+    for (int t = 0; t < 4; ++t) {
+        team.emplace_back([&, t] {
+            std::vector<float> many(n * 7);
+            for (int r = 0; r < 5; ++r) {
+                m.predict(n, x.data(), many.data(), 1 + (t + r) % 3);
+                mismatches[std::size_t(t)] += many != one;
+            }
+        });
+    }
+    for (auto& th : team) th.join();
+    for (int v : mismatches) CHECK(v == 0);
 }

@@ -11,12 +11,11 @@ import json
 import math
 import numbers
 import os
-import sys
 import warnings
 
 import numpy as np
 
-from . import _core
+from . import _core, _progress
 from ._validation import (
     ACTIVATIONS,
     INITIALIZERS,
@@ -27,9 +26,11 @@ from ._validation import (
     check_array,
     check_bool,
     check_bytes,
+    check_callbacks,
     check_choice,
     check_hidden_layer_sizes,
     check_int,
+    check_lr_schedule,
     check_network_size,
     check_output_and_loss,
     check_real,
@@ -103,8 +104,10 @@ class Autoencoder:
         If True, ``fit`` starts from the current weights (for instance from ``set_weights`` or
         ``fastae.load``) with a fresh optimizer state, or, with ``fit(X, resume_optimizer=True)``,
         with the optimizer state the last fit left (Adam's moments and step count).
-    verbose : int, default 0
-        1 prints one line per epoch.
+    verbose : {0, 1, 2}, default 0
+        1 shows a live progress bar per epoch (steps, running loss, samples/s, ETA; tqdm's when
+        it is installed), or a line per epoch when the output is not a terminal; 2 prints one
+        line per epoch.
     beta_1, beta_2, epsilon : float
         Adam's and AdamW's parameters (defaults 0.9, 0.999, 1e-8, as torch.optim.Adam); epsilon is
         RMSprop's too.
@@ -122,10 +125,15 @@ class Autoencoder:
     Attributes
     ----------
     n_features_in_ : int
-    history_ : dict with "loss" (and "val_loss" when validation data was given) per epoch,
-        and "seconds"
+    history_ : dict with "loss" (and "val_loss" with validation data), "lr" and "seconds" per
+        epoch
     n_iter_ : int, epochs run by the last fit
     loss_ : float, training loss of the last epoch
+    best_epoch_, best_loss_ : the epoch (1-based, as history_ counts) with the best monitored loss
+        (val_loss, else loss) and that loss; with early_stopping and restore_best_weights the
+        model holds that epoch's weights
+    stop_reason_ : str, why the last fit ended: "completed", "early_stopping", "max_time",
+        "callback" or "interrupted"
 
     Saving: ``ae.save(path)`` writes fastae's model file (weights, optimizer state,
     hyperparameters); ``fastae.load(path)`` reads it back, also in C++ (``fastae::load_model``).
@@ -136,7 +144,10 @@ class Autoencoder:
                  optimizer="adam", learning_rate=1e-3, batch_size=256, epochs=10, shuffle=True, random_state=None,
                  n_threads=None, warm_start=False, verbose=0, beta_1=0.9, beta_2=0.999, epsilon=1e-8,
                  momentum=0.9, nesterov=True, input_scale=None, kernel_initializer="glorot_uniform",
-                 leaky_relu_slope=0.01, huber_delta=1.0, weight_decay=0.01, rho=0.9):
+                 leaky_relu_slope=0.01, huber_delta=1.0, weight_decay=0.01, rho=0.9, validation_split=0.0,
+                 early_stopping=False, patience=10, min_delta=0.0, restore_best_weights=True, lr_schedule=None,
+                 lr_decay_rate=0.1, lr_decay_steps=10, lr_min=0.0, lr_patience=5, clipnorm=None, callbacks=None,
+                 max_time=None):
         self.hidden_layer_sizes = hidden_layer_sizes
         self.activation = activation
         self.output_activation = output_activation
@@ -161,6 +172,19 @@ class Autoencoder:
         self.huber_delta = huber_delta
         self.weight_decay = weight_decay
         self.rho = rho
+        self.validation_split = validation_split
+        self.early_stopping = early_stopping
+        self.patience = patience
+        self.min_delta = min_delta
+        self.restore_best_weights = restore_best_weights
+        self.lr_schedule = lr_schedule
+        self.lr_decay_rate = lr_decay_rate
+        self.lr_decay_steps = lr_decay_steps
+        self.lr_min = lr_min
+        self.lr_patience = lr_patience
+        self.clipnorm = clipnorm
+        self.callbacks = callbacks
+        self.max_time = max_time
 
     # ---- scikit-learn's estimator contract -------------------------------------------------
 
@@ -220,6 +244,19 @@ class Autoencoder:
             "huber_delta": check_real("huber_delta", self.huber_delta, 0.0, None),
             "weight_decay": check_real("weight_decay", self.weight_decay, 0.0, None, low_open=False),
             "rho": check_real("rho", self.rho, 0.0, 1.0, low_open=False),
+            "validation_split": check_real("validation_split", self.validation_split, 0.0, 1.0, low_open=False),
+            "early_stopping": check_bool("early_stopping", self.early_stopping),
+            "patience": check_int("patience", self.patience, 1, MAX_INT),
+            "min_delta": check_real("min_delta", self.min_delta, 0.0, None, low_open=False),
+            "restore_best_weights": check_bool("restore_best_weights", self.restore_best_weights),
+            "lr_schedule": check_lr_schedule(self.lr_schedule),
+            "lr_decay_rate": check_real("lr_decay_rate", self.lr_decay_rate, 0.0, 1.0, high_open=False),
+            "lr_decay_steps": check_int("lr_decay_steps", self.lr_decay_steps, 1, MAX_INT),
+            "lr_min": check_real("lr_min", self.lr_min, 0.0, None, low_open=False),
+            "lr_patience": check_int("lr_patience", self.lr_patience, 1, MAX_INT),
+            "clipnorm": None if self.clipnorm is None else check_real("clipnorm", self.clipnorm, 0.0, None),
+            "callbacks": check_callbacks(self.callbacks),
+            "max_time": None if self.max_time is None else check_real("max_time", self.max_time, 0.0, None),
         }
         check_output_and_loss(p["output_activation"], p["loss"])
         if p["optimizer"] == "sgd" and p["nesterov"] and p["momentum"] == 0.0:
@@ -370,26 +407,24 @@ class Autoencoder:
         epochs = 1 if partial else p["epochs"]
 
         history = {k: list(v) for k, v in self.history_.items()} if partial and fitted else {"loss": [], "seconds": []}
-        if X_val is not None:
-            history.setdefault("val_loss", [])
-        verbose = p["verbose"]
+        if X_val is not None or p["validation_split"] > 0.0:
+            history.setdefault("val_loss", [float("nan")] * len(history["loss"]))
         first_epoch = len(history["loss"])
+        display = _progress.display(p["verbose"], first_epoch + epochs)
+        callbacks = list(p["callbacks"] or ())
+        best = {}
 
         def on_epoch(report):
-            history["loss"].append(report["loss"])
-            history["seconds"].append(report["seconds"])
-            if "val_loss" in report:
-                history["val_loss"].append(report["val_loss"])
-            for key, value in report.items():  # parts of the loss the engine reports (a penalty, ...)
-                if key not in ("epoch", "loss", "val_loss", "seconds"):
-                    history.setdefault(key, []).append(value)
-            if verbose:
-                line = f"epoch {report['epoch']:>{len(str(epochs))}}/{epochs}  loss {report['loss']:.6f}"
-                if "val_loss" in report:
-                    line += f"  val_loss {report['val_loss']:.6f}"
-                print(line + f"  {report['seconds']:.3f} s", file=sys.stdout, flush=True)
-            return True
-
+            _append_history(history, report)
+            if report["improved"]:
+                best.update(epoch=report["epoch"], loss=report.get("val_loss", report["loss"]))
+            if display is not None:
+                display.epoch(report)
+            logs = {k: v for k, v in report.items() if k not in ("epoch", "improved")}
+            keep_going = True
+            for callback in callbacks:  # an exception stops training and is raised by fit
+                keep_going = callback(report["epoch"] - 1, logs) is not False and keep_going
+            return keep_going
         # Threads: while this model trains, other threads keep using the previous one (none but
         # this thread can reach the new model -- partial_fit trains a copy -- so fastae::Model's
         # guard never refuses them; see model.h). The new model and its learned state become the
@@ -402,22 +437,44 @@ class Autoencoder:
         def publish():
             self.__dict__.update(_model=model, _input_scale=scale, n_features_in_=X.shape[1], history_=history,
                                  n_iter_=len(history["loss"]),
-                                 loss_=history["loss"][-1] if history["loss"] else float("nan"))
+                                 loss_=history["loss"][-1] if history["loss"] else float("nan"),
+                                 best_epoch_=best.get("epoch", getattr(self, "best_epoch_", None) if partial else None),
+                                 best_loss_=best.get("loss", getattr(self, "best_loss_", None) if partial else None))
 
         # Each call shuffles differently: the shuffle stream depends on the epochs already run.
         shuffle_seed = (p["seed"] + _SHUFFLE_SEED_OFFSET + first_epoch * 0x9E3779B97F4A7C15) & 0xFFFFFFFFFFFFFFFF
+        options = {"epochs": epochs, "batch_size": p["batch_size"], "shuffle": p["shuffle"], "seed": shuffle_seed,
+                   "n_threads": p["n_threads"], "resume_optimizer": resume, "initial_epoch": first_epoch,
+                   **self._training_controls(p, X_val is not None)}
+        if partial and history.get("lr") and math.isfinite(history["lr"][-1]) and history["lr"][-1] > 0:
+            options["lr_in_force"] = history["lr"][-1]  # plateau and a callable continue from it
+        lr_function = p["lr_schedule"] if callable(p["lr_schedule"]) else None
         try:
-            options = {"epochs": epochs, "batch_size": p["batch_size"], "shuffle": p["shuffle"], "seed": shuffle_seed,
-                       "n_threads": p["n_threads"], "resume_optimizer": resume}
-            model.fit(X, None, sample_weight, X_val, None, val_weight, scale=1.0 if scale is None else scale,
-                      optimizer=self._optimizer_settings(p), options=options, on_epoch=on_epoch)
+            _, self.stop_reason_ = model.fit(
+                X, None, sample_weight, X_val, None, val_weight, scale=1.0 if scale is None else scale,
+                optimizer=self._optimizer_settings(p), options=options, on_epoch=on_epoch,
+                on_progress=display.progress if display is not None else None, lr_function=lr_function)
         except (MemoryError, ValueError):
             raise
         except BaseException:
             publish()
             raise
+        finally:
+            if display is not None:
+                display.close()
         publish()
         return self
+
+    @staticmethod
+    def _training_controls(p, has_validation_data):
+        """The engine's training controls (fastae::TrainOptions) from the hyperparameters."""
+        schedule = p["lr_schedule"]
+        return {"validation_split": 0.0 if has_validation_data else p["validation_split"],
+                "early_stopping": p["early_stopping"], "patience": p["patience"], "min_delta": p["min_delta"],
+                "restore_best_weights": p["restore_best_weights"],
+                "lr_schedule": "none" if schedule is None or callable(schedule) else schedule,
+                "lr_decay_rate": p["lr_decay_rate"], "lr_decay_steps": p["lr_decay_steps"], "lr_min": p["lr_min"],
+                "lr_patience": p["lr_patience"], "clipnorm": p["clipnorm"] or 0.0, "max_time": p["max_time"] or 0.0}
 
     def fit_transform(self, X, y=None, **fit_params):
         """fit(X) then transform(X)."""
@@ -667,6 +724,19 @@ class Autoencoder:
         self.__dict__.update(state)
         if data is not None:
             self._model = _core.model_from_bytes(bytes(data))[0]
+
+
+def _append_history(history, report):
+    """One epoch's report into history_, every list kept one value per epoch (NaN where an epoch
+    has no value, as an epoch without validation data among epochs with it)."""
+    n_before = len(history["loss"])
+    for key, value in report.items():
+        if key in ("epoch", "improved"):
+            continue
+        history.setdefault(key, [float("nan")] * n_before).append(value)
+    for values in history.values():
+        if len(values) == n_before:
+            values.append(float("nan"))
 
 
 def load(path):

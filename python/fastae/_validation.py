@@ -110,6 +110,28 @@ def check_output_and_loss(output_activation, loss):
                          f"loss={loss!r}")
 
 
+LR_SCHEDULES = tuple(s for s in _core.LR_SCHEDULES if s != "none")
+
+
+def check_lr_schedule(value):
+    """None, a schedule's name, or a callable f(epoch, lr) -> lr."""
+    if value is None or callable(value):
+        return value
+    if isinstance(value, str) and value in LR_SCHEDULES:
+        return value
+    raise ValueError(f"lr_schedule must be None, one of {', '.join(repr(s) for s in LR_SCHEDULES)}, or a callable "
+                     f"f(epoch, lr) -> lr; got {value!r}")
+
+
+def check_callbacks(value):
+    """None or a list (or tuple) of callables f(epoch, logs)."""
+    if value is None:
+        return None
+    if isinstance(value, (list, tuple)) and all(callable(c) for c in value):
+        return list(value)
+    raise ValueError(f"callbacks must be None or a list of callables f(epoch, logs); got {value!r}")
+
+
 def check_sample_weight(sample_weight, n_samples, name="sample_weight"):
     """None, or a 1-D array of n_samples finite numbers >= 0, as C-contiguous float32."""
     if sample_weight is None:

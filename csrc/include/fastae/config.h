@@ -105,23 +105,75 @@ struct EpochReport {
     double val_loss = 0.0;     // loss on the validation data after the epoch (no penalties)
     bool has_val_loss = false;
     double seconds = 0.0;      // wall time of the epoch (training and validation)
+    double lr = 0.0;           // the learning rate used in this epoch
+    // Whether this epoch improved the monitored loss (val_loss, else loss) on the best so far by
+    // more than TrainOptions::min_delta: the last such epoch is the best one.
+    bool improved = false;
     // Parts of the loss beyond the data term, each an epoch mean as `loss` is: for instance
     // {"penalty", ...} when a layer has l1 or l2. Empty when there are none.
     std::vector<std::pair<std::string, double>> metrics;
+};
+
+// Where training stands, for a progress display (TrainOptions::on_progress).
+struct Progress {
+    int epoch = 0;              // 1-based
+    std::size_t step = 0;       // steps done in this epoch
+    std::size_t steps = 0;      // steps of the epoch
+    std::size_t samples = 0;    // samples done in this epoch
+    double loss = 0.0;          // mean loss of the epoch's steps so far
+    double seconds = 0.0;       // since the epoch started
 };
 
 struct TrainOptions {
     int epochs = 10;
     int batch_size = 256;
     bool shuffle = true;
-    std::uint64_t seed = 0;    // drives the per-epoch shuffles and the dropout masks
+    std::uint64_t seed = 0;    // drives the per-epoch shuffles, the dropout masks and validation_split
     int n_threads = 1;         // threads that split each batch (1 = the calling thread only)
     // false: a fresh optimizer state (zero moments, t = 0). true: continue from the model's
     // saved state (Model::optimizer_state) when it is of the same optimizer kind, with the
     // hyperparameters given to fit; a fresh state otherwise.
     bool resume_optimizer = false;
+    // The model's epochs before this fit (partial_fit's count): epochs are numbered from it in
+    // reports and schedules (the first epoch of this fit is initial_epoch + 1).
+    int initial_epoch = 0;
+
+    // Held-out validation (when fit is given no validation data): this fraction of the rows, in
+    // [0, 1), chosen by a shuffle seeded with `seed` (not the last rows), never trained on.
+    double validation_split = 0.0;
+
+    // Early stopping on the monitored loss (val_loss, or the training loss without validation):
+    // training stops once `patience` epochs in a row have not improved the best by more than
+    // min_delta; with restore_best_weights the model ends with the best epoch's exact weights.
+    bool early_stopping = false;
+    int patience = 10;
+    double min_delta = 0.0;
+    bool restore_best_weights = true;
+
+    // The learning rate per epoch (vocabulary.h: FASTAE_LR_SCHEDULES), from the optimizer's rate.
+    LrSchedule lr_schedule = LrSchedule::none;
+    double lr_decay_rate = 0.1;  // step, exponential, plateau: the factor; (0, 1]
+    int lr_decay_steps = 10;     // step, exponential, cosine: epochs; >= 1
+    double lr_min = 0.0;         // every schedule's floor; >= 0
+    int lr_patience = 5;         // plateau: epochs without improvement before a cut; >= 1
+    // If set, overrides lr_schedule: called at the start of each epoch with the 0-based epoch
+    // (initial_epoch counted) and the rate in force; returns the epoch's rate (finite, >= 0).
+    std::function<double(int, double)> lr_function;
+    // The rate in force when this fit starts (0: the optimizer's learning_rate): a previous fit's
+    // last rate, so that plateau and lr_function continue across partial_fit calls.
+    double lr_in_force = 0.0;
+
+    // Clip the gradient (penalties included) to this global L2 norm before each update; 0: off.
+    double clipnorm = 0.0;
+    // A wall-clock budget in seconds: training stops after the step that crosses it; 0: none.
+    double max_time = 0.0;
+
     // Called after every epoch; return false to stop training after that epoch.
     std::function<bool(const EpochReport&)> on_epoch;
+    // Called during an epoch at most every progress_interval seconds (and after its last step),
+    // for a progress display. It never changes what is computed.
+    std::function<void(const Progress&)> on_progress;
+    double progress_interval = 0.1;
     // Polled between batches; return true to stop at once (the model keeps the weights of the
     // last completed step). Used for Ctrl-C; keep it cheap.
     std::function<bool()> should_stop;
@@ -140,7 +192,14 @@ struct TrainingData {
 };
 
 // How a call to fit ended.
-enum class StopReason { completed, callback, interrupted };
+enum class StopReason { completed, callback, interrupted, early_stopping, max_time };
+
+// Thrown from a host's callback (TrainOptions::lr_function, on_progress, on_epoch) to end
+// training at once: fit rethrows it after keeping the weights of the last completed step.
+class TrainingStopped : public std::runtime_error {
+public:
+    using std::runtime_error::runtime_error;
+};
 
 // Thrown by Model::fit when the loss or the weights become NaN or infinite. Training stops at
 // that step and the model keeps the weights of the last finite step.

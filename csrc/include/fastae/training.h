@@ -54,15 +54,21 @@ public:
     void reduce();
     float* gradient();
     std::size_t n_params() const;
-    // 3. Adds the penalty terms (layer l1/l2) to the gradient, then updates the weights. `loss`
+    // 3. Adds the penalty terms (layer l1/l2) to the gradient, clips it to options.clipnorm (its
+    // global L2 norm, when set), then updates the weights. `loss`
     // is the batch's whole mean data loss (after any cross-process sum); returns it with the
     // penalties added. Throws TrainingDiverged when the loss or the new weights are not finite
     // (the weights are then those before this step). Without reduce() before it, it sums the
     // threads' buffers itself in the same pass as the update.
     double apply(double loss);
 
+    // The weights (n_params() floats, layout.h) as the steps leave them; set_params copies
+    // n_params() values in (e.g. the best epoch's, kept by the host).
+    const float* params() const;
+    void set_params(const float* values);
+
     double learning_rate() const;
-    void set_learning_rate(double lr);  // > 0 and finite; used from the next apply
+    void set_learning_rate(double lr);  // >= 0 and finite (a schedule may end at 0); used from the next apply
     std::int64_t steps() const;         // updates applied (Adam's t)
     double last_penalty() const;        // the penalty terms' value added by the last apply
     // Mean loss of other data (validation) with the current weights, no penalties, no dropout.

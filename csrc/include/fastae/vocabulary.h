@@ -59,11 +59,25 @@ namespace fastae {
     X(he_normal, "he_normal", 3, true, 2.0, 1)            \
     X(lecun_normal, "lecun_normal", 4, true, 1.0, 1)
 
+// Learning-rate schedules, per epoch (trainer.cpp: lr_of_epoch): X(id, name, file code).
+//   none: lr0;  step: lr0 * rate^floor(e / steps);  exponential: lr0 * rate^(e / steps);
+//   cosine: lr_min + (lr0 - lr_min) (1 + cos(pi min(e, steps) / steps)) / 2;
+//   plateau: the rate in force times `rate` after `patience` epochs without improvement of the
+//   monitored loss (Keras' ReduceLROnPlateau); every schedule stays >= lr_min.
+// e is the 0-based epoch counted over the model's whole training (TrainOptions::initial_epoch).
+#define FASTAE_LR_SCHEDULES(X)        \
+    X(none, "none", 0)                \
+    X(step, "step", 1)                \
+    X(exponential, "exponential", 2)  \
+    X(cosine, "cosine", 3)            \
+    X(plateau, "plateau", 4)
+
 #define FASTAE_ENUM_ENTRY(id, ...) id,
 enum class Activation { FASTAE_ACTIVATIONS(FASTAE_ENUM_ENTRY) };
 enum class Loss { FASTAE_LOSSES(FASTAE_ENUM_ENTRY) };
 enum class OptimizerKind { FASTAE_OPTIMIZERS(FASTAE_ENUM_ENTRY) };
 enum class Initializer { FASTAE_INITIALIZERS(FASTAE_ENUM_ENTRY) };
+enum class LrSchedule { FASTAE_LR_SCHEDULES(FASTAE_ENUM_ENTRY) };
 #undef FASTAE_ENUM_ENTRY
 
 // Traits read from the tables.
@@ -92,28 +106,36 @@ struct InitializerTraits {
     double scale;
     int fan;  // 0: (fan_in + fan_out) / 2, 1: fan_in
 };
+struct LrScheduleTraits {
+    const char* name;
+    std::uint8_t file_code;
+};
 const ActivationTraits& traits_of(Activation a);
 const LossTraits& traits_of(Loss l);
 const OptimizerTraits& traits_of(OptimizerKind o);
 const InitializerTraits& traits_of(Initializer i);
+const LrScheduleTraits& traits_of(LrSchedule s);
 
 // Names as Python and model files' metadata use them ("relu", "bce", "adam", ...).
 const char* name_of(Activation a);
 const char* name_of(Loss l);
 const char* name_of(OptimizerKind o);
 const char* name_of(Initializer i);
+const char* name_of(LrSchedule s);
 
 // The parsers throw std::invalid_argument naming the bad value and every allowed one.
 Activation parse_activation(const std::string& name);
 Loss parse_loss(const std::string& name);
 OptimizerKind parse_optimizer(const std::string& name);
 Initializer parse_initializer(const std::string& name);
+LrSchedule parse_lr_schedule(const std::string& name);
 
 // Every value, in table order (the tests and Python iterate these).
 const std::vector<Activation>& all_activations();
 const std::vector<Loss>& all_losses();
 const std::vector<OptimizerKind>& all_optimizers();
 const std::vector<Initializer>& all_initializers();
+const std::vector<LrSchedule>& all_lr_schedules();
 
 // The names of an optimizer's state slots, as torch names them: adam/adamw {"exp_avg",
 // "exp_avg_sq"}, sgd {"momentum_buffer"}, rmsprop {"square_avg"}.

@@ -5,7 +5,11 @@
 //
 //   fastae_train SAMPLES.csv MODEL.fae [--hidden 64 ...] [--activation relu] [--epochs 10]
 //                [--batch-size 256] [--learning-rate 0.001] [--seed 0] [--threads 1]
-//                [--stop-below LOSS]
+//                [--stop-below LOSS] [--validation-split F] [--early-stopping PATIENCE]
+//
+// --early-stopping: stop once PATIENCE epochs in a row have not improved the validation loss (or,
+// without --validation-split, the training loss), and keep the best epoch's weights.
+#include <algorithm>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
@@ -27,6 +31,8 @@ struct Args {
     int epochs = 10, batch_size = 256, threads = 1;
     double learning_rate = 1e-3;
     double stop_below = 0.0;  // stop once an epoch's loss is below this (0: never)
+    double validation_split = 0.0;
+    int patience = 0;         // early stopping's patience (0: no early stopping)
     std::uint64_t seed = 0;
 };
 
@@ -58,6 +64,10 @@ Args parse(int argc, char** argv) {
             a.threads = std::stoi(value());
         } else if (flag == "--stop-below") {
             a.stop_below = std::stod(value());
+        } else if (flag == "--validation-split") {
+            a.validation_split = std::stod(value());
+        } else if (flag == "--early-stopping") {
+            a.patience = std::stoi(value());
         } else if (flag.rfind("--", 0) == 0) {
             throw std::invalid_argument("unknown option " + flag);
         } else {
@@ -79,7 +89,8 @@ int main(int argc, char** argv) {
     } catch (const std::exception& e) {
         std::fprintf(stderr, "error: %s\nusage: %s SAMPLES.csv MODEL.fae [--hidden 64 ...] [--activation relu] "
                              "[--epochs 10] [--batch-size 256] [--learning-rate 0.001] [--seed 0] [--threads 1] "
-                             "[--stop-below LOSS]\n", e.what(), argv[0]);
+                             "[--stop-below LOSS] [--validation-split F] [--early-stopping PATIENCE]\n",
+                     e.what(), argv[0]);
         return 2;
     }
     try {
@@ -98,11 +109,21 @@ int main(int argc, char** argv) {
         options.batch_size = args.batch_size;
         options.n_threads = args.threads;
         options.seed = fastae::autoencoder_shuffle_seed(args.seed);
+        options.validation_split = args.validation_split;  // a seeded random subset of the rows
+        options.early_stopping = args.patience > 0;
+        options.patience = std::max(args.patience, 1);
+        options.restore_best_weights = true;              // end with the best epoch's weights
         options.on_epoch = [&](const fastae::EpochReport& r) {
-            std::printf("epoch %d/%d  loss %.6f  %.3f s\n", r.epoch, args.epochs, r.loss, r.seconds);
+            std::printf("epoch %d/%d  loss %.6f", r.epoch, args.epochs, r.loss);
+            if (r.has_val_loss) std::printf("  val_loss %.6f", r.val_loss);
+            std::printf("%s  %.3f s\n", r.improved ? "  (best)" : "", r.seconds);
             return !(r.loss < args.stop_below);  // false stops training
         };
-        model.fit(x.n, x.values.data(), /*y=*/nullptr, 0, nullptr, nullptr, adam, options);
+        fastae::TrainingData data;
+        data.n = x.n;
+        data.x = x.values.data();
+        const fastae::StopReason reason = model.fit(data, nullptr, adam, options);
+        if (reason == fastae::StopReason::early_stopping) std::printf("stopped early; kept the best epoch's weights\n");
 
         fastae::save_model(model, args.model);  // with Adam's state, so training can resume
         std::printf("saved %s\n", args.model.c_str());
