@@ -15,11 +15,13 @@ from conftest import smooth_data
 def test_init_only_stores_and_defaults_are_the_documented_ones():
     ae = Autoencoder()
     assert ae.get_params() == dict(
-        hidden_layer_sizes=(64,), activation="relu", output_activation="sigmoid", loss="bce", optimizer="adam",
+        hidden_layer_sizes=(64,), activation="relu", output_activation="auto", loss="auto", optimizer="adam",
         learning_rate=1e-3, batch_size=256, epochs=10, shuffle=True, random_state=None, n_threads=None,
         warm_start=False, verbose=0, beta_1=0.9, beta_2=0.999, epsilon=1e-8, momentum=0.9, nesterov=True,
         input_scale=None, kernel_initializer="glorot_uniform", leaky_relu_slope=0.01, huber_delta=1.0,
-        weight_decay=0.01, rho=0.9)
+        weight_decay=0.01, rho=0.9, validation_split=0.0, early_stopping=False, patience=10, min_delta=0.0,
+        restore_best_weights=True, lr_schedule=None, lr_decay_rate=0.1, lr_decay_steps=10, lr_min=0.0, lr_patience=5,
+        clipnorm=None, callbacks=None, max_time=None)
     # Nothing is validated or learned at construction.
     bad = Autoencoder(hidden_layer_sizes="nonsense", learning_rate=-1)
     assert bad.learning_rate == -1
@@ -67,7 +69,7 @@ def test_fit_returns_self_and_learned_state(data):
     assert ae.fit(data, validation_data=data[:50]) is ae
     assert ae.n_features_in_ == 20
     assert ae.n_iter_ == 4
-    assert set(ae.history_) == {"loss", "val_loss", "seconds"}
+    assert set(ae.history_) == {"loss", "val_loss", "lr", "seconds"}
     assert all(len(v) == 4 for v in ae.history_.values())
     assert ae.loss_ == ae.history_["loss"][-1]
     assert ae.history_["val_loss"][-1] == pytest.approx(-ae.score(data[:50]), rel=1e-6)
@@ -262,4 +264,4 @@ def test_uint8_images_train_in_place_like_their_float_conversion():
     with pytest.raises(ValueError, match="uint8"):
         Autoencoder(input_scale=1 / 255, **kw).fit(X8, validation_data=Xf[:50])
     with pytest.raises(ValueError, match=r"\[0, 1\]"):
-        Autoencoder(input_scale=1.0, **kw).fit(X8)  # 255 * 1.0 is no BCE target
+        Autoencoder(input_scale=1.0, loss="bce", **kw).fit(X8)  # 255 * 1.0 is no BCE target

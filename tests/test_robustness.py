@@ -65,8 +65,8 @@ BAD_PARAMS = {
                            [(0,), (4, -1), "64", (2.5,), None, (2**31,), (True,), [np.float64(3)], {"a": 1}]),
     "activation": (ALLOWED(a for a in _core.ACTIVATIONS if not _core.ACTIVATION_TRAITS[a]["output_only"]),
                    ["swish", None, 3, "RELU"]),
-    "output_activation": (ALLOWED(_core.ACTIVATIONS), ["swish", 1.0, b"sigmoid"]),
-    "loss": (ALLOWED(_core.LOSSES), ["hinge", None, "MSE"]),
+    "output_activation": (ALLOWED((*_core.ACTIVATIONS, "auto")), ["swish", 1.0, b"sigmoid", "Auto"]),
+    "loss": (ALLOWED((*_core.LOSSES, "auto")), ["hinge", None, "MSE", "AUTO"]),
     "optimizer": (ALLOWED(_core.OPTIMIZERS), ["lbfgs", ["adam"], None]),
     "kernel_initializer": (ALLOWED(_core.INITIALIZERS), ["orthogonal", None, "Glorot_Uniform"]),
     "leaky_relu_slope": ("[0.0, inf)", [-0.01, float("nan"), float("inf"), "0.01", None]),
@@ -87,6 +87,20 @@ BAD_PARAMS = {
     "momentum": ("[0.0, 1.0)", [1.0, -0.5, float("nan"), "0.9"]),
     "nesterov": ("True or False", [1, "yes", None]),
     "input_scale": ("(0.0, inf)", [0.0, -1.0, float("nan"), float("inf"), "1/255"]),
+    "validation_split": ("[0.0, 1.0)", [1.0, -0.1, float("nan"), "0.2", None, True]),
+    "early_stopping": ("True or False", [1, "yes", None]),
+    "patience": ("[1, 2147483647]", [0, -1, 2.5, "10", None, True, 2**31]),
+    "min_delta": ("[0.0, inf)", [-1e-3, float("nan"), float("inf"), "0", None]),
+    "restore_best_weights": ("True or False", [0, "no", None]),
+    "lr_schedule": ("None, " + ALLOWED(s for s in _core.LR_SCHEDULES if s != "none") + ", or a callable",
+                    ["linear", "none", "Step", 0.1, ("step",)]),
+    "lr_decay_rate": ("(0.0, 1.0]", [0, 0.0, 1.5, -0.1, float("nan"), "0.1", None]),
+    "lr_decay_steps": ("[1, 2147483647]", [0, -2, 2.5, "10", None, False]),
+    "lr_min": ("[0.0, inf)", [-1e-6, float("nan"), float("inf"), "0", None]),
+    "lr_patience": ("[1, 2147483647]", [0, -1, 1.5, None, True]),
+    "clipnorm": ("(0.0, inf)", [0, 0.0, -1, float("nan"), float("inf"), "1", True]),
+    "callbacks": ("None or a list of callables", [[1], [print, None], print, "print", 3]),
+    "max_time": ("(0.0, inf)", [0, 0.0, -5.0, float("nan"), float("inf"), "60", True]),
 }
 RANDOM_STATE_TYPES = ["seed", 1.5, object]  # "None, an int, ... RandomState or ... Generator"
 
@@ -135,7 +149,7 @@ def test_bad_array_anywhere_leaves_weights_optimizer_state_and_history_unchanged
 def test_validation_data_errors_name_it_and_change_nothing():
     ae, data = fitted_model()
     before = snapshot(ae)
-    bad = {"has 5 features; the model expects 6": np.zeros((4, 5)),
+    bad = {"has 5 features, but Autoencoder is expecting 6": np.zeros((4, 5)),
            "2-D": np.zeros(6),
            "empty": np.zeros((0, 6)),
            "nan": np.where(np.eye(4, 6, dtype=bool), np.nan, 0.5),
@@ -151,10 +165,10 @@ def test_feature_count_and_warm_start_mismatches_change_nothing():
     ae, data = fitted_model()
     before = snapshot(ae)
     wide = smooth_data(10, 7)
-    for call, arg, message in ((ae.transform, wide, "7 features; the model expects 6"),
-                               (ae.predict, wide, "7 features; the model expects 6"),
-                               (ae.score, wide, "7 features; the model expects 6"),
-                               (ae.inverse_transform, np.zeros((2, 4)), "4 features; the model expects 3")):
+    for call, arg, message in ((ae.transform, wide, "7 features, but Autoencoder is expecting 6"),
+                               (ae.predict, wide, "7 features, but Autoencoder is expecting 6"),
+                               (ae.score, wide, "7 features, but Autoencoder is expecting 6"),
+                               (ae.inverse_transform, np.zeros((2, 4)), "4 features, but Autoencoder is expecting 3")):
         with pytest.raises(ValueError, match=message):
             call(arg)
         assert_unchanged(ae, before)
@@ -172,6 +186,7 @@ def test_mse_out_of_unit_range_is_fine_but_bce_range_error_changes_nothing():
     before = snapshot(ae)
     with pytest.raises(ValueError, match=r"\[0, 1\] for loss='bce'"):
         ae.reconstruction_error(data * 3)
+    ae.set_params(loss="bce")  # loss="auto" would take mse for these data
     with pytest.raises(ValueError, match=r"\[0, 1\] for loss='bce'"):
         ae.fit(data - 1)
     assert_unchanged(ae, before)

@@ -100,7 +100,8 @@ fastae::OptimizerConfig settings_from_dict(const py::dict& d) {
 }
 
 // The network as {"n_inputs", "code_layer", "loss", "huber_delta", "layers": [{"units",
-// "activation", "alpha", "initializer", "l1", "l2", "dropout"}, ...]} (fastae::NetworkSpec).
+// "activation", "alpha", "initializer", "l1", "l2", "dropout", "noise", "noise_level",
+// "activity_l1", "sparsity_target", "sparsity_weight"}, ...]} (fastae::NetworkSpec).
 py::dict spec_to_dict(const fastae::NetworkSpec& spec) {
     py::list layers;
     for (const fastae::LayerSpec& l : spec.layers) {
@@ -112,6 +113,11 @@ py::dict spec_to_dict(const fastae::NetworkSpec& spec) {
         d["l1"] = l.l1;
         d["l2"] = l.l2;
         d["dropout"] = l.dropout;
+        d["noise"] = fastae::name_of(l.noise);
+        d["noise_level"] = l.noise_level;
+        d["activity_l1"] = l.activity_l1;
+        d["sparsity_target"] = l.sparsity_target;
+        d["sparsity_weight"] = l.sparsity_weight;
         layers.append(d);
     }
     py::dict d;
@@ -142,7 +148,9 @@ fastae::NetworkSpec spec_from_dict(const py::dict& d) {
     if (d.contains("huber_delta")) spec.head.huber_delta = d["huber_delta"].cast<double>();
     for (const py::handle& item : d["layers"].cast<py::list>()) {
         const py::dict l = item.cast<py::dict>();
-        check_keys(l, {"units", "activation", "alpha", "initializer", "l1", "l2", "dropout"}, "a layer spec");
+        check_keys(l, {"units", "activation", "alpha", "initializer", "l1", "l2", "dropout", "noise", "noise_level",
+                       "activity_l1", "sparsity_target", "sparsity_weight"},
+                   "a layer spec");
         fastae::LayerSpec layer;
         layer.units = l["units"].cast<int>();
         if (l.contains("activation")) {
@@ -153,6 +161,11 @@ fastae::NetworkSpec spec_from_dict(const py::dict& d) {
         if (l.contains("l1")) layer.l1 = l["l1"].cast<double>();
         if (l.contains("l2")) layer.l2 = l["l2"].cast<double>();
         if (l.contains("dropout")) layer.dropout = l["dropout"].cast<double>();
+        if (l.contains("noise")) layer.noise = fastae::parse_noise(l["noise"].cast<std::string>());
+        if (l.contains("noise_level")) layer.noise_level = l["noise_level"].cast<double>();
+        if (l.contains("activity_l1")) layer.activity_l1 = l["activity_l1"].cast<double>();
+        if (l.contains("sparsity_target")) layer.sparsity_target = l["sparsity_target"].cast<double>();
+        if (l.contains("sparsity_weight")) layer.sparsity_weight = l["sparsity_weight"].cast<double>();
         spec.layers.push_back(layer);
     }
     return spec;
@@ -315,7 +328,9 @@ py::tuple fit(Model& m, const py::array& x, const std::optional<FloatArray>& y,
                 return keep_going.is_none() || keep_going.cast<bool>();
             } catch (py::error_already_set& e) {
                 python_error.emplace(std::move(e));
-                return false;
+                // Thrown, not `return false`: a callback's exception leaves the last epoch's
+                // weights (no restore_best_weights), as the estimators document.
+                throw fastae::TrainingStopped("a callback raised");
             }
         };
     }
@@ -415,6 +430,9 @@ void export_vocabulary(py::module_& mod) {
     py::list schedules;
     for (fastae::LrSchedule sch : fastae::all_lr_schedules()) schedules.append(fastae::name_of(sch));
     mod.attr("LR_SCHEDULES") = py::tuple(schedules);
+    py::list noises;
+    for (fastae::Noise n : fastae::all_noises()) noises.append(fastae::name_of(n));
+    mod.attr("NOISES") = py::tuple(noises);
     py::dict codes;
     codes["activation"] = activation_codes;
     codes["loss"] = loss_codes;

@@ -58,6 +58,32 @@ void check_layer(const NetworkSpec& spec, std::size_t i) {
     require(in_range(layer.l2, 0.0, 1e30), name + ".l2 must be a finite number >= 0, got " + number(layer.l2));
     require(in_range(layer.dropout, 0.0, 1.0), name + ".dropout must be in [0, 1), got " + number(layer.dropout));
     require(!is_output || layer.dropout == 0.0, name + ": dropout is for hidden layers, not the output layer");
+    traits_of(layer.noise);
+    switch (layer.noise) {
+        case Noise::none: break;
+        case Noise::gaussian:
+            require(in_range(layer.noise_level, 0.0, 1e30), name + ": gaussian noise_level (the std) must be a finite "
+                                                                    "number >= 0, got " + number(layer.noise_level));
+            break;
+        case Noise::masking:
+            require(in_range(layer.noise_level, 0.0, 1.0),
+                    name + ": masking noise_level (the fraction set to 0) must be in [0, 1), got " + number(layer.noise_level));
+            break;
+    }
+    require(layer.noise == Noise::none || i == 0,
+            name + ": noise is supported on the first layer's input (the network's input) only");
+    require(in_range(layer.activity_l1, 0.0, 1e30),
+            name + ".activity_l1 must be a finite number >= 0, got " + number(layer.activity_l1));
+    require(in_range(layer.sparsity_weight, 0.0, 1e30),
+            name + ".sparsity_weight must be a finite number >= 0, got " + number(layer.sparsity_weight));
+    if (layer.sparsity_weight > 0.0) {
+        require(in_range(layer.sparsity_target, 0.0, 1.0) && layer.sparsity_target > 0.0,
+                name + ".sparsity_target must be in (0, 1), got " + number(layer.sparsity_target));
+        require(act.kind == Activation::sigmoid, name + ": the sparsity penalty needs a sigmoid layer (its outputs are "
+                                                        "activation rates in (0, 1)), got '" + name_of(act.kind) + "'");
+    }
+    require(!is_output || (layer.activity_l1 == 0.0 && layer.sparsity_weight == 0.0),
+            name + ": activity penalties are for hidden layers (the code), not the output layer");
 }
 
 void check_head(const NetworkSpec& spec) {
@@ -110,7 +136,47 @@ void apply_dropout(const DenseLayer& layer, int l, const StepContext& ctx, float
     Eigen::Map<Eigen::ArrayXf>(a, n_out * b) *= Eigen::Map<const Eigen::ArrayXf>(mask, n_out * b);
 }
 
+// The activity terms of `layer` on its outputs a (n_out, b) into da (the gradient of the loss with
+// respect to a): activity_l1 * sign(a) / batch, and the sparsity KL's
+// weight * (-rho / mean + (1 - rho) / (1 - mean)) / batch. Returns the L1 term's value for these
+// columns (the KL's is the whole batch's, added once by the session).
+double add_activity_terms(const DenseLayer& layer, int l, const StepContext& ctx, const float* a, float* da,
+                          Eigen::Index b) {
+    const auto n_out = Eigen::Index(layer.n_out);
+    const Eigen::Map<const Eigen::ArrayXXf> av(a, n_out, b);
+    Eigen::Map<Eigen::ArrayXXf> dv(da, n_out, b);
+    const float inv_batch = float(1.0 / ctx.batch_samples);
+    double value = 0.0;
+    if (layer.activity_l1 > 0.0f) {
+        dv += (layer.activity_l1 * inv_batch) * av.sign();
+        value = double(layer.activity_l1) * double(av.abs().sum()) / ctx.batch_samples;
+    }
+    if (layer.sparsity_weight > 0.0f) {
+        const Eigen::Map<const Eigen::ArrayXf> mean((*ctx.batch_means)[std::size_t(l) + 1].data(), n_out);
+        const float rho = layer.sparsity_target;
+        const Eigen::ArrayXf g = (layer.sparsity_weight * inv_batch) * (-rho / mean + (1.0f - rho) / (1.0f - mean));
+        dv.colwise() += g;
+    }
+    return value;
+}
+
 }  // namespace
+
+// A stream of its own per (seed, epoch, row), apart from dropout's keys (rng.h).
+void input_noise(Noise kind, float level, const StepContext& ctx, std::size_t row, const float* x, float* out,
+                 Eigen::Index d) {
+    constexpr std::uint64_t kNoiseStream = 0xD1B54A32D192ED03ull;
+    Rng rng(mix64(ctx.seed ^ kNoiseStream) ^ mix64(std::uint64_t(std::uint32_t(ctx.epoch)) * 0x9E3779B97F4A7C15ull + row));
+    switch (kind) {
+        case Noise::none: std::copy(x, x + d, out); return;
+        case Noise::gaussian:
+            for (Eigen::Index k = 0; k < d; ++k) out[k] = x[k] + level * float(rng.normal());
+            return;
+        case Noise::masking:
+            for (Eigen::Index k = 0; k < d; ++k) out[k] = rng.uniform() < double(level) ? 0.0f : x[k];
+            return;
+    }
+}
 
 Network::Network(const NetworkSpec& spec) : spec_(spec) {
     require(spec.n_inputs >= 1, "n_inputs must be >= 1, got " + std::to_string(spec.n_inputs));
@@ -133,7 +199,13 @@ Network::Network(const NetworkSpec& spec) : spec_(spec) {
         layer.activation = s.activation;
         layer.dropout = static_cast<float>(s.dropout);
         layer.keeps_z = traits_of(s.activation.kind).needs_preactivation || s.dropout > 0.0;
+        layer.noise = s.noise;
+        layer.noise_level = static_cast<float>(s.noise_level);
+        layer.activity_l1 = static_cast<float>(s.activity_l1);
+        layer.sparsity_target = static_cast<float>(s.sparsity_target);
+        layer.sparsity_weight = static_cast<float>(s.sparsity_weight);
         has_dropout_ = has_dropout_ || s.dropout > 0.0;
+        if (s.sparsity_weight > 0.0) batch_stat_layers_ = int(layers_.size()) + 1;
         const std::size_t count = std::size_t(layer.n_in) * std::size_t(layer.n_out) + std::size_t(layer.n_out);
         if (count > kMaxParams || offset + count > kMaxParams) {
             throw std::invalid_argument("the layer widths give more than 2^32 parameters");
@@ -202,10 +274,16 @@ void forward_batch(const Network& net, const float* params, ConstMatrixMap in, i
 }
 
 double loss_gradient_batch(const Network& net, const float* params, ConstMatrixMap x, ConstMatrixMap y,
-                           ColumnScale scale, const StepContext* context, Workspace& ws, float* grad) {
+                           ColumnScale scale, const StepContext* context, Workspace& ws, float* grad,
+                           int forward_done) {
     const int n_layers = net.n_layers();
     const Eigen::Index b = x.cols();
-    forward_batch(net, params, x, 0, n_layers, ws, /*activate_output=*/false, /*keep_z=*/true, context);
+    if (forward_done == 0) {
+        forward_batch(net, params, x, 0, n_layers, ws, /*activate_output=*/false, /*keep_z=*/true, context);
+    } else {
+        forward_batch(net, params, ConstMatrixMap(ws.act(forward_done, b).data(), net.width(forward_done), b),
+                      forward_done, n_layers, ws, /*activate_output=*/false, /*keep_z=*/true, context);
+    }
     // The output pass turns the logits into dL/dZ in place.
     const double loss = head_pass(net.head(), net.output_activation(), ws.act(n_layers, b), y, scale,
                                   /*want_grad=*/true, nullptr, ws.scratch());
@@ -233,9 +311,14 @@ double loss_gradient_batch(const Network& net, const float* params, ConstMatrixM
         MutMatrixMap da = ws.delta(layer.n_in, b);
         gemm(true, false, layer.n_in, int(b), layer.n_out, 1.0f, params + layer.offset, layer.n_out, dz.data(),
              layer.n_out, 0.0f, da.data(), layer.n_in, ws.gemm());
-        // dZ_{l-1} = dA * M * f', written over A_l, which nothing needs any more.
+        // dZ_{l-1} = (dA + the activity terms' gradient) * M * f', written over A_l, which nothing
+        // needs any more.
         const DenseLayer& below = net.layer(l - 1);
         const Eigen::Index count = Eigen::Index(layer.n_in) * b;
+        if (context && (below.activity_l1 > 0.0f || below.sparsity_weight > 0.0f)) {
+            const double value = add_activity_terms(below, l - 1, *context, a_in.data(), da.data(), b);
+            if (context->term_value) *context->term_value += value;
+        }
         if (context && below.dropout > 0.0f) {
             Eigen::Map<Eigen::ArrayXf>(da.data(), count) *= Eigen::Map<const Eigen::ArrayXf>(ws.mask(l), count);
         }
@@ -320,19 +403,48 @@ double loss_gradient_naive(const Network& net, const double* p, std::size_t n, c
     const int d_in = net.width(0), d_out = net.width(n_layers);
     const double normaliser = head_normaliser(net.head().loss, double(n), d_out);
     std::fill(grad, grad + net.n_params(), 0.0);
-    std::vector<std::vector<double>> acts, zs;
-    double total = 0;
+    // Every sample's forward pass first: the sparsity KL needs the batch's mean outputs.
+    std::vector<std::vector<std::vector<double>>> acts(n), zs(n);
+    std::vector<double> noisy(static_cast<std::size_t>(d_in));
+    const DenseLayer& first = net.layer(0);
     for (std::size_t s = 0; s < n; ++s) {
         const std::size_t row = training ? training->row(Eigen::Index(s)) : s;
-        forward_sample_naive(net, p, x + s * std::size_t(d_in), training, row, acts, zs);
+        const double* xs = x + s * std::size_t(d_in);
+        if (training && first.noise != Noise::none) {
+            std::vector<float> in(xs, xs + d_in), out(static_cast<std::size_t>(d_in));
+            input_noise(first.noise, first.noise_level, *training, row, in.data(), out.data(), d_in);
+            noisy.assign(out.begin(), out.end());
+            xs = noisy.data();
+        }
+        forward_sample_naive(net, p, xs, training, row, acts[s], zs[s]);
+    }
+    std::vector<std::vector<double>> means(std::size_t(n_layers) + 1);
+    double total = 0, terms = 0;
+    for (int l = 0; training && l + 1 < n_layers; ++l) {
+        const DenseLayer& L = net.layer(l);
+        std::vector<double>& m = means[std::size_t(l) + 1];
+        m.assign(std::size_t(L.n_out), 0.0);
+        for (std::size_t s = 0; s < n; ++s) {
+            for (int o = 0; o < L.n_out; ++o) {
+                const double h = acts[s][std::size_t(l) + 1][std::size_t(o)];
+                m[std::size_t(o)] += h / double(n);
+                terms += L.activity_l1 * std::abs(h) / double(n);
+            }
+        }
+        if (L.sparsity_weight > 0.0f) {
+            const double rho = L.sparsity_target;
+            for (double q : m) terms += L.sparsity_weight * (rho * std::log(rho / q) + (1 - rho) * std::log((1 - rho) / (1 - q)));
+        }
+    }
+    for (std::size_t s = 0; s < n; ++s) {
         const double w = weight ? weight[s] : 1.0;
         std::vector<double> dz(std::size_t(d_out), 0.0);
-        total += w * head_naive(net.head(), net.output_activation(), acts.back().data(),
+        total += w * head_naive(net.head(), net.output_activation(), acts[s].back().data(),
                                 y + s * std::size_t(d_out), d_out, dz.data());
         for (double& g : dz) g *= w / normaliser;
         for (int l = n_layers - 1; l >= 0; --l) {
             const DenseLayer& L = net.layer(l);
-            const std::vector<double>& a_in = acts[std::size_t(l)];
+            const std::vector<double>& a_in = acts[s][std::size_t(l)];
             std::vector<double> da(std::size_t(L.n_in), 0.0);
             for (int o = 0; o < L.n_out; ++o) {
                 grad[L.bias_offset() + std::size_t(o)] += dz[std::size_t(o)];
@@ -344,17 +456,26 @@ double loss_gradient_naive(const Network& net, const double* p, std::size_t n, c
             }
             if (l == 0) break;
             const DenseLayer& below = net.layer(l - 1);
+            const std::size_t row = training ? training->row(Eigen::Index(s)) : s;
             for (int i = 0; i < L.n_in; ++i) {
+                const double h = a_in[std::size_t(i)];
+                if (training) {  // the activity terms' gradient, on the layer's output
+                    da[std::size_t(i)] += below.activity_l1 * double((h > 0) - (h < 0)) / double(n);
+                    if (below.sparsity_weight > 0.0f) {
+                        const double q = means[std::size_t(l)][std::size_t(i)], rho = below.sparsity_target;
+                        da[std::size_t(i)] += below.sparsity_weight * (-rho / q + (1 - rho) / (1 - q)) / double(n);
+                    }
+                }
                 double m = 1.0;
                 if (training && below.dropout > 0.0f) {
                     m = dropout_mask(training->seed, training->epoch, row, l - 1, i, below.dropout);
                 }
-                da[std::size_t(i)] *= m * activation_derivative_naive(below.activation, zs[std::size_t(l) - 1][std::size_t(i)]);
+                da[std::size_t(i)] *= m * activation_derivative_naive(below.activation, zs[s][std::size_t(l) - 1][std::size_t(i)]);
             }
             dz.swap(da);
         }
     }
-    return total / normaliser;
+    return total / normaliser + terms;
 }
 
 }  // namespace fastae::detail

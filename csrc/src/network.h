@@ -34,18 +34,36 @@ struct DenseLayer {
     ActivationSpec activation;
     float dropout = 0.0f;
     bool keeps_z = false;    // training keeps Z apart from A (needs_preactivation, or dropout)
+    Noise noise = Noise::none;     // on the layer's input (the first layer's only), training only
+    float noise_level = 0.0f;
+    float activity_l1 = 0.0f;      // penalties on the output (LayerSpec)
+    float sparsity_target = 0.0f;
+    float sparsity_weight = 0.0f;
     std::size_t bias_offset() const { return offset + std::size_t(n_in) * std::size_t(n_out); }
 };
 
-// Where a batch's samples came from, for the randomness keyed by dataset row (dropout masks):
-// column j is dataset row rows[j] (first + j when rows is null) in epoch `epoch`.
+// A training step's context beyond its data. Where a batch's samples came from, for the
+// randomness keyed by dataset row (dropout masks, input noise): column j is dataset row rows[j]
+// (first + j when rows is null) in epoch `epoch`. The activity terms (LayerSpec::activity_l1,
+// the sparsity KL) need the whole batch's size and, for the KL, each such layer's mean output
+// over the whole batch (batch_means[l + 1] for layer l, computed before the backward pass); their
+// value for this shard is added to *term_value.
 struct StepContext {
     std::uint64_t seed = 0;
     int epoch = 0;
     const std::size_t* rows = nullptr;
     std::size_t first = 0;
+    double batch_samples = 0.0;
+    const std::vector<AlignedFloats>* batch_means = nullptr;
+    double* term_value = nullptr;
     std::size_t row(Eigen::Index j) const { return rows ? rows[j] : first + std::size_t(j); }
 };
+
+// The noise of LayerSpec::noise on one sample's d inputs x into out (training only), drawn from a
+// stream keyed by (seed, epoch, row): gaussian x + level * N(0, 1), masking x or 0 (0 with
+// probability level).
+void input_noise(Noise kind, float level, const StepContext& ctx, std::size_t row, const float* x, float* out,
+                 Eigen::Index d);
 
 class Network {
 public:
@@ -63,6 +81,9 @@ public:
     const HeadSpec& head() const { return spec_.head; }
     const ActivationSpec& output_activation() const { return layers_.back().activation; }
     bool has_dropout() const { return has_dropout_; }
+    // Layers [0, batch_stat_layers()) must run for the whole batch before any shard's backward
+    // pass: their last one has the deepest whole-batch statistic (the sparsity KL); 0: none.
+    int batch_stat_layers() const { return batch_stat_layers_; }
 
 private:
     NetworkSpec spec_;
@@ -71,6 +92,7 @@ private:
     int max_width_ = 0;
     int n_encoder_layers_ = 1;
     bool has_dropout_ = false;
+    int batch_stat_layers_ = 0;
 };
 
 // Buffers for running up to `capacity` samples through a network; made once, reused per batch
@@ -120,7 +142,10 @@ void forward_batch(const Network& net, const float* params, ConstMatrixMap in, i
 // Writes the gradient of sum_j scale(j) * (sample j's loss sum) into grad (n_params), and returns
 // the sum over samples of weight * loss sum (head.h: head_pass). Dropout with a step context only.
 double loss_gradient_batch(const Network& net, const float* params, ConstMatrixMap x, ConstMatrixMap y,
-                           ColumnScale scale, const StepContext* context, Workspace& ws, float* grad);
+                           ColumnScale scale, const StepContext* context, Workspace& ws, float* grad,
+                           int forward_done = 0);
+// forward_done: layers [0, forward_done) already ran on this batch in ws (forward_batch with
+// keep_z and the same context), as a two-phase step with whole-batch statistics does.
 
 // The same sum without gradient or dropout (and per-sample losses if requested);
 // first_products_finite as in forward_batch.

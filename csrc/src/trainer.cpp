@@ -147,7 +147,9 @@ StopReason run_epochs(TrainingSession& session, const TrainingData& data, const 
     const std::size_t n = order.size();
     const std::size_t batch = std::min<std::size_t>(std::size_t(options.batch_size), n);
     const std::size_t steps = (n + batch - 1) / batch;
-    Rng rng(options.seed);
+    // The shuffle stream of a fit that continues a model's training (initial_epoch > 0) is its own,
+    // while `seed` alone keys validation_split's rows: partial_fit holds out the same rows each call.
+    Rng rng(options.seed + std::uint64_t(options.initial_epoch) * 0x9E3779B97F4A7C15ull);
     Monitor monitor(options, session.n_params());
     const double lr0 = session.learning_rate();
     double lr = options.lr_in_force > 0.0 ? options.lr_in_force : lr0;

@@ -95,6 +95,17 @@ TrainingSession::Impl::Impl(Model::Impl& model_, const TrainingData& data_, cons
     ws.reserve(std::size_t(n_shards));
     for (int t = 0; t < n_shards; ++t) ws.emplace_back(net, std::max<std::size_t>(shard_capacity, 1));
     xb.resize(std::size_t(d_in) * batch_capacity);
+    if (net.layer(0).noise != Noise::none) nb.resize(std::size_t(d_in) * batch_capacity);
+    shard_data.resize(std::size_t(n_shards));
+    shard_contexts.resize(std::size_t(n_shards));
+    shard_terms.assign(std::size_t(n_shards), 0.0);
+    batch_means.resize(std::size_t(net.n_layers()) + 1);
+    shard_sums.assign(std::size_t(n_shards), std::vector<detail::AlignedFloats>(std::size_t(net.n_layers()) + 1));
+    for (int l = 0; l < net.batch_stat_layers(); ++l) {
+        if (net.layer(l).sparsity_weight == 0.0f) continue;
+        batch_means[std::size_t(l) + 1].assign(std::size_t(net.layer(l).n_out), 0.0f);
+        for (auto& sums : shard_sums) sums[std::size_t(l) + 1].assign(std::size_t(net.layer(l).n_out), 0.0f);
+    }
     if (!targets_are_inputs) yb.resize(std::size_t(d_out) * batch_capacity);
     if (data.sample_weight) wb.resize(batch_capacity);
     for (int l = 0; l < net.n_layers(); ++l) {
@@ -128,44 +139,115 @@ void TrainingSession::Impl::check_rows(std::size_t b, const float* xs, const flo
 void TrainingSession::Impl::shard_gradient(int shard) {
     const std::size_t b = batch.size;
     const std::size_t c0 = part_begin(b, n_shards, shard), c1 = part_begin(b, n_shards, shard + 1);
-    float* grad = grads[std::size_t(shard)].data();
+    ShardData& sd = shard_data[std::size_t(shard)];
     shard_loss[std::size_t(shard)] = 0.0;
+    shard_terms[std::size_t(shard)] = 0.0;
+    sd.cols = Eigen::Index(c1 - c0);
     if (c1 == c0) {
+        float* grad = grads[std::size_t(shard)].data();
         std::fill(grad, grad + n_params, 0.0f);
+        for (auto& sums : shard_sums[std::size_t(shard)]) std::fill(sums.begin(), sums.end(), 0.0f);
         return;
     }
-    const std::size_t* rows = batch.rows ? batch.rows + c0 : nullptr;
-    const std::size_t first = batch.first + c0;
-    const auto cols = Eigen::Index(c1 - c0);
+    sd.rows = batch.rows ? batch.rows + c0 : nullptr;
+    sd.first = batch.first + c0;
     // Inputs, targets and weights as contiguous columns: gathered (shuffled rows, 8-bit data),
     // or read in place where consecutive float rows already are.
-    const bool in_place = rows == nullptr && data.x_u8 == nullptr;
-    const float* xs = in_place ? data.x + first * std::size_t(d_in) : xb.data() + c0 * std::size_t(d_in);
-    if (!in_place) gather(data.x, data.x_u8, data.scale, d_in, rows, first, cols, xb.data() + c0 * std::size_t(d_in));
-    const float* ys = xs;
+    const bool in_place = sd.rows == nullptr && data.x_u8 == nullptr;
+    sd.x = in_place ? data.x + sd.first * std::size_t(d_in) : xb.data() + c0 * std::size_t(d_in);
+    if (!in_place) gather(data.x, data.x_u8, data.scale, d_in, sd.rows, sd.first, sd.cols, xb.data() + c0 * std::size_t(d_in));
+    sd.y = sd.x;
     if (!targets_are_inputs) {
-        ys = rows == nullptr ? data.y + first * std::size_t(d_out) : yb.data() + c0 * std::size_t(d_out);
-        if (rows) gather(data.y, nullptr, 1.0f, d_out, rows, first, cols, yb.data() + c0 * std::size_t(d_out));
+        sd.y = sd.rows == nullptr ? data.y + sd.first * std::size_t(d_out) : yb.data() + c0 * std::size_t(d_out);
+        if (sd.rows) gather(data.y, nullptr, 1.0f, d_out, sd.rows, sd.first, sd.cols, yb.data() + c0 * std::size_t(d_out));
     }
-    const float* weights = nullptr;
+    sd.w = nullptr;
     if (data.sample_weight) {
-        weights = rows == nullptr ? data.sample_weight + first : wb.data() + c0;
-        if (rows) {
-            for (std::size_t j = 0; j < c1 - c0; ++j) wb[c0 + j] = data.sample_weight[rows[j]];
+        sd.w = sd.rows == nullptr ? data.sample_weight + sd.first : wb.data() + c0;
+        if (sd.rows) {
+            for (std::size_t j = 0; j < c1 - c0; ++j) wb[c0 + j] = data.sample_weight[sd.rows[j]];
         }
     }
     if (check_data) {
         try {
-            check_rows(c1 - c0, xs, ys, weights, rows, first);
+            check_rows(c1 - c0, sd.x, sd.y, sd.w, sd.rows, sd.first);
         } catch (...) {
             shard_error[std::size_t(shard)] = std::current_exception();
             return;
         }
     }
-    const detail::StepContext context{options.seed, batch.epoch, rows, first};
+    // Noise on the input (a denoising autoencoder): the first layer sees a noisy copy, the targets
+    // stay the clean inputs.
+    sd.x_in = sd.x;
+    const detail::DenseLayer& first_layer = net.layer(0);
+    if (first_layer.noise != Noise::none) {
+        float* noisy = nb.data() + c0 * std::size_t(d_in);
+        const detail::StepContext keys{options.seed, batch.epoch, sd.rows, sd.first};
+        for (Eigen::Index j = 0; j < sd.cols; ++j) {
+            detail::input_noise(first_layer.noise, first_layer.noise_level, keys, keys.row(j),
+                                sd.x + j * d_in, noisy + j * d_in, d_in);
+        }
+        sd.x_in = noisy;
+    }
+    const int stat_layers = net.batch_stat_layers();
+    if (stat_layers == 0) {
+        shard_backward(shard, 0);
+        return;
+    }
+    // Two phases: the layers up to the deepest whole-batch statistic now, then (after the session
+    // has the whole batch's means) the rest and the backward pass, shard_backward.
+    detail::forward_batch(net, params, ConstMatrixMap(sd.x_in, d_in, sd.cols), 0, stat_layers, ws[std::size_t(shard)],
+                          /*activate_output=*/false, /*keep_z=*/true, &step_context(shard));
+    for (int l = 0; l < stat_layers; ++l) {
+        if (net.layer(l).sparsity_weight == 0.0f) continue;
+        const auto a = ws[std::size_t(shard)].act(l + 1, sd.cols);
+        Eigen::Map<Eigen::VectorXf> sums(shard_sums[std::size_t(shard)][std::size_t(l) + 1].data(), a.rows());
+        sums = a.col(0);
+        for (Eigen::Index j = 1; j < sd.cols; ++j) sums += a.col(j);  // in column order
+    }
+}
+
+// The step's context for a shard: its rows' keys, the batch's size and means, its term value.
+detail::StepContext& TrainingSession::Impl::step_context(int shard) {
+    const ShardData& sd = shard_data[std::size_t(shard)];
+    detail::StepContext& c = shard_contexts[std::size_t(shard)];
+    c = detail::StepContext{options.seed, batch.epoch, sd.rows, sd.first,
+                            double(batch.global_size ? batch.global_size : batch.size), &batch_means,
+                            &shard_terms[std::size_t(shard)]};
+    return c;
+}
+
+void TrainingSession::Impl::shard_backward(int shard, int forward_done) {
+    const ShardData& sd = shard_data[std::size_t(shard)];
+    float* grad = grads[std::size_t(shard)].data();
+    if (sd.cols == 0) return;  // zeroed by shard_gradient
     shard_loss[std::size_t(shard)] = detail::loss_gradient_batch(
-        net, params, ConstMatrixMap(xs, d_in, cols), ConstMatrixMap(ys, d_out, cols),
-        detail::ColumnScale{grad_scale, weights}, &context, ws[std::size_t(shard)], grad);
+        net, params, ConstMatrixMap(sd.x_in, d_in, sd.cols), ConstMatrixMap(sd.y, d_out, sd.cols),
+        detail::ColumnScale{grad_scale, sd.w}, &step_context(shard), ws[std::size_t(shard)], grad, forward_done);
+}
+
+// The whole batch's mean output of every layer with a sparsity penalty, from the shards' column
+// sums (added in shard order), and the penalty's value: weight * sum_j KL(target || mean_j).
+// Means are kept inside [1e-6, 1 - 1e-6] so that a saturated sigmoid cannot make the KL infinite.
+double TrainingSession::Impl::batch_statistics() {
+    const double samples = double(batch.global_size ? batch.global_size : batch.size);
+    double kl = 0.0;
+    for (int l = 0; l < net.batch_stat_layers(); ++l) {
+        const detail::DenseLayer& layer = net.layer(l);
+        if (layer.sparsity_weight == 0.0f) continue;
+        detail::AlignedFloats& mean = batch_means[std::size_t(l) + 1];
+        std::fill(mean.begin(), mean.end(), 0.0f);
+        for (int t = 0; t < n_shards; ++t) {
+            const detail::AlignedFloats& sums = shard_sums[std::size_t(t)][std::size_t(l) + 1];
+            for (std::size_t o = 0; o < mean.size(); ++o) mean[o] += sums[o];
+        }
+        const double rho = layer.sparsity_target;
+        for (float& m : mean) {
+            m = std::min(std::max(float(double(m) / samples), 1e-6f), 1.0f - 1e-6f);
+            kl += double(layer.sparsity_weight) * (rho * std::log(rho / m) + (1.0 - rho) * std::log((1.0 - rho) / (1.0 - m)));
+        }
+    }
+    return kl;
 }
 
 // Slice `slice` of the parameters: the shards' gradients summed into grads[0] (unless reduce()
@@ -297,10 +379,17 @@ double TrainingSession::compute_gradients(const Batch& batch) {
             std::rethrow_exception(e);
         }
     }
+    double whole_batch_terms = 0.0;
+    if (s.net.batch_stat_layers() > 0) {  // the second phase, with the whole batch's means
+        whole_batch_terms = s.batch_statistics();
+        auto rest = [&s](int shard, int) { s.shard_backward(shard, s.net.batch_stat_layers()); };
+        s.pool.run(rest, s.n_shards);
+    }
     s.reduced = false;
-    double loss = 0.0;
+    double loss = 0.0, terms = 0.0;
     for (double v : s.shard_loss) loss += v;
-    return loss * double(s.grad_scale);
+    for (double v : s.shard_terms) terms += v;
+    return loss * double(s.grad_scale) + terms + whole_batch_terms;
 }
 
 void TrainingSession::reduce() {

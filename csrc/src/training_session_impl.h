@@ -31,7 +31,10 @@ struct TrainingSession::Impl {
     Impl(Model::Impl& model, const TrainingData& data, const OptimizerConfig& optimizer, const TrainOptions& options);
 
     // Step parts, run by the pool's threads.
-    void shard_gradient(int shard);
+    void shard_gradient(int shard);                     // gather, check, noise; then all, or phase 1
+    void shard_backward(int shard, int forward_done);   // (the rest of) forward, head and backward
+    double batch_statistics();                          // between the phases: means and the KL
+    detail::StepContext& step_context(int shard);
     void sum_slice(std::size_t p0, std::size_t p1);
     void update_slice(int slice);
     void penalise_slice(int slice);  // sums (unless reduced) and adds the penalties into grads[0]
@@ -76,6 +79,22 @@ struct TrainingSession::Impl {
     float clip_factor = 1.0f;
     std::vector<detail::Workspace> ws;      // one per shard, also per member for evaluation
     detail::AlignedFloats xb, yb, wb;       // the batch's gathered inputs, targets, weights
+    detail::AlignedFloats nb;               // the batch's noisy inputs (LayerSpec::noise)
+    // A shard's columns of the current batch, as shard_gradient found them.
+    struct ShardData {
+        const float* x = nullptr;     // clean inputs (the targets of an autoencoder)
+        const float* x_in = nullptr;  // what the first layer reads (noisy, or x)
+        const float* y = nullptr;
+        const float* w = nullptr;
+        const std::size_t* rows = nullptr;
+        std::size_t first = 0;
+        Eigen::Index cols = 0;
+    };
+    std::vector<ShardData> shard_data;
+    std::vector<detail::StepContext> shard_contexts;
+    std::vector<double> shard_terms;                         // activity terms' values per shard
+    std::vector<std::vector<detail::AlignedFloats>> shard_sums;  // [shard][l + 1]: column sums
+    std::vector<detail::AlignedFloats> batch_means;          // [l + 1]: the whole batch's means
     std::vector<double> chunk_sums;         // evaluation
     detail::AlignedFloats val_buffers;      // evaluation of 8-bit data: one chunk per member
     detail::ThreadModeChooser chooser;

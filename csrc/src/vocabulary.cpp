@@ -27,9 +27,10 @@ constexpr OptimizerTraits kOptimizers[] = {FASTAE_OPTIMIZERS(FASTAE_OPTIMIZER_TR
 #define FASTAE_INITIALIZER_TRAITS(id, name, code, normal, scale, fan) {name, code, normal, scale, fan},
 constexpr InitializerTraits kInitializers[] = {FASTAE_INITIALIZERS(FASTAE_INITIALIZER_TRAITS)};
 #undef FASTAE_INITIALIZER_TRAITS
-#define FASTAE_LR_SCHEDULE_TRAITS(id, name, code) {name, code},
-constexpr LrScheduleTraits kLrSchedules[] = {FASTAE_LR_SCHEDULES(FASTAE_LR_SCHEDULE_TRAITS)};
-#undef FASTAE_LR_SCHEDULE_TRAITS
+#define FASTAE_NAME_CODE_TRAITS(id, name, code) {name, code},
+constexpr LrScheduleTraits kLrSchedules[] = {FASTAE_LR_SCHEDULES(FASTAE_NAME_CODE_TRAITS)};
+constexpr NoiseTraits kNoises[] = {FASTAE_NOISES(FASTAE_NAME_CODE_TRAITS)};
+#undef FASTAE_NAME_CODE_TRAITS
 
 // Every value of an enum whose table is kTable, in table order (enum values are 0, 1, ...).
 template <typename Enum, typename Traits, std::size_t N>
@@ -63,12 +64,14 @@ const LossTraits& traits_of(Loss l) { return lookup(kLosses, l, "loss"); }
 const OptimizerTraits& traits_of(OptimizerKind o) { return lookup(kOptimizers, o, "optimizer"); }
 const InitializerTraits& traits_of(Initializer i) { return lookup(kInitializers, i, "initializer"); }
 const LrScheduleTraits& traits_of(LrSchedule s) { return lookup(kLrSchedules, s, "lr_schedule"); }
+const NoiseTraits& traits_of(Noise n) { return lookup(kNoises, n, "noise"); }
 
 const char* name_of(Activation a) { return traits_of(a).name; }
 const char* name_of(Loss l) { return traits_of(l).name; }
 const char* name_of(OptimizerKind o) { return traits_of(o).name; }
 const char* name_of(Initializer i) { return traits_of(i).name; }
 const char* name_of(LrSchedule s) { return traits_of(s).name; }
+const char* name_of(Noise n) { return traits_of(n).name; }
 
 Activation parse_activation(const std::string& name) { return parse<Activation>(kActivations, name, "activation"); }
 Loss parse_loss(const std::string& name) { return parse<Loss>(kLosses, name, "loss"); }
@@ -78,6 +81,7 @@ Initializer parse_initializer(const std::string& name) {
 }
 
 LrSchedule parse_lr_schedule(const std::string& name) { return parse<LrSchedule>(kLrSchedules, name, "lr_schedule"); }
+Noise parse_noise(const std::string& name) { return parse<Noise>(kNoises, name, "noise"); }
 
 const std::vector<Activation>& all_activations() {
     static const std::vector<Activation> all = every<Activation>(kActivations);
@@ -98,6 +102,11 @@ const std::vector<Initializer>& all_initializers() {
 
 const std::vector<LrSchedule>& all_lr_schedules() {
     static const std::vector<LrSchedule> all = every<LrSchedule>(kLrSchedules);
+    return all;
+}
+
+const std::vector<Noise>& all_noises() {
+    static const std::vector<Noise> all = every<Noise>(kNoises);
     return all;
 }
 

@@ -21,14 +21,20 @@
 #include "test_data.h"
 
 // Every allocation in this program is counted, so a test can see whether a code path allocates.
+// (Not inlined: GCC would otherwise see free() meet operator new and warn of a mismatch.)
+#if defined(__GNUC__)
+#define FASTAE_TEST_NOINLINE __attribute__((noinline))
+#else
+#define FASTAE_TEST_NOINLINE
+#endif
 static std::atomic<long> g_allocations{0};
-void* operator new(std::size_t size) {
+FASTAE_TEST_NOINLINE void* operator new(std::size_t size) {
     ++g_allocations;
     if (void* p = std::malloc(size ? size : 1)) return p;
     throw std::bad_alloc();
 }
-void operator delete(void* p) noexcept { std::free(p); }
-void operator delete(void* p, std::size_t) noexcept { std::free(p); }
+FASTAE_TEST_NOINLINE void operator delete(void* p) noexcept { std::free(p); }
+FASTAE_TEST_NOINLINE void operator delete(void* p, std::size_t) noexcept { std::free(p); }
 
 using namespace fastae;
 using fastae_test::make_data;

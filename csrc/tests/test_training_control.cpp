@@ -89,6 +89,14 @@ TEST(monitor_stops_at_the_hand_computed_epoch) {
         CHECK(m.best_params() == nullptr);
     }
 
+    // "More than min_delta": exactly min_delta below the best is not an improvement.
+    TrainOptions exact = t;
+    exact.min_delta = 0.25;
+    detail::Monitor boundary(exact, 0);
+    CHECK(boundary.record(1.0, nullptr));
+    CHECK(!boundary.record(0.75, nullptr));
+    CHECK(boundary.record(0.7421875, nullptr));
+
     // The first finite loss improves on nothing-so-far; a NaN first never does.
     detail::Monitor first(t, 0);
     CHECK(!first.record(kNaN, nullptr));

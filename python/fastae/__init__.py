@@ -5,8 +5,10 @@
     codes = ae.transform(X_test)
     ae.save("model.fae"); ae = fastae.load("model.fae")   # also in C++: fastae::load_model
 
-The engine is C++ (Eigen kernels, the whole training loop); this package is a thin,
-scikit-learn-style layer over it. Runtime dependency: numpy.
+The engine is C++ (Eigen kernels, the whole training loop); this package is a thin
+layer over it. Runtime dependency: numpy. With scikit-learn installed (``pip install
+fastae[sklearn]``) the estimators are scikit-learn estimators (pipelines, grid searches,
+``set_output``); without it they work the same with NumPy alone.
 """
 
 from . import _loader
@@ -14,7 +16,9 @@ from . import _loader
 # The engine: _core in a source build, or the variant of a portable build that this CPU runs,
 # registered as fastae._core before the modules below import it (see _loader.py).
 _core = _loader.load_core()
-from ._autoencoder import Autoencoder, ModelFileError, NotFittedError, load
+from ._autoencoder import Autoencoder
+from ._base import ModelFileError, load
+from ._compat import NotFittedError
 from ._core import TrainingDivergedError
 from ._validation import available_cpus, resolve_n_threads
 from .datasets import load_digits

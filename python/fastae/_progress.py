@@ -5,6 +5,7 @@ computed: the engine calls back between steps, at most every 0.1 s."""
 
 from __future__ import annotations
 
+import os
 import sys
 
 
@@ -33,23 +34,49 @@ class EpochLines:
 
 
 class PlainBar(EpochLines):
-    """A one-line bar redrawn in place: steps done, running loss, samples/s and the ETA."""
+    """A one-line bar redrawn in place: steps done, running loss, samples/s and the ETA. It is
+    kept narrower than the terminal (a line that wraps cannot be redrawn with a carriage return)."""
 
     width = 30
 
+    def __init__(self, epochs_total, stream=None):
+        super().__init__(epochs_total, stream)
+        self._drawn = False  # a bar is on screen, not yet replaced by its epoch's line
+
+    def _columns(self):
+        try:
+            columns = os.get_terminal_size(self.stream.fileno()).columns
+        except (AttributeError, ValueError, OSError):
+            columns = 0
+        return columns if columns > 0 else 80
+
     def progress(self, p):
         done = p["step"] / p["steps"]
-        filled = int(self.width * done)
         rate = p["samples"] / p["seconds"] if p["seconds"] > 0 else 0.0
         eta = p["seconds"] * (1 - done) / done if done > 0 else 0.0
-        text = (f"\repoch {p['epoch']}/{self.epochs_total} [{'=' * filled}{'.' * (self.width - filled)}] "
-                f"{p['step']}/{p['steps']}  loss {p['loss']:.4f}  {rate:,.0f} samples/s  ETA {eta:.1f} s")
-        self.stream.write(text)
+        head = f"epoch {p['epoch']}/{self.epochs_total} "
+        tail = f" {p['step']}/{p['steps']}  loss {p['loss']:.4f}  {rate:,.0f} samples/s  ETA {eta:.1f} s"
+        room = self._columns() - 1  # the last column would wrap on some terminals
+        width = min(self.width, room - len(head) - len(tail) - 2)
+        if width >= 5:
+            filled = int(width * done)
+            text = f"{head}[{'=' * filled}{'.' * (width - filled)}]{tail}"
+        else:
+            text = (head + tail.lstrip())[:room]
+        self.stream.write("\r" + text + "\x1b[K")
         self.stream.flush()
+        self._drawn = True
 
     def epoch(self, report):
         self.stream.write("\r\x1b[K")
+        self._drawn = False
         super().epoch(report)
+
+    def close(self):
+        if self._drawn:  # stopped within an epoch (Ctrl-C, max_time): keep the bar, end its line
+            self.stream.write("\n")
+            self.stream.flush()
+            self._drawn = False
 
 
 class TqdmBar(EpochLines):
@@ -66,13 +93,15 @@ class TqdmBar(EpochLines):
         if self._bar is None:
             self._bar = self._tqdm(total=p["steps"], desc=f"epoch {p['epoch']}/{self.epochs_total}", unit="step",
                                    file=self.stream, leave=True, dynamic_ncols=True)
+        self._rate = p["samples"] / p["seconds"] if p["seconds"] > 0 else 0.0
+        # The postfix first: update() draws it (at most every tqdm's mininterval).
+        self._bar.set_postfix_str(f"loss {p['loss']:.4f}, {self._rate:,.0f} samples/s", refresh=False)
         self._bar.update(p["step"] - self._bar.n)
-        rate = p["samples"] / p["seconds"] if p["seconds"] > 0 else 0.0
-        self._bar.set_postfix(loss=f"{p['loss']:.4f}", samples_per_s=f"{rate:,.0f}", refresh=False)
 
     def epoch(self, report):
         if self._bar is not None:
-            self._bar.set_postfix_str(_format_line(report, self.epochs_total).split("  ", 1)[1], refresh=True)
+            summary = _format_line(report, self.epochs_total).split("  ", 1)[1]
+            self._bar.set_postfix_str(f"{summary}, {self._rate:,.0f} samples/s", refresh=True)
             self._bar.close()
             self._bar = None
         else:

@@ -7,6 +7,7 @@ from __future__ import annotations
 import math
 import numbers
 import os
+import sys
 import warnings
 
 import numpy as np
@@ -75,6 +76,59 @@ def check_bool(name, value):
     return bool(value)
 
 
+# ---- declarative parameter checks -------------------------------------------------------------
+# An estimator's _param_checks table maps each constructor parameter to one of these; the base
+# estimator's _validated_params runs them in order, each with the values checked before it (p).
+
+
+class Options:
+    """A name from a vocabulary (a tuple, or a function giving it, read when checked)."""
+
+    def __init__(self, allowed):
+        self.allowed = allowed
+
+    def __call__(self, name, value, p):
+        allowed = self.allowed() if callable(self.allowed) else self.allowed
+        return check_choice(name, value, allowed)
+
+
+class Integer:
+    """An integer in [low, high] (high None: no upper bound)."""
+
+    def __init__(self, low, high=None):
+        self.low, self.high = low, high
+
+    def __call__(self, name, value, p):
+        return check_int(name, value, self.low, self.high)
+
+
+class Real:
+    """A finite real number in the interval (open or closed at each end); optional: None too."""
+
+    def __init__(self, low, high=None, *, low_open=True, high_open=True, optional=False):
+        self.low, self.high, self.low_open, self.high_open, self.optional = low, high, low_open, high_open, optional
+
+    def __call__(self, name, value, p):
+        if value is None and self.optional:
+            return None
+        return check_real(name, value, self.low, self.high, self.low_open, self.high_open)
+
+
+class Boolean:
+    def __call__(self, name, value, p):
+        return check_bool(name, value)
+
+
+class Check:
+    """Any other check: fn(value), or fn(value, p) with with_params=True."""
+
+    def __init__(self, fn, with_params=False):
+        self.fn, self.with_params = fn, with_params
+
+    def __call__(self, name, value, p):
+        return self.fn(value, p) if self.with_params else self.fn(value)
+
+
 def check_activations(value, n_hidden):
     """`activation`: one name for every hidden layer, or a list of one name per hidden layer of the
     encoder (the decoder mirrors it). Returns the encoder's list."""
@@ -99,7 +153,10 @@ def check_activations(value, n_hidden):
 
 def check_output_and_loss(output_activation, loss):
     """The output head: the pairing rules come from the loss table (bce needs a sigmoid output,
-    cross_entropy a softmax, softmax goes with cross_entropy only)."""
+    cross_entropy a softmax, softmax goes with cross_entropy only). "auto" (either) is checked
+    once it is resolved (resolve_head)."""
+    if output_activation == "auto" or loss == "auto":
+        return
     required = _core.LOSS_TRAITS[loss]["required_output"]
     if required is not None and output_activation != required:
         raise ValueError(f"loss={loss!r} needs output_activation={required!r}; got output_activation="
@@ -108,6 +165,31 @@ def check_output_and_loss(output_activation, loss):
         owner = [name for name, t in _core.LOSS_TRAITS.items() if t["required_output"] == output_activation]
         raise ValueError(f"output_activation={output_activation!r} goes with loss={owner[0]!r} only; got "
                          f"loss={loss!r}")
+
+
+def resolve_head(loss, output_activation, unit_range):
+    """The loss and output activation that "auto" stands for, given whether the training targets
+    lie in [0, 1] (unit_range; None when there are no data to look at, as for set_weights on an
+    unfitted estimator, which takes the [0, 1] choice):
+
+    - loss="auto": the loss an output-only activation goes with (softmax: cross_entropy), else
+      "bce" for targets in [0, 1] with a sigmoid (or "auto") output, else "mse";
+    - output_activation="auto": the output the loss requires (bce: sigmoid, cross_entropy:
+      softmax), else "sigmoid" for targets in [0, 1] and "linear" otherwise.
+
+    So the defaults train data in [0, 1] as bce on a sigmoid, and any other data (standardized
+    features) as mse on a linear output. Explicit names are returned unchanged (and checked)."""
+    in_unit_range = unit_range is None or bool(unit_range)
+    if loss == "auto":
+        if output_activation != "auto" and _core.ACTIVATION_TRAITS[output_activation]["output_only"]:
+            loss = [name for name, t in _core.LOSS_TRAITS.items() if t["required_output"] == output_activation][0]
+        else:
+            loss = "bce" if in_unit_range and output_activation in ("auto", "sigmoid") else "mse"
+    if output_activation == "auto":
+        required = _core.LOSS_TRAITS[loss]["required_output"]
+        output_activation = required if required is not None else ("sigmoid" if in_unit_range else "linear")
+    check_output_and_loss(output_activation, loss)
+    return loss, output_activation
 
 
 LR_SCHEDULES = tuple(s for s in _core.LR_SCHEDULES if s != "none")
@@ -273,22 +355,38 @@ def seed_from(random_state):
         f"got {random_state!r}")
 
 
-def check_shape(arr, name, n_features=None):
-    """2-D, at least one row and one column, and n_features columns when given."""
+class NotANumberError(TypeError, ValueError):
+    """An array that holds something other than numbers (an object array with a dict in it): a
+    TypeError, as NumPy's conversion raises it, and a ValueError, as fastae's other input errors."""
+
+
+_FLOAT32_MAX = float(np.finfo(np.float32).max)
+
+_RESHAPE_HINT = ("Reshape your data either using array.reshape(-1, 1) if your data has a single feature or "
+                 "array.reshape(1, -1) if it contains a single sample.")
+
+
+def check_shape(arr, name, n_features=None, owner=None):
+    """2-D, at least one row and one column, and n_features columns when given (owner: who expects
+    them, the estimator's class name; the wording is scikit-learn's)."""
     if arr.ndim != 2:
-        raise ValueError(f"{name} must be a 2-D array (n_samples, n_features); got shape {arr.shape}")
-    if arr.shape[0] == 0 or arr.shape[1] == 0:
-        raise ValueError(f"{name} is empty: shape {arr.shape}; it needs at least one sample and one feature")
+        hint = f" {_RESHAPE_HINT}" if arr.ndim < 2 else ""
+        raise ValueError(f"{name} must be a 2-D array (n_samples, n_features); got shape {arr.shape}.{hint}")
+    if arr.shape[0] == 0:
+        raise ValueError(f"{name} is empty: 0 sample(s) (shape={arr.shape}) while a minimum of 1 is required.")
+    if arr.shape[1] == 0:
+        raise ValueError(f"{name} is empty: 0 feature(s) (shape={arr.shape}) while a minimum of 1 is required.")
     if n_features is not None and arr.shape[1] != n_features:
-        raise ValueError(f"{name} has {arr.shape[1]} features; the model expects {n_features}")
+        raise ValueError(f"{name} has {arr.shape[1]} features, but {owner or 'the model'} is expecting {n_features} "
+                         f"features as input.")
 
 
-def check_bytes(X, name, n_features=None):
+def check_bytes(X, name, n_features=None, owner=None):
     """A 2-D uint8 array as C-contiguous (8-bit data is never widened to float here)."""
     if not isinstance(X, np.ndarray) or X.dtype != np.uint8:
         raise ValueError(f"{name} must be a uint8 array like X (8-bit training data); got "
                          f"{getattr(X, 'dtype', type(X).__name__)}")
-    check_shape(X, name, n_features)
+    check_shape(X, name, n_features, owner)
     return np.ascontiguousarray(X)
 
 
@@ -302,14 +400,53 @@ def ndim_or_none(X):
         return None
 
 
-def check_array(X, name="X", n_features=None, unit_range=False, scale=None, finite=True):
+def value_text(value):
+    """A value as an error message names it: NaN, inf, -inf, or the number as Python prints it."""
+    value = float(value)
+    return "NaN" if math.isnan(value) else repr(value)
+
+
+def first_bad_value(original, bad_of_block):
+    """(row, column, value) of the first element of the 2-D array `original` (row-major order)
+    for which bad_of_block(block) is True, scanning a few thousand rows at a time; None if none."""
+    for start in range(0, original.shape[0], _FINITE_CHECK_ROWS):
+        block = original[start:start + _FINITE_CHECK_ROWS]
+        bad = bad_of_block(block)
+        if bad.any():
+            i, j = np.argwhere(bad)[0]
+            return start + int(i), int(j), block[i, j]
+    return None
+
+
+def _raise_first_nonfinite(original, name, float32=True, first_row=0):
+    """The error for the first value of `original` that is NaN, infinite or (float32) beyond
+    float32's range, named by its value and position as the caller passed them."""
+    with np.errstate(invalid="ignore", over="ignore"):
+        found = first_bad_value(original, lambda b: ~np.isfinite(b) | ((np.abs(b) > _FLOAT32_MAX) if float32 and
+                                                                        b.dtype.itemsize > 4 else False))
+    if found is None:
+        return
+    i, j, v = found
+    i += first_row
+    if math.isfinite(float(v)):
+        raise ValueError(f"{name} contains {value_text(v)} at row {i}, column {j}, beyond float32's range "
+                         f"(+-{_FLOAT32_MAX:.4g}); values must be finite and within float32's range")
+    raise ValueError(f"{name} contains a non-finite value ({value_text(v)}) at row {i}, column {j}")
+
+
+def check_array(X, name="X", n_features=None, unit_range=False, scale=None, finite=True, owner=None, first_row=0):
     """X as a 2-D C-contiguous float32 array, with no copy when it already is one.
 
     Other numeric dtypes and layouts (float64, integers, Fortran order, strided views) are
-    converted once; with `scale`, the result is X * scale (a new array). finite=False leaves the
-    NaN/inf scan to the C++ core, which checks every array it is given (without the temporary
-    arrays a NumPy scan needs). Raises ValueError for non-numeric data, a shape other than 2-D, no rows or
-    no columns, NaN or inf, a width other than n_features, or (unit_range) values outside [0, 1].
+    converted once; an object array is read as float64 first (scikit-learn does the same); with
+    `scale`, the result is X * scale (a new array). A float64 value beyond float32's range is
+    reported by its value and position as given. finite=False leaves the NaN/inf scan to the C++
+    core, which checks every array it is given (without the temporary arrays a NumPy scan needs)
+    and names the value and its row. Raises ValueError for non-numeric data, a shape other than
+    2-D, no rows or no columns, NaN or inf, a width other than n_features (owner: the estimator's
+    name, for the message), or (unit_range: True or the loss's name) values outside [0, 1]; NotANumberError (a TypeError
+    and a ValueError) for an object array that holds something other than numbers. first_row:
+    the row number of X's first row in the caller's data (X a chunk of it), for the messages.
     """
     if isinstance(X, np.ndarray):
         arr = X
@@ -318,26 +455,139 @@ def check_array(X, name="X", n_features=None, unit_range=False, scale=None, fini
             arr = np.asarray(X)
         except Exception as exc:  # ragged lists and the like
             raise ValueError(f"{name} could not be read as an array: {exc}") from None
-    if arr.dtype.kind not in "biuf":
+    kind = arr.dtype.kind
+    if kind == "c":
+        raise ValueError(f"{name} must hold real numbers (bool, int, uint or float); got dtype {arr.dtype} "
+                         f"(Complex data not supported)")
+    if kind not in "biufO":
         raise ValueError(f"{name} must hold real numbers (bool, int, uint or float); got dtype {arr.dtype}")
-    check_shape(arr, name, n_features)
+    check_shape(arr, name, n_features, owner)
+    if kind == "O":
+        try:
+            arr = arr.astype(np.float64)
+        except TypeError as exc:
+            raise NotANumberError(f"{name} must hold real numbers (bool, int, uint or float); its object array holds "
+                                  f"something else: {exc}") from None
+        except ValueError as exc:
+            raise ValueError(f"{name} must hold real numbers (bool, int, uint or float); its object array holds "
+                             f"something else: {exc}") from None
     original = arr
-    with np.errstate(over="ignore"):  # float64 beyond float32's range becomes inf, caught below
+    if arr.dtype.kind == "f" and arr.dtype.itemsize > 4:
+        try:
+            with np.errstate(over="raise"):  # a value beyond float32's range: named below, as given
+                arr = np.ascontiguousarray(arr, dtype=np.float32)
+        except FloatingPointError:
+            _raise_first_nonfinite(original, name, first_row=first_row)
+            raise  # not reached: the scan finds the value that overflowed
+    else:
         arr = np.ascontiguousarray(arr, dtype=np.float32)
     if finite and original.dtype.kind == "f":
         for start in range(0, arr.shape[0], _FINITE_CHECK_ROWS):
-            block = arr[start:start + _FINITE_CHECK_ROWS]
-            if not np.isfinite(block).all():
-                i, j = np.argwhere(~np.isfinite(block))[0]
-                raise ValueError(f"{name} contains {original[start + i, j]} "
-                                 f"at row {start + i}, column {j}; values must be finite (and within float32's range)")
+            if not np.isfinite(arr[start:start + _FINITE_CHECK_ROWS]).all():
+                _raise_first_nonfinite(original, name, first_row=first_row)
     if scale is not None:
         arr = arr * np.float32(scale)
     if unit_range:
         lo, hi = float(arr.min()), float(arr.max())
         if not (np.isfinite(lo) and np.isfinite(hi)):  # NaN propagates into min/max; inf is an extreme
-            raise ValueError(f"{name} contains non-finite values (NaN or inf, or beyond float32's range)")
+            _raise_first_nonfinite(arr, name, first_row=first_row)
         if lo < -UNIT_RANGE_SLACK or hi > 1.0 + UNIT_RANGE_SLACK:
-            raise ValueError(f"{name} must lie in [0, 1] for loss='bce' (it is the target of a sigmoid); "
+            loss = unit_range if isinstance(unit_range, str) else "bce"
+            raise ValueError(f"{name} must lie in [0, 1] for loss={loss!r} (its targets are probabilities); "
                              f"got values in [{lo}, {hi}]. Scale it (e.g. X / 255 for 8-bit images) or use loss='mse'")
     return arr
+
+
+def in_unit_range(arr):
+    """Whether every value of the float32 array lies in [0, 1] (with the rounding slack bce
+    forgives); False when it holds NaN (the engine then names the value as it reads it)."""
+    lo, hi = float(arr.min()), float(arr.max())
+    return -UNIT_RANGE_SLACK <= lo and hi <= 1.0 + UNIT_RANGE_SLACK
+
+
+# ---- other containers: data frames and SciPy sparse matrices -----------------------------------
+
+def is_sparse(X):
+    """A SciPy sparse matrix or array (without importing SciPy: one exists only if it is loaded)."""
+    sparse = sys.modules.get("scipy.sparse")
+    return sparse is not None and sparse.issparse(X)
+
+
+def is_dataframe(X):
+    """A data frame (pandas, polars, ...): 2-D, with columns and per-column dtypes."""
+    return (not isinstance(X, np.ndarray) and hasattr(X, "columns") and hasattr(X, "dtypes")
+            and len(getattr(X, "shape", ())) == 2)
+
+
+def feature_names_of(X):
+    """The column names of a data frame whose names are all strings (scikit-learn's rule:
+    otherwise None, and a TypeError when string and non-string names are mixed)."""
+    if not is_dataframe(X):
+        return None
+    names = np.asarray(list(X.columns), dtype=object)
+    if len(names) == 0:
+        return None
+    types = sorted({type(v).__qualname__ for v in names})
+    if len(types) > 1 and "str" in types:
+        raise TypeError(f"Feature names are only supported if all input features have string names, but your input "
+                        f"has {types} as feature name / column name types. If you want feature names to be stored "
+                        f"and validated, you must convert them all to strings, by using "
+                        f"X.columns = X.columns.astype(str) for example. Otherwise you can remove feature / column "
+                        f"names from your input data, or convert them all to a non-string data type.")
+    return names if types == ["str"] else None
+
+
+def dataframe_to_array(X, name):
+    """A data frame's values as a NumPy array: as they are when every column has a NumPy numeric
+    dtype; otherwise as float64, with missing values (pandas' NA) as NaN, which the engine
+    reports by row and column. A column that does not hold numbers is named."""
+    dtypes = list(X.dtypes)
+    if all(isinstance(dt, np.dtype) and dt.kind in "biuf" for dt in dtypes):
+        return np.asarray(X)
+    for column, dt in zip(X.columns, dtypes):
+        if getattr(dt, "kind", "O") not in "biuf":
+            if not isinstance(dt, np.dtype) or dt.kind != "O":
+                raise ValueError(f"{name} must hold real numbers; its column {column!r} has dtype {dt}")
+    try:
+        return X.to_numpy(dtype=np.float64, na_value=np.nan)  # pandas
+    except TypeError:
+        return np.asarray(X.to_numpy(), dtype=np.float64)  # other frames (polars: nulls become NaN)
+    except ValueError as exc:
+        raise ValueError(f"{name} must hold real numbers: {exc}") from None
+
+
+def check_sparse(X, name, n_features=None, owner=None):
+    """A SciPy sparse X as CSR (rows can then be cut), its dtype and shape checked."""
+    if X.dtype.kind not in "biuf":
+        raise ValueError(f"{name} must hold real numbers (bool, int, uint or float); got a sparse matrix of dtype "
+                         f"{X.dtype}")
+    check_shape(X, name, n_features, owner)
+    return X.tocsr()
+
+
+SPARSE_CHUNK_ROWS = 4096
+
+
+def densify(X, start=0, stop=None):
+    """Rows [start, stop) of a CSR matrix as a C-contiguous float64 or float32 array (float64 when
+    X is wider than float32, so that check_array can name a value beyond float32's range)."""
+    block = X[start:stop]
+    dtype = np.float64 if X.dtype.kind == "f" and X.dtype.itemsize > 4 else np.float32
+    return np.ascontiguousarray(block.toarray(), dtype=dtype)
+
+
+def densify_all(X, name):
+    """The whole CSR matrix as one float32 array (for training: the engine reads dense batches,
+    and its first layer then skips the zeros), filled a few thousand rows at a time so that the
+    peak is the float32 array; MemoryError when it does not fit in the memory available."""
+    n, d = X.shape
+    need = 4 * n * d
+    if need > memory_available_bytes():
+        raise MemoryError(f"{name} is a sparse {n} x {d} matrix; training needs it dense in float32, "
+                          f"{need / 2**30:.1f} GiB, more than the {memory_available_bytes() / 2**30:.1f} GiB of memory "
+                          f"available now")
+    out = np.empty((n, d), dtype=np.float32)
+    for start in range(0, n, SPARSE_CHUNK_ROWS):
+        out[start:start + SPARSE_CHUNK_ROWS] = check_array(densify(X, start, start + SPARSE_CHUNK_ROWS), name,
+                                                           finite=False, first_row=start)
+    return out

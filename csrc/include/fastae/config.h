@@ -37,6 +37,20 @@ struct LayerSpec {
     // is kept with probability 1 - dropout and then divided by it. The mask of a sample depends
     // only on (seed, epoch, dataset row, layer, unit), never on threads or batch position.
     double dropout = 0.0;
+    // Noise on this layer's input, training only (the first layer's: a denoising autoencoder,
+    // whose targets stay the clean inputs): gaussian adds noise_level * N(0, 1), masking sets
+    // each input to 0 with probability noise_level. Drawn per dataset row, as dropout.
+    Noise noise = Noise::none;
+    double noise_level = 0.0;
+    // Penalties on this layer's output h (a hidden layer's: the code, for sparse codes), added to
+    // every batch's loss:
+    //   activity_l1 * (sum over the batch of |h|) / batch samples   (Keras' activity regularizer)
+    //   sparsity_weight * sum_j KL(sparsity_target || mean over the batch of h_j)
+    //     KL(p || q) = p log(p / q) + (1 - p) log((1 - p) / (1 - q)); a sigmoid layer; the mean is
+    //     the whole batch's, reduced over every thread's shard before the backward pass
+    double activity_l1 = 0.0;
+    double sparsity_target = 0.0;  // in (0, 1) when sparsity_weight > 0
+    double sparsity_weight = 0.0;
 };
 
 // The loss on the output layer's activation (the pairing rules are in vocabulary.h's table).
@@ -135,7 +149,8 @@ struct TrainOptions {
     // hyperparameters given to fit; a fresh state otherwise.
     bool resume_optimizer = false;
     // The model's epochs before this fit (partial_fit's count): epochs are numbered from it in
-    // reports and schedules (the first epoch of this fit is initial_epoch + 1).
+    // reports and schedules (the first epoch of this fit is initial_epoch + 1), and the shuffles
+    // are drawn from seed + initial_epoch * 0x9E3779B97F4A7C15 (mod 2^64).
     int initial_epoch = 0;
 
     // Held-out validation (when fit is given no validation data): this fraction of the rows, in

@@ -72,12 +72,19 @@ namespace fastae {
     X(cosine, "cosine", 3)            \
     X(plateau, "plateau", 4)
 
+// Noise on a layer's input (LayerSpec::noise): X(id, name, file code).
+#define FASTAE_NOISES(X)            \
+    X(none, "none", 0)              \
+    X(gaussian, "gaussian", 1)      \
+    X(masking, "masking", 2)
+
 #define FASTAE_ENUM_ENTRY(id, ...) id,
 enum class Activation { FASTAE_ACTIVATIONS(FASTAE_ENUM_ENTRY) };
 enum class Loss { FASTAE_LOSSES(FASTAE_ENUM_ENTRY) };
 enum class OptimizerKind { FASTAE_OPTIMIZERS(FASTAE_ENUM_ENTRY) };
 enum class Initializer { FASTAE_INITIALIZERS(FASTAE_ENUM_ENTRY) };
 enum class LrSchedule { FASTAE_LR_SCHEDULES(FASTAE_ENUM_ENTRY) };
+enum class Noise { FASTAE_NOISES(FASTAE_ENUM_ENTRY) };
 #undef FASTAE_ENUM_ENTRY
 
 // Traits read from the tables.
@@ -110,11 +117,16 @@ struct LrScheduleTraits {
     const char* name;
     std::uint8_t file_code;
 };
+struct NoiseTraits {
+    const char* name;
+    std::uint8_t file_code;
+};
 const ActivationTraits& traits_of(Activation a);
 const LossTraits& traits_of(Loss l);
 const OptimizerTraits& traits_of(OptimizerKind o);
 const InitializerTraits& traits_of(Initializer i);
 const LrScheduleTraits& traits_of(LrSchedule s);
+const NoiseTraits& traits_of(Noise n);
 
 // Names as Python and model files' metadata use them ("relu", "bce", "adam", ...).
 const char* name_of(Activation a);
@@ -122,6 +134,7 @@ const char* name_of(Loss l);
 const char* name_of(OptimizerKind o);
 const char* name_of(Initializer i);
 const char* name_of(LrSchedule s);
+const char* name_of(Noise n);
 
 // The parsers throw std::invalid_argument naming the bad value and every allowed one.
 Activation parse_activation(const std::string& name);
@@ -129,6 +142,7 @@ Loss parse_loss(const std::string& name);
 OptimizerKind parse_optimizer(const std::string& name);
 Initializer parse_initializer(const std::string& name);
 LrSchedule parse_lr_schedule(const std::string& name);
+Noise parse_noise(const std::string& name);
 
 // Every value, in table order (the tests and Python iterate these).
 const std::vector<Activation>& all_activations();
@@ -136,6 +150,7 @@ const std::vector<Loss>& all_losses();
 const std::vector<OptimizerKind>& all_optimizers();
 const std::vector<Initializer>& all_initializers();
 const std::vector<LrSchedule>& all_lr_schedules();
+const std::vector<Noise>& all_noises();
 
 // The names of an optimizer's state slots, as torch names them: adam/adamw {"exp_avg",
 // "exp_avg_sq"}, sgd {"momentum_buffer"}, rmsprop {"square_avg"}.

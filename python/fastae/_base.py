@@ -1,0 +1,771 @@
+"""What every estimator on fastae's engine shares: the parameter contract and its checks, input
+validation (arrays, data frames, SciPy sparse matrices, feature names), the training driver,
+weights, model files and pickling. A concrete estimator (``Autoencoder``; the supervised models
+and the variational autoencoder as they land) adds only what is its own:
+
+- ``_ESTIMATOR_NAME``: the kind its model files' metadata names (``fastae.load`` returns that
+  class);
+- ``_param_checks``: its constructor parameters' checks, usually the base's table plus its own;
+- ``_network_spec(n_features, p)``: the engine's network for resolved hyperparameters;
+- ``_params_of_network(spec, sizes)``: the hyperparameters that describe a network read from a
+  file without metadata (one saved from C++);
+- its public methods (fit, transform, predict, ...), each a few lines over the helpers here.
+
+With scikit-learn installed the base is a ``sklearn.base.BaseEstimator`` (``_compat.py``).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import numbers
+import os
+import re
+import sys
+import warnings
+from contextlib import contextmanager
+
+import numpy as np
+
+from . import _core, _progress
+from ._compat import BaseEstimator, NotFittedError, tags_with
+from ._validation import (
+    INITIALIZERS,
+    MAX_INT,
+    OPTIMIZERS,
+    SPARSE_CHUNK_ROWS,
+    Boolean,
+    Check,
+    Integer,
+    Options,
+    Real,
+    check_activations,
+    check_array,
+    check_bool,
+    check_bytes,
+    check_callbacks,
+    check_hidden_layer_sizes,
+    check_lr_schedule,
+    check_network_size,
+    check_sample_weight,
+    check_sparse,
+    dataframe_to_array,
+    densify,
+    densify_all,
+    feature_names_of,
+    in_unit_range,
+    is_dataframe,
+    is_sparse,
+    ndim_or_none,
+    resolve_head,
+    resolve_n_threads,
+    seed_from,
+)
+
+# Keeps the shuffle stream apart from the weight-initialisation stream of the same seed: fit trains
+# with shuffle seed (seed + offset) mod 2^64 after init_weights(seed). Defined once, in C++
+# (fastae/autoencoder.h), so that C++ programs can train the same network.
+_SHUFFLE_SEED_OFFSET = _core.AUTOENCODER_SHUFFLE_SEED_OFFSET
+
+ModelFileError = _core.ModelFileError
+
+# Model-file metadata kind -> estimator class (filled as the classes are defined).
+_REGISTRY = {}
+# The class for a model file without fastae's metadata (one saved from C++).
+_DEFAULT_KIND = "fastae.Autoencoder"
+
+
+@contextmanager
+def _engine_errors():
+    """The engine's input errors as Python states them: it prints NaN as C++ does ("nan"); here it
+    is "NaN", as NumPy and scikit-learn write it."""
+    try:
+        yield
+    except ValueError as exc:
+        message = str(exc)
+        fixed = re.sub(r"\(-?nan\)", "(NaN)", message)
+        if fixed == message or type(exc) is not ValueError:
+            raise
+        raise ValueError(fixed) from None
+
+
+class _NetworkEstimator(BaseEstimator):
+    """The base of fastae's estimators (see the module docstring). Not public: use its subclasses."""
+
+    _ESTIMATOR_NAME = None
+
+    # Every constructor parameter's check, run in this order by _validated_params, each given the
+    # values checked before it. tests/test_robustness.py holds bad values for every parameter.
+    _param_checks = {
+        "hidden_layer_sizes": Check(check_hidden_layer_sizes),
+        "activation": Check(lambda v, p: check_activations(v, len(p["hidden_layer_sizes"])), with_params=True),
+        "optimizer": Options(OPTIMIZERS),
+        "learning_rate": Real(0.0),
+        "batch_size": Integer(1, MAX_INT),
+        "epochs": Integer(1, MAX_INT),
+        "shuffle": Boolean(),
+        "random_state": Check(lambda value: value),  # checked as fit draws the seed from it (seed_from)
+        "n_threads": Check(resolve_n_threads),
+        "warm_start": Boolean(),
+        "verbose": Integer(0),
+        "beta_1": Real(0.0, 1.0, low_open=False),
+        "beta_2": Real(0.0, 1.0, low_open=False),
+        "epsilon": Real(0.0),
+        "momentum": Real(0.0, 1.0, low_open=False),
+        "nesterov": Boolean(),
+        "input_scale": Real(0.0, optional=True),
+        "kernel_initializer": Options(INITIALIZERS),
+        "leaky_relu_slope": Real(0.0, low_open=False),
+        "weight_decay": Real(0.0, low_open=False),
+        "rho": Real(0.0, 1.0, low_open=False),
+        "validation_split": Real(0.0, 1.0, low_open=False),
+        "early_stopping": Boolean(),
+        "patience": Integer(1, MAX_INT),
+        "min_delta": Real(0.0, low_open=False),
+        "restore_best_weights": Boolean(),
+        "lr_schedule": Check(check_lr_schedule),
+        "lr_decay_rate": Real(0.0, 1.0, high_open=False),
+        "lr_decay_steps": Integer(1, MAX_INT),
+        "lr_min": Real(0.0, low_open=False),
+        "lr_patience": Integer(1, MAX_INT),
+        "clipnorm": Real(0.0, optional=True),
+        "callbacks": Check(check_callbacks),
+        "max_time": Real(0.0, optional=True),
+    }
+
+    def __init_subclass__(cls, **kwargs):
+        super().__init_subclass__(**kwargs)
+        if cls.__dict__.get("_ESTIMATOR_NAME"):
+            _REGISTRY[cls._ESTIMATOR_NAME] = cls
+
+    # ---- scikit-learn's estimator contract -------------------------------------------------
+
+    def set_params(self, **params):
+        """Sets constructor parameters; unknown names raise ValueError. Returns self."""
+        valid = self._get_param_names()
+        for name in params:
+            if name.partition("__")[0] not in valid:
+                raise ValueError(f"invalid parameter {name!r} for {type(self).__name__}; valid: {', '.join(valid)}")
+        return super().set_params(**params)
+
+    def __sklearn_is_fitted__(self):
+        return getattr(self, "_model", None) is not None
+
+    def __sklearn_tags__(self):
+        # SciPy sparse X is accepted (densified in chunks); NaN is refused.
+        return tags_with(super().__sklearn_tags__(), sparse=True, allow_nan=False)
+
+    def _more_tags(self):  # scikit-learn < 1.6
+        return {"allow_nan": False, "requires_y": False}
+
+    # ---- hyperparameters -------------------------------------------------------------------
+
+    def _validated_params(self, draw_seed=True):
+        """Every hyperparameter checked, by the class's _param_checks table; returns the
+        normalised values fit needs (n_threads resolved, and with draw_seed "seed": drawing one
+        from a RandomState changes it, so save and load do not)."""
+        p = {}
+        for name, check in self._param_checks.items():
+            p[name] = check(name, getattr(self, name), p)
+        self._check_param_combinations(p)
+        if draw_seed:
+            p["seed"] = seed_from(self.random_state)
+        return p
+
+    def _check_param_combinations(self, p):
+        """Rules between parameters (a subclass adds its own and calls this)."""
+        if p["optimizer"] == "sgd" and p["nesterov"] and p["momentum"] == 0.0:
+            raise ValueError("nesterov=True needs momentum > 0; got momentum=0.0")
+
+    def _resolve_head(self, p, unit_range):
+        """p with "auto" loss and output_activation resolved (resolve_head); unit_range: whether
+        the training targets lie in [0, 1], or None without data."""
+        p["loss"], p["output_activation"] = resolve_head(p["loss"], p["output_activation"], unit_range)
+        return p
+
+    def _needs_target_range(self, p):
+        """Whether resolving "auto" depends on the range of the training targets."""
+        return p["loss"] == "auto" or (p["output_activation"] == "auto" and
+                                       _core.LOSS_TRAITS[p["loss"]]["required_output"] is None)
+
+    @staticmethod
+    def _optimizer_settings(p):
+        """The engine's optimizer settings (fastae::OptimizerConfig) from the hyperparameters."""
+        return {"optimizer": p["optimizer"], "learning_rate": p["learning_rate"], "beta1": p["beta_1"],
+                "beta2": p["beta_2"], "epsilon": p["epsilon"], "momentum": p["momentum"], "nesterov": p["nesterov"],
+                "weight_decay": p["weight_decay"], "rho": p["rho"]}
+
+    @staticmethod
+    def _training_controls(p, has_validation_data):
+        """The engine's training controls (fastae::TrainOptions) from the hyperparameters."""
+        schedule = p["lr_schedule"]
+        return {"validation_split": 0.0 if has_validation_data else p["validation_split"],
+                "early_stopping": p["early_stopping"], "patience": p["patience"], "min_delta": p["min_delta"],
+                "restore_best_weights": p["restore_best_weights"],
+                "lr_schedule": "none" if schedule is None or callable(schedule) else schedule,
+                "lr_decay_rate": p["lr_decay_rate"], "lr_decay_steps": p["lr_decay_steps"], "lr_min": p["lr_min"],
+                "lr_patience": p["lr_patience"], "clipnorm": p["clipnorm"] or 0.0, "max_time": p["max_time"] or 0.0}
+
+    def _new_model(self, n_features, p, for_training=True, float_data=True):
+        spec = self._network_spec(n_features, p)
+        check_network_size(spec, *((p["n_threads"], p["optimizer"], float_data) if for_training else ()))
+        return _core.Model.from_spec(spec)
+
+    # ---- inputs ------------------------------------------------------------------------------
+
+    def _check_fitted(self):
+        model = getattr(self, "_model", None)
+        if model is None:
+            raise NotFittedError(f"This {type(self).__name__} instance is not fitted yet: call fit (or set_weights) "
+                                 "before using it.")
+        return model
+
+    def _fitted_scale(self):
+        """input_scale as it was at fit (inference must scale as training did)."""
+        return getattr(self, "_input_scale", None)
+
+    def _inference_threads(self):
+        """Threads for inference: n_threads, resolved as for training. Inputs are cut into chunks
+        of 256 samples shared by the threads; each output row is the same whatever the count."""
+        return resolve_n_threads(self.n_threads)
+
+    def _check_feature_names(self, X):
+        """scikit-learn's rule for the column names of a data frame given after fit: the names
+        and their order must be those seen by fit (ValueError); names where fit saw none, or none
+        where it saw some, give a warning."""
+        fitted = getattr(self, "feature_names_in_", None)
+        names = feature_names_of(X)
+        if fitted is None and names is None:
+            return
+        name = type(self).__name__
+        if fitted is None:
+            warnings.warn(f"X has feature names, but {name} was fitted without feature names", UserWarning,
+                          stacklevel=_caller_stacklevel())
+            return
+        if names is None:
+            warnings.warn(f"X does not have valid feature names, but {name} was fitted with feature names",
+                          UserWarning, stacklevel=_caller_stacklevel())
+            return
+        if len(fitted) == len(names) and np.all(fitted == names):
+            return
+        message = "The feature names should match those that were passed during fit.\n"
+        unexpected, missing = sorted(set(names) - set(fitted)), sorted(set(fitted) - set(names))
+
+        def listed(items):
+            return "".join(f"- {item}\n" for item in items[:5]) + ("- ...\n" if len(items) > 5 else "")
+
+        if unexpected:
+            message += "Feature names unseen at fit time:\n" + listed(unexpected)
+        if missing:
+            message += "Feature names seen at fit time, yet now missing:\n" + listed(missing)
+        if not unexpected and not missing:
+            message += "Feature names must be in the same order as they were in fit.\n"
+        raise ValueError(message)
+
+    def _training_array(self, X, name, scale, n_features=None, as_bytes=None):
+        """A training input (array-like, data frame or SciPy sparse) as the engine takes it:
+        float32 C-contiguous (used in place when it is one), scaled by input_scale; or, when
+        input_scale is set and X is a uint8 array (as_bytes None) or as_bytes is True, a
+        C-contiguous uint8 array used in place (the engine scales each batch). NaN/inf and, for
+        bce, the [0, 1] range are checked by the engine as its first epoch reads the data (no
+        temporary arrays), naming the first offender by its row."""
+        owner = type(self).__name__
+        if as_bytes is None:
+            as_bytes = scale is not None and isinstance(X, np.ndarray) and X.dtype == np.uint8
+        if as_bytes:
+            return check_bytes(X, name, n_features, owner)
+        if is_sparse(X):
+            X = densify_all(check_sparse(X, name, n_features, owner), name)
+            return X * np.float32(scale) if scale is not None else X
+        if is_dataframe(X):
+            X = dataframe_to_array(X, name)
+        return check_array(X, name, n_features, scale=scale, finite=False, owner=owner)
+
+    def _infer(self, run, X, unit_range=False):
+        """run(model, X32) over an inference input after the checks (fitted, feature names, width,
+        dtype; unit_range: values in [0, 1], for bce's per-sample losses). A SciPy sparse X is
+        densified and run a few thousand rows at a time (each chunk checked here, its rows named as
+        in X), so the dense copy never exceeds one chunk."""
+        model = self._check_fitted()
+        self._check_feature_names(X)
+        owner, scale = type(self).__name__, self._fitted_scale()
+        n_threads = self._inference_threads()
+        if is_sparse(X):
+            X = check_sparse(X, "X", model.n_inputs, owner)
+            parts = [run(model, check_array(densify(X, start, start + SPARSE_CHUNK_ROWS), "X", unit_range=unit_range,
+                                            scale=scale, first_row=start), n_threads)
+                     for start in range(0, X.shape[0], SPARSE_CHUNK_ROWS)]
+            return np.concatenate(parts)
+        if is_dataframe(X):
+            X = dataframe_to_array(X, "X")
+        # NaN/inf are checked by the engine as it reads (it names the value and its row).
+        X = check_array(X, "X", model.n_inputs, unit_range=unit_range, scale=scale, finite=False, owner=owner)
+        with _engine_errors():
+            return run(model, X, n_threads)
+
+    @staticmethod
+    def _split_validation_data(validation_data):
+        """validation_data as Keras takes it: X_val, or (X_val,), (X_val, y_val) or
+        (X_val, y_val, sample_weight_val). Returns (X_val, y_val, weights)."""
+        if validation_data is not None and isinstance(validation_data, (tuple, list)) and \
+                len(validation_data) in (1, 2, 3) and not np.isscalar(validation_data[0]) and \
+                ndim_or_none(validation_data[0]) == 2:
+            rest = list(validation_data[1:]) + [None] * (3 - len(validation_data))
+            return validation_data[0], rest[0], rest[1]
+        return validation_data, None, None
+
+    @staticmethod
+    def _targets_in_unit_range(X, scale):
+        """Whether the training data (the engine's input: scaled floats, or uint8 scaled by the
+        engine) lie in [0, 1]."""
+        if X.dtype == np.uint8:
+            return in_unit_range(np.array([X.min(), X.max()], dtype=np.float32) * np.float32(scale))
+        return in_unit_range(X)
+
+    # ---- training ----------------------------------------------------------------------------
+
+    def _train(self, X, validation_data, sample_weight, partial, resume):
+        """The training driver of fit (partial=False) and partial_fit (partial=True)."""
+        p = self._validated_params()
+        scale = p["input_scale"]
+        fitted = getattr(self, "_model", None) is not None
+        continuing = partial and fitted  # partial_fit on a fitted model: same inputs, same network
+        names = None
+        if continuing:
+            self._check_feature_names(X)
+        else:
+            names = feature_names_of(X)
+        X_val, _, val_weight = self._split_validation_data(validation_data)
+        n_features = self._model.n_inputs if continuing else None
+        X = self._training_array(X, "X", scale, n_features)
+        if X_val is not None:  # uint8 exactly when X is
+            X_val = self._training_array(X_val, "validation_data", scale, X.shape[1], as_bytes=X.dtype == np.uint8)
+        sample_weight = check_sample_weight(sample_weight, X.shape[0])
+        if sample_weight is not None and not sample_weight.any():
+            raise ValueError("sample_weight is zero for every sample: there is nothing to train on (weights must "
+                             "contain at least one non-zero number)")
+        val_weight = None if X_val is None else check_sample_weight(val_weight, X_val.shape[0],
+                                                                    "validation_data's sample weights")
+
+        if continuing:  # the network goes on as it is, its head included
+            p["loss"], p["output_activation"] = self._model.loss, self._model.output_activation
+        else:
+            self._resolve_head(p, self._targets_in_unit_range(X, scale) if self._needs_target_range(p) else None)
+        model = self._new_model(X.shape[1], p, float_data=X.dtype != np.uint8)
+        if (partial or p["warm_start"]) and fitted:
+            if list(self._model.layer_sizes) != list(model.layer_sizes):
+                what = "partial_fit" if partial else "warm_start=True"
+                raise ValueError(f"{what} needs the fitted layer sizes {list(self._model.layer_sizes)}; the "
+                                 f"current parameters and X give {list(model.layer_sizes)}")
+            if partial:
+                model = self._model.copy()  # weights and optimizer state continued (if any)
+            else:
+                model.set_params(self._model.get_params())
+            if resume and not partial:
+                state = self._model.optimizer_state()
+                if state is None:
+                    raise ValueError("resume_optimizer=True, but the model has no optimizer state to resume (its weights "
+                                     "came from set_weights, or from a file saved with include_optimizer_state=False)")
+                if state["config"]["optimizer"] != p["optimizer"]:
+                    raise ValueError(f"resume_optimizer=True, but the saved optimizer state is "
+                                     f"{state['config']['optimizer']!r}'s and optimizer={p['optimizer']!r}")
+                model.set_optimizer_state(state)
+        else:
+            if resume and not partial:
+                raise ValueError("resume_optimizer=True needs warm_start=True and a fitted (or loaded) model: it "
+                                 "continues the training that model went through")
+            model.init_weights(p["seed"])
+        resume = resume and fitted
+        epochs = 1 if partial else p["epochs"]
+
+        history = {k: list(v) for k, v in self.history_.items()} if continuing else {"loss": [], "seconds": []}
+        if X_val is not None or p["validation_split"] > 0.0:
+            history.setdefault("val_loss", [float("nan")] * len(history["loss"]))
+        first_epoch = len(history["loss"])
+        display = _progress.display(p["verbose"], first_epoch + epochs)
+        callbacks = list(p["callbacks"] or ())
+        raised = []  # exceptions of the user's callables: fit publishes what was done, then raises them
+        best = {}
+        cut_due = False
+        if continuing:
+            # The engine's monitor starts afresh each call: the best epoch so far and a plateau cut
+            # due come from the history, so that partial_fit tracks and cuts as one fit would.
+            best_epoch, best_loss, cut_due = _monitor_replay(history, p["min_delta"], p["lr_patience"])
+            if best_epoch is not None:
+                best.update(epoch=best_epoch, loss=best_loss)
+
+        def on_epoch(report):
+            _append_history(history, report)
+            monitored = report.get("val_loss", report["loss"])
+            if report["improved"] and ("loss" not in best or monitored < best["loss"] - p["min_delta"]):
+                best.update(epoch=report["epoch"], loss=monitored)
+            if display is not None:
+                display.epoch(report)
+            logs = {k: v for k, v in report.items() if k not in ("epoch", "improved")}
+            keep_going = True
+            try:
+                for callback in callbacks:  # an exception stops training and is raised by fit
+                    keep_going = callback(report["epoch"] - 1, logs) is not False and keep_going
+            except BaseException as exc:
+                raised.append(exc)
+                raise
+            return keep_going
+
+        # Threads: while this model trains, other threads keep using the previous one (none but
+        # this thread can reach the new model -- partial_fit trains a copy -- so fastae::Model's
+        # guard never refuses them; see model.h). The new model and its learned state become the
+        # estimator's in one dict update (one step under the GIL: a reader sees the old state or
+        # the new, never a mix) when training ends, however it ends: an interrupted fit (Ctrl-C)
+        # or a divergence leaves the weights of the last completed (finite) step. Except when the
+        # engine refused the data or its buffers: ValueError (it checks NaN/inf and ranges as the
+        # first epoch reads the data, and undoes any step before a bad value) or MemoryError:
+        # then the previous state stays.
+        def publish(reason):
+            self.__dict__.update(_model=model, _input_scale=scale, n_features_in_=X.shape[1], history_=history,
+                                 n_iter_=len(history["loss"]),
+                                 loss_=history["loss"][-1] if history["loss"] else float("nan"),
+                                 best_epoch_=best.get("epoch"), best_loss_=best.get("loss"), stop_reason_=reason,
+                                 **self._head_attributes(model),
+                                 **({"feature_names_in_": names} if names is not None else {}))
+            if not continuing and names is None:
+                self.__dict__.pop("feature_names_in_", None)
+
+        # Each call shuffles differently: the engine draws the shuffles from this seed and
+        # initial_epoch (the epochs already run); the seed alone picks validation_split's rows,
+        # so that every partial_fit call holds out the same ones.
+        shuffle_seed = (p["seed"] + _SHUFFLE_SEED_OFFSET) & 0xFFFFFFFFFFFFFFFF
+        options = {"epochs": epochs, "batch_size": p["batch_size"], "shuffle": p["shuffle"], "seed": shuffle_seed,
+                   "n_threads": p["n_threads"], "resume_optimizer": resume, "initial_epoch": first_epoch,
+                   **self._training_controls(p, X_val is not None)}
+        if partial and history.get("lr") and math.isfinite(history["lr"][-1]) and history["lr"][-1] > 0:
+            options["lr_in_force"] = history["lr"][-1]  # plateau and a callable continue from it
+            if cut_due and p["lr_schedule"] == "plateau":
+                options["lr_in_force"] = max(options["lr_in_force"] * p["lr_decay_rate"], p["lr_min"])
+        lr_function = None
+        if callable(p["lr_schedule"]):
+            schedule = p["lr_schedule"]
+
+            def lr_function(epoch, lr):
+                try:
+                    return schedule(epoch, lr)
+                except BaseException as exc:
+                    raised.append(exc)
+                    raise
+        try:
+            _, reason = model.fit(
+                X, None, sample_weight, X_val, None, val_weight, scale=1.0 if scale is None else scale,
+                optimizer=self._optimizer_settings(p), options=options, on_epoch=on_epoch,
+                on_progress=display.progress if display is not None else None, lr_function=lr_function)
+        except BaseException as exc:
+            from_user = any(exc is e for e in raised)
+            if isinstance(exc, (MemoryError, ValueError)) and not from_user:
+                # the engine refused the data, a rate or its buffers: the previous state stays
+                with _engine_errors():
+                    raise
+            publish("interrupted" if isinstance(exc, KeyboardInterrupt) else
+                    "diverged" if isinstance(exc, _core.TrainingDivergedError) else "callback")
+            raise
+        finally:
+            if display is not None:
+                display.close()
+        publish(reason)
+        return self
+
+    @staticmethod
+    def _head_attributes(model):
+        """The fitted attributes that record what "auto" resolved to: the network's loss and
+        output activation."""
+        return {"loss_function_": model.loss, "output_activation_": model.output_activation}
+
+    # ---- weights ---------------------------------------------------------------------------
+
+    def get_weights(self):
+        """[(W, b), ...] as float32 copies, first layer first; W is (n_in, n_out) as in Keras."""
+        model = self._check_fitted()
+        flat = model.get_params()
+        sizes = model.layer_sizes
+        out = []
+        for layer in range(model.n_layers):
+            n_in, n_out = sizes[layer], sizes[layer + 1]
+            off = model.param_offset(layer)
+            W = flat[off:off + n_in * n_out].reshape(n_in, n_out).copy()
+            b = flat[off + n_in * n_out:off + n_in * n_out + n_out].copy()
+            out.append((W, b))
+        return out
+
+    def set_weights(self, weights):
+        """Loads [(W, b), ...] (as get_weights gives them). On an unfitted estimator the
+        network's shape is taken from the weights, which must match hidden_layer_sizes, and
+        "auto" loss and output_activation take the choice for data in [0, 1] (bce on a sigmoid):
+        set them explicitly for other data."""
+        try:
+            pairs = [(np.asarray(W), np.asarray(b)) for W, b in weights]
+        except (TypeError, ValueError):
+            raise ValueError("weights must be a list of (W, b) pairs") from None
+        if getattr(self, "_model", None) is not None:
+            model = self._model.copy()
+        else:
+            p = self._resolve_head(self._validated_params(draw_seed=False), None)
+            if not pairs or pairs[0][0].ndim != 2:
+                raise ValueError("weights must be a non-empty list of (W, b) pairs with 2-D W")
+            model = self._new_model(pairs[0][0].shape[0], p, for_training=False)
+        sizes = model.layer_sizes
+        if len(pairs) != model.n_layers:
+            raise ValueError(f"weights has {len(pairs)} layers; the model has {model.n_layers} (layer sizes {sizes})")
+        flat = np.empty(model.n_params, dtype=np.float32)
+        for layer, (W, b) in enumerate(pairs):
+            want_w, want_b = (sizes[layer], sizes[layer + 1]), (sizes[layer + 1],)
+            if W.shape != want_w or b.shape != want_b:
+                raise ValueError(f"layer {layer}: W has shape {W.shape} and b {b.shape}; expected {want_w} and {want_b}")
+            if W.dtype.kind not in "biuf" or b.dtype.kind not in "biuf":
+                raise ValueError(f"layer {layer}: weights must be real numbers; got {W.dtype} and {b.dtype}")
+            off = model.param_offset(layer)
+            flat[off:off + W.size] = W.reshape(-1)
+            flat[off + W.size:off + W.size + b.size] = b
+        model.set_params(flat)  # checks finiteness; the model is untouched if this raises
+        self._model = model
+        self.n_features_in_ = sizes[0]
+        self.__dict__.update(self._head_attributes(model))
+        self._input_scale = self._validated_params(draw_seed=False)["input_scale"] if not hasattr(
+            self, "_input_scale") else self._input_scale
+        if not hasattr(self, "history_"):
+            self.history_ = {"loss": [], "seconds": []}
+        return self
+
+    # ---- model files ---------------------------------------------------------------------------
+
+    def save(self, path, *, include_optimizer_state=True):
+        """Writes the fitted estimator to ``path`` (str, bytes or os.PathLike) as a fastae model
+        file (docs/model-format.md): the network, its weights, the optimizer settings and, unless
+        include_optimizer_state=False, the optimizer state (about twice the weights' size) that
+        ``fit(X, resume_optimizer=True)`` continues from; the hyperparameters, history_ and the
+        other fitted attributes go into the file's metadata as JSON. The file is written to a
+        temporary file beside ``path`` and renamed over it: if the save fails, the previous file
+        is left intact. C++ loads it with fastae::load_model. A random_state that is a RandomState
+        or Generator is saved as None (with a warning); pickle keeps it.
+        """
+        model = self._check_fitted()
+        include = check_bool("include_optimizer_state", include_optimizer_state)
+        p = self._validated_params(draw_seed=False)
+        _core.save_model(model, os.fsencode(path), self._optimizer_settings(p), include, self._metadata())
+
+    @classmethod
+    def load(cls, path):
+        """Reads a model file written by ``save`` (or by C++'s fastae::save_model) and returns
+        the fitted estimator. Raises fastae.ModelFileError (a ValueError) when the file is not a
+        valid model file (truncated, corrupted, another version, hostile) or holds another kind
+        of estimator, and OSError when it cannot be read. Loading never executes code from the file.
+
+        A file without the estimator's metadata (one saved from C++) gets its hyperparameters
+        from the network (hidden_layer_sizes, activations, loss) and the file's optimizer
+        settings; the others keep their defaults.
+        """
+        model, settings, metadata = _core.load_model(os.fsencode(path))
+        kind = _metadata_kind(metadata)
+        if kind in _REGISTRY and _REGISTRY[kind] is not cls:
+            raise ModelFileError(f"model file: it holds a {kind}, not a {cls._ESTIMATOR_NAME}; load it with "
+                                 f"fastae.load")
+        return cls._from_model(model, settings, metadata)
+
+    def _metadata(self):
+        """The hyperparameters and training record as UTF-8 JSON (no NaN: null instead)."""
+        params = {}
+        for name in self._get_param_names():
+            value = getattr(self, name)
+            if name == "hidden_layer_sizes":
+                value = list(check_hidden_layer_sizes(value))
+            elif name == "activation" and isinstance(value, (list, tuple)):
+                value = list(value)
+            elif isinstance(value, np.generic):
+                value = value.item()
+            if name == "random_state" and not (value is None or isinstance(value, numbers.Integral)):
+                warnings.warn(f"save stores random_state={value!r} as None (only None or an int fit in a model file; "
+                              f"pickle keeps it)", UserWarning, stacklevel=3)
+                value = None
+            params[name] = value
+        history = {key: [_finite_or_none(v) for v in values] for key, values in getattr(self, "history_", {}).items()}
+        attributes = {"history_": history}
+        if hasattr(self, "n_iter_"):
+            attributes["n_iter_"] = int(self.n_iter_)
+        if hasattr(self, "loss_"):
+            attributes["loss_"] = _finite_or_none(self.loss_)
+        for name in ("loss_function_", "output_activation_"):
+            if hasattr(self, name):
+                attributes[name] = getattr(self, name)
+        if getattr(self, "feature_names_in_", None) is not None:
+            attributes["feature_names_in_"] = [str(n) for n in self.feature_names_in_]
+        doc = {"estimator": self._ESTIMATOR_NAME, "params": params, "attributes": attributes}
+        return json.dumps(doc, allow_nan=False, sort_keys=True).encode("utf-8")
+
+    @classmethod
+    def _from_model(cls, model, settings, metadata):
+        """The estimator for a model read from a model file (see load)."""
+        sizes = list(model.layer_sizes)
+        doc = None
+        if metadata:
+            try:
+                doc = json.loads(metadata.decode("utf-8"))
+            except (UnicodeDecodeError, ValueError, RecursionError) as exc:
+                raise ModelFileError(f"model file: its metadata is not UTF-8 JSON ({exc})") from None
+            if not (isinstance(doc, dict) and doc.get("estimator") == cls._ESTIMATOR_NAME):
+                doc = None  # metadata of some other program: derive the hyperparameters
+        est = cls()
+        held = model.spec()
+        if doc is not None:
+            params, attributes = doc.get("params"), doc.get("attributes", {})
+            if not isinstance(params, dict) or not isinstance(attributes, dict):
+                raise ModelFileError("model file: its metadata's 'params' and 'attributes' must be JSON objects")
+            valid = set(cls._get_param_names())
+            unknown = sorted(set(params) - valid)
+            if unknown:
+                warnings.warn(f"model file: ignoring unknown hyperparameters {unknown} (saved by a newer fastae?)",
+                              UserWarning, stacklevel=3)
+            for name in valid & set(params):
+                value = params[name]
+                setattr(est, name, tuple(value) if name == "hidden_layer_sizes" and isinstance(value, list) else value)
+        else:
+            attributes = {}
+            est.set_params(**cls._params_of_network(held, sizes))
+            est.set_params(optimizer=settings["optimizer"], learning_rate=settings["learning_rate"],
+                           beta_1=settings["beta1"], beta_2=settings["beta2"], epsilon=settings["epsilon"],
+                           momentum=settings["momentum"], nesterov=settings["nesterov"],
+                           weight_decay=settings["weight_decay"], rho=settings["rho"])
+        # The hyperparameters must describe the network the file holds ("auto" as it resolves for
+        # data in [0, 1] or for other data).
+        try:
+            check_hidden_layer_sizes(est.hidden_layer_sizes)
+        except ValueError as exc:
+            raise ModelFileError(f"model file: bad hidden_layer_sizes in its metadata: {exc}") from None
+        try:
+            p = est._validated_params(draw_seed=False)
+            described = [cls._network_spec(sizes[0], est._resolve_head(dict(p), unit_range))
+                         for unit_range in (True, False)]
+        except ValueError as exc:
+            raise ModelFileError(f"model file: bad hyperparameters in its metadata: {exc}") from None
+        if held not in described:
+            raise ModelFileError(f"model file: its metadata describes the network {described[0]} but the file holds "
+                                 f"{held}")
+        head = cls._head_attributes(model)
+        try:
+            history = attributes.get("history_", {"loss": [], "seconds": []})
+            est.history_ = {str(key): [float("nan") if v is None else float(v) for v in values]
+                            for key, values in history.items()}
+            if "n_iter_" in attributes:
+                est.n_iter_ = int(attributes["n_iter_"])
+            if "loss_" in attributes:
+                est.loss_ = float("nan") if attributes["loss_"] is None else float(attributes["loss_"])
+            for name, value in head.items():
+                if name in attributes and attributes[name] != value:
+                    raise ValueError(f"{name} is {attributes[name]!r} but the network's is {value!r}")
+            names = attributes.get("feature_names_in_")
+            if names is not None:
+                if not (isinstance(names, list) and len(names) == sizes[0] and all(isinstance(n, str) for n in names)):
+                    raise ValueError(f"feature_names_in_ must be {sizes[0]} strings")
+                est.feature_names_in_ = np.asarray(names, dtype=object)
+        except (AttributeError, TypeError, ValueError) as exc:
+            raise ModelFileError(f"model file: bad training record in its metadata: {exc}") from None
+        est.__dict__.update(head)
+        est._model = model
+        est.n_features_in_ = sizes[0]
+        return est
+
+    # ---- pickling (copy, deepcopy, pickle, joblib) -----------------------------------------
+
+    # The model travels as model-file bytes (weights and optimizer state, checked on the way
+    # back); everything else in __dict__, hyperparameters included, is pickled as usual.
+
+    def __getstate__(self):
+        state = self.__dict__.copy()
+        model = state.pop("_model", None)
+        if model is not None:
+            state["_model_file"] = _core.model_to_bytes(model, None, True, b"")
+        return state
+
+    def __setstate__(self, state):
+        state = dict(state)
+        data = state.pop("_model_file", None)
+        self.__dict__.update(state)
+        if data is not None:
+            self._model = _core.model_from_bytes(bytes(data))[0]
+            for name, value in self._head_attributes(self._model).items():
+                self.__dict__.setdefault(name, value)  # pickles of fastae before these attributes
+
+
+def _caller_stacklevel():
+    """The stacklevel of a warning that points at the first frame outside fastae (and outside
+    scikit-learn's set_output wrappers): the line of the caller's code that passed the input."""
+    frame, level = sys._getframe(1), 1
+    inside = ("fastae.", "sklearn.utils._set_output")
+    while frame is not None and frame.f_globals.get("__name__", "").startswith(inside):
+        frame, level = frame.f_back, level + 1
+    return level
+
+
+def _feature_names_out(estimator, prefix, n_out, input_features):
+    """get_feature_names_out of an estimator whose outputs are its own (codes): prefix0, prefix1,
+    ...; input_features, if given, is checked against feature_names_in_ and n_features_in_ (as
+    scikit-learn checks it)."""
+    estimator._check_fitted()
+    if input_features is not None:
+        input_features = np.asarray(input_features, dtype=object)
+        fitted = getattr(estimator, "feature_names_in_", None)
+        if fitted is not None and not np.array_equal(fitted, input_features):
+            raise ValueError("input_features is not equal to feature_names_in_")
+        if len(input_features) != estimator.n_features_in_:
+            raise ValueError(f"input_features should have length equal to number of features "
+                             f"({estimator.n_features_in_}), got {len(input_features)}")
+    return np.asarray([f"{prefix}{i}" for i in range(n_out)], dtype=object)
+
+
+def _append_history(history, report):
+    """One epoch's report into history_, every list kept one value per epoch (NaN where an epoch
+    has no value, as an epoch without validation data among epochs with it)."""
+    n_before = len(history["loss"])
+    for key, value in report.items():
+        if key in ("epoch", "improved"):
+            continue
+        history.setdefault(key, [float("nan")] * n_before).append(value)
+    for values in history.values():
+        if len(values) == n_before:
+            values.append(float("nan"))
+
+
+def _monitor_replay(history, min_delta, lr_patience):
+    """The engine's epoch-end monitor (csrc/src/trainer.h: Monitor) replayed over a history_: the
+    best epoch (1-based, or None) and its monitored loss (val_loss where an epoch has one, else
+    loss), and whether the plateau rule cuts the rate after the last epoch."""
+    val = history.get("val_loss")
+    best_epoch, best_loss, since_cut, cut = None, math.inf, 0, False
+    for i, loss in enumerate(history["loss"]):
+        monitored = val[i] if val is not None and not math.isnan(val[i]) else loss
+        cut = False
+        if math.isfinite(monitored) and monitored < best_loss - min_delta:
+            best_epoch, best_loss, since_cut = i + 1, monitored, 0
+        else:
+            since_cut += 1
+            if since_cut >= lr_patience:
+                since_cut, cut = 0, True
+    return best_epoch, (best_loss if best_epoch is not None else None), cut
+
+
+def _metadata_kind(metadata):
+    """The estimator kind a model file's metadata names, or None (no metadata, or not fastae's;
+    _from_model reports metadata that is not JSON)."""
+    try:
+        doc = json.loads(metadata.decode("utf-8")) if metadata else None
+    except (UnicodeDecodeError, ValueError, RecursionError):
+        return None
+    return doc.get("estimator") if isinstance(doc, dict) and isinstance(doc.get("estimator"), str) else None
+
+
+def load(path):
+    """Reads an estimator saved with ``save`` (or a model saved from C++, read as an Autoencoder)
+    and returns it as the class its metadata names."""
+    model, settings, metadata = _core.load_model(os.fsencode(path))
+    cls = _REGISTRY.get(_metadata_kind(metadata), _REGISTRY[_DEFAULT_KIND])
+    return cls._from_model(model, settings, metadata)
+
+
+def _finite_or_none(value):
+    value = float(value)
+    return value if math.isfinite(value) else None
