@@ -16,7 +16,7 @@ import textwrap
 import numpy as np
 import pytest
 
-from fastae import Autoencoder
+from fastae import Autoencoder, _progress
 from conftest import smooth_data
 
 try:
@@ -565,6 +565,24 @@ def test_verbose_1_on_a_pipe_writes_one_line_per_epoch(on_pipe):
     assert len(lines) == 3
     for epoch, line in enumerate(lines, 1):
         assert line.startswith(f"epoch {epoch}/3  loss ") and "val_loss" in line and " lr " in line
+
+
+def test_an_exception_in_the_progress_display_stops_training_at_once(X, monkeypatch):
+    """The display runs Python code between steps, where Python may raise a Ctrl-C's
+    KeyboardInterrupt: training must stop right there, as when it is caught between steps."""
+    calls = []
+
+    def progress(self, p):
+        calls.append(p["step"])
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(_progress.EpochLines, "progress", progress)  # verbose=1 off a terminal
+    ae = Autoencoder(epochs=5, verbose=1, **KW)
+    with pytest.raises(KeyboardInterrupt):
+        ae.fit(X)
+    assert len(calls) == 1
+    assert ae.stop_reason_ == "interrupted" and ae.history_["loss"] == []
+    assert ae._model.optimizer_state()["steps"] == calls[0]  # the steps done up to that report
 
 
 @pytest.mark.parametrize("where", ["pipe", "terminal"])

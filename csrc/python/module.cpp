@@ -365,7 +365,10 @@ py::tuple fit(Model& m, const py::array& x, const std::optional<FloatArray>& y,
                 d["seconds"] = p.seconds;
                 (*on_progress)(d);
             } catch (py::error_already_set& e) {
+                // Stops at once: a KeyboardInterrupt that Python raised inside the display is a
+                // Ctrl-C, which must not wait for the end of training.
                 python_error.emplace(std::move(e));
+                throw fastae::TrainingStopped("the progress display raised");
             }
         };
     }

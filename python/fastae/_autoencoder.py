@@ -15,10 +15,13 @@ from ._compat import TransformerMixin, tags_with
 from ._validation import (
     ACTIVATIONS,
     LOSSES,
+    Check,
     Options,
     Real,
     check_array,
     check_bool,
+    check_hidden_layer_sizes,
+    check_noise,
     check_output_and_loss,
     check_sample_weight,
     check_sparse,
@@ -146,6 +149,16 @@ class Autoencoder(TransformerMixin, _NetworkEstimator):
         "output_activation": Options(ACTIVATIONS + ("auto",)),
         "loss": Options(LOSSES + ("auto",)),
         "huber_delta": Real(0.0),
+        "l1": Real(0.0, low_open=False),
+        "l2": Real(0.0, low_open=False),
+        "dropout": Real(0.0, 1.0, low_open=False),
+        "noise": Check(check_noise),
+        "noise_level": Real(0.0, low_open=False),
+        "activity_l1": Real(0.0, low_open=False),
+        "sparsity_target": Real(0.0, 1.0, optional=True),
+        "sparsity_weight": Real(0.0, low_open=False),
+        "decoder_layer_sizes": Check(
+            lambda v: None if v is None else check_hidden_layer_sizes(v, "decoder_layer_sizes", allow_empty=True)),
     }
 
     def __init__(self, hidden_layer_sizes=(64,), activation="relu", output_activation="auto", loss="auto",
@@ -155,7 +168,8 @@ class Autoencoder(TransformerMixin, _NetworkEstimator):
                  leaky_relu_slope=0.01, huber_delta=1.0, weight_decay=0.01, rho=0.9, validation_split=0.0,
                  early_stopping=False, patience=10, min_delta=0.0, restore_best_weights=True, lr_schedule=None,
                  lr_decay_rate=0.1, lr_decay_steps=10, lr_min=0.0, lr_patience=5, clipnorm=None, callbacks=None,
-                 max_time=None):
+                 max_time=None, l1=0.0, l2=0.0, dropout=0.0, noise=None, noise_level=0.1, activity_l1=0.0,
+                 sparsity_target=None, sparsity_weight=1.0, decoder_layer_sizes=None):
         self.hidden_layer_sizes = hidden_layer_sizes
         self.activation = activation
         self.output_activation = output_activation
@@ -193,10 +207,32 @@ class Autoencoder(TransformerMixin, _NetworkEstimator):
         self.clipnorm = clipnorm
         self.callbacks = callbacks
         self.max_time = max_time
+        self.l1 = l1
+        self.l2 = l2
+        self.dropout = dropout
+        self.noise = noise
+        self.noise_level = noise_level
+        self.activity_l1 = activity_l1
+        self.sparsity_target = sparsity_target
+        self.sparsity_weight = sparsity_weight
+        self.decoder_layer_sizes = decoder_layer_sizes
 
     def _check_param_combinations(self, p):
         super()._check_param_combinations(p)
         check_output_and_loss(p["output_activation"], p["loss"])
+        if p["noise"] == "masking" and not p["noise_level"] < 1.0:
+            raise ValueError(f"noise='masking' sets a fraction noise_level of the inputs to 0: noise_level must be in "
+                             f"[0, 1); got noise_level={p['noise_level']!r}")
+        code_activation = p["activation"][-1]
+        if p["sparsity_target"] is not None and code_activation != "sigmoid":
+            raise ValueError(f"sparsity_target needs a sigmoid code layer (its outputs are activation rates): the "
+                             f"activation of the code (the last of activation) is {code_activation!r}; got "
+                             f"sparsity_target={p['sparsity_target']!r} with activation={self.activation!r}")
+        decoder = p["decoder_layer_sizes"]
+        if decoder is not None and not isinstance(self.activation, str) and len(decoder) != len(p["activation"]) - 1:
+            raise ValueError(f"activation gives one name per encoder layer, which the decoder mirrors; "
+                             f"decoder_layer_sizes={decoder!r} has {len(decoder)} layers where the mirror has "
+                             f"{len(p['activation']) - 1}: give one activation name, or a decoder of that depth")
 
     def __sklearn_tags__(self):
         # Codes and reconstructions are float32 whatever the input's dtype.
@@ -214,18 +250,30 @@ class Autoencoder(TransformerMixin, _NetworkEstimator):
         layer has the width and the activation of the encoder layer it mirrors), then the output
         layer."""
         hidden, acts = p["hidden_layer_sizes"], p["activation"]
-        widths = [*hidden, *reversed(hidden[:-1])]
-        activations = [*acts, *reversed(acts[:-1])]
+        decoder = p.get("decoder_layer_sizes")
+        if decoder is None:  # the mirror
+            decoder, decoder_acts = hidden[-2::-1], acts[-2::-1]
+        else:
+            decoder_acts = acts[-2::-1] if len(set(acts)) > 1 else [acts[0]] * len(decoder)
+        code = len(hidden) - 1
 
-        def layer(units, activation):
+        def layer(i, units, activation):
             alpha = p["leaky_relu_slope"] if activation == "leaky_relu" else \
                 _core.ACTIVATION_TRAITS[activation]["default_alpha"]
+            hidden_layer = i < len(hidden) + len(decoder)
+            sparse = i == code and p.get("sparsity_target") is not None
             return {"units": units, "activation": activation, "alpha": alpha, "initializer": p["kernel_initializer"],
-                    "l1": 0.0, "l2": 0.0, "dropout": 0.0, "noise": "none", "noise_level": 0.0, "activity_l1": 0.0,
-                    "sparsity_target": 0.0, "sparsity_weight": 0.0}
+                    "l1": p.get("l1", 0.0), "l2": p.get("l2", 0.0),
+                    "dropout": p.get("dropout", 0.0) if hidden_layer else 0.0,
+                    "noise": (p.get("noise") or "none") if i == 0 else "none",
+                    "noise_level": p.get("noise_level", 0.0) if i == 0 and p.get("noise") else 0.0,
+                    "activity_l1": p.get("activity_l1", 0.0) if i == code else 0.0,
+                    "sparsity_target": p["sparsity_target"] if sparse else 0.0,
+                    "sparsity_weight": p["sparsity_weight"] if sparse else 0.0}
 
-        layers = [layer(w, a) for w, a in zip(widths, activations)] + [layer(n_features, p["output_activation"])]
-        return {"n_inputs": n_features, "code_layer": len(hidden) - 1, "loss": p["loss"],
+        shape = [*zip(hidden, acts), *zip(decoder, decoder_acts), (n_features, p["output_activation"])]
+        layers = [layer(i, units, activation) for i, (units, activation) in enumerate(shape)]
+        return {"n_inputs": n_features, "code_layer": code, "loss": p["loss"],
                 "huber_delta": p["huber_delta"], "layers": layers}
 
     @staticmethod

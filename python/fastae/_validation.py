@@ -235,20 +235,32 @@ def check_sample_weight(sample_weight, n_samples, name="sample_weight"):
     return w32
 
 
-def check_hidden_layer_sizes(value):
+def check_hidden_layer_sizes(value, name="hidden_layer_sizes", allow_empty=False):
+    """A tuple of widths (an int: one width). allow_empty: () is allowed (a decoder without hidden
+    layers)."""
     if isinstance(value, numbers.Integral) and not isinstance(value, (bool, np.bool_)):
         value = (value,)
     allowed = f"a sequence of integers in [1, {MAX_INT}]"
     try:
         sizes = tuple(value)
     except TypeError:
-        raise ValueError(f"hidden_layer_sizes must be {allowed}; got {value!r}") from None
-    if not sizes:
-        raise ValueError("hidden_layer_sizes must hold at least one width (the code size); got ()")
+        raise ValueError(f"{name} must be {allowed}; got {value!r}") from None
+    if not sizes and not allow_empty:
+        raise ValueError(f"{name} must hold at least one width (the code size); got ()")
     for s in sizes:
         if isinstance(s, (bool, np.bool_)) or not isinstance(s, numbers.Integral) or not 1 <= s <= MAX_INT:
-            raise ValueError(f"hidden_layer_sizes must be {allowed}; got {value!r}")
+            raise ValueError(f"{name} must be {allowed}; got {value!r}")
     return tuple(int(s) for s in sizes)
+
+
+NOISES = tuple(n for n in _core.NOISES if n != "none")
+
+
+def check_noise(value):
+    """None, "gaussian" or "masking"."""
+    if value is None or (isinstance(value, str) and value in NOISES):
+        return value
+    raise ValueError(f"noise must be None or one of {', '.join(repr(n) for n in NOISES)}; got {value!r}")
 
 
 def memory_available_bytes():
