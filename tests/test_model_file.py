@@ -35,12 +35,23 @@ def _doc_table(rows_pattern):
 
 # The codes table ("### Codes") and the settings' ids (OPTC), as the document states them.
 DOC_CODES = {}
-for _table, _code, _name in _doc_table(r"^\| (activation|loss|optimizer|initializer) \| (\d+) \| `(\w+)` \|$"):
+for _table, _code, _name in _doc_table(r"^\| (activation|loss|optimizer|initializer|noise) \| (\d+) \| `(\w+)` \|$"):
     DOC_CODES.setdefault(_table, {})[_name] = int(_code)
 SETTING_IDS = {int(i): name for i, name in _doc_table(r"^\| (\d+) \| `(\w+)` \| [\w, ]+ \|$")}
-# Codes as the library's tables give them (fastae/vocabulary.h, through the binding).
-CODES = _core.FILE_CODES
+# Codes as the library's tables give them (fastae/vocabulary.h, through the binding). The binding
+# does not list the noise table's codes (yet): those come from the document, whose names are
+# checked against _core.NOISES below.
+CODES = {"noise": DOC_CODES["noise"], **_core.FILE_CODES}
 NAMES = {table: {code: name for name, code in codes.items()} for table, codes in CODES.items()}
+
+
+def layer_spec(units, activation, initializer="glorot_uniform", **options):
+    """A layer as Model.spec() gives it: every key, the defaults unless given."""
+    layer = {"units": units, "activation": activation, "alpha": 0.0, "initializer": initializer, "l1": 0.0,
+             "l2": 0.0, "dropout": 0.0, "noise": "none", "noise_level": 0.0, "activity_l1": 0.0,
+             "sparsity_target": 0.0, "sparsity_weight": 0.0}
+    layer.update(options)
+    return layer
 # The state's slots of each optimizer, as torch names them (docs/model-format.md, OPTS).
 SLOTS = {"adam": ["exp_avg", "exp_avg_sq"], "adamw": ["exp_avg", "exp_avg_sq"], "sgd": ["momentum_buffer"],
          "rmsprop": ["square_avg"]}
@@ -161,14 +172,18 @@ def section(tag, payload, flags=None):
     return tag.encode("latin-1") + struct.pack("<IQ", KNOWN[tag] if flags is None else flags, len(payload)) + payload
 
 
+LAYER_NUMBERS = ["alpha", "l1", "l2", "dropout", "noise_level", "activity_l1", "sparsity_target", "sparsity_weight"]
+
+
 def layer_record(layer):
-    return struct.pack("<IBBxx4d", layer["units"], CODES["activation"][layer["activation"]],
-                       CODES["initializer"][layer["initializer"]], layer["alpha"], layer["l1"], layer["l2"],
-                       layer["dropout"])
+    """units, activation, initializer, noise, a reserved byte, then the 8 numbers (72 bytes)."""
+    return struct.pack("<IBBBx8d", layer["units"], CODES["activation"][layer["activation"]],
+                       CODES["initializer"][layer["initializer"]], CODES["noise"][layer["noise"]],
+                       *(layer[k] for k in LAYER_NUMBERS))
 
 
 def netw(spec):
-    return struct.pack("<4I", spec["n_inputs"], len(spec["layers"]), spec["code_layer"], 40) + b"".join(
+    return struct.pack("<4I", spec["n_inputs"], len(spec["layers"]), spec["code_layer"], 72) + b"".join(
         layer_record(layer) for layer in spec["layers"])
 
 
@@ -246,12 +261,12 @@ def parse_v2(data):
     out = {"tags": [tag for tag, _, _, _ in sections]}
     c = _Cursor(payloads["NETW"], 0, len(payloads["NETW"]))
     n_inputs, n, code_layer, record = c.take("4I")
-    assert record == 40
+    assert record == 72
     layers = []
     for _ in range(n):
-        units, a, i, alpha, l1, l2, dropout = c.take("IBBxx4d")
-        layers.append({"units": units, "activation": NAMES["activation"][a], "alpha": alpha,
-                       "initializer": NAMES["initializer"][i], "l1": l1, "l2": l2, "dropout": dropout})
+        units, a, i, noise, *numbers = c.take("IBBBx8d")
+        layers.append({"units": units, "activation": NAMES["activation"][a], "initializer": NAMES["initializer"][i],
+                       "noise": NAMES["noise"][noise], **dict(zip(LAYER_NUMBERS, numbers))})
     assert c.pos == c.end
     loss, huber_delta = struct.unpack("<Bxxxd", payloads["HEAD"])
     out["spec"] = {"n_inputs": n_inputs, "code_layer": code_layer, "loss": NAMES["loss"][loss],
@@ -291,9 +306,9 @@ def test_the_documented_codes_and_setting_ids_are_the_librarys():
     """The document's code table is the library's (FILE_CODES, from vocabulary.h), and the names of
     the setting ids are the keys of the settings dicts; version 1's codes are version 2's."""
     assert DOC_CODES == CODES
-    assert set(CODES) == {"activation", "loss", "optimizer", "initializer"}
-    for table, names in [("activation", _core.ACTIVATIONS), ("loss", _core.LOSSES),
-                         ("optimizer", _core.OPTIMIZERS), ("initializer", _core.INITIALIZERS)]:
+    assert set(CODES) == {"activation", "loss", "optimizer", "initializer", "noise"}
+    for table, names in [("activation", _core.ACTIVATIONS), ("loss", _core.LOSSES), ("optimizer", _core.OPTIMIZERS),
+                         ("initializer", _core.INITIALIZERS), ("noise", _core.NOISES)]:
         assert set(CODES[table]) == set(names) and len(set(CODES[table].values())) == len(names)
     assert sorted(SETTING_IDS) == list(range(1, 8))
     assert set(SETTING_IDS.values()) | {"optimizer", "nesterov"} == set(settings_of())
@@ -302,6 +317,8 @@ def test_the_documented_codes_and_setting_ids_are_the_librarys():
     for names, table in [(V1_ACTIVATIONS, "activation"), (V1_LOSSES, "loss"), (V1_OPTIMIZERS, "optimizer")]:
         assert [CODES[table][n] for n in names] == list(range(len(names)))
     assert set(SLOTS) == set(_core.OPTIMIZERS)
+    # Every key of a layer's spec has its place in the record.
+    assert set(_core.Model([3, 2, 3], "relu", "sigmoid", "bce").spec()["layers"][0]) == set(layer_spec(1, "relu"))
 
 # ---- fixtures ----------------------------------------------------------------------------------
 
@@ -466,9 +483,15 @@ def _every_kind_of_network():
     for i, loss in enumerate(_core.LOSSES):
         for k, output in enumerate(acts):
             hidden = [acts[(k + 1) % len(acts)], acts[(k + 2 + i) % len(acts)]]
-            layers = [{"units": units, "activation": a, "alpha": 0.25 + 0.5 * j, "initializer": inits[(i + k + j) % len(inits)],
-                       "l1": 1e-4 * (j + 1), "l2": 0.0 if j == 1 else 2.5e-3, "dropout": 0.0 if j == 2 else 0.125 * (j + 1)}
+            layers = [layer_spec(units, a, inits[(i + k + j) % len(inits)], alpha=0.25 + 0.5 * j, l1=1e-4 * (j + 1),
+                                 l2=0.0 if j == 1 else 2.5e-3, dropout=0.0 if j == 2 else 0.125 * (j + 1),
+                                 activity_l1=0.0 if j == 2 else 1e-3 * (j + 1))
                       for j, (units, a) in enumerate([(4, hidden[0]), (3, hidden[1]), (5, output)])]
+            noise = _core.NOISES[(i + k) % len(_core.NOISES)]
+            layers[0].update(noise=noise, noise_level=0.0 if noise == "none" else 0.125)
+            for hidden_layer in layers[:2]:
+                if hidden_layer["activation"] == "sigmoid":  # the sparsity penalty needs one
+                    hidden_layer.update(sparsity_target=0.05, sparsity_weight=0.5)
             spec = {"n_inputs": 5, "code_layer": (i + k) % 3, "loss": loss, "huber_delta": 0.5 + k, "layers": layers}
             try:
                 _core.Model.from_spec(spec)
@@ -480,7 +503,7 @@ def _every_kind_of_network():
 
 def test_every_name_of_every_table_round_trips_byte_for_byte():
     specs = _every_kind_of_network()
-    used = {"activation": set(), "initializer": set(), "loss": set()}
+    used = {"activation": set(), "initializer": set(), "loss": set(), "noise": set(), "sparsity": set()}
     x = np.random.default_rng(0).uniform(size=(4, 5)).astype(np.float32)
     for seed, spec in enumerate(specs):
         model = _core.Model.from_spec(spec)
@@ -490,6 +513,8 @@ def test_every_name_of_every_table_round_trips_byte_for_byte():
         for layer in spec["layers"]:
             used["activation"].add(layer["activation"])
             used["initializer"].add(layer["initializer"])
+            used["noise"].add(layer["noise"])
+            used["sparsity"].add(layer["sparsity_weight"] > 0)
         data = _core.model_to_bytes(model, settings_of(), True, b"")
         assert data == build_v2(spec, settings_of(), model.get_params())
         assert parse_v2(data)["spec"] == spec
@@ -498,7 +523,7 @@ def test_every_name_of_every_table_round_trips_byte_for_byte():
         assert np.array_equal(back.get_params(), model.get_params())
         assert np.array_equal(back.predict(x), model.predict(x))
     assert used == {"activation": set(_core.ACTIVATIONS), "initializer": set(_core.INITIALIZERS),
-                    "loss": set(_core.LOSSES)}
+                    "loss": set(_core.LOSSES), "noise": set(_core.NOISES), "sparsity": {False, True}}
     # Every optimizer, with its state's slots.
     rng = np.random.default_rng(1)
     model = _core.Model.from_spec(specs[0])
@@ -611,8 +636,7 @@ def test_a_file_without_metadata_gets_hyperparameters_from_the_network(X):
         assert np.array_equal(est._model.get_params(), model.get_params()) and est._model.optimizer_state() is None
     # A plain MLP (not mirrored) is a valid model file but not an Autoencoder.
     spec = {"n_inputs": 4, "code_layer": 0, "loss": "mse", "huber_delta": 1.0,
-            "layers": [{"units": u, "activation": a, "alpha": 0.0, "initializer": "glorot_uniform", "l1": 0.0,
-                        "l2": 0.0, "dropout": 0.0} for u, a in [(3, "relu"), (2, "linear")]]}
+            "layers": [layer_spec(3, "relu"), layer_spec(2, "linear")]}
     for mlp in [build_v1([4, 3, 2], "relu", "linear", "mse", settings, np.zeros(4 * 3 + 3 + 3 * 2 + 2)),
                 build_v2(spec, settings, np.zeros(4 * 3 + 3 + 3 * 2 + 2))]:
         assert _core.model_from_bytes(mlp)[0].layer_sizes == [4, 3, 2]
@@ -623,8 +647,7 @@ def test_a_file_without_metadata_gets_hyperparameters_from_the_network(X):
 def _small_spec(output="sigmoid", loss="bce"):
     """3 -> 2 -> 3, relu then `output`."""
     return {"n_inputs": 3, "code_layer": 0, "loss": loss, "huber_delta": 1.0,
-            "layers": [{"units": u, "activation": a, "alpha": 0.0, "initializer": "glorot_uniform", "l1": 0.0,
-                        "l2": 0.0, "dropout": 0.0} for u, a in [(2, "relu"), (3, output)]]}
+            "layers": [layer_spec(2, "relu"), layer_spec(3, output)]}
 
 
 @pytest.mark.parametrize("metadata, match", [
@@ -868,8 +891,8 @@ def _hostile_v1_cases():
 
 
 def _hostile_v2_cases():
-    """Hostile version-2 files, from the small file whose sections lie at NETW 24, HEAD 136, PARM 164,
-    OPTC 256, OPTS 364 and META 664 (docs/model-format.md, "An example", with bce)."""
+    """Hostile version-2 files, from the small file whose sections lie at NETW 24, HEAD 200, PARM 228,
+    OPTC 320, OPTS 428 and META 728 (docs/model-format.md, "An example", with bce)."""
     spec = _small_spec()
     s = settings_of()
     zeros = np.zeros(17)
@@ -896,94 +919,99 @@ def _hostile_v2_cases():
 
     nan, inf = float("nan"), float("inf")
     ok = build()
-    assert len(ok) == 688
+    assert len(ok) == 752
     wide = {**spec, "n_inputs": 2**16, "layers": [{**spec["layers"][0], "units": 2**16 - 1}]}
     return [
         # Framing.
-        ("unknown required section", build(extra=[(112, section("ZZZZ", b"abc", flags=1))]),
-         "section 'ZZZZ' at byte 136: it is marked required, and fastae .* does not know it"),
-        ("unknown flag bits", build(extra=[(112, section("ZZZZ", b"", flags=4))]),
-         "section 'ZZZZ' at byte 136: its flags at byte 140 are 0x00000004"),
-        ("required flag on OPTS", seal(patched(ok, 368, "I", 1)), None),
+        ("unknown required section", build(extra=[(176, section("ZZZZ", b"abc", flags=1))]),
+         "section 'ZZZZ' at byte 200: it is marked required, and fastae .* does not know it"),
+        ("unknown flag bits", build(extra=[(176, section("ZZZZ", b"", flags=4))]),
+         "section 'ZZZZ' at byte 200: its flags at byte 204 are 0x00000004"),
+        ("required flag on OPTS", seal(patched(ok, 432, "I", 1)), None),
         ("duplicate NETW", build(tags=["NETW", "NETW", "HEAD", "PARM", "OPTC"]),
-         "section NETW at byte 136: a second NETW section \\(the first is at byte 24\\)"),
+         "section NETW at byte 200: a second NETW section \\(the first is at byte 24\\)"),
         ("missing PARM", build(tags=["NETW", "HEAD", "OPTC"]),
-         "the required section PARM is missing \\(before OPTC at byte 164"),
+         "the required section PARM is missing \\(before OPTC at byte 228"),
         ("no sections", file_of(2, b""), "the required section NETW is missing \\(the sections end at byte 24"),
         ("META before OPTS", build(tags=["NETW", "HEAD", "PARM", "OPTC", "META", "OPTS"]),
-         "section OPTS at byte 384: it comes after META \\(at byte 364\\)"),
-        ("section length 2^63", seal(patched(ok, 172, "Q", 2**63)),
-         "section PARM at byte 164: its length at byte 172 is 9223372036854775808 but only 504 bytes remain"),
-        ("a cut section header", seal(ok[:-4] + b"XTR" + ok[-4:]), "a section header at byte 684 needs 16 bytes"),
+         "section OPTS at byte 448: it comes after META \\(at byte 428\\)"),
+        ("section length 2^63", seal(patched(ok, 236, "Q", 2**63)),
+         "section PARM at byte 228: its length at byte 236 is 9223372036854775808 but only 504 bytes remain"),
+        ("a cut section header", seal(ok[:-4] + b"XTR" + ok[-4:]), "a section header at byte 748 needs 16 bytes"),
         ("bytes after HEAD's fields", build(head_=head(spec) + b"\0\0\0\0"),
-         "section HEAD at byte 136: 4 unexpected bytes at byte 164"),
+         "section HEAD at byte 200: 4 unexpected bytes at byte 228"),
         # Counts larger than the bytes, and sizes no file could hold.
         ("2^32-1 layers", build(netw_=patched(netw(spec), 4, "I", 2**32 - 1)),
          "section NETW at byte 24: the layer count at byte 44 is 4294967295 \\(must be in \\[1, 4095\\]\\)"),
         ("4095 layers in 96 bytes", build(netw_=patched(netw(spec), 4, "I", 4095)),
-         "the layer records at byte 56 claims 4095 values of 40 bytes but only 80 bytes remain"),
+         "the layer records at byte 56 claims 4095 values of 72 bytes but only 144 bytes remain"),
         ("record size 48", build(netw_=patched(netw(spec), 12, "I", 48)),
-         "the layer record size at byte 52 is 48; version 2 records are 40 bytes"),
+         "the layer record size at byte 52 is 48; version 2 records are 72 bytes"),
         ("code layer -1", build(netw_=patched(netw(spec), 8, "i", -1)), "code_layer at byte 48 is 4294967295"),
         ("widths claiming 2^63 parameters", build(netw_=netw(layers(big, big))),
-         "section HEAD at byte 136: the network of NETW \\(at byte 24\\) and this HEAD has 9223372032559808512 "
+         "section HEAD at byte 200: the network of NETW \\(at byte 24\\) and this HEAD has 9223372032559808512 "
          "parameters, more than the \\d+ bytes after HEAD could hold"),
         ("16 GiB of weights claimed", build(netw_=netw(wide), head_=head({**spec, "loss": "mse"})),
          "has 4294967295 parameters, more than"),
         ("6 layers overflowing 2^64", build(netw_=netw({**layers(*[big] * 6), "code_layer": 2})),
          "its layer widths give more than 2\\^64 parameters"),
         ("PARM count 2^61", build(parm_=parm(zeros, count=2**61)),
-         "section PARM at byte 164: the parameter count at byte 180 is 2305843009213693952 but the network has 17"),
+         "section PARM at byte 228: the parameter count at byte 244 is 2305843009213693952 but the network has 17"),
         ("PARM of 17 in 40 bytes", build(parm_=parm(zeros)[:48]),
-         "the parameters at byte 188 claims 17 values of 4 bytes but only 40 bytes remain"),
+         "the parameters at byte 252 claims 17 values of 4 bytes but only 40 bytes remain"),
         ("slot of 2^61 values", build(opts_=patched(opts(state), 116, "Q", 2**61)),
-         "section OPTS at byte 364: slot exp_avg's length at byte 496 is 2305843009213693952 but the model has 17"),
+         "section OPTS at byte 428: slot exp_avg's length at byte 560 is 2305843009213693952 but the model has 17"),
         ("2^32-1 settings", build(optc_=patched(settings_block(s), 4, "I", 2**32 - 1)),
-         "the settings at byte 280 claims 4294967295 values of 12 bytes"),
+         "the settings at byte 344 claims 4294967295 values of 12 bytes"),
         ("metadata of 1 MiB + 1", build(meta_=b"m" * (2**20 + 1)), "holds 1048577 bytes of metadata"),
-        ("empty META", build(meta_=b""), "section META at byte 664: it is empty"),
+        ("empty META", build(meta_=b""), "section META at byte 728: it is empty"),
         # Bad codes.
         ("activation code 200", build(netw_=patched(netw(spec), 20, "B", 200)),
          "layers\\[0\\].activation at byte 60 has code 200 \\(known codes: 0 linear, 1 relu"),
         ("initializer code 77", build(netw_=patched(netw(spec), 21, "B", 77)),
          "layers\\[0\\].initializer at byte 61 has code 77"),
         ("loss code 99", build(head_=patched(head(spec), 0, "B", 99)),
-         "section HEAD at byte 136: the loss at byte 152 has code 99"),
+         "section HEAD at byte 200: the loss at byte 216 has code 99"),
         ("optimizer code 9", build(optc_=patched(settings_block(s), 0, "B", 9)),
-         "section OPTC at byte 256: the settings: the optimizer kind at byte 272 has code 9"),
+         "section OPTC at byte 320: the settings: the optimizer kind at byte 336 has code 9"),
         ("unknown setting id", build(optc_=patched(settings_block(s), 80, "I", 99)),
-         "setting id 99 at byte 352 is unknown to fastae"),
+         "setting id 99 at byte 416 is unknown to fastae"),
         ("setting ids swapped", build(optc_=patched(patched(settings_block(s), 8, "I", 2), 20, "I", 1)),
-         "setting id 2 \\(beta1\\) at byte 280 is out of place"),
+         "setting id 2 \\(beta1\\) at byte 344 is out of place"),
         # Non-finite values.
         ("NaN alpha", build(netw_=patched(netw(spec), 24, "d", nan)), "layers\\[0\\].alpha at byte 64 is nan"),
-        ("infinite l2", build(netw_=patched(netw(spec), 80, "d", inf)), "layers\\[1\\].l2 at byte 120 is inf"),
-        ("NaN huber_delta", build(head_=patched(head(spec), 4, "d", nan)), "huber_delta at byte 156 is nan"),
-        ("NaN weight", build(parm_=parm([np.nan] + [0] * 16)), "the parameters \\(from byte 188\\): value 0 is nan"),
+        ("infinite l2", build(netw_=patched(netw(spec), 88 + 24, "d", inf)), "layers\\[1\\].l2 at byte 152 is inf"),
+        ("NaN noise_level", build(netw_=patched(netw(spec), 56, "d", nan)), "layers\\[0\\].noise_level at byte 96 is nan"),
+        ("noise code 7", build(netw_=patched(netw(spec), 22, "B", 7)), "layers\\[0\\].noise at byte 62 has code 7"),
+        ("NaN huber_delta", build(head_=patched(head(spec), 4, "d", nan)), "huber_delta at byte 220 is nan"),
+        ("NaN weight", build(parm_=parm([np.nan] + [0] * 16)), "the parameters \\(from byte 252\\): value 0 is nan"),
         ("infinite learning rate", build(optc_=patched(settings_block(s), 12, "d", inf)),
-         "section OPTC at byte 256: the settings at byte 272: learning_rate must be finite"),
+         "section OPTC at byte 320: the settings at byte 336: learning_rate must be finite"),
         ("NaN rho", build(optc_=patched(settings_block(s), 84, "d", nan)), "rho must be finite"),
         ("NaN in a slot", build(opts_=patched(opts(state), 124, "f", nan)),
-         "slot exp_avg \\(from byte 504\\): value 0 is nan"),
+         "slot exp_avg \\(from byte 568\\): value 0 is nan"),
         # Wrong slots.
         ("a misspelt slot", build(opts_=opts(state).replace(b"exp_avg\0", b"exp_avx\0")),
-         "slot 0's name at byte 488 is 'exp_avx' but 'adam' calls its slot 0 'exp_avg'"),
+         "slot 0's name at byte 552 is 'exp_avx' but 'adam' calls its slot 0 'exp_avg'"),
         ("slots swapped", build(opts_=settings_block(s) + struct.pack("<qI", 3, 2) + slot("exp_avg_sq", zeros)
                                 + slot("exp_avg", zeros)),
-         "slot 0's name at byte 488 is 'exp_avg_sq' but 'adam' calls its slot 0 'exp_avg'"),
+         "slot 0's name at byte 552 is 'exp_avg_sq' but 'adam' calls its slot 0 'exp_avg'"),
         ("SGD's slot in Adam's state", build(opts_=settings_block(s) + struct.pack("<qI", 3, 1)
                                              + slot("momentum_buffer", zeros)),
-         "the slot count at byte 480 is 1 but 'adam' has 2"),
+         "the slot count at byte 544 is 1 but 'adam' has 2"),
         ("negative steps", build(opts_=patched(opts(state), 92, "q", -5)),
-         "section OPTS at byte 364: the step count at byte 472 is negative \\(-5\\)"),
+         "section OPTS at byte 428: the step count at byte 536 is negative \\(-5\\)"),
         ("negative exp_avg_sq", build(opts_=opts({**state, "v": -np.ones(17)})),
-         "section OPTS at byte 364: the optimizer state is invalid: .*must be >= 0"),
+         "section OPTS at byte 428: the optimizer state is invalid: .*must be >= 0"),
         # Networks Model refuses.
-        ("dropout on the output", build(netw_=patched(netw(spec), 88, "d", 0.5)),
-         "section HEAD at byte 136: the network of NETW \\(at byte 24\\) and this HEAD is invalid: .*dropout"),
+        ("dropout on the output", build(netw_=patched(netw(spec), 88 + 32, "d", 0.5)),
+         "section HEAD at byte 200: the network of NETW \\(at byte 24\\) and this HEAD is invalid: .*dropout"),
         ("bce after linear", build(netw_=netw(_small_spec(output="linear"))), "is invalid: .*sigmoid"),
         ("softmax inside", build(netw_=patched(netw(spec), 20, "B", CODES["activation"]["softmax"])),
          "is invalid: .*output layer only"),
+        ("noise inside", build(netw_=patched(netw(spec), 88 + 6, "B", CODES["noise"]["gaussian"])),
+         "is invalid: .*noise"),
+        ("sparsity on relu", build(netw_=patched(netw(spec), 16 + 64, "d", 0.5)), "is invalid: .*sparsity"),
     ]
 
 
@@ -991,7 +1019,7 @@ def test_hostile_files_are_rejected_without_big_allocations(tmp_path):
     cases, expected = [], {}
     for name, data, match in _hostile_v1_cases() + _hostile_v2_cases():
         cases.append((name, data))
-        expected[name] = match or "flags at byte 368 are 0x00000001; OPTS is written with 0x00000000"
+        expected[name] = match or "flags at byte 432 are 0x00000001; OPTS is written with 0x00000000"
     result = _load_all_limited(cases, tmp_path)
     assert result["counts"] == {"rejected": len(cases), "loaded": 0}
     for name, match in expected.items():

@@ -101,6 +101,15 @@ BAD_PARAMS = {
     "clipnorm": ("(0.0, inf)", [0, 0.0, -1, float("nan"), float("inf"), "1", True]),
     "callbacks": ("None or a list of callables", [[1], [print, None], print, "print", 3]),
     "max_time": ("(0.0, inf)", [0, 0.0, -5.0, float("nan"), float("inf"), "60", True]),
+    "l1": ("[0.0, inf)", [-0.1, float("nan"), float("inf"), "0.1", None]),
+    "l2": ("[0.0, inf)", [-0.1, float("nan"), "0.1", None]),
+    "dropout": ("[0.0, 1.0)", [1.0, -0.1, float("nan"), "0.5", None]),
+    "noise": ("None or one of 'gaussian', 'masking'", ["salt", "Gaussian", 1, True]),
+    "noise_level": ("[0.0, inf)", [-0.1, float("nan"), float("inf"), "0.1", None]),
+    "activity_l1": ("[0.0, inf)", [-1e-3, float("nan"), "0.001", None]),
+    "sparsity_target": ("(0.0, 1.0)", [0.0, 1.0, -0.5, float("nan"), "0.05"]),
+    "sparsity_weight": ("[0.0, inf)", [-1.0, float("inf"), "3", None]),
+    "decoder_layer_sizes": ("integers in [1, 2147483647]", [(0,), (4, -1), "64", (2.5,), (True,), {"a": 1}]),
 }
 RANDOM_STATE_TYPES = ["seed", 1.5, object]  # "None, an int, ... RandomState or ... Generator"
 

@@ -151,6 +151,8 @@ template <>
 inline const std::vector<OptimizerKind>& every_value<OptimizerKind>() { return all_optimizers(); }
 template <>
 inline const std::vector<Initializer>& every_value<Initializer>() { return all_initializers(); }
+template <>
+inline const std::vector<Noise>& every_value<Noise>() { return all_noises(); }
 
 template <typename Enum>
 std::uint8_t file_code(Enum value) {
@@ -191,7 +193,8 @@ Enum read_code(Reader& r, const std::string& what) {
 // ---- optimizer settings -------------------------------------------------------------------
 
 // The numeric optimizer settings: their ids in version 2 files (docs/model-format.md, OPTC) and
-// names. A new OptimizerConfig number is one more entry here, with a new id; ids are never reused.
+// names. A new OptimizerConfig number is one more entry here, with a new id; ids are never reused
+// (write_settings, in model_file_sections.cpp, fails to compile until a new field is placed).
 struct SettingField {
     std::uint32_t id;
     const char* name;

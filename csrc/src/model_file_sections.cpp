@@ -24,7 +24,7 @@ namespace {
 
 constexpr std::uint32_t kRequired = 1;           // section flags, bit 0
 constexpr std::size_t kSectionHeaderSize = 16;   // tag, flags, length
-constexpr std::uint32_t kLayerRecordSize = 40;   // NETW's per-layer record in this version
+constexpr std::uint32_t kLayerRecordSize = 72;   // NETW's per-layer record in this version
 constexpr std::uint32_t kMaxSlotName = 64;       // OPTS: bytes in a slot's name
 constexpr std::uint32_t kMaxInt = std::uint32_t(std::numeric_limits<int>::max());
 
@@ -71,30 +71,44 @@ struct Parsed {
 
 // ---- NETW: the layers --------------------------------------------------------------------
 
+// The writers below name every field of the structs they store (structured bindings): a field
+// added to LayerSpec, HeadSpec, NetworkSpec, OptimizerConfig or OptimizerState stops this file
+// compiling until the format holds it (here, its reader, docs/model-format.md), rather than being
+// dropped from saved files without a word.
+
 void write_netw(Writer& w, const Model& model) {
-    const NetworkSpec& spec = model.spec();
-    if (spec.layers.size() > model_file_max_layers) {
-        throw std::invalid_argument("the network has " + str(spec.layers.size()) + " layers; a model file holds at most " +
+    const auto& [n_inputs, layers, head, code_layer] = model.spec();
+    (void)head;        // HEAD's
+    (void)code_layer;  // stored resolved: the model's, below
+    if (layers.size() > model_file_max_layers) {
+        throw std::invalid_argument("the network has " + str(layers.size()) + " layers; a model file holds at most " +
                                     str(model_file_max_layers));
     }
-    w.u32(std::uint32_t(spec.n_inputs));
-    w.u32(std::uint32_t(spec.layers.size()));
+    w.u32(std::uint32_t(n_inputs));
+    w.u32(std::uint32_t(layers.size()));
     w.u32(std::uint32_t(model.n_encoder_layers() - 1));  // the code layer, resolved (never -1)
     w.u32(kLayerRecordSize);
-    for (std::size_t i = 0; i < spec.layers.size(); ++i) {
-        const LayerSpec& layer = spec.layers[i];
+    for (std::size_t i = 0; i < layers.size(); ++i) {
+        const auto& [units, activation, initializer, l1, l2, dropout, noise, noise_level, activity_l1, sparsity_target,
+                     sparsity_weight] = layers[i];
         const std::pair<const char*, double> numbers[] = {
-            {"alpha", layer.activation.alpha}, {"l1", layer.l1}, {"l2", layer.l2}, {"dropout", layer.dropout}};
+            {"alpha", activation.alpha},    {"l1", l1},
+            {"l2", l2},                     {"dropout", dropout},
+            {"noise_level", noise_level},   {"activity_l1", activity_l1},
+            {"sparsity_target", sparsity_target}, {"sparsity_weight", sparsity_weight}};
         for (const auto& [name, value] : numbers) {
             if (!std::isfinite(value)) {
                 throw std::invalid_argument("layers[" + str(i) + "]." + name + " is " + number(value) +
                                             "; a model file holds finite numbers only");
             }
         }
-        w.u32(std::uint32_t(layer.units));
-        w.u8(file_code(layer.activation.kind));
-        w.u8(file_code(layer.initializer));
-        w.zeros(2);
+        const auto& [kind, alpha] = activation;
+        (void)alpha;  // in numbers
+        w.u32(std::uint32_t(units));
+        w.u8(file_code(kind));
+        w.u8(file_code(initializer));
+        w.u8(file_code(noise));
+        w.zeros(1);
         for (const auto& [name, value] : numbers) w.f64(value);
     }
 }
@@ -137,24 +151,29 @@ void read_netw(Reader& r, Parsed& p) {
         layer.units = int(read_u32_in(r, name + "units", 1, kMaxInt));
         layer.activation.kind = read_code<Activation>(r, name + "activation");
         layer.initializer = read_code<Initializer>(r, name + "initializer");
-        r.zeros(2, name + "reserved bytes");
+        layer.noise = read_code<Noise>(r, name + "noise");
+        r.zeros(1, name + "reserved byte");
         layer.activation.alpha = read_finite(r, name + "alpha");
         layer.l1 = read_finite(r, name + "l1");
         layer.l2 = read_finite(r, name + "l2");
         layer.dropout = read_finite(r, name + "dropout");
+        layer.noise_level = read_finite(r, name + "noise_level");
+        layer.activity_l1 = read_finite(r, name + "activity_l1");
+        layer.sparsity_target = read_finite(r, name + "sparsity_target");
+        layer.sparsity_weight = read_finite(r, name + "sparsity_weight");
     }
 }
 
 // ---- HEAD: the loss; then the network is built -----------------------------------------------
 
 void write_head(Writer& w, const HeadSpec& head) {
-    if (!std::isfinite(head.huber_delta)) {
-        throw std::invalid_argument("huber_delta is " + number(head.huber_delta) +
-                                    "; a model file holds finite numbers only");
+    const auto& [loss, huber_delta] = head;
+    if (!std::isfinite(huber_delta)) {
+        throw std::invalid_argument("huber_delta is " + number(huber_delta) + "; a model file holds finite numbers only");
     }
-    w.u8(file_code(head.loss));
+    w.u8(file_code(loss));
     w.zeros(3);
-    w.f64(head.huber_delta);
+    w.f64(huber_delta);
 }
 
 // The parameter count of the spec's layers, or nullopt beyond 2^64 (widths are below 2^31, so
@@ -226,8 +245,11 @@ void read_parm(Reader& r, Parsed& p) {
 // ---- optimizer settings, as OPTC and OPTS hold them ----------------------------------------
 
 void write_settings(Writer& w, const OptimizerConfig& c) {
-    w.u8(file_code(c.kind));
-    w.u8(c.nesterov ? 1 : 0);
+    // The numbers go by kSettingFields (model_file_io.h), which must name each of them once.
+    [[maybe_unused]] const auto& [kind, learning_rate, beta1, beta2, epsilon, momentum, nesterov, weight_decay, rho] = c;
+    static_assert(std::size(kSettingFields) == 7, "kSettingFields lists the 7 numbers of OptimizerConfig");
+    w.u8(file_code(kind));
+    w.u8(nesterov ? 1 : 0);
     w.zeros(2);
     w.u32(std::uint32_t(std::size(kSettingFields)));
     for (const SettingField& field : kSettingFields) {
@@ -298,12 +320,13 @@ void read_optc(Reader& r, Parsed& p) { p.settings = read_settings(r, "the settin
 // ---- OPTS: the optimizer state ----------------------------------------------------------
 
 void write_opts(Writer& w, const OptimizerState& state) {
-    write_settings(w, state.config);
-    w.u64(std::uint64_t(state.steps));
-    const std::vector<std::string> names = optimizer_slot_names(state.config.kind);
+    const auto& [config, steps, m, v] = state;
+    write_settings(w, config);
+    w.u64(std::uint64_t(steps));
+    const std::vector<std::string> names = optimizer_slot_names(config.kind);
     w.u32(std::uint32_t(names.size()));
     for (std::size_t k = 0; k < names.size(); ++k) {
-        const std::vector<float>& slot = k == 0 ? state.m : state.v;
+        const std::vector<float>& slot = k == 0 ? m : v;
         w.u32(std::uint32_t(names[k].size()));
         w.bytes(names[k].data(), names[k].size());
         w.zeros((4 - names[k].size() % 4) % 4);

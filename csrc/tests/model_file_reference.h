@@ -168,21 +168,23 @@ inline Bytes section(const std::string& tag, const Bytes& payload) {
     return section(tag, flags, payload);
 }
 
-// One NETW layer record (40 bytes).
+// One NETW layer record (72 bytes).
 inline Bytes layer_record(const fastae::LayerSpec& layer) {
     Out o;
     o.u32(std::uint32_t(layer.units))
         .u8(fastae::traits_of(layer.activation.kind).file_code)
         .u8(fastae::traits_of(layer.initializer).file_code)
-        .zeros(2);
+        .u8(fastae::traits_of(layer.noise).file_code)
+        .zeros(1);
     o.f64(layer.activation.alpha).f64(layer.l1).f64(layer.l2).f64(layer.dropout);
+    o.f64(layer.noise_level).f64(layer.activity_l1).f64(layer.sparsity_target).f64(layer.sparsity_weight);
     return o.b;
 }
 inline Bytes netw(const fastae::NetworkSpec& spec) {
     Out o;
     // The code layer as Model::spec() gives it: resolved, never -1.
     o.u32(std::uint32_t(spec.n_inputs)).u32(std::uint32_t(spec.layers.size())).u32(std::uint32_t(spec.code_layer));
-    o.u32(40);
+    o.u32(72);
     for (const fastae::LayerSpec& layer : spec.layers) o.raw(layer_record(layer));
     return o.b;
 }

@@ -99,7 +99,10 @@ bool same_spec(const NetworkSpec& a, const NetworkSpec& b) {
         const LayerSpec &x = a.layers[i], &y = b.layers[i];
         if (x.units != y.units || x.activation.kind != y.activation.kind ||
             !same_bits(x.activation.alpha, y.activation.alpha) || x.initializer != y.initializer ||
-            !same_bits(x.l1, y.l1) || !same_bits(x.l2, y.l2) || !same_bits(x.dropout, y.dropout)) {
+            !same_bits(x.l1, y.l1) || !same_bits(x.l2, y.l2) || !same_bits(x.dropout, y.dropout) ||
+            x.noise != y.noise || !same_bits(x.noise_level, y.noise_level) ||
+            !same_bits(x.activity_l1, y.activity_l1) || !same_bits(x.sparsity_target, y.sparsity_target) ||
+            !same_bits(x.sparsity_weight, y.sparsity_weight)) {
             return false;
         }
     }
@@ -284,6 +287,15 @@ std::vector<NetworkSpec> every_kind_of_network() {
                 layer.l1 = 1e-4 * double(l + 1);
                 layer.l2 = l == 1 ? 0.0 : 2.5e-3;
                 layer.dropout = l == 2 ? 0.0 : 0.125 * double(l + 1);
+                if (l == 0) {  // noise on the input
+                    layer.noise = all_noises()[h / 2 % all_noises().size()];
+                    layer.noise_level = 0.0625 * double(h + 1);
+                }
+                if (l < 2) layer.activity_l1 = 1e-3 * double(l + h);
+                if (l < 2 && a == Activation::sigmoid) {  // the sparsity penalty needs a sigmoid layer
+                    layer.sparsity_target = 0.05;
+                    layer.sparsity_weight = 0.5;
+                }
                 spec.layers.push_back(layer);
             }
             // The output activation: the one the loss needs, else an elementwise one.
@@ -297,10 +309,12 @@ std::vector<NetworkSpec> every_kind_of_network() {
     return specs;
 }
 
-TEST(every_activation_loss_and_initializer_round_trips_with_per_layer_options) {
+TEST(every_activation_loss_initializer_and_noise_round_trips_with_per_layer_options) {
     std::set<Activation> activations;
     std::set<Loss> losses;
     std::set<Initializer> initializers;
+    std::set<Noise> noises;
+    bool sparsity = false;
     std::uint64_t seed = 1;
     for (const NetworkSpec& spec : every_kind_of_network()) {
         Model m(spec);
@@ -311,6 +325,8 @@ TEST(every_activation_loss_and_initializer_round_trips_with_per_layer_options) {
         for (const LayerSpec& layer : spec.layers) {
             activations.insert(layer.activation.kind);
             initializers.insert(layer.initializer);
+            noises.insert(layer.noise);
+            sparsity = sparsity || layer.sparsity_weight > 0.0;
         }
         losses.insert(spec.head.loss);
         SaveOptions opts;
@@ -329,6 +345,7 @@ TEST(every_activation_loss_and_initializer_round_trips_with_per_layer_options) {
     CHECK(activations.size() == all_activations().size());
     CHECK(losses.size() == all_losses().size());
     CHECK(initializers.size() == all_initializers().size());
+    CHECK(noises.size() == all_noises().size() && sparsity);
 }
 
 TEST(bytes_follow_the_documented_layout) {
@@ -367,41 +384,43 @@ TEST(bytes_follow_the_documented_layout) {
     CHECK(b[12] == 4 && b[13] == 3 && b[14] == 2 && b[15] == 1);  // 0x01020304 little-endian
     CHECK(get64(b, 16) == b.size() - 28);                         // body size
     // NETW at 24: 16 bytes of fields, then two 40-byte layer records.
-    CHECK(tag_at(24) == "NETW" && get32(b, 28) == 1 && get64(b, 32) == 96);
-    CHECK(get32(b, 40) == 3 && get32(b, 44) == 2 && get32(b, 48) == 0 && get32(b, 52) == 40);  // code layer 0
+    CHECK(tag_at(24) == "NETW" && get32(b, 28) == 1 && get64(b, 32) == 16 + 2 * 72);
+    CHECK(get32(b, 40) == 3 && get32(b, 44) == 2 && get32(b, 48) == 0 && get32(b, 52) == 72);  // code layer 0
     CHECK(get32(b, 56) == 2 && b[60] == traits_of(Activation::relu).file_code && b[60] == 1);
-    CHECK(b[61] == traits_of(Initializer::glorot_uniform).file_code && b[62] == 0 && b[63] == 0);
-    CHECK(f64_at(64) == 0.0 && f64_at(72) == 0.0 && f64_at(80) == 0.0 && f64_at(88) == 0.0);  // alpha l1 l2 dropout
-    CHECK(get32(b, 96) == 3 && b[100] == traits_of(Activation::linear).file_code);
-    // HEAD at 136.
-    CHECK(tag_at(136) == "HEAD" && get32(b, 140) == 1 && get64(b, 144) == 12);
-    CHECK(b[152] == traits_of(Loss::mse).file_code && b[153] == 0 && b[154] == 0 && b[155] == 0);
-    CHECK(f64_at(156) == 1.0);  // huber_delta
-    // PARM at 164: the count, then the floats from byte 188 (a multiple of 4).
-    CHECK(tag_at(164) == "PARM" && get32(b, 168) == 1 && get64(b, 172) == 8 + 4 * 17);
-    CHECK(get64(b, 180) == 17 && f32_at(188) == -3.0f && f32_at(188 + 4 * 16) == 5.0f);
-    // OPTC at 256: kind, flags, 2 reserved, the number of settings, then (id, value) pairs.
-    CHECK(tag_at(256) == "OPTC" && get32(b, 260) == 1 && get64(b, 264) == 92);
-    CHECK(b[272] == traits_of(OptimizerKind::adam).file_code && b[273] == 0 && get32(b, 276) == 7);
+    CHECK(b[61] == traits_of(Initializer::glorot_uniform).file_code && b[62] == traits_of(Noise::none).file_code);
+    CHECK(b[63] == 0);  // reserved
+    // alpha l1 l2 dropout noise_level activity_l1 sparsity_target sparsity_weight
+    for (std::size_t at = 64; at < 128; at += 8) CHECK(f64_at(at) == 0.0);
+    CHECK(get32(b, 128) == 3 && b[132] == traits_of(Activation::linear).file_code);
+    // HEAD at 200.
+    CHECK(tag_at(200) == "HEAD" && get32(b, 204) == 1 && get64(b, 208) == 12);
+    CHECK(b[216] == traits_of(Loss::mse).file_code && b[217] == 0 && b[218] == 0 && b[219] == 0);
+    CHECK(f64_at(220) == 1.0);  // huber_delta
+    // PARM at 228: the count, then the floats from byte 252 (a multiple of 4).
+    CHECK(tag_at(228) == "PARM" && get32(b, 232) == 1 && get64(b, 236) == 8 + 4 * 17);
+    CHECK(get64(b, 244) == 17 && f32_at(252) == -3.0f && f32_at(252 + 4 * 16) == 5.0f);
+    // OPTC at 320: kind, flags, 2 reserved, the number of settings, then (id, value) pairs.
+    CHECK(tag_at(320) == "OPTC" && get32(b, 324) == 1 && get64(b, 328) == 92);
+    CHECK(b[336] == traits_of(OptimizerKind::adam).file_code && b[337] == 0 && get32(b, 340) == 7);
     const double defaults[] = {1e-3, 0.9, 0.999, 1e-8, 0.0, 0.01, 0.9};
-    for (std::uint32_t i = 0; i < 7; ++i) CHECK(get32(b, 280 + 12 * i) == i + 1 && f64_at(284 + 12 * i) == defaults[i]);
-    // OPTS at 364: settings (92), steps, slot count, then each slot.
-    CHECK(tag_at(364) == "OPTS" && get32(b, 368) == 0 && get64(b, 372) == 284);
-    CHECK(get64(b, 472) == 3 && get32(b, 480) == 2);
-    CHECK(get32(b, 484) == 7 && std::memcmp(&b[488], "exp_avg\0", 8) == 0 && get64(b, 496) == 17);
-    CHECK(f32_at(504) == 0.25f);
-    CHECK(get32(b, 572) == 10 && std::memcmp(&b[576], "exp_avg_sq\0\0", 12) == 0 && get64(b, 588) == 17);
-    CHECK(f32_at(596) == 0.5f);
-    // META at 664, then the CRC-32.
-    CHECK(tag_at(664) == "META" && get32(b, 668) == 0 && get64(b, 672) == 4 && std::memcmp(&b[680], "meta", 4) == 0);
-    CHECK(b.size() == 688);
+    for (std::uint32_t i = 0; i < 7; ++i) CHECK(get32(b, 344 + 12 * i) == i + 1 && f64_at(348 + 12 * i) == defaults[i]);
+    // OPTS at 428: settings (92), steps, slot count, then each slot.
+    CHECK(tag_at(428) == "OPTS" && get32(b, 432) == 0 && get64(b, 436) == 284);
+    CHECK(get64(b, 536) == 3 && get32(b, 544) == 2);
+    CHECK(get32(b, 548) == 7 && std::memcmp(&b[552], "exp_avg\0", 8) == 0 && get64(b, 560) == 17);
+    CHECK(f32_at(568) == 0.25f);
+    CHECK(get32(b, 636) == 10 && std::memcmp(&b[640], "exp_avg_sq\0\0", 12) == 0 && get64(b, 652) == 17);
+    CHECK(f32_at(660) == 0.5f);
+    // META at 728, then the CRC-32.
+    CHECK(tag_at(728) == "META" && get32(b, 732) == 0 && get64(b, 736) == 4 && std::memcmp(&b[744], "meta", 4) == 0);
+    CHECK(b.size() == 752);
     CHECK(get32(b, b.size() - 4) == detail::crc32(b.data(), b.size() - 4));
     CHECK(b == ref::v2_file(m, state.config, &m.optimizer_state(), "meta"));
     // Without state and metadata the file ends after OPTC.
     opts.include_optimizer_state = false;
     opts.metadata.clear();
     const Bytes plain = model_to_bytes(m, opts);
-    CHECK(plain.size() == 364 + 4 && std::equal(plain.begin() + 24, plain.begin() + 364, b.begin() + 24));
+    CHECK(plain.size() == 428 + 4 && std::equal(plain.begin() + 24, plain.begin() + 428, b.begin() + 24));
 }
 
 TEST(sizes_of_the_keras_reference_network) {
@@ -420,7 +439,7 @@ TEST(sizes_of_the_keras_reference_network) {
     m.set_optimizer_state(state);
     const std::size_t with_state = model_to_bytes(m, opts).size();
     std::printf("  784-64-784: %zu bytes, %zu with Adam's state\n", plain, with_state);
-    CHECK(plain == 405641 && with_state == 1215405);
+    CHECK(plain == 405705 && with_state == 1215469);
 }
 
 // ---- version 2: damaged and hostile files ----------------------------------------------------
@@ -498,7 +517,7 @@ namespace {
 
 // A small, complete version-2 file as parts: 3 -> 2 -> 3 (relu, sigmoid, bce), zero weights,
 // default Adam settings, an Adam state of 3 steps, metadata "meta". The sections lie at
-// NETW 24, HEAD 136, PARM 164, OPTC 256, OPTS 364, META 664; the file has 688 bytes.
+// NETW 24, HEAD 200, PARM 228, OPTC 320, OPTS 428, META 728; the file has 752 bytes.
 struct Parts {
     Bytes netw, head, parm, optc, opts, meta;
     std::vector<std::string> order = {"NETW", "HEAD", "PARM", "OPTC", "OPTS", "META"};
@@ -547,7 +566,7 @@ Bytes with_section(Parts p, std::size_t index, const Bytes& extra) {
 TEST(the_small_file_of_the_hostile_cases_loads) {
     Parts p;
     const Bytes good = p.file();
-    CHECK(good.size() == 688);
+    CHECK(good.size() == 752);
     CHECK(load_error(good).empty());
     const ModelFile f = model_from_bytes(good.data(), good.size());
     CHECK(f.model.optimizer_state().steps == 3 && f.metadata == "meta");
@@ -556,12 +575,12 @@ TEST(the_small_file_of_the_hostile_cases_loads) {
 #define REJECTED(bytes, ...) expect_rejected(bytes, {__VA_ARGS__}, #bytes, __LINE__)
 
 TEST(hostile_section_framing_is_rejected) {
-    const std::string at_136 = "section 'ZZZZ' at byte 136";
-    REJECTED(with_section(Parts{}, 1, ref::section("ZZZZ", 1, {1, 2, 3})), at_136,
+    const std::string at_200 = "section 'ZZZZ' at byte 200";
+    REJECTED(with_section(Parts{}, 1, ref::section("ZZZZ", 1, {1, 2, 3})), at_200,
              "it is marked required, and fastae " + std::string(version_string) + " does not know it");
-    REJECTED(with_section(Parts{}, 1, ref::section("Z\x01Z'", 1, {})), "section 'Z\\x01Z\\x27' at byte 136");
-    REJECTED(with_section(Parts{}, 1, ref::section("ZZZZ", 2, {})), at_136, "flags at byte 140 are 0x00000002");
-    REJECTED(with_section(Parts{}, 1, ref::section("ZZZZ", 0x80000001u, {})), "flags at byte 140 are 0x80000001");
+    REJECTED(with_section(Parts{}, 1, ref::section("Z\x01Z'", 1, {})), "section 'Z\\x01Z\\x27' at byte 200");
+    REJECTED(with_section(Parts{}, 1, ref::section("ZZZZ", 2, {})), at_200, "flags at byte 204 are 0x00000002");
+    REJECTED(with_section(Parts{}, 1, ref::section("ZZZZ", 0x80000001u, {})), "flags at byte 204 are 0x80000001");
     // Known sections with the wrong flags.
     {
         Bytes b = Parts{}.file();
@@ -569,55 +588,55 @@ TEST(hostile_section_framing_is_rejected) {
         reseal(b);
         REJECTED(b, "section NETW at byte 24: its flags at byte 28 are 0x00000000; NETW is written with 0x00000001");
         b = Parts{}.file();
-        put32(b, 368, 1);
+        put32(b, 432, 1);
         reseal(b);
-        REJECTED(b, "section OPTS at byte 364: its flags at byte 368 are 0x00000001; OPTS is written with 0x00000000");
+        REJECTED(b, "section OPTS at byte 428: its flags at byte 432 are 0x00000001; OPTS is written with 0x00000000");
     }
     // Duplicates, order, missing sections.
     {
         Parts p;
         p.order = {"NETW", "HEAD", "HEAD", "PARM", "OPTC"};
-        REJECTED(p.file(), "section HEAD at byte 164: a second HEAD section (the first is at byte 136)");
+        REJECTED(p.file(), "section HEAD at byte 228: a second HEAD section (the first is at byte 200)");
         p.order = {"NETW", "HEAD", "PARM", "OPTC", "PARM"};
-        REJECTED(p.file(), "section PARM at byte 364: a second PARM section (the first is at byte 164)");
+        REJECTED(p.file(), "section PARM at byte 428: a second PARM section (the first is at byte 228)");
         p.order = {"NETW", "HEAD", "PARM", "OPTC", "META", "OPTS"};
-        REJECTED(p.file(), "section OPTS at byte 384: it comes after META (at byte 364)",
+        REJECTED(p.file(), "section OPTS at byte 448: it comes after META (at byte 428)",
                  "the sections are NETW, HEAD, PARM, OPTC, OPTS, META, in this order");
         p.order = {"HEAD", "NETW", "PARM", "OPTC"};
         REJECTED(p.file(), "the required section NETW is missing (before HEAD at byte 24");
         p.order = {"NETW", "HEAD", "OPTC"};
-        REJECTED(p.file(), "the required section PARM is missing (before OPTC at byte 164");
+        REJECTED(p.file(), "the required section PARM is missing (before OPTC at byte 228");
         p.order = {"NETW", "HEAD", "PARM"};
-        REJECTED(p.file(), "the required section OPTC is missing (the sections end at byte 256");
+        REJECTED(p.file(), "the required section OPTC is missing (the sections end at byte 320");
         p.order = {"NETW", "HEAD", "PARM", "META"};
-        REJECTED(p.file(), "the required section OPTC is missing (before META at byte 256");
+        REJECTED(p.file(), "the required section OPTC is missing (before META at byte 320");
         p.order = {};
         REJECTED(p.file(), "the required section NETW is missing (the sections end at byte 24");
     }
     // Lengths past the end, a cut header, bytes after a section's fields.
     {
         Bytes b = Parts{}.file();
-        put64(b, 172, std::uint64_t(1) << 63);
+        put64(b, 236, std::uint64_t(1) << 63);
         reseal(b);
-        REJECTED(b, "section PARM at byte 164: its length at byte 172 is 9223372036854775808 but only 504 bytes remain");
+        REJECTED(b, "section PARM at byte 228: its length at byte 236 is 9223372036854775808 but only 504 bytes remain");
         b = Parts{}.file();
-        put64(b, 672, 5);
+        put64(b, 736, 5);
         reseal(b);
-        REJECTED(b, "section META at byte 664: its length at byte 672 is 5 but only 4 bytes remain before the checksum");
+        REJECTED(b, "section META at byte 728: its length at byte 736 is 5 but only 4 bytes remain before the checksum");
         b = with_section(Parts{}, 99, ref::section("ZZZZ", 0, {1, 2, 3}));
-        put64(b, 684 + 8, 4);
+        put64(b, 748 + 8, 4);
         reseal(b);
-        REJECTED(b, "section 'ZZZZ' at byte 684: its length at byte 692 is 4 but only 3 bytes remain");
+        REJECTED(b, "section 'ZZZZ' at byte 748: its length at byte 756 is 4 but only 3 bytes remain");
         b = Parts{}.file();
         b.insert(b.end() - 4, {1, 2, 3});
         reseal(b);
-        REJECTED(b, "truncated content: a section header at byte 684 needs 16 bytes but only 3 remain before the checksum");
+        REJECTED(b, "truncated content: a section header at byte 748 needs 16 bytes but only 3 remain before the checksum");
         Parts p;
         p.head.insert(p.head.end(), 4, 0);
-        REJECTED(p.file(), "section HEAD at byte 136: 4 unexpected bytes at byte 164, after the section's last field");
+        REJECTED(p.file(), "section HEAD at byte 200: 4 unexpected bytes at byte 228, after the section's last field");
         p = Parts{};
         p.parm.insert(p.parm.end(), 4, 0);
-        REJECTED(p.file(), "section PARM at byte 164: 4 unexpected bytes at byte 256");
+        REJECTED(p.file(), "section PARM at byte 228: 4 unexpected bytes at byte 320");
     }
 }
 
@@ -669,33 +688,44 @@ TEST(hostile_netw_sections_are_rejected_before_allocating) {
     REJECTED(netw([](Bytes& n) { put32(n, 4, 4096); }), s + "the layer count at byte 44 is 4096");
     REJECTED(netw([](Bytes& n) { put32(n, 4, 0xFFFFFFFFu); }), s + "the layer count at byte 44 is 4294967295");
     REJECTED(netw([](Bytes& n) { put32(n, 4, 1000); }),
-             s + "the layer records at byte 56 claims 1000 values of 40 bytes but only 80 bytes remain before the end "
+             s + "the layer records at byte 56 claims 1000 values of 72 bytes but only 144 bytes remain before the end "
                  "of the section");
-    REJECTED(netw([](Bytes& n) { put32(n, 12, 44); }), s + "the layer record size at byte 52 is 44; version 2 records are 40 bytes");
+    REJECTED(netw([](Bytes& n) { put32(n, 12, 44); }), s + "the layer record size at byte 52 is 44; version 2 records are 72 bytes");
     REJECTED(netw([](Bytes& n) { put32(n, 12, 0); }), s + "the layer record size at byte 52 is 0");
     REJECTED(netw([](Bytes& n) { put32(n, 16, 0); }), s + "layers[0].units at byte 56 is 0");
-    REJECTED(netw([](Bytes& n) { put32(n, 56, 0x80000000u); }), s + "layers[1].units at byte 96 is 2147483648");
+    REJECTED(netw([](Bytes& n) { put32(n, 88, 0x80000000u); }), s + "layers[1].units at byte 128 is 2147483648");
     REJECTED(netw([](Bytes& n) { n[20] = 200; }), s + "layers[0].activation at byte 60 has code 200 (known codes: " +
                                                      detail::known_codes<Activation>() + ")");
     REJECTED(netw([](Bytes& n) { n[21] = 99; }), s + "layers[0].initializer at byte 61 has code 99 (known codes: 0 glorot_uniform");
-    REJECTED(netw([](Bytes& n) { n[23] = 1; }), s + "layers[0].reserved bytes at byte 63 must be 0, got 1");
+    REJECTED(netw([](Bytes& n) { n[22] = 9; }), s + "layers[0].noise at byte 62 has code 9 (known codes: " +
+                                                  detail::known_codes<Noise>() + ")");
+    REJECTED(netw([](Bytes& n) { n[23] = 1; }), s + "layers[0].reserved byte at byte 63 must be 0, got 1");
     REJECTED(netw([](Bytes& n) { put64(n, 24, 0x7FF8000000000000ull); }), s + "layers[0].alpha at byte 64 is nan (must be finite)");
     REJECTED(netw([](Bytes& n) { put64(n, 32, 0x7FF0000000000000ull); }), s + "layers[0].l1 at byte 72 is inf");
     REJECTED(netw([](Bytes& n) { put64(n, 40, 0xFFF0000000000000ull); }), s + "layers[0].l2 at byte 80 is -inf");
-    REJECTED(netw([](Bytes& n) { put64(n, 48 + 40, 0x7FF8000000000000ull); }), s + "layers[1].dropout at byte 128 is nan");
+    REJECTED(netw([](Bytes& n) { put64(n, 88 + 32, 0x7FF8000000000000ull); }), s + "layers[1].dropout at byte 160 is nan");
+    REJECTED(netw([](Bytes& n) { put64(n, 56, 0x7FF0000000000000ull); }), s + "layers[0].noise_level at byte 96 is inf");
+    REJECTED(netw([](Bytes& n) { put64(n, 64, 0x7FF8000000000000ull); }), s + "layers[0].activity_l1 at byte 104 is nan");
+    REJECTED(netw([](Bytes& n) { put64(n, 72, 0xFFF0000000000000ull); }), s + "layers[0].sparsity_target at byte 112 is -inf");
+    REJECTED(netw([](Bytes& n) { put64(n, 88 + 64, 0x7FF8000000000000ull); }), s + "layers[1].sparsity_weight at byte 192 is nan");
     // Range checks of Model's constructor: reported by HEAD, the section that completes the network.
-    const std::string invalid = "section HEAD at byte 136: the network of NETW (at byte 24) and this HEAD is invalid: ";
+    const std::string invalid = "section HEAD at byte 200: the network of NETW (at byte 24) and this HEAD is invalid: ";
     REJECTED(netw([](Bytes& n) { const double d = 1.5; std::memcpy(&n[48], &d, 8); }), invalid, "dropout");
     REJECTED(netw([](Bytes& n) { const double d = -1.0; std::memcpy(&n[32], &d, 8); }), invalid, "l1");
     REJECTED(netw([](Bytes& n) { n[20] = traits_of(Activation::softmax).file_code; }), invalid, "output layer only");
-    REJECTED(netw([](Bytes& n) { n[60] = traits_of(Activation::linear).file_code; }), invalid, "sigmoid");  // bce
+    REJECTED(netw([](Bytes& n) { n[88 + 6] = traits_of(Noise::gaussian).file_code; }), invalid, "noise");  // not the first layer
+    REJECTED(netw([](Bytes& n) { n[22] = traits_of(Noise::masking).file_code; put64(n, 56, 0x3FF0000000000000ull); }),
+             invalid, "noise_level");  // masking 1.0
+    REJECTED(netw([](Bytes& n) { const double d = -1.0; std::memcpy(&n[64], &d, 8); }), invalid, "activity_l1");
+    REJECTED(netw([](Bytes& n) { const double d = 1.0; std::memcpy(&n[80], &d, 8); }), invalid, "sparsity");  // relu layer
+    REJECTED(netw([](Bytes& n) { n[92] = traits_of(Activation::linear).file_code; }), invalid, "sigmoid");  // bce
     // 2^31-1 wide layers: 2^63 parameters claimed by a file of a few hundred bytes.
     REJECTED(netw([](Bytes& n) {
                  put32(n, 0, 0x7FFFFFFFu);
                  put32(n, 16, 0x7FFFFFFFu);
-                 put32(n, 56, 0x7FFFFFFFu);
+                 put32(n, 88, 0x7FFFFFFFu);
              }),
-             "section HEAD at byte 136: the network of NETW (at byte 24) and this HEAD has " +
+             "section HEAD at byte 200: the network of NETW (at byte 24) and this HEAD has " +
                  std::to_string(2 * (0x7FFFFFFFull * 0x7FFFFFFFull + 0x7FFFFFFFull)) +
                  " parameters, more than the 520 bytes after HEAD could hold (4 bytes each)");
     // Six layers of 2^31-1: their parameter count overflows 64 bits.
@@ -721,22 +751,22 @@ TEST(hostile_head_and_parm_sections_are_rejected_before_allocating) {
         edit(p.payload(tag));
         return p.file();
     };
-    const std::string h = "section HEAD at byte 136: ", w = "section PARM at byte 164: ";
+    const std::string h = "section HEAD at byte 200: ", w = "section PARM at byte 228: ";
     REJECTED(with("HEAD", [](Bytes& b) { b[0] = 99; }),
-             h + "the loss at byte 152 has code 99 (known codes: " + detail::known_codes<Loss>() + ")");
-    REJECTED(with("HEAD", [](Bytes& b) { b[2] = 1; }), h + "reserved bytes at byte 154 must be 0, got 1");
-    REJECTED(with("HEAD", [](Bytes& b) { put64(b, 4, 0x7FF8000000000000ull); }), h + "huber_delta at byte 156 is nan");
+             h + "the loss at byte 216 has code 99 (known codes: " + detail::known_codes<Loss>() + ")");
+    REJECTED(with("HEAD", [](Bytes& b) { b[2] = 1; }), h + "reserved bytes at byte 218 must be 0, got 1");
+    REJECTED(with("HEAD", [](Bytes& b) { put64(b, 4, 0x7FF8000000000000ull); }), h + "huber_delta at byte 220 is nan");
     REJECTED(with("HEAD", [](Bytes& b) { b.resize(4); }),
-             h + "truncated content: huber_delta at byte 156 needs 8 bytes but only 0 remain before the end of the section");
+             h + "truncated content: huber_delta at byte 220 needs 8 bytes but only 0 remain before the end of the section");
     REJECTED(with("HEAD", [](Bytes& b) { b[0] = traits_of(Loss::cross_entropy).file_code; }), h, "is invalid", "softmax");
     REJECTED(with("HEAD", [](Bytes& b) { b[0] = traits_of(Loss::huber).file_code; put64(b, 4, 0); }), h, "huber_delta");
     REJECTED(with("PARM", [](Bytes& b) { put64(b, 0, 1000); }),
-             w + "the parameter count at byte 180 is 1000 but the network has 17");
-    REJECTED(with("PARM", [](Bytes& b) { put64(b, 0, ~std::uint64_t(0)); }), w + "the parameter count at byte 180 is 18446744073709551615");
+             w + "the parameter count at byte 244 is 1000 but the network has 17");
+    REJECTED(with("PARM", [](Bytes& b) { put64(b, 0, ~std::uint64_t(0)); }), w + "the parameter count at byte 244 is 18446744073709551615");
     REJECTED(with("PARM", [](Bytes& b) { b.resize(8 + 40); }),
-             w + "the parameters at byte 188 claims 17 values of 4 bytes but only 40 bytes remain before the end of the section");
-    REJECTED(with("PARM", [](Bytes& b) { put32(b, 8 + 8, 0x7FC00000u); }), w + "the parameters (from byte 188): value 2 is nan");
-    REJECTED(with("PARM", [](Bytes& b) { put32(b, 8 + 64, 0xFF800000u); }), w + "the parameters (from byte 188): value 16 is -inf");
+             w + "the parameters at byte 252 claims 17 values of 4 bytes but only 40 bytes remain before the end of the section");
+    REJECTED(with("PARM", [](Bytes& b) { put32(b, 8 + 8, 0x7FC00000u); }), w + "the parameters (from byte 252): value 2 is nan");
+    REJECTED(with("PARM", [](Bytes& b) { put32(b, 8 + 64, 0xFF800000u); }), w + "the parameters (from byte 252): value 16 is -inf");
 }
 
 TEST(hostile_settings_are_rejected) {
@@ -745,31 +775,31 @@ TEST(hostile_settings_are_rejected) {
         edit(p.optc);
         return p.file();
     };
-    const std::string s = "section OPTC at byte 256: the settings";
+    const std::string s = "section OPTC at byte 320: the settings";
     REJECTED(optc([](Bytes& b) { b[0] = 9; }),
-             s + ": the optimizer kind at byte 272 has code 9 (known codes: " + detail::known_codes<OptimizerKind>() + ")");
-    REJECTED(optc([](Bytes& b) { b[1] = 2; }), s + ": the flags at byte 273 are 2 (bit 0 is nesterov; the others must be 0)");
-    REJECTED(optc([](Bytes& b) { b[3] = 5; }), s + ": reserved bytes at byte 275 must be 0, got 5");
+             s + ": the optimizer kind at byte 336 has code 9 (known codes: " + detail::known_codes<OptimizerKind>() + ")");
+    REJECTED(optc([](Bytes& b) { b[1] = 2; }), s + ": the flags at byte 337 are 2 (bit 0 is nesterov; the others must be 0)");
+    REJECTED(optc([](Bytes& b) { b[3] = 5; }), s + ": reserved bytes at byte 339 must be 0, got 5");
     REJECTED(optc([](Bytes& b) { put32(b, 4, 0xFFFFFFFFu); }),
-             s + ": the settings at byte 280 claims 4294967295 values of 12 bytes but only 84 bytes remain");
+             s + ": the settings at byte 344 claims 4294967295 values of 12 bytes but only 84 bytes remain");
     REJECTED(optc([](Bytes& b) {  // an eighth setting, as a later fastae may write
                  put32(b, 4, 8);
                  ref::Out o;
                  o.u32(8).f64(1.0);
                  b.insert(b.end(), o.b.begin(), o.b.end());
              }),
-             s + ": setting id 8 at byte 364 is unknown to fastae", "a newer fastae wrote this file?");
+             s + ": setting id 8 at byte 428 is unknown to fastae", "a newer fastae wrote this file?");
     REJECTED(optc([](Bytes& b) { put32(b, 8, 2); put32(b, 20, 1); }),
-             s + ": setting id 2 (beta1) at byte 280 is out of place: the settings are ids 1 learning_rate, 2 beta1");
-    REJECTED(optc([](Bytes& b) { put32(b, 20, 1); }), s + ": setting id 1 (learning_rate) at byte 292 is out of place");
-    REJECTED(optc([](Bytes& b) { put32(b, 8 + 12 * 6, 0); }), s + ": setting id 0 at byte 352 is unknown");
+             s + ": setting id 2 (beta1) at byte 344 is out of place: the settings are ids 1 learning_rate, 2 beta1");
+    REJECTED(optc([](Bytes& b) { put32(b, 20, 1); }), s + ": setting id 1 (learning_rate) at byte 356 is out of place");
+    REJECTED(optc([](Bytes& b) { put32(b, 8 + 12 * 6, 0); }), s + ": setting id 0 at byte 416 is unknown");
     REJECTED(optc([](Bytes& b) { put32(b, 4, 6); b.resize(b.size() - 12); }),
-             s + ": the number of settings at byte 276 is 6; setting id 7 (rho) is missing");
-    REJECTED(optc([](Bytes& b) { put32(b, 4, 0); b.resize(8); }), s + ": the number of settings at byte 276 is 0; setting id 1");
-    REJECTED(optc([](Bytes& b) { put64(b, 12, 0x7FF8000000000000ull); }), s + " at byte 272: learning_rate must be finite");
-    REJECTED(optc([](Bytes& b) { put64(b, 12, 0); }), s + " at byte 272: learning_rate must be a finite number > 0");
-    REJECTED(optc([](Bytes& b) { put64(b, 8 + 12 * 5 + 4, 0x7FF0000000000000ull); }), s + " at byte 272: weight_decay must be finite");
-    REJECTED(optc([](Bytes& b) { put64(b, 8 + 12 * 6 + 4, 0xFFF8000000000000ull); }), s + " at byte 272: rho must be finite");
+             s + ": the number of settings at byte 340 is 6; setting id 7 (rho) is missing");
+    REJECTED(optc([](Bytes& b) { put32(b, 4, 0); b.resize(8); }), s + ": the number of settings at byte 340 is 0; setting id 1");
+    REJECTED(optc([](Bytes& b) { put64(b, 12, 0x7FF8000000000000ull); }), s + " at byte 336: learning_rate must be finite");
+    REJECTED(optc([](Bytes& b) { put64(b, 12, 0); }), s + " at byte 336: learning_rate must be a finite number > 0");
+    REJECTED(optc([](Bytes& b) { put64(b, 8 + 12 * 5 + 4, 0x7FF0000000000000ull); }), s + " at byte 336: weight_decay must be finite");
+    REJECTED(optc([](Bytes& b) { put64(b, 8 + 12 * 6 + 4, 0xFFF8000000000000ull); }), s + " at byte 336: rho must be finite");
     REJECTED(optc([](Bytes& b) { const double one = 1.0; std::memcpy(&b[8 + 12 + 4], &one, 8); }), "beta1 must be in [0, 1)");
     REJECTED(optc([](Bytes& b) { b[0] = traits_of(OptimizerKind::sgd).file_code; b[1] = 1; }), "nesterov");
     REJECTED(optc([](Bytes& b) { b[0] = traits_of(OptimizerKind::rmsprop).file_code; put64(b, 84, 0x3FF0000000000000ull); }),
@@ -782,26 +812,26 @@ TEST(hostile_optimizer_states_are_rejected_before_allocating) {
         edit(p.opts);
         return p.file();
     };
-    // OPTS at 364, payload from 380: settings 380..472, steps 472, slot count 480, slot 0's name
-    // length 484, name 488, its length 496, values 504..572; slot 1 from 572 (name 576, length
-    // 588, values 596..664).
-    const std::string s = "section OPTS at byte 364: ";
-    REJECTED(opts([](Bytes& b) { put64(b, 92, ~std::uint64_t(4)); }), s + "the step count at byte 472 is negative (-5)");
-    REJECTED(opts([](Bytes& b) { put32(b, 100, 1); }), s + "the slot count at byte 480 is 1 but 'adam' has 2");
-    REJECTED(opts([](Bytes& b) { put32(b, 100, 0xFFFFFFFFu); }), s + "the slot count at byte 480 is 4294967295");
-    REJECTED(opts([](Bytes& b) { b[108 + 6] = 'x'; }), s + "slot 0's name at byte 488 is 'exp_avx' but 'adam' calls its slot 0 'exp_avg'");
-    REJECTED(opts([](Bytes& b) { put32(b, 104, 1000); }), s + "slot 0's name length at byte 484 is 1000 (must be in [1, 64])");
-    REJECTED(opts([](Bytes& b) { put32(b, 104, 0); }), s + "slot 0's name length at byte 484 is 0");
-    REJECTED(opts([](Bytes& b) { put32(b, 104, 8); }), s + "slot 0's name at byte 488 is 'exp_avg\\x00'");
-    REJECTED(opts([](Bytes& b) { b[108 + 7] = 1; }), s + "slot 0's padding at byte 495 must be 0, got 1");
+    // OPTS at 428, payload from 444: settings 444..536, steps 536, slot count 544, slot 0's name
+    // length 548, name 552, its length 560, values 568..636; slot 1 from 636 (name 640, length
+    // 652, values 660..728).
+    const std::string s = "section OPTS at byte 428: ";
+    REJECTED(opts([](Bytes& b) { put64(b, 92, ~std::uint64_t(4)); }), s + "the step count at byte 536 is negative (-5)");
+    REJECTED(opts([](Bytes& b) { put32(b, 100, 1); }), s + "the slot count at byte 544 is 1 but 'adam' has 2");
+    REJECTED(opts([](Bytes& b) { put32(b, 100, 0xFFFFFFFFu); }), s + "the slot count at byte 544 is 4294967295");
+    REJECTED(opts([](Bytes& b) { b[108 + 6] = 'x'; }), s + "slot 0's name at byte 552 is 'exp_avx' but 'adam' calls its slot 0 'exp_avg'");
+    REJECTED(opts([](Bytes& b) { put32(b, 104, 1000); }), s + "slot 0's name length at byte 548 is 1000 (must be in [1, 64])");
+    REJECTED(opts([](Bytes& b) { put32(b, 104, 0); }), s + "slot 0's name length at byte 548 is 0");
+    REJECTED(opts([](Bytes& b) { put32(b, 104, 8); }), s + "slot 0's name at byte 552 is 'exp_avg\\x00'");
+    REJECTED(opts([](Bytes& b) { b[108 + 7] = 1; }), s + "slot 0's padding at byte 559 must be 0, got 1");
     REJECTED(opts([](Bytes& b) { put64(b, 116, std::uint64_t(1) << 61); }),
-             s + "slot exp_avg's length at byte 496 is 2305843009213693952 but the model has 17 parameters");
-    REJECTED(opts([](Bytes& b) { put64(b, 208, 16); }), s + "slot exp_avg_sq's length at byte 588 is 16");
-    REJECTED(opts([](Bytes& b) { put32(b, 124, 0x7FC00000u); }), s + "slot exp_avg (from byte 504): value 0 is nan");
+             s + "slot exp_avg's length at byte 560 is 2305843009213693952 but the model has 17 parameters");
+    REJECTED(opts([](Bytes& b) { put64(b, 208, 16); }), s + "slot exp_avg_sq's length at byte 652 is 16");
+    REJECTED(opts([](Bytes& b) { put32(b, 124, 0x7FC00000u); }), s + "slot exp_avg (from byte 568): value 0 is nan");
     REJECTED(opts([](Bytes& b) { put32(b, 216 + 4 * 3, 0xBF800000u); }), s + "the optimizer state is invalid: ",
              "must be >= 0");  // exp_avg_sq[3] = -1
     REJECTED(opts([](Bytes& b) { put64(b, 8 + 12 + 4, 0x3FF0000000000000ull); }),
-             s + "the state's settings at byte 380: beta1 must be in [0, 1)");
+             s + "the state's settings at byte 444: beta1 must be in [0, 1)");
     // The slot names of the other kinds.
     for (OptimizerKind kind : all_optimizers()) {
         Parts p;
@@ -828,9 +858,9 @@ TEST(metadata_and_layer_counts_at_their_limits) {
     {
         Parts p;
         p.meta.clear();
-        REJECTED(p.file(), "section META at byte 664: it is empty (a file without metadata has no META section)");
+        REJECTED(p.file(), "section META at byte 728: it is empty (a file without metadata has no META section)");
         p.meta.assign(model_file_max_metadata + 1, 'x');
-        REJECTED(p.file(), "section META at byte 664: it holds 1048577 bytes of metadata, more than the 1048576");
+        REJECTED(p.file(), "section META at byte 728: it holds 1048577 bytes of metadata, more than the 1048576");
         p.meta.assign(model_file_max_metadata, 'x');
         CHECK(load_error(p.file()).empty());
     }
@@ -1126,7 +1156,7 @@ TEST(save_replaces_atomically_and_a_failed_save_keeps_the_old_file) {
         CHECK(false);
     } catch (const ModelFileError& e) {
         CHECK(contains(e.what(), "model file " + (dir / "bad.fae").string() +
-                                     ": section PARM at byte 164: the parameter count at byte 180 is 5"));
+                                     ": section PARM at byte 228: the parameter count at byte 244 is 5"));
     }
     fs::remove_all(dir);
 }
