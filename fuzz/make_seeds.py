@@ -1,7 +1,7 @@
 """Writes the version-2 seeds of the model-file fuzz target (fuzz/corpus/model_file/v2_*.fae): small
 real model files, each a different path through the reader, together holding every section
 (NETW, HEAD, PARM, OPTC, OPTS of every optimizer, META, and a section the reader skips), every
-activation, loss and initializer. Run from the repository root with fastae installed:
+activation, loss, initializer and noise, and the per-layer penalties. Run from the repository root with fastae installed:
 python fuzz/make_seeds.py [out_dir].
 
 The corpus also holds version-1 files (the names without "v2_"), written by this script in fastae
@@ -40,9 +40,9 @@ def network(sizes, activation, output_activation, loss, seed=0):
     return model
 
 
-def layer(units, activation, initializer="glorot_uniform", alpha=0.0, l1=0.0, l2=0.0, dropout=0.0):
-    return {"units": units, "activation": activation, "alpha": alpha, "initializer": initializer, "l1": l1,
-            "l2": l2, "dropout": dropout}
+def layer(units, activation, initializer="glorot_uniform", **options):
+    """A layer of a spec dict (Model.from_spec): the options not given keep their defaults."""
+    return {"units": units, "activation": activation, "initializer": initializer, **options}
 
 
 def from_spec(spec, seed):
@@ -99,15 +99,20 @@ def main():
     inits = _core.INITIALIZERS
     spec = {"n_inputs": 3, "code_layer": 3, "loss": "huber", "huber_delta": 0.5,
             "layers": [layer(2 + i % 2, a, inits[i % len(inits)], alpha=0.2 if a == "leaky_relu" else 0.5 if a == "elu"
-                             else 0.0, l1=1e-4 * i, l2=1e-3 if i % 2 else 0.0, dropout=0.1 * (i % 3))
+                             else 0.0, l1=1e-4 * i, l2=1e-3 if i % 2 else 0.0, dropout=0.1 * (i % 3),
+                             activity_l1=1e-3 * (i % 2))
                        for i, a in enumerate(hidden)] + [layer(3, "linear", "lecun_normal")]}
+    spec["layers"][0].update(noise="gaussian", noise_level=0.1)
+    for hidden_layer in spec["layers"]:
+        if hidden_layer["activation"] == "sigmoid":
+            hidden_layer.update(sparsity_target=0.05, sparsity_weight=0.25)
     seeds["v2_every_activation_huber.fae"] = _core.model_to_bytes(from_spec(spec, 5), None, False, b"")
     # Softmax with cross-entropy, and mae.
     spec = {"n_inputs": 4, "code_layer": 0, "loss": "cross_entropy", "huber_delta": 1.0,
             "layers": [layer(3, "gelu", "he_normal"), layer(4, "softmax", "glorot_normal")]}
     seeds["v2_softmax_cross_entropy.fae"] = _core.model_to_bytes(from_spec(spec, 6), None, False, b"")
     spec = {"n_inputs": 2, "code_layer": 0, "loss": "mae", "huber_delta": 1.0,
-            "layers": [layer(2, "softplus", "he_uniform", l2=0.01), layer(2, "linear")]}
+            "layers": [layer(2, "softplus", "he_uniform", l2=0.01, noise="masking", noise_level=0.25), layer(2, "linear")]}
     seeds["v2_mae.fae"] = _core.model_to_bytes(from_spec(spec, 7), settings("rmsprop"), False, b"")
     # A plain network (not a mirrored autoencoder): a valid file Python's Autoencoder refuses.
     seeds["v2_mlp_not_mirrored.fae"] = _core.model_to_bytes(network([4, 3, 2], "relu", "tanh", "mse", 8),

@@ -64,8 +64,9 @@ def test_the_seed_corpus_is_small_real_model_files():
     writes back to itself: a version-2 seed byte for byte, less the sections the reader skips; a
     version-1 seed (the corpus keeps those of fastae 0.1.0) as version 2 with the same content, and
     as version 1, by the document's writer, byte for byte. Together they cover both versions, every
-    section (a skipped one too), the state of every optimizer, every activation, loss and
-    initializer, metadata or none, mirrored autoencoders and a plain network, deep and shallow."""
+    section (a skipped one too), the state of every optimizer, every activation, loss, initializer and
+    noise, every per-layer penalty, metadata or none, mirrored autoencoders and a plain network, deep
+    and shallow."""
     names = sorted(os.listdir(SEEDS))
     assert len(names) >= 15
     seen = set()
@@ -93,7 +94,10 @@ def test_the_seed_corpus_is_small_real_model_files():
             spec = parse_v2(data)["spec"]
             seen.add(f"loss {spec['loss']}")
             for layer in spec["layers"]:
-                seen.update({f"activation {layer['activation']}", f"initializer {layer['initializer']}"})
+                seen.update({f"activation {layer['activation']}", f"initializer {layer['initializer']}",
+                             f"noise {layer['noise']}"})
+                seen.update(f"layer {k}" for k in ("l1", "l2", "dropout", "activity_l1", "sparsity_weight")
+                            if layer[k] > 0)
         state = model.optimizer_state()
         seen.add("state" if state is not None else "no state")
         if state is not None:
@@ -108,7 +112,8 @@ def test_the_seed_corpus_is_small_real_model_files():
                     *(f"{kind} state, version 2" for kind in _core.OPTIMIZERS),
                     *(f"section {tag}" for tag in KNOWN),
                     *(f"activation {a}" for a in _core.ACTIVATIONS), *(f"loss {l}" for l in _core.LOSSES),
-                    *(f"initializer {i}" for i in _core.INITIALIZERS)}
+                    *(f"initializer {i}" for i in _core.INITIALIZERS), *(f"noise {n}" for n in _core.NOISES),
+                    *(f"layer {k}" for k in ("l1", "l2", "dropout", "activity_l1", "sparsity_weight"))}
 
 
 # ---- the libFuzzer run -----------------------------------------------------------------------

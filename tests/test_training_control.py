@@ -592,3 +592,29 @@ def test_verbose_2_writes_one_line_per_epoch(on_terminal, on_pipe, where):
     lines = out.splitlines()
     assert [line.split("  ")[0] for line in lines] == ["epoch 1/3", "epoch 2/3", "epoch 3/3"]
     assert "lr 0.001" in lines[0] and "lr 0.0001" in lines[1]
+
+
+def test_early_stopping_over_partial_fit_calls_stops_and_restores_the_best_epoch():
+    """Each partial_fit call is one epoch: once `patience` calls have not improved the monitored
+    loss, further calls train no more (stop_reason_ "early_stopping") and, with
+    restore_best_weights, the model holds the best epoch's exact weights (those of the same
+    partial_fit sequence stopped there)."""
+    from conftest import smooth_data
+
+    X = smooth_data(200, 12, seed=2)
+    kw = dict(hidden_layer_sizes=(6,), loss="bce", epochs=1, random_state=0, n_threads=1, patience=2,
+              learning_rate=0.5, validation_split=0.2)
+    stopped = Autoencoder(early_stopping=True, **kw)
+    for _ in range(60):
+        stopped.partial_fit(X)
+        if stopped.stop_reason_ == "early_stopping":
+            break
+    assert stopped.stop_reason_ == "early_stopping"
+    n = len(stopped.history_["loss"])
+    assert n - stopped.best_epoch_ == 2 and n < 60
+    plain = Autoencoder(**kw)
+    for _ in range(stopped.best_epoch_):
+        plain.partial_fit(X)
+    assert np.array_equal(stopped._model.get_params(), plain._model.get_params())
+    stopped.partial_fit(X)  # a further call trains no more
+    assert len(stopped.history_["loss"]) == n and stopped.stop_reason_ == "early_stopping"

@@ -67,7 +67,7 @@ namespace {
 // (again at most n). Per layer it holds what the network is made of: in version 1, the widths
 // twice and a layer record (at most 6 n: 24 bytes for each 4-byte width); in version 2, the
 // LayerSpec twice (the parsed spec and the model's) and the model's layer record, about 4 n for
-// the 40-byte records of NETW. 8 n covers the largest sum, the slack error messages and
+// the 72-byte records of NETW. 8 n covers the largest sum, the slack error messages and
 // fixed-size objects.
 constexpr std::size_t kHeapFactor = 8;
 constexpr std::size_t kHeapSlack = 64 * 1024;

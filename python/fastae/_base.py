@@ -393,6 +393,18 @@ class _NetworkEstimator(BaseEstimator):
             best_epoch, best_loss, cut_due = _monitor_replay(history, p["min_delta"], p["lr_patience"])
             if best_epoch is not None:
                 best.update(epoch=best_epoch, loss=best_loss)
+            # Early stopping over partial_fit calls: once patience epochs have passed without a
+            # better one, a call trains no more; the model goes back to the best epoch's weights
+            # (kept by the calls, below) with restore_best_weights.
+            if partial and p["early_stopping"] and best_epoch is not None and \
+                    len(history["loss"]) - best_epoch >= p["patience"]:
+                kept = getattr(self, "_best_params", None)
+                if p["restore_best_weights"] and kept is not None and kept[0] == best_epoch:
+                    restored = self._model.copy()
+                    restored.set_params(kept[1])
+                    self._model = restored
+                self.stop_reason_ = "early_stopping"
+                return self
 
         def on_epoch(report):
             _append_history(history, report)
@@ -469,6 +481,9 @@ class _NetworkEstimator(BaseEstimator):
             if display is not None:
                 display.close()
         publish(reason)
+        if partial and p["early_stopping"] and p["restore_best_weights"]:
+            if best.get("epoch") == len(history["loss"]):  # this call's epoch is the best so far: keep it
+                self._best_params = (best["epoch"], model.get_params())
         return self
 
     @staticmethod
