@@ -435,7 +435,9 @@ void TrainingSession::set_params(const float* values) {
 
 double TrainingSession::learning_rate() const { return impl_->opt.config().learning_rate; }
 void TrainingSession::set_learning_rate(double lr) {
-    detail::require(std::isfinite(lr) && lr >= 0.0, "learning_rate must be a finite number >= 0, got " + std::to_string(lr));
+    if (!(std::isfinite(lr) && lr >= 0.0)) {  // the message only on failure: an epoch allocates nothing
+        throw std::invalid_argument("learning_rate must be a finite number >= 0, got " + std::to_string(lr));
+    }
     impl_->opt.set_learning_rate(lr);
 }
 std::int64_t TrainingSession::steps() const { return impl_->opt.steps(); }

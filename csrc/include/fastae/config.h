@@ -87,7 +87,8 @@ struct NetworkConfig {
 NetworkSpec to_spec(const NetworkConfig& config);
 
 // Optimizer settings. The exact update rules are written in src/optimizer.h. Each field is used
-// by the rules named beside it and ignored (but still range-checked) by the others.
+// by the rules named beside it and ignored by the others (validate checks the kind's own fields;
+// a model file holds every field and requires each to be finite).
 struct OptimizerConfig {
     OptimizerKind kind = OptimizerKind::adam;
     double learning_rate = 1e-3;

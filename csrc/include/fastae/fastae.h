@@ -6,4 +6,6 @@
 #include "fastae/layout.h"
 #include "fastae/model.h"
 #include "fastae/model_file.h"
+#include "fastae/training.h"
 #include "fastae/version.h"
+#include "fastae/vocabulary.h"
