@@ -38,10 +38,8 @@ DOC_CODES = {}
 for _table, _code, _name in _doc_table(r"^\| (activation|loss|optimizer|initializer|noise) \| (\d+) \| `(\w+)` \|$"):
     DOC_CODES.setdefault(_table, {})[_name] = int(_code)
 SETTING_IDS = {int(i): name for i, name in _doc_table(r"^\| (\d+) \| `(\w+)` \| [\w, ]+ \|$")}
-# Codes as the library's tables give them (fastae/vocabulary.h, through the binding). The binding
-# does not list the noise table's codes (yet): those come from the document, whose names are
-# checked against _core.NOISES below.
-CODES = {"noise": DOC_CODES["noise"], **_core.FILE_CODES}
+# Codes as the library's tables give them (fastae/vocabulary.h, through the binding).
+CODES = dict(_core.FILE_CODES)
 NAMES = {table: {code: name for name, code in codes.items()} for table, codes in CODES.items()}
 
 
