@@ -434,18 +434,16 @@ void export_vocabulary(py::module_& mod) {
     for (fastae::LrSchedule sch : fastae::all_lr_schedules()) schedules.append(fastae::name_of(sch));
     mod.attr("LR_SCHEDULES") = py::tuple(schedules);
     py::list noises;
-    py::dict noise_codes;
-    for (fastae::Noise n : fastae::all_noises()) {
-        noises.append(fastae::name_of(n));
-        noise_codes[fastae::name_of(n)] = fastae::traits_of(n).file_code;
-    }
+    for (fastae::Noise n : fastae::all_noises()) noises.append(fastae::name_of(n));
     mod.attr("NOISES") = py::tuple(noises);
-    mod.attr("FILE_CODES")["noise"] = noise_codes;
     py::dict codes;
     codes["activation"] = activation_codes;
     codes["loss"] = loss_codes;
     codes["optimizer"] = optimizer_codes;
     codes["initializer"] = initializer_codes;
+    py::dict noise_codes;
+    for (fastae::Noise n : fastae::all_noises()) noise_codes[fastae::name_of(n)] = fastae::traits_of(n).file_code;
+    codes["noise"] = noise_codes;
     mod.attr("FILE_CODES") = codes;
     mod.attr("ACTIVATION_TRAITS") = activation_traits;
     mod.attr("LOSS_TRAITS") = loss_traits;

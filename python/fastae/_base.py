@@ -637,7 +637,8 @@ class _NetworkEstimator(BaseEstimator):
                               UserWarning, stacklevel=3)
             for name in valid & set(params):
                 value = params[name]
-                setattr(est, name, tuple(value) if name == "hidden_layer_sizes" and isinstance(value, list) else value)
+                as_tuple = name in ("hidden_layer_sizes", "decoder_layer_sizes") and isinstance(value, list)
+                setattr(est, name, tuple(value) if as_tuple else value)
         else:
             attributes = {}
             est.set_params(**cls._params_of_network(held, sizes))
