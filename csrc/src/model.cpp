@@ -305,21 +305,9 @@ namespace {
 // The inputs, targets and weights of data that is not trained on row by row (validation data):
 // checked whole, before the first step.
 void check_whole(const detail::Network& net, const TrainingData& d, const char* what) {
-    const LossTraits& loss = traits_of(net.head().loss);
-    const char* range = loss.unit_targets ? loss.name : nullptr;
-    const bool targets_are_inputs = d.y == nullptr || d.y == d.x;
-    const std::string name = what;
-    if (d.x) check_values(d.n, std::size_t(net.width(0)), d.x, what, targets_are_inputs ? range : nullptr);
-    if (!targets_are_inputs) {
-        check_values(d.n, std::size_t(net.width(net.n_layers())), d.y, (name + " y").c_str(), range);
-    }
-    if (d.sample_weight) {
-        for (std::size_t i = 0; i < d.n; ++i) {
-            require(std::isfinite(d.sample_weight[i]) && d.sample_weight[i] >= 0.0f,
-                    name + " sample_weight must hold finite numbers >= 0; found " +
-                        std::to_string(d.sample_weight[i]) + " at row " + std::to_string(i));
-        }
-    }
+    const std::string y_name = std::string(what) + " y", w_name = std::string(what) + " sample_weight";
+    detail::check_rows(net, d.n, d.x, d.y, d.sample_weight, d.y == nullptr || d.y == d.x, what, y_name.c_str(),
+                       w_name.c_str());
 }
 
 // The shape of some data: rows, one input kind, targets where the widths need them, the scale

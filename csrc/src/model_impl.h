@@ -69,6 +69,26 @@ inline void check_values(std::size_t n, std::size_t d, const float* x, const cha
     }
 }
 
+// b rows of training or validation data: the inputs (in [0, 1] when they are the targets of a
+// loss with probability targets), the targets (unless they are the inputs) and the sample weights
+// (finite, >= 0), each error naming the row (rows[i], or first + i) and the array. Messages are
+// built only on failure.
+inline void check_rows(const Network& net, std::size_t b, const float* x, const float* y, const float* w,
+                       bool targets_are_inputs, const char* x_name, const char* y_name, const char* w_name,
+                       std::size_t first = 0, const std::size_t* rows = nullptr) {
+    const LossTraits& loss = traits_of(net.head().loss);
+    const char* range = loss.unit_targets ? loss.name : nullptr;
+    if (x) check_values(b, std::size_t(net.width(0)), x, x_name, targets_are_inputs ? range : nullptr, first, rows);
+    if (!targets_are_inputs) check_values(b, std::size_t(net.width(net.n_layers())), y, y_name, range, first, rows);
+    if (!w) return;
+    for (std::size_t j = 0; j < b; ++j) {
+        if (!(std::isfinite(w[j]) && w[j] >= 0.0f)) {
+            throw std::invalid_argument(std::string(w_name) + " must hold finite numbers >= 0; found " +
+                                        std::to_string(w[j]) + " at row " + std::to_string(rows ? rows[j] : first + j));
+        }
+    }
+}
+
 // Who is using a model (model.h, "Threads"): const calls count themselves in `readers`; fit and
 // the setters raise `writer`. Each side announces itself and then looks at the other, with
 // sequentially consistent atomics, so two overlapping calls cannot both miss each other; the one

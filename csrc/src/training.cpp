@@ -118,19 +118,7 @@ TrainingSession::Impl::Impl(Model::Impl& model_, const TrainingData& data_, cons
 
 void TrainingSession::Impl::check_rows(std::size_t b, const float* xs, const float* ys, const float* ws_,
                                        const std::size_t* rows, std::size_t first) const {
-    const LossTraits& loss = traits_of(net.head().loss);
-    const char* range = loss.unit_targets ? loss.name : nullptr;
-    detail::check_values(b, std::size_t(d_in), xs, "X", targets_are_inputs ? range : nullptr, first, rows);
-    if (!targets_are_inputs) detail::check_values(b, std::size_t(d_out), ys, "y", range, first, rows);
-    if (ws_) {
-        for (std::size_t j = 0; j < b; ++j) {
-            if (!(std::isfinite(ws_[j]) && ws_[j] >= 0.0f)) {
-                const std::size_t row = rows ? rows[j] : first + j;
-                throw std::invalid_argument("sample_weight must hold finite numbers >= 0; found " +
-                                            std::to_string(ws_[j]) + " at row " + std::to_string(row));
-            }
-        }
-    }
+    detail::check_rows(net, b, xs, ys, ws_, targets_are_inputs, "X", "y", "sample_weight", first, rows);
 }
 
 // Shard `shard` of the current batch: gathers its rows (and, when asked, checks them), then
