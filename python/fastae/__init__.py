@@ -19,14 +19,15 @@ _core = _loader.load_core()
 from ._autoencoder import Autoencoder
 from ._base import ModelFileError, load
 from ._compat import NotFittedError
+from ._mlp import MLPClassifier, MLPRegressor
 from ._core import TrainingDivergedError
 from ._validation import available_cpus, resolve_n_threads
 from .datasets import load_digits
 
 __version__ = _core.__version__
 
-__all__ = ["Autoencoder", "ModelFileError", "NotFittedError", "TrainingDivergedError", "get_cmake_dir", "load",
-           "load_digits", "show_config", "__version__"]
+__all__ = ["Autoencoder", "MLPClassifier", "MLPRegressor", "ModelFileError", "NotFittedError",
+           "TrainingDivergedError", "get_cmake_dir", "load", "load_digits", "show_config", "__version__"]
 
 
 def get_cmake_dir():

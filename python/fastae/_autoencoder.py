@@ -10,7 +10,7 @@ from __future__ import annotations
 import numpy as np
 
 from . import _core
-from ._base import _engine_errors, _NetworkEstimator, _feature_names_out
+from ._base import _LAYER_OPTION_CHECKS, _engine_errors, _feature_names_out, _NetworkEstimator
 from ._compat import TransformerMixin, tags_with
 from ._validation import (
     ACTIVATIONS,
@@ -149,9 +149,7 @@ class Autoencoder(TransformerMixin, _NetworkEstimator):
         "output_activation": Options(ACTIVATIONS + ("auto",)),
         "loss": Options(LOSSES + ("auto",)),
         "huber_delta": Real(0.0),
-        "l1": Real(0.0, low_open=False),
-        "l2": Real(0.0, low_open=False),
-        "dropout": Real(0.0, 1.0, low_open=False),
+        **_LAYER_OPTION_CHECKS,
         "noise": Check(check_noise),
         "noise_level": Real(0.0, low_open=False),
         "activity_l1": Real(0.0, low_open=False),

@@ -75,6 +75,15 @@ _REGISTRY = {}
 _DEFAULT_KIND = "fastae.Autoencoder"
 
 
+# The options every layer of a network takes (penalties on its weights, dropout on its output):
+# constructor parameters of each estimator that offers them.
+_LAYER_OPTION_CHECKS = {
+    "l1": Real(0.0, low_open=False),
+    "l2": Real(0.0, low_open=False),
+    "dropout": Real(0.0, 1.0, low_open=False),
+}
+
+
 @contextmanager
 def _engine_errors():
     """The engine's input errors as Python states them: it prints NaN as C++ does ("nan"); here it
@@ -322,10 +331,42 @@ class _NetworkEstimator(BaseEstimator):
             return in_unit_range(np.array([X.min(), X.max()], dtype=np.float32) * np.float32(scale))
         return in_unit_range(X)
 
+    # ---- what a supervised estimator adds (the autoencoder's targets are its inputs) ----------
+
+    def _training_targets(self, y, n_samples, name, fitted):
+        """The engine's targets for y: (a float32 C-contiguous (n_samples, n_outputs) array, or
+        None when the targets are the inputs; the fitted attributes y sets, such as classes_).
+        fitted: None when y defines those attributes (a new fit), else the attributes y must fit
+        (partial_fit on a fitted estimator, validation targets)."""
+        return None, {}
+
+    def _target_attributes(self):
+        """The fitted attributes _training_targets set, as the estimator holds them now."""
+        return {}
+
+    def _network_params(self, p, attributes):
+        """p completed with what the network takes from the training targets (the supervised
+        models' head and output width, an encoder's layers), given the fitted attributes that
+        _training_targets set (or a model file restored)."""
+        return p
+
+    def _seed_weights(self, model, p):
+        """Called after a new network's weights are drawn: a subclass may overwrite some (an
+        encoder's copied layers)."""
+
+    def _saved_attributes(self):
+        """Fitted attributes of the subclass for a model file's metadata (JSON values)."""
+        return {}
+
+    def _restore_attributes(self, attributes):
+        """The subclass's fitted attributes from a model file's metadata (ValueError, TypeError
+        when they are malformed)."""
+
     # ---- training ----------------------------------------------------------------------------
 
-    def _train(self, X, validation_data, sample_weight, partial, resume):
-        """The training driver of fit (partial=False) and partial_fit (partial=True)."""
+    def _train(self, X, validation_data, sample_weight, partial, resume, y=None):
+        """The training driver of fit (partial=False) and partial_fit (partial=True); y: the
+        supervised models' targets (None for the autoencoder)."""
         p = self._validated_params()
         scale = p["input_scale"]
         fitted = getattr(self, "_model", None) is not None
@@ -335,11 +376,16 @@ class _NetworkEstimator(BaseEstimator):
             self._check_feature_names(X)
         else:
             names = feature_names_of(X)
-        X_val, _, val_weight = self._split_validation_data(validation_data)
+        X_val, y_val, val_weight = self._split_validation_data(validation_data)
         n_features = self._model.n_inputs if continuing else None
         X = self._training_array(X, "X", scale, n_features)
         if X_val is not None:  # uint8 exactly when X is
             X_val = self._training_array(X_val, "validation_data", scale, X.shape[1], as_bytes=X.dtype == np.uint8)
+        Y, target_attributes = self._training_targets(y, X.shape[0], "y",
+                                                      self._target_attributes() if continuing else None)
+        Y_val = None
+        if Y is not None and X_val is not None:
+            Y_val, _ = self._training_targets(y_val, X_val.shape[0], "validation_data's y", target_attributes)
         sample_weight = check_sample_weight(sample_weight, X.shape[0])
         if sample_weight is not None and not sample_weight.any():
             raise ValueError("sample_weight is zero for every sample: there is nothing to train on (weights must "
@@ -351,6 +397,7 @@ class _NetworkEstimator(BaseEstimator):
             p["loss"], p["output_activation"] = self._model.loss, self._model.output_activation
         else:
             self._resolve_head(p, self._targets_in_unit_range(X, scale) if self._needs_target_range(p) else None)
+        p = self._network_params(p, target_attributes)
         model = self._new_model(X.shape[1], p, float_data=X.dtype != np.uint8)
         if (partial or p["warm_start"]) and fitted:
             if list(self._model.layer_sizes) != list(model.layer_sizes):
@@ -375,6 +422,7 @@ class _NetworkEstimator(BaseEstimator):
                 raise ValueError("resume_optimizer=True needs warm_start=True and a fitted (or loaded) model: it "
                                  "continues the training that model went through")
             model.init_weights(p["seed"])
+            self._seed_weights(model, p)
         resume = resume and fitted
         epochs = 1 if partial else p["epochs"]
 
@@ -437,7 +485,7 @@ class _NetworkEstimator(BaseEstimator):
                                  n_iter_=len(history["loss"]),
                                  loss_=history["loss"][-1] if history["loss"] else float("nan"),
                                  best_epoch_=best.get("epoch"), best_loss_=best.get("loss"), stop_reason_=reason,
-                                 **self._head_attributes(model),
+                                 **self._head_attributes(model), **target_attributes,
                                  **({"feature_names_in_": names} if names is not None else {}))
             if not continuing and names is None:
                 self.__dict__.pop("feature_names_in_", None)
@@ -465,7 +513,7 @@ class _NetworkEstimator(BaseEstimator):
                     raise
         try:
             _, reason = model.fit(
-                X, None, sample_weight, X_val, None, val_weight, scale=1.0 if scale is None else scale,
+                X, Y, sample_weight, X_val, Y_val, val_weight, scale=1.0 if scale is None else scale,
                 optimizer=self._optimizer_settings(p), options=options, on_epoch=on_epoch,
                 on_progress=display.progress if display is not None else None, lr_function=lr_function)
         except BaseException as exc:
@@ -521,6 +569,7 @@ class _NetworkEstimator(BaseEstimator):
             model = self._model.copy()
         else:
             p = self._resolve_head(self._validated_params(draw_seed=False), None)
+            p = self._network_params(p, self._target_attributes())
             if not pairs or pairs[0][0].ndim != 2:
                 raise ValueError("weights must be a non-empty list of (W, b) pairs with 2-D W")
             model = self._new_model(pairs[0][0].shape[0], p, for_training=False)
@@ -588,11 +637,13 @@ class _NetworkEstimator(BaseEstimator):
         for name in self._get_param_names():
             value = getattr(self, name)
             if name == "hidden_layer_sizes":
-                value = list(check_hidden_layer_sizes(value))
+                value = list(self._param_checks[name](name, value, {}))
             elif name == "activation" and isinstance(value, (list, tuple)):
                 value = list(value)
             elif isinstance(value, np.generic):
                 value = value.item()
+            elif hasattr(value, "get_params"):  # an estimator (an encoder): what it gave is in the network
+                value = None
             if name == "random_state" and not (value is None or isinstance(value, numbers.Integral)):
                 warnings.warn(f"save stores random_state={value!r} as None (only None or an int fit in a model file; "
                               f"pickle keeps it)", UserWarning, stacklevel=3)
@@ -609,6 +660,7 @@ class _NetworkEstimator(BaseEstimator):
                 attributes[name] = getattr(self, name)
         if getattr(self, "feature_names_in_", None) is not None:
             attributes["feature_names_in_"] = [str(n) for n in self.feature_names_in_]
+        attributes.update(self._saved_attributes())
         doc = {"estimator": self._ESTIMATOR_NAME, "params": params, "attributes": attributes}
         return json.dumps(doc, allow_nan=False, sort_keys=True).encode("utf-8")
 
@@ -649,11 +701,15 @@ class _NetworkEstimator(BaseEstimator):
         # The hyperparameters must describe the network the file holds ("auto" as it resolves for
         # data in [0, 1] or for other data).
         try:
-            check_hidden_layer_sizes(est.hidden_layer_sizes)
+            cls._param_checks["hidden_layer_sizes"]("hidden_layer_sizes", est.hidden_layer_sizes, {})
         except ValueError as exc:
             raise ModelFileError(f"model file: bad hidden_layer_sizes in its metadata: {exc}") from None
         try:
-            p = est._validated_params(draw_seed=False)
+            est._restore_attributes(attributes)
+        except (AttributeError, TypeError, ValueError) as exc:
+            raise ModelFileError(f"model file: bad fitted attributes in its metadata: {exc}") from None
+        try:
+            p = est._network_params(est._validated_params(draw_seed=False), est._target_attributes())
             described = [cls._network_spec(sizes[0], est._resolve_head(dict(p), unit_range))
                          for unit_range in (True, False)]
         except ValueError as exc:

@@ -16,10 +16,24 @@ import inspect
 
 try:
     import sklearn
-    from sklearn.base import BaseEstimator, TransformerMixin
+    from sklearn.base import BaseEstimator, ClassifierMixin, RegressorMixin, TransformerMixin
+    from sklearn.exceptions import DataConversionWarning
     from sklearn.exceptions import NotFittedError as _NotFittedBase
 except ImportError:  # NumPy alone
     sklearn = None
+
+    class DataConversionWarning(UserWarning):
+        """Stand-in for sklearn.exceptions.DataConversionWarning (a column-vector y, raveled)."""
+
+    class ClassifierMixin:
+        """Stand-in for sklearn.base.ClassifierMixin (the estimators define score themselves)."""
+
+        _estimator_type = "classifier"
+
+    class RegressorMixin:
+        """Stand-in for sklearn.base.RegressorMixin (the estimators define score themselves)."""
+
+        _estimator_type = "regressor"
 
     class BaseEstimator:
         """Stand-in for sklearn.base.BaseEstimator: the constructor's keyword arguments are the
