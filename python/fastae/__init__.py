@@ -18,6 +18,7 @@ from . import _loader
 _core = _loader.load_core()
 from ._autoencoder import Autoencoder
 from ._base import ModelFileError, load
+from ._code_size import CodeSizeReport, choose_code_size
 from ._compat import NotFittedError
 from ._mlp import MLPClassifier, MLPRegressor
 from ._core import TrainingDivergedError
@@ -26,8 +27,9 @@ from .datasets import load_digits
 
 __version__ = _core.__version__
 
-__all__ = ["Autoencoder", "MLPClassifier", "MLPRegressor", "ModelFileError", "NotFittedError",
-           "TrainingDivergedError", "get_cmake_dir", "load", "load_digits", "show_config", "__version__"]
+__all__ = ["Autoencoder", "CodeSizeReport", "MLPClassifier", "MLPRegressor", "ModelFileError", "NotFittedError",
+           "TrainingDivergedError", "choose_code_size", "get_cmake_dir", "load", "load_digits", "show_config",
+           "__version__"]
 
 
 def get_cmake_dir():
