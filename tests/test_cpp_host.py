@@ -136,6 +136,27 @@ def test_cpp_host_codes_equal_python_transform_exactly(hosts, route, digits, tmp
 
 
 @pytest.mark.parametrize("route", ROUTES)
+def test_cpp_host_predictions_of_supervised_models_equal_python_exactly(hosts, route, digits, tmp_path):
+    """An MLPClassifier's probabilities and an MLPRegressor's predictions, saved from Python and
+    loaded by fastae::load_model, then Model::predict (encode --predict)."""
+    labels = fastae.load_digits()[1]
+    clf = fastae.MLPClassifier(hidden_layer_sizes=(16,), epochs=3, random_state=0).fit(digits, labels)
+    reg = fastae.MLPRegressor(hidden_layer_sizes=(8,), epochs=3, random_state=0).fit(digits, digits[:, :3])
+    X = digits[:200]
+    _write_csv(tmp_path / "samples.csv", X)
+    outputs = []
+    for est, expected in ((clf, clf.predict_proba(X)), (reg, reg.predict(X).astype(np.float32))):
+        est.save(tmp_path / "model.fae")
+        out = _run([hosts[route]["encode"], tmp_path / "model.fae", tmp_path / "samples.csv", tmp_path / "out.csv",
+                    "--predict"])
+        assert f"200 samples of 64 features -> outputs of {expected.shape[1]}" in out.stdout
+        got = _read_csv(tmp_path / "out.csv")
+        assert np.array_equal(got, expected), f"max |diff| {np.max(np.abs(got - expected))}"
+        outputs.append(got)
+    np.testing.assert_array_equal(clf.classes_[np.argmax(outputs[0], axis=1)], clf.predict(X))
+
+
+@pytest.mark.parametrize("route", ROUTES)
 def test_model_trained_in_cpp_equals_python_with_the_same_seed(hosts, route, digits, tmp_path):
     _write_csv(tmp_path / "train.csv", digits)
     out = _run([hosts[route]["train"], tmp_path / "train.csv", tmp_path / "cpp.fae", "--hidden", 24, 6,

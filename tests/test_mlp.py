@@ -479,3 +479,34 @@ def test_pipeline_grid_search_and_cross_val_score(digits):
     grid = GridSearchCV(MLPRegressor(epochs=5, random_state=0), {"hidden_layer_sizes": [(4,), (8,)]}, cv=2)
     grid.fit(X, y.astype(float))
     assert grid.best_params_["hidden_layer_sizes"] in ((4,), (8,))
+
+
+# ---- every parameter's bad values --------------------------------------------------------------
+
+OWN_BAD_PARAMS = {"loss": ["hinge", "bce", "cross_entropy", None], "freeze_encoder": ["yes", 1, None],
+                  "encoder": ["ae", 3]}
+
+
+@pytest.mark.parametrize("Est", [MLPClassifier, MLPRegressor])
+def test_bad_hyperparameters_are_named_and_change_nothing(Est):
+    from test_robustness import BAD_PARAMS
+
+    X, y = regression_data(40, 3)
+    y = (y > 0).astype(int) if Est is MLPClassifier else y
+    est = Est(hidden_layer_sizes=(4,), epochs=1, random_state=0).fit(X, y)
+    before = est.get_weights()
+    names = Est._get_param_names()
+    assert set(names) - set(BAD_PARAMS) <= set(OWN_BAD_PARAMS)
+    for name in names:
+        values = OWN_BAD_PARAMS[name] if name in OWN_BAD_PARAMS else BAD_PARAMS[name][1][:3]
+        for value in values:
+            bad = Est(**{**est.get_params(), name: value})
+            with pytest.raises((ValueError, TypeError)) as info:
+                bad.fit(X, y)
+            assert name in str(info.value), (name, value, str(info.value))
+            est.set_params(**{name: value})
+            with pytest.raises((ValueError, TypeError)):
+                est.fit(X, y)
+            est.set_params(**{name: Est().get_params()[name] if name != "epochs" else 1})
+    for (W, b), (W0, b0) in zip(est.get_weights(), before):
+        np.testing.assert_array_equal(W, W0)

@@ -1,7 +1,9 @@
-// encode.cpp -- a C++ host of fastae: loads a model file (saved by Python's ae.save or by
-// fastae::save_model), reads samples from a CSV file and writes their codes to another.
+// encode.cpp -- a C++ host of fastae: loads a model file (saved by Python's save or by
+// fastae::save_model), reads samples from a CSV file and writes their codes to another; with
+// --predict, the network's outputs instead (an autoencoder's reconstructions, an MLPClassifier's
+// class probabilities, an MLPRegressor's predictions).
 //
-//   fastae_encode MODEL.fae SAMPLES.csv CODES.csv
+//   fastae_encode MODEL.fae SAMPLES.csv CODES.csv [--predict]
 #include <cstdio>
 #include <exception>
 #include <string>
@@ -12,8 +14,9 @@
 #include "csv_samples.h"
 
 int main(int argc, char** argv) {
-    if (argc != 4) {
-        std::fprintf(stderr, "usage: %s MODEL.fae SAMPLES.csv CODES.csv\n", argv[0]);
+    const bool predict = argc == 5 && std::string(argv[4]) == "--predict";
+    if (argc != 4 && !predict) {
+        std::fprintf(stderr, "usage: %s MODEL.fae SAMPLES.csv CODES.csv [--predict]\n", argv[0]);
         return 2;
     }
     try {
@@ -23,10 +26,16 @@ int main(int argc, char** argv) {
             throw std::runtime_error(std::string(argv[2]) + " has " + std::to_string(x.d) +
                                      " features; the model expects " + std::to_string(model.n_inputs()));
         }
-        std::vector<float> codes(x.n * std::size_t(model.code_size()));  // row-major (n, code_size)
-        model.encode(x.n, x.values.data(), codes.data());
-        write_csv(argv[3], x.n, std::size_t(model.code_size()), codes.data());
-        std::printf("%zu samples of %zu features -> codes of %d in %s\n", x.n, x.d, model.code_size(), argv[3]);
+        const int width = predict ? model.n_outputs() : model.code_size();
+        std::vector<float> out(x.n * std::size_t(width));  // row-major (n, width)
+        if (predict) {
+            model.predict(x.n, x.values.data(), out.data());
+        } else {
+            model.encode(x.n, x.values.data(), out.data());
+        }
+        write_csv(argv[3], x.n, std::size_t(width), out.data());
+        std::printf("%zu samples of %zu features -> %s of %d in %s\n", x.n, x.d, predict ? "outputs" : "codes", width,
+                    argv[3]);
         return 0;
     } catch (const std::exception& e) {
         std::fprintf(stderr, "error: %s\n", e.what());
