@@ -119,7 +119,7 @@ class Autoencoder(TransformerMixin, _NetworkEstimator):
         epoch
     n_iter_ : int, epochs run by the last fit
     loss_ : float, training loss of the last epoch
-    best_epoch_, best_loss_ : the epoch (1-based, as history_ counts) with the best monitored loss
+    best_epoch_, best_loss_ : the epoch (1-based, as ``history_`` counts) with the best monitored loss
         (val_loss, else loss) and that loss; with early_stopping and restore_best_weights the
         model holds that epoch's weights
     stop_reason_ : str, why the last fit ended: "completed", "early_stopping", "max_time",
@@ -304,9 +304,9 @@ class Autoencoder(TransformerMixin, _NetworkEstimator):
         """Trains on X (n_samples, n_features) to reconstruct X; y is ignored (scikit-learn's
         convention for unsupervised estimators). validation_data: X_val, or (X_val,),
         (X_val, X_val) or (X_val, X_val, val_sample_weight) as Keras takes it; its loss is
-        reported per epoch in history_["val_loss"].
+        reported per epoch in ``history_["val_loss"]``.
 
-        X: an array-like, a data frame (its column names become feature_names_in_) or a SciPy
+        X: an array-like, a data frame (its column names become ``feature_names_in_``) or a SciPy
         sparse matrix (densified to float32 once, a few thousand rows at a time). With
         loss="auto" (the default) the loss and the output are chosen from X's range.
 
@@ -326,7 +326,7 @@ class Autoencoder(TransformerMixin, _NetworkEstimator):
 
         The whole epoch loop runs in C++ with the GIL released. Ctrl-C raises KeyboardInterrupt
         within about 20 ms, after the current step; the model keeps the weights of the last
-        completed step and history_ the completed epochs. If the loss or the weights become NaN
+        completed step and ``history_`` the completed epochs. If the loss or the weights become NaN
         or infinite, training stops with fastae.TrainingDivergedError (a FloatingPointError) and
         the model keeps the weights of the last finite step. Other threads may use the estimator
         meanwhile: they get the previous model (or NotFittedError) until fit returns. Returns self.
@@ -338,7 +338,7 @@ class Autoencoder(TransformerMixin, _NetworkEstimator):
         """One more epoch over X, continuing from the current weights AND optimizer state (Adam's
         moments and step count), so that successive calls train exactly as one longer fit
         would, up to the shuffles. On an unfitted estimator it starts as fit does (and "auto"
-        resolves from this first X). history_ and n_iter_ grow by one epoch. Returns self."""
+        resolves from this first X). ``history_`` and ``n_iter_`` grow by one epoch. Returns self."""
         return self._train(X, validation_data, sample_weight, partial=True, resume=True)
 
     def fit_transform(self, X, y=None, **fit_params):

@@ -335,7 +335,7 @@ class _NetworkEstimator(BaseEstimator):
 
     def _training_targets(self, y, n_samples, name, fitted):
         """The engine's targets for y: (a float32 C-contiguous (n_samples, n_outputs) array, or
-        None when the targets are the inputs; the fitted attributes y sets, such as classes_).
+        None when the targets are the inputs; the fitted attributes y sets, such as ``classes_``).
         fitted: None when y defines those attributes (a new fit), else the attributes y must fit
         (partial_fit on a fitted estimator, validation targets)."""
         return None, {}
@@ -602,7 +602,7 @@ class _NetworkEstimator(BaseEstimator):
         """Writes the fitted estimator to ``path`` (str, bytes or os.PathLike) as a fastae model
         file (docs/model-format.md): the network, its weights, the optimizer settings and, unless
         include_optimizer_state=False, the optimizer state (about twice the weights' size) that
-        ``fit(X, resume_optimizer=True)`` continues from; the hyperparameters, history_ and the
+        ``fit(X, resume_optimizer=True)`` continues from; the hyperparameters, ``history_`` and the
         other fitted attributes go into the file's metadata as JSON. The file is written to a
         temporary file beside ``path`` and renamed over it: if the save fails, the previous file
         is left intact. C++ loads it with fastae::load_model. A random_state that is a RandomState
@@ -775,7 +775,7 @@ def _caller_stacklevel():
 
 def _feature_names_out(estimator, prefix, n_out, input_features):
     """get_feature_names_out of an estimator whose outputs are its own (codes): prefix0, prefix1,
-    ...; input_features, if given, is checked against feature_names_in_ and n_features_in_ (as
+    ...; input_features, if given, is checked against ``feature_names_in_`` and ``n_features_in_`` (as
     scikit-learn checks it)."""
     estimator._check_fitted()
     if input_features is not None:
@@ -790,7 +790,7 @@ def _feature_names_out(estimator, prefix, n_out, input_features):
 
 
 def _append_history(history, report):
-    """One epoch's report into history_, every list kept one value per epoch (NaN where an epoch
+    """One epoch's report into ``history_``, every list kept one value per epoch (NaN where an epoch
     has no value, as an epoch without validation data among epochs with it)."""
     n_before = len(history["loss"])
     for key, value in report.items():
@@ -803,7 +803,7 @@ def _append_history(history, report):
 
 
 def _monitor_replay(history, min_delta, lr_patience):
-    """The engine's epoch-end monitor (csrc/src/trainer.h: Monitor) replayed over a history_: the
+    """The engine's epoch-end monitor (csrc/src/trainer.h: Monitor) replayed over a ``history_``: the
     best epoch (1-based, or None) and its monitored loss (val_loss where an epoch has one, else
     loss), and whether the plateau rule cuts the rate after the last epoch."""
     val = history.get("val_loss")

@@ -177,7 +177,7 @@ class _SupervisedEstimator(_NetworkEstimator):
     def fit(self, X, y, validation_data=None, *, sample_weight=None, resume_optimizer=False):
         """Trains on X (n_samples, n_features) to predict y. validation_data: (X_val, y_val) or
         (X_val, y_val, sample_weight_val), as Keras takes it; its loss is reported per epoch in
-        history_["val_loss"] (and early_stopping monitors it). sample_weight: one weight >= 0 per
+        ``history_["val_loss"]`` (and early_stopping monitors it). sample_weight: one weight >= 0 per
         sample. Options, warm_start and resume_optimizer as for fastae.Autoencoder.fit. Returns
         self."""
         resume = check_bool("resume_optimizer", resume_optimizer)
@@ -210,6 +210,10 @@ class MLPClassifier(ClassifierMixin, _SupervisedEstimator):
     a 2-D 0/1 ``y`` (one column per label) trains a multi-label model instead (one sigmoid output
     per label, with binary cross-entropy), as scikit-learn's MLPClassifier does.
 
+    The parameters not listed below (optimizer, learning_rate, schedules, early stopping,
+    clipnorm, callbacks, max_time, n_threads, random_state, input_scale, verbose, ...) are those
+    of fastae.Autoencoder and mean the same.
+
     Parameters
     ----------
     hidden_layer_sizes : tuple of int, default (100,)
@@ -236,10 +240,6 @@ class MLPClassifier(ClassifierMixin, _SupervisedEstimator):
         ``validation_data``) to stop when the validation loss stops improving.
     batch_size : int, default 200
         As scikit-learn's ``batch_size="auto"`` for data of 200 samples or more.
-
-    The other parameters (optimizer, learning_rate, schedules, early stopping, clipnorm,
-    callbacks, max_time, n_threads, random_state, input_scale, verbose, ...) are those of
-    fastae.Autoencoder and mean the same.
 
     Attributes
     ----------
@@ -339,7 +339,7 @@ class MLPClassifier(ClassifierMixin, _SupervisedEstimator):
 
     @staticmethod
     def _labels_of(y, name, classes=None):
-        """classes_, n_outputs_ and multilabel_ for a new fit on y (or on the classes given to
+        """classes_, ``n_outputs_`` and ``multilabel_`` for a new fit on y (or on the classes given to
         the first partial_fit)."""
         if y.ndim == 2:
             if y.dtype.kind not in "biuf" or not np.isin(y, (0, 1)).all():
@@ -393,7 +393,7 @@ class MLPClassifier(ClassifierMixin, _SupervisedEstimator):
         """One more epoch over (X, y), continuing the weights and the optimizer state. The first
         call on an unfitted estimator needs ``classes`` (every label y may ever hold), as
         scikit-learn's partial_fit does; later calls may omit it (if given, it must equal
-        classes_). A multi-label y needs no classes. Returns self."""
+        ``classes_``). A multi-label y needs no classes. Returns self."""
         fitted = getattr(self, "_model", None) is not None
         if fitted:
             if classes is not None and not self.multilabel_ and not np.array_equal(np.unique(classes),
@@ -411,7 +411,7 @@ class MLPClassifier(ClassifierMixin, _SupervisedEstimator):
     # ---- predicting --------------------------------------------------------------------------
 
     def predict_proba(self, X):
-        """Class probabilities, shape (n_samples, n_classes) in the order of classes_ (rows sum
+        """Class probabilities, shape (n_samples, n_classes) in the order of ``classes_`` (rows sum
         to 1); for a multi-label model each label's probability."""
         return self._infer(lambda model, X, threads: model.predict(X, n_threads=threads), X)
 
@@ -421,7 +421,7 @@ class MLPClassifier(ClassifierMixin, _SupervisedEstimator):
             return np.log(self.predict_proba(X))
 
     def predict(self, X):
-        """The most probable class of each sample (labels of classes_); for a multi-label model a
+        """The most probable class of each sample (labels of ``classes_``); for a multi-label model a
         0/1 matrix (probability above 0.5)."""
         proba = self.predict_proba(X)
         if self.multilabel_:
