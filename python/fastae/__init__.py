@@ -15,7 +15,8 @@ from . import _loader
 
 # The engine: _core in a source build, or the variant of a portable build that this CPU runs,
 # registered as fastae._core before the modules below import it (see _loader.py).
-_core = _loader.load_core()
+_loader.load_core()
+from . import _core  # noqa: E402  (the module load_core registered)
 from ._autoencoder import Autoencoder
 from ._base import ModelFileError, load
 from ._code_size import CodeSizeReport, choose_code_size

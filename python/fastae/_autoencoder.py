@@ -7,7 +7,10 @@ its parameters, its mirrored network, and its methods.
 
 from __future__ import annotations
 
+from typing import Any, Optional
+
 import numpy as np
+from numpy.typing import ArrayLike
 
 from . import _core
 from ._base import _LAYER_OPTION_CHECKS, _engine_errors, _feature_names_out, _NetworkEstimator
@@ -300,7 +303,8 @@ class Autoencoder(TransformerMixin, _NetworkEstimator):
 
     # ---- training --------------------------------------------------------------------------
 
-    def fit(self, X, y=None, validation_data=None, *, sample_weight=None, resume_optimizer=False):
+    def fit(self, X: ArrayLike, y: Any = None, validation_data: Any = None, *, sample_weight: Optional[ArrayLike] = None,
+            resume_optimizer: bool = False) -> Autoencoder:
         """Trains on X (n_samples, n_features) to reconstruct X; y is ignored (scikit-learn's
         convention for unsupervised estimators). validation_data: X_val, or (X_val,),
         (X_val, X_val) or (X_val, X_val, val_sample_weight) as Keras takes it; its loss is
@@ -334,34 +338,35 @@ class Autoencoder(TransformerMixin, _NetworkEstimator):
         resume = check_bool("resume_optimizer", resume_optimizer)
         return self._train(X, validation_data, sample_weight, partial=False, resume=resume)
 
-    def partial_fit(self, X, y=None, validation_data=None, *, sample_weight=None):
+    def partial_fit(self, X: ArrayLike, y: Any = None, validation_data: Any = None, *,
+                    sample_weight: Optional[ArrayLike] = None) -> Autoencoder:
         """One more epoch over X, continuing from the current weights AND optimizer state (Adam's
         moments and step count), so that successive calls train exactly as one longer fit
         would, up to the shuffles. On an unfitted estimator it starts as fit does (and "auto"
         resolves from this first X). ``history_`` and ``n_iter_`` grow by one epoch. Returns self."""
         return self._train(X, validation_data, sample_weight, partial=True, resume=True)
 
-    def fit_transform(self, X, y=None, **fit_params):
+    def fit_transform(self, X: ArrayLike, y: Any = None, **fit_params: Any) -> np.ndarray:
         """fit(X) then transform(X)."""
         return self.fit(X, y, **fit_params).transform(X)
 
     # ---- using a fitted model --------------------------------------------------------------
 
-    def transform(self, X):
+    def transform(self, X: ArrayLike) -> np.ndarray:
         """Codes of X: the encoder's output, shape (n_samples, code size), float32 (a data
         frame with columns code0, code1, ... after set_output(transform="pandas"))."""
         return self._infer(lambda model, X, threads: model.encode(X, n_threads=threads), X)
 
-    def encode(self, X):
+    def encode(self, X: ArrayLike) -> np.ndarray:
         """The same as transform."""
         return self.transform(X)
 
-    def get_feature_names_out(self, input_features=None):
+    def get_feature_names_out(self, input_features: Optional[ArrayLike] = None) -> np.ndarray:
         """The names of transform's outputs: code0, code1, ... (input_features, if given, must
         match the names seen by fit)."""
         return _feature_names_out(self, "code", self._check_fitted().code_size, input_features)
 
-    def inverse_transform(self, Z):
+    def inverse_transform(self, Z: ArrayLike) -> np.ndarray:
         """Decodes codes Z (n_samples, code size) into (n_samples, n_features)."""
         model = self._check_fitted()
         if is_sparse(Z):
@@ -372,31 +377,31 @@ class Autoencoder(TransformerMixin, _NetworkEstimator):
         with _engine_errors():
             return model.decode(Z, n_threads=self._inference_threads())
 
-    def decode(self, Z):
+    def decode(self, Z: ArrayLike) -> np.ndarray:
         """The same as inverse_transform."""
         return self.inverse_transform(Z)
 
-    def predict(self, X):
+    def predict(self, X: ArrayLike) -> np.ndarray:
         """Reconstruction of X: decode(encode(X)), in one pass."""
         return self._infer(lambda model, X, threads: model.predict(X, n_threads=threads), X)
 
-    def reconstruct(self, X):
+    def reconstruct(self, X: ArrayLike) -> np.ndarray:
         """The same as predict."""
         return self.predict(X)
 
-    def reconstruction_error(self, X):
+    def reconstruction_error(self, X: ArrayLike) -> np.ndarray:
         """Per-sample loss (the model's loss, mean over features), shape (n_samples,): the
         anomaly score of each sample (higher is more unusual)."""
         model = self._check_fitted()
         unit = model.loss if _core.LOSS_TRAITS[model.loss]["unit_targets"] else False
         return self._infer(lambda model, X, threads: model.sample_losses(X, n_threads=threads), X, unit_range=unit)
 
-    def score_samples(self, X):
+    def score_samples(self, X: ArrayLike) -> np.ndarray:
         """Minus the per-sample reconstruction loss (higher is more normal, as scikit-learn's
         outlier detectors score)."""
         return -self.reconstruction_error(X)
 
-    def score(self, X, y=None, sample_weight=None):
+    def score(self, X: ArrayLike, y: Any = None, sample_weight: Optional[ArrayLike] = None) -> float:
         """Minus the mean reconstruction loss of X (higher is better; weighted by sample_weight
         if given): what GridSearchCV and cross_val_score maximise by default."""
         errors = self.reconstruction_error(X)

@@ -24,6 +24,7 @@ import re
 import sys
 import warnings
 from contextlib import contextmanager
+from typing import Any, Optional, Union
 
 import numpy as np
 
@@ -70,7 +71,7 @@ _SHUFFLE_SEED_OFFSET = _core.AUTOENCODER_SHUFFLE_SEED_OFFSET
 ModelFileError = _core.ModelFileError
 
 # Model-file metadata kind -> estimator class (filled as the classes are defined).
-_REGISTRY = {}
+_REGISTRY: dict[str, type[_NetworkEstimator]] = {}
 # The class for a model file without fastae's metadata (one saved from C++).
 _DEFAULT_KIND = "fastae.Autoencoder"
 
@@ -101,7 +102,7 @@ def _engine_errors():
 class _NetworkEstimator(BaseEstimator):
     """The base of fastae's estimators (see the module docstring). Not public: use its subclasses."""
 
-    _ESTIMATOR_NAME = None
+    _ESTIMATOR_NAME: Optional[str] = None
 
     # Every constructor parameter's check, run in this order by _validated_params, each given the
     # values checked before it. tests/test_robustness.py holds bad values for every parameter.
@@ -149,7 +150,7 @@ class _NetworkEstimator(BaseEstimator):
 
     # ---- scikit-learn's estimator contract -------------------------------------------------
 
-    def set_params(self, **params):
+    def set_params(self, **params: Any) -> _NetworkEstimator:
         """Sets constructor parameters; unknown names raise ValueError. Returns self."""
         valid = self._get_param_names()
         for name in params:
@@ -542,7 +543,7 @@ class _NetworkEstimator(BaseEstimator):
 
     # ---- weights ---------------------------------------------------------------------------
 
-    def get_weights(self):
+    def get_weights(self) -> list[tuple[np.ndarray, np.ndarray]]:
         """[(W, b), ...] as float32 copies, first layer first; W is (n_in, n_out) as in Keras."""
         model = self._check_fitted()
         flat = model.get_params()
@@ -556,7 +557,7 @@ class _NetworkEstimator(BaseEstimator):
             out.append((W, b))
         return out
 
-    def set_weights(self, weights):
+    def set_weights(self, weights: Any) -> _NetworkEstimator:
         """Loads [(W, b), ...] (as get_weights gives them). On an unfitted estimator the
         network's shape is taken from the weights, which must match hidden_layer_sizes, and
         "auto" loss and output_activation take the choice for data in [0, 1] (bce on a sigmoid):
@@ -590,15 +591,15 @@ class _NetworkEstimator(BaseEstimator):
         self._model = model
         self.n_features_in_ = sizes[0]
         self.__dict__.update(self._head_attributes(model))
-        self._input_scale = self._validated_params(draw_seed=False)["input_scale"] if not hasattr(
-            self, "_input_scale") else self._input_scale
+        if not hasattr(self, "_input_scale"):
+            self._input_scale = self._validated_params(draw_seed=False)["input_scale"]
         if not hasattr(self, "history_"):
-            self.history_ = {"loss": [], "seconds": []}
+            self.history_: dict[str, list[float]] = {"loss": [], "seconds": []}
         return self
 
     # ---- model files ---------------------------------------------------------------------------
 
-    def save(self, path, *, include_optimizer_state=True):
+    def save(self, path: Union[str, bytes, os.PathLike], *, include_optimizer_state: bool = True) -> None:
         """Writes the fitted estimator to ``path`` (str, bytes or os.PathLike) as a fastae model
         file (docs/model-format.md): the network, its weights, the optimizer settings and, unless
         include_optimizer_state=False, the optimizer state (about twice the weights' size) that
@@ -614,7 +615,7 @@ class _NetworkEstimator(BaseEstimator):
         _core.save_model(model, os.fsencode(path), self._optimizer_settings(p), include, self._metadata())
 
     @classmethod
-    def load(cls, path):
+    def load(cls, path: Union[str, bytes, os.PathLike]) -> _NetworkEstimator:
         """Reads a model file written by ``save`` (or by C++'s fastae::save_model) and returns
         the fitted estimator. Raises fastae.ModelFileError (a ValueError) when the file is not a
         valid model file (truncated, corrupted, another version, hostile) or holds another kind
@@ -830,7 +831,7 @@ def _metadata_kind(metadata):
     return doc.get("estimator") if isinstance(doc, dict) and isinstance(doc.get("estimator"), str) else None
 
 
-def load(path):
+def load(path: Union[str, bytes, os.PathLike]) -> _NetworkEstimator:
     """Reads an estimator saved with ``save`` (or a model saved from C++, read as an Autoencoder)
     and returns it as the class its metadata names."""
     model, settings, metadata = _core.load_model(os.fsencode(path))

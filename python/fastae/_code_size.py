@@ -6,13 +6,14 @@ from __future__ import annotations
 import math
 import time
 from concurrent.futures import ThreadPoolExecutor
+from typing import Any, Sequence
 
 import numpy as np
 
 from ._validation import available_cpus, check_hidden_layer_sizes, check_real, seed_from
 
 
-def recommend_code_size(sizes, val_losses, tolerance):
+def recommend_code_size(sizes: Sequence[int], val_losses: Sequence[float], tolerance: float) -> int:
     """The smallest size whose validation loss is within ``tolerance`` (relative) of the best:
     loss <= best + tolerance * |best|. Sizes whose loss is not finite are never recommended."""
     finite = [(size, loss) for size, loss in zip(sizes, val_losses) if math.isfinite(loss)]
@@ -28,7 +29,8 @@ class CodeSizeReport:
     ``recommended`` (the smallest size within ``tolerance`` of the best loss) and ``models`` (the
     fitted Autoencoders, by size). ``str(report)`` is a table."""
 
-    def __init__(self, sizes, val_losses, train_seconds, models, tolerance, loss_name):
+    def __init__(self, sizes: Sequence[int], val_losses: Sequence[float], train_seconds: Sequence[float],
+                 models: dict[int, Any], tolerance: float, loss_name: str) -> None:
         self.sizes = list(sizes)
         self.val_losses = [float(v) for v in val_losses]
         self.train_seconds = [float(s) for s in train_seconds]
@@ -37,7 +39,7 @@ class CodeSizeReport:
         self.loss_name = loss_name
         self.recommended = recommend_code_size(self.sizes, self.val_losses, self.tolerance)
 
-    def __str__(self):
+    def __str__(self) -> str:
         best = min(v for v in self.val_losses if math.isfinite(v))
         lines = [f"code size  val {self.loss_name:<8}  vs best   train s",
                  "---------  ------------  -------  -------"]
@@ -49,7 +51,7 @@ class CodeSizeReport:
                      f"validation loss, relative)")
         return "\n".join(lines)
 
-    def __repr__(self):
+    def __repr__(self) -> str:
         return (f"CodeSizeReport(sizes={self.sizes}, val_losses={[round(v, 6) for v in self.val_losses]}, "
                 f"recommended={self.recommended})")
 
@@ -65,8 +67,8 @@ def _rows(X, index):
     return X.iloc[index] if hasattr(X, "iloc") else X[index]
 
 
-def choose_code_size(X, candidates=(2, 4, 8, 16, 32, 64, 128), validation_split=0.2, tolerance=0.02,
-                     random_state=None, **autoencoder_params):
+def choose_code_size(X: Any, candidates: Sequence[int] = (2, 4, 8, 16, 32, 64, 128), validation_split: float = 0.2,
+                     tolerance: float = 0.02, random_state: Any = None, **autoencoder_params: Any) -> CodeSizeReport:
     """Trains one fastae.Autoencoder per candidate code size on the same training rows and
     measures each one's loss on the same held-out rows (a seeded random ``validation_split`` of
     X). Returns a CodeSizeReport: sizes, val_losses, train_seconds, models and ``recommended``,

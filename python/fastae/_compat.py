@@ -22,20 +22,20 @@ try:
 except ImportError:  # NumPy alone
     sklearn = None
 
-    class DataConversionWarning(UserWarning):
+    class DataConversionWarning(UserWarning):  # type: ignore[no-redef]
         """Stand-in for sklearn.exceptions.DataConversionWarning (a column-vector y, raveled)."""
 
-    class ClassifierMixin:
+    class ClassifierMixin:  # type: ignore[no-redef]
         """Stand-in for sklearn.base.ClassifierMixin (the estimators define score themselves)."""
 
         _estimator_type = "classifier"
 
-    class RegressorMixin:
+    class RegressorMixin:  # type: ignore[no-redef]
         """Stand-in for sklearn.base.RegressorMixin (the estimators define score themselves)."""
 
         _estimator_type = "regressor"
 
-    class BaseEstimator:
+    class BaseEstimator:  # type: ignore[no-redef]
         """Stand-in for sklearn.base.BaseEstimator: the constructor's keyword arguments are the
         parameters, stored unchanged (scikit-learn's estimator contract)."""
 
@@ -66,7 +66,7 @@ except ImportError:  # NumPy alone
                     changed.append(f"{name}={value!r}")
             return f"{type(self).__name__}({', '.join(changed)})"
 
-    class TransformerMixin:
+    class TransformerMixin:  # type: ignore[no-redef]
         """Stand-in for sklearn.base.TransformerMixin."""
 
         def fit_transform(self, X, y=None, **fit_params):
@@ -77,7 +77,7 @@ except ImportError:  # NumPy alone
             """Needs scikit-learn, which is not installed."""
             raise ImportError("set_output needs scikit-learn: pip install 'fastae[sklearn]' (or scikit-learn)")
 
-    class _NotFittedBase(ValueError, AttributeError):
+    class _NotFittedBase(ValueError, AttributeError):  # type: ignore[no-redef]
         """Stand-in for sklearn.exceptions.NotFittedError."""
 
 

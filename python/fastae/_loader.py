@@ -113,7 +113,7 @@ def choose(available, cpu_flags: Optional[frozenset], forced: Optional[str] = No
         raise ImportError(f"fastae: cannot read this CPU's instruction sets (no /proc/cpuinfo), so cannot choose "
                           f"among the variants of this portable build ({listing}). If the CPU has AVX2 and FMA, "
                           f"set {ENV_VAR}=avx2 (or avx512 if it has AVX-512); or build fastae from source")
-    skipped = []
+    skipped: list[str] = []
     for name in present:
         variant = _BY_NAME[name]
         lacking = _missing(variant, cpu_flags)
@@ -134,6 +134,8 @@ def _load_as_core(package: str, origin: str):
     name = f"{package}._core"
     loader = importlib.machinery.ExtensionFileLoader(name, origin)
     spec = importlib.util.spec_from_file_location(name, origin, loader=loader)
+    if spec is None:
+        raise ImportError(f"fastae: cannot load the engine from {origin}")
     module = importlib.util.module_from_spec(spec)  # runs the module's init
     sys.modules[name] = module
     try:
@@ -160,11 +162,12 @@ def load_core(package: str = __package__, environ=os.environ, cpu_flags_reader=r
         loaded = Choice(None, "FASTAE_ARCH (default: the build machine's CPU)", "the only engine of a source build", (),
                         getattr(module, "__file__", ""))
         return module
-    specs = {v.name: importlib.util.find_spec(f"{package}._core_{v.name}") for v in VARIANTS}
-    specs = {name: spec for name, spec in specs.items() if spec is not None and spec.origin}
-    choice = choose(specs, cpu_flags_reader(), forced)
-    module = _load_as_core(package, specs[choice.variant].origin)
-    loaded = choice._replace(path=specs[choice.variant].origin)
+    found = {v.name: importlib.util.find_spec(f"{package}._core_{v.name}") for v in VARIANTS}
+    origins = {name: spec.origin for name, spec in found.items() if spec is not None and spec.origin}
+    choice = choose(origins, cpu_flags_reader(), forced)
+    origin = origins[str(choice.variant)]
+    module = _load_as_core(package, origin)
+    loaded = choice._replace(path=origin)
     return module
 
 

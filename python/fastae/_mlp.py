@@ -11,7 +11,10 @@ from __future__ import annotations
 
 import warnings
 
+from typing import Any, Optional
+
 import numpy as np
+from numpy.typing import ArrayLike
 
 from . import _core
 from ._base import _LAYER_OPTION_CHECKS, _caller_stacklevel, _NetworkEstimator
@@ -174,7 +177,8 @@ class _SupervisedEstimator(_NetworkEstimator):
 
     # ---- training ----------------------------------------------------------------------------
 
-    def fit(self, X, y, validation_data=None, *, sample_weight=None, resume_optimizer=False):
+    def fit(self, X: ArrayLike, y: ArrayLike, validation_data: Any = None, *,
+            sample_weight: Optional[ArrayLike] = None, resume_optimizer: bool = False) -> _SupervisedEstimator:
         """Trains on X (n_samples, n_features) to predict y. validation_data: (X_val, y_val) or
         (X_val, y_val, sample_weight_val), as Keras takes it; its loss is reported per epoch in
         ``history_["val_loss"]`` (and early_stopping monitors it). sample_weight: one weight >= 0 per
@@ -389,7 +393,8 @@ class MLPClassifier(ClassifierMixin, _SupervisedEstimator):
 
     # ---- training ----------------------------------------------------------------------------
 
-    def partial_fit(self, X, y, classes=None, validation_data=None, *, sample_weight=None):
+    def partial_fit(self, X: ArrayLike, y: ArrayLike, classes: Optional[ArrayLike] = None, validation_data: Any = None,
+                    *, sample_weight: Optional[ArrayLike] = None) -> MLPClassifier:
         """One more epoch over (X, y), continuing the weights and the optimizer state. The first
         call on an unfitted estimator needs ``classes`` (every label y may ever hold), as
         scikit-learn's partial_fit does; later calls may omit it (if given, it must equal
@@ -398,7 +403,7 @@ class MLPClassifier(ClassifierMixin, _SupervisedEstimator):
         if fitted:
             if classes is not None and not self.multilabel_ and not np.array_equal(np.unique(classes),
                                                                                    self.classes_):
-                raise ValueError(f"classes={list(classes)!r} is not the same as on the first call to partial_fit: "
+                raise ValueError(f"classes={np.asarray(classes).tolist()!r} is not the same as on the first call to partial_fit: "
                                  f"{self.classes_.tolist()}")
         elif classes is None and np.ndim(y) != 2:
             raise ValueError("classes must be passed on the first call to partial_fit (every label y may hold)")
@@ -410,17 +415,17 @@ class MLPClassifier(ClassifierMixin, _SupervisedEstimator):
 
     # ---- predicting --------------------------------------------------------------------------
 
-    def predict_proba(self, X):
+    def predict_proba(self, X: ArrayLike) -> np.ndarray:
         """Class probabilities, shape (n_samples, n_classes) in the order of ``classes_`` (rows sum
         to 1); for a multi-label model each label's probability."""
         return self._infer(lambda model, X, threads: model.predict(X, n_threads=threads), X)
 
-    def predict_log_proba(self, X):
+    def predict_log_proba(self, X: ArrayLike) -> np.ndarray:
         """The log of predict_proba."""
         with np.errstate(divide="ignore"):
             return np.log(self.predict_proba(X))
 
-    def predict(self, X):
+    def predict(self, X: ArrayLike) -> np.ndarray:
         """The most probable class of each sample (labels of ``classes_``); for a multi-label model a
         0/1 matrix (probability above 0.5)."""
         proba = self.predict_proba(X)
@@ -428,7 +433,7 @@ class MLPClassifier(ClassifierMixin, _SupervisedEstimator):
             return (proba > 0.5).astype(np.int64)
         return self.classes_[np.argmax(proba, axis=1)]
 
-    def score(self, X, y, sample_weight=None):
+    def score(self, X: ArrayLike, y: ArrayLike, sample_weight: Optional[ArrayLike] = None) -> float:
         """Accuracy of predict(X) against y (for multi-label, the fraction of samples whose every
         label is right), weighted by sample_weight if given."""
         pred = self.predict(X)
@@ -553,19 +558,20 @@ class MLPRegressor(RegressorMixin, _SupervisedEstimator):
     def _restore_target_attributes(self, attributes):
         self._y_1d = bool(attributes.get("y_1d", self.n_outputs_ == 1))
 
-    def partial_fit(self, X, y, validation_data=None, *, sample_weight=None):
+    def partial_fit(self, X: ArrayLike, y: ArrayLike, validation_data: Any = None, *,
+                    sample_weight: Optional[ArrayLike] = None) -> MLPRegressor:
         """One more epoch over (X, y), continuing the weights and the optimizer state (on an
         unfitted estimator it starts as fit does). Returns self."""
         return self._train(X, validation_data, sample_weight, partial=True, resume=True, y=y)
 
-    def predict(self, X):
+    def predict(self, X: ArrayLike) -> np.ndarray:
         """Predicted targets: shape (n_samples,) for a model fitted on one target, else
         (n_samples, n_outputs); float64, as scikit-learn's regressors give them (the engine
         computes in float32)."""
         out = self._infer(lambda model, X, threads: model.predict(X, n_threads=threads), X).astype(np.float64)
         return out.ravel() if self._y_1d else out
 
-    def score(self, X, y, sample_weight=None):
+    def score(self, X: ArrayLike, y: ArrayLike, sample_weight: Optional[ArrayLike] = None) -> float:
         """The coefficient of determination R^2 of predict(X) (averaged uniformly over the
         targets), weighted by sample_weight if given, as scikit-learn's r2_score."""
         pred = np.asarray(self.predict(X), dtype=np.float64).reshape(-1, self.n_outputs_)
