@@ -225,11 +225,33 @@ py::dict report_to_dict(const fastae::EpochReport& r) {
 // One dataset as the engine takes it (fastae::TrainingData): X float32 or uint8 (read as
 // value * scale, converted per batch inside the engine), optional float32 targets and weights;
 // all C-contiguous, never converted here. The arrays stay referenced by the caller.
-fastae::TrainingData training_data(const Model& m, const py::array& x, const std::optional<FloatArray>& y,
+fastae::TrainingData training_data(const Model& m, const py::object& x, const std::optional<FloatArray>& y,
                                    const std::optional<FloatArray>& w, float scale, const char* name) {
     using ByteArray = py::array_t<std::uint8_t, py::array::c_style>;
     fastae::TrainingData d;
-    if (ByteArray::check_(x)) {
+    if (py::isinstance<py::tuple>(x)) {  // ("csr", indptr int64, indices int32, values float32, n_rows)
+        auto t = py::reinterpret_borrow<py::tuple>(x);
+        if (t.size() != 5 || !py::isinstance<py::str>(t[0]) || t[0].cast<std::string>() != "csr") {
+            throw py::type_error(std::string(name) + ": a sparse input is ('csr', indptr, indices, values, n_rows)");
+        }
+        using Int64Array = py::array_t<std::int64_t, py::array::c_style>;
+        using Int32Array = py::array_t<std::int32_t, py::array::c_style>;
+        if (!Int64Array::check_(t[1]) || !Int32Array::check_(t[2]) || !FloatArray::check_(t[3])) {
+            throw py::type_error(std::string(name) + ": CSR arrays must be C-contiguous int64 indptr, int32 indices "
+                                 "and float32 values");
+        }
+        auto indptr = py::reinterpret_borrow<Int64Array>(t[1]);
+        auto indices = py::reinterpret_borrow<Int32Array>(t[2]);
+        auto values = py::reinterpret_borrow<FloatArray>(t[3]);
+        d.n = t[4].cast<std::size_t>();
+        if (indptr.ndim() != 1 || std::size_t(indptr.shape(0)) != d.n + 1 || indices.ndim() != 1 || values.ndim() != 1 ||
+            indices.shape(0) != values.shape(0) || indptr.at(py::ssize_t(d.n)) > std::int64_t(values.shape(0))) {
+            throw std::invalid_argument(std::string(name) + ": CSR arrays of inconsistent lengths");
+        }
+        d.csr_indptr = indptr.data();
+        d.csr_indices = indices.data();
+        d.csr_values = values.data();
+    } else if (ByteArray::check_(x)) {
         auto xb = py::reinterpret_borrow<ByteArray>(x);
         d.n = rows_of_shape(xb, m.n_inputs(), name);
         d.x_u8 = xb.data();
@@ -296,7 +318,7 @@ const char* stop_reason_name(fastae::StopReason r) {
 
 // fit: releases the GIL for the whole loop; takes it back briefly for the per-epoch callback and,
 // every kSignalCheckInterval, to let Python run its signal handlers (Ctrl-C -> KeyboardInterrupt).
-py::tuple fit(Model& m, const py::array& x, const std::optional<FloatArray>& y,
+py::tuple fit(Model& m, const py::object& x, const std::optional<FloatArray>& y,
               const std::optional<FloatArray>& sample_weight, const std::optional<py::array>& x_val,
               const std::optional<FloatArray>& y_val, const std::optional<FloatArray>& w_val, float scale,
               const py::dict& optimizer, const py::dict& options, const std::optional<py::function>& on_epoch,

@@ -17,6 +17,7 @@
 #include "trainer.h"
 #include "training_session_impl.h"
 #include "worker_pool.h"
+#include "csr_rows.h"
 
 namespace fastae {
 
@@ -314,7 +315,9 @@ void check_whole(const detail::Network& net, const TrainingData& d, const char* 
 // of 8-bit values (and, for a loss with targets in [0, 1], their largest value).
 void check_data_shape(const detail::Network& net, const TrainingData& d, const char* what) {
     const std::string name = what;
-    require((d.x != nullptr) != (d.x_u8 != nullptr), name + ": give exactly one of x (float) and x_u8 (8-bit)");
+    require(int(d.x != nullptr) + int(d.x_u8 != nullptr) + int(detail::is_csr(d)) == 1,
+            name + ": give exactly one of x (float), x_u8 (8-bit) and a CSR matrix (csr_indptr, ...)");
+    if (detail::is_csr(d)) detail::check_csr(d, std::size_t(net.width(0)), name);
     if (d.y == nullptr) {
         require(net.width(0) == net.width(net.n_layers()),
                 name + ": targets are required when n_inputs != n_outputs");
@@ -341,6 +344,7 @@ void check_training_arguments(const Model::Impl& model, const TrainingData& data
     check_data_shape(model.net, data, "X");
     if (validation && validation->n > 0) {
         check_data_shape(model.net, *validation, "validation_data");
+        require(!detail::is_csr(*validation), "validation_data: give dense rows (a CSR matrix is for training data)");
         check_whole(model.net, *validation, "validation_data");
     }
 }

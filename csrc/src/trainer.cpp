@@ -13,6 +13,7 @@
 #include <string>
 
 #include "rng.h"
+#include "csr_rows.h"
 
 namespace fastae::detail {
 
@@ -113,7 +114,11 @@ HeldOut hold_out(const TrainingData& data, int n_inputs, int n_outputs, double s
     } else {
         h.x.resize(n_val * d_in);
         for (std::size_t i = 0; i < n_val; ++i) {
-            std::memcpy(h.x.data() + i * d_in, data.x + val_rows[i] * d_in, sizeof(float) * d_in);
+            if (is_csr(data)) {
+                csr_row(data, val_rows[i], d_in, h.x.data() + i * d_in);
+            } else {
+                std::memcpy(h.x.data() + i * d_in, data.x + val_rows[i] * d_in, sizeof(float) * d_in);
+            }
         }
         h.validation.x = h.x.data();
     }

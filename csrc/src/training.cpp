@@ -20,6 +20,7 @@
 #include <cstring>
 
 #include "float_env.h"
+#include "csr_rows.h"
 
 namespace fastae {
 
@@ -141,9 +142,16 @@ void TrainingSession::Impl::shard_gradient(int shard) {
     sd.first = batch.first + c0;
     // Inputs, targets and weights as contiguous columns: gathered (shuffled rows, 8-bit data),
     // or read in place where consecutive float rows already are.
-    const bool in_place = sd.rows == nullptr && data.x_u8 == nullptr;
+    const bool in_place = sd.rows == nullptr && data.x_u8 == nullptr && !detail::is_csr(data);
     sd.x = in_place ? data.x + sd.first * std::size_t(d_in) : xb.data() + c0 * std::size_t(d_in);
-    if (!in_place) gather(data.x, data.x_u8, data.scale, d_in, sd.rows, sd.first, sd.cols, xb.data() + c0 * std::size_t(d_in));
+    if (detail::is_csr(data)) {
+        for (Eigen::Index j = 0; j < sd.cols; ++j) {
+            const std::size_t row = sd.rows ? sd.rows[j] : sd.first + std::size_t(j);
+            detail::csr_row(data, row, std::size_t(d_in), xb.data() + (c0 + std::size_t(j)) * std::size_t(d_in));
+        }
+    } else if (!in_place) {
+        gather(data.x, data.x_u8, data.scale, d_in, sd.rows, sd.first, sd.cols, xb.data() + c0 * std::size_t(d_in));
+    }
     sd.y = sd.x;
     if (!targets_are_inputs) {
         sd.y = sd.rows == nullptr ? data.y + sd.first * std::size_t(d_out) : yb.data() + c0 * std::size_t(d_out);

@@ -61,6 +61,7 @@ from ._validation import (
     resolve_head,
     resolve_n_threads,
     seed_from,
+    value_text,
 )
 
 # Keeps the shuffle stream apart from the weight-initialisation stream of the same seed: fit trains
@@ -272,20 +273,24 @@ class _NetworkEstimator(BaseEstimator):
             message += "Feature names must be in the same order as they were in fit.\n"
         raise ValueError(message)
 
-    def _training_array(self, X, name, scale, n_features=None, as_bytes=None):
+    def _training_array(self, X, name, scale, n_features=None, as_bytes=None, sparse_rows=False):
         """A training input (array-like, data frame or SciPy sparse) as the engine takes it:
         float32 C-contiguous (used in place when it is one), scaled by input_scale; or, when
         input_scale is set and X is a uint8 array (as_bytes None) or as_bytes is True, a
         C-contiguous uint8 array used in place (the engine scales each batch). NaN/inf and, for
         bce, the [0, 1] range are checked by the engine as its first epoch reads the data (no
-        temporary arrays), naming the first offender by its row."""
+        temporary arrays), naming the first offender by its row. With sparse_rows, a SciPy sparse X
+        stays sparse (_CsrRows): the engine expands each batch's rows, never the whole matrix."""
         owner = type(self).__name__
         if as_bytes is None:
             as_bytes = scale is not None and isinstance(X, np.ndarray) and X.dtype == np.uint8
         if as_bytes:
             return check_bytes(X, name, n_features, owner)
         if is_sparse(X):
-            X = densify_all(check_sparse(X, name, n_features, owner), name)
+            X = check_sparse(X, name, n_features, owner)
+            if sparse_rows:
+                return _CsrRows(X, scale, name)
+            X = densify_all(X, name)
             return X * np.float32(scale) if scale is not None else X
         if is_dataframe(X):
             X = dataframe_to_array(X, name)
@@ -328,6 +333,8 @@ class _NetworkEstimator(BaseEstimator):
     def _targets_in_unit_range(X, scale):
         """Whether the training data (the engine's input: scaled floats, or uint8 scaled by the
         engine) lie in [0, 1]."""
+        if isinstance(X, _CsrRows):
+            return in_unit_range(X.values)  # and the implicit zeros
         if X.dtype == np.uint8:
             return in_unit_range(np.array([X.min(), X.max()], dtype=np.float32) * np.float32(scale))
         return in_unit_range(X)
@@ -379,7 +386,7 @@ class _NetworkEstimator(BaseEstimator):
             names = feature_names_of(X)
         X_val, y_val, val_weight = self._split_validation_data(validation_data)
         n_features = self._model.n_inputs if continuing else None
-        X = self._training_array(X, "X", scale, n_features)
+        X = self._training_array(X, "X", scale, n_features, sparse_rows=True)
         if X_val is not None:  # uint8 exactly when X is
             X_val = self._training_array(X_val, "validation_data", scale, X.shape[1], as_bytes=X.dtype == np.uint8)
         Y, target_attributes = self._training_targets(y, X.shape[0], "y",
@@ -514,7 +521,7 @@ class _NetworkEstimator(BaseEstimator):
                     raise
         try:
             _, reason = model.fit(
-                X, Y, sample_weight, X_val, Y_val, val_weight, scale=1.0 if scale is None else scale,
+                X.engine_input if isinstance(X, _CsrRows) else X, Y, sample_weight, X_val, Y_val, val_weight, scale=1.0 if scale is None else scale,
                 optimizer=self._optimizer_settings(p), options=options, on_epoch=on_epoch,
                 on_progress=display.progress if display is not None else None, lr_function=lr_function)
         except BaseException as exc:
@@ -762,6 +769,31 @@ class _NetworkEstimator(BaseEstimator):
             self._model = _core.model_from_bytes(bytes(data))[0]
             for name, value in self._head_attributes(self._model).items():
                 self.__dict__.setdefault(name, value)  # pickles of fastae before these attributes
+
+
+class _CsrRows:
+    """A SciPy sparse training input as the engine reads it (TrainingData's CSR arrays): int64
+    row offsets, int32 column indices and float32 values (times input_scale), each batch's rows
+    expanded into the engine's batch buffer, so the dense matrix is never built. Has the
+    ``shape`` and ``dtype`` (float32) the training driver reads."""
+
+    dtype = np.dtype(np.float32)
+
+    def __init__(self, X: Any, scale: Optional[float], name: str) -> None:
+        self.shape = X.shape
+        values = np.asarray(X.data)
+        with np.errstate(over="ignore", invalid="ignore"):
+            scaled = values.astype(np.float32) * np.float32(1.0 if scale is None else scale)
+        beyond = ~np.isfinite(scaled) & np.isfinite(values)
+        if beyond.any():  # finite in X, not in float32: named as passed, by row and column
+            k = int(np.argmax(beyond))
+            row = int(np.searchsorted(X.indptr, k, side="right")) - 1
+            raise ValueError(f"{name} contains {value_text(values[k])} at row {row}, column {int(X.indices[k])}, beyond "
+                             f"float32's range" + (" once multiplied by input_scale" if scale is not None else ""))
+        self.values = np.ascontiguousarray(scaled)
+        self.indptr = np.ascontiguousarray(X.indptr, dtype=np.int64)
+        self.indices = np.ascontiguousarray(X.indices, dtype=np.int32)
+        self.engine_input = ("csr", self.indptr, self.indices, self.values, int(X.shape[0]))
 
 
 def _caller_stacklevel():

@@ -199,7 +199,14 @@ struct TrainOptions {
 struct TrainingData {
     std::size_t n = 0;
     const float* x = nullptr;             // (n, n_inputs), or:
-    const std::uint8_t* x_u8 = nullptr;   // (n, n_inputs) 8-bit values, read as x_u8[i] * scale
+    const std::uint8_t* x_u8 = nullptr;   // (n, n_inputs) 8-bit values, read as x_u8[i] * scale, or:
+    // a CSR matrix (SciPy's csr_matrix layout): row i's nonzeros are csr_values[k] at column
+    // csr_indices[k] for k in [csr_indptr[i], csr_indptr[i + 1]) (duplicates add up). Each batch's
+    // rows are expanded into the dense batch buffer, never the whole matrix. Training data only
+    // (validation data is dense).
+    const std::int64_t* csr_indptr = nullptr;   // n + 1 offsets, csr_indptr[0] == 0, non-decreasing
+    const std::int32_t* csr_indices = nullptr;  // column of each nonzero, in [0, n_inputs)
+    const float* csr_values = nullptr;          // value of each nonzero
     float scale = 1.0f;
     const float* y = nullptr;             // (n, n_outputs) targets; null: the inputs (autoencoder)
     const float* sample_weight = nullptr; // (n) finite, >= 0; null: every sample weighs 1. A
