@@ -17,7 +17,7 @@
 
 #include "gemm.h"
 
-#if defined(__AVX2__) && defined(__FMA__)
+#if defined(__AVX512F__) || (defined(__AVX2__) && defined(__FMA__))
 #include <immintrin.h>
 #endif
 
@@ -67,31 +67,50 @@ std::string loadavg() {
     return text;
 }
 
-// GFLOP/s of independent register-only 8-lane FMAs: the machine's single-core float peak for
-// AVX2 code (2 flops per lane per FMA), measured, not assumed: the best of many short runs, so
-// that a run the scheduler interrupted does not count. 0 where the build has no AVX2+FMA.
+// GFLOP/s of independent register-only FMAs of the widest vectors this build uses (16 lanes with
+// AVX-512, 8 with AVX2; 2 flops per lane per FMA): the machine's single-core float peak for the
+// instruction set the gemm kernels run, measured, not assumed: the best of many short runs, so
+// that a run the scheduler interrupted does not count. Sets lanes; 0 where the build has neither.
+#if defined(__AVX512F__)
+using PeakVector = __m512;
+inline PeakVector peak_set1(float v) { return _mm512_set1_ps(v); }
+inline PeakVector peak_fma(PeakVector a, PeakVector b, PeakVector c) { return _mm512_fmadd_ps(a, b, c); }
+inline float peak_sum(PeakVector v) { return _mm512_reduce_add_ps(v); }
+constexpr int kPeakLanes = 16;
+#elif defined(__AVX2__) && defined(__FMA__)
+using PeakVector = __m256;
+inline PeakVector peak_set1(float v) { return _mm256_set1_ps(v); }
+inline PeakVector peak_fma(PeakVector a, PeakVector b, PeakVector c) { return _mm256_fmadd_ps(a, b, c); }
+inline float peak_sum(PeakVector v) {
+    float out[8];
+    _mm256_storeu_ps(out, v);
+    return out[0] + out[1] + out[2] + out[3] + out[4] + out[5] + out[6] + out[7];
+}
+constexpr int kPeakLanes = 8;
+#else
+constexpr int kPeakLanes = 0;
+#endif
+
 double measured_fma_peak() {
-#if defined(__AVX2__) && defined(__FMA__)
+#if defined(__AVX512F__) || (defined(__AVX2__) && defined(__FMA__))
     const long iters = 200'000;  // ~0.5 ms
     std::vector<double> runs;
     for (int r = 0; r < 400; ++r) {
-        __m256 acc[12];
-        for (int i = 0; i < 12; ++i) acc[i] = _mm256_set1_ps(float(i) * 1e-3f);
-        const __m256 x = _mm256_set1_ps(0.999999f), y = _mm256_set1_ps(1e-7f);
+        PeakVector acc[12];
+        for (int i = 0; i < 12; ++i) acc[i] = peak_set1(float(i) * 1e-3f);
+        const PeakVector x = peak_set1(0.999999f), y = peak_set1(1e-7f);
         const auto t0 = Clock::now();
         for (long it = 0; it < iters; ++it) {
-            for (int i = 0; i < 12; ++i) acc[i] = _mm256_fmadd_ps(acc[i], x, y);
+            for (int i = 0; i < 12; ++i) acc[i] = peak_fma(acc[i], x, y);
             __asm__ volatile("" : "+x"(acc[0]), "+x"(acc[1]), "+x"(acc[2]), "+x"(acc[3]),
                              "+x"(acc[4]), "+x"(acc[5]), "+x"(acc[6]), "+x"(acc[7]),
                              "+x"(acc[8]), "+x"(acc[9]), "+x"(acc[10]), "+x"(acc[11]));
         }
         const double s = seconds_since(t0);
-        __m256 sum = acc[0];
-        for (int i = 1; i < 12; ++i) sum = _mm256_add_ps(sum, acc[i]);
-        float out[8];
-        _mm256_storeu_ps(out, sum);
-        if (out[0] == 12345.0f) std::printf("!");  // keeps the loop's result alive
-        runs.push_back(2.0 * 8 * 12 * double(iters) / s * 1e-9);
+        float sum = 0.0f;
+        for (int i = 0; i < 12; ++i) sum += peak_sum(acc[i]);
+        if (sum == 12345.0f) std::printf("!");  // keeps the loop's result alive
+        runs.push_back(2.0 * kPeakLanes * 12 * double(iters) / s * 1e-9);
     }
     return *std::max_element(runs.begin(), runs.end());
 #else
@@ -251,9 +270,9 @@ int main(int argc, char** argv) {
     const double peak = measured_fma_peak();
     std::printf("gemm kernel: %s; Eigen %d.%d.%d; 1 thread\n", fastae::detail::gemm_kernel_name(),
                 EIGEN_WORLD_VERSION, EIGEN_MAJOR_VERSION, EIGEN_MINOR_VERSION);
-    std::printf("cpu MHz (/proc/cpuinfo): %.0f; measured register-only FMA peak: %.1f GFLOP/s "
-                "(= %.2f GHz x 32 flop/cycle)\n",
-                mhz, peak, peak / 32.0);
+    std::printf("cpu MHz (/proc/cpuinfo): %.0f; measured register-only %d-lane FMA peak: %.1f GFLOP/s "
+                "(= %.2f GHz x %d flop/cycle with two FMA pipes)\n",
+                mhz, kPeakLanes, peak, kPeakLanes ? peak / (4.0 * kPeakLanes) : 0.0, 4 * kPeakLanes);
     std::printf("%d alternating sample pairs of %s; load average at start: %s\n", samples,
                 ms > 0 ? ("~" + std::to_string(ms) + " ms").c_str() : "one run each",
                 loadavg().c_str());
