@@ -746,6 +746,7 @@ class _NetworkEstimator(BaseEstimator):
             raise ModelFileError(f"model file: bad training record in its metadata: {exc}") from None
         est.__dict__.update(head)
         est._model = model
+        est._input_scale = p["input_scale"]  # inference scales its inputs as training did
         est.n_features_in_ = sizes[0]
         return est
 

@@ -562,10 +562,26 @@ def dataframe_to_array(X, name):
                 raise ValueError(f"{name} must hold real numbers; its column {column!r} has dtype {dt}")
     try:
         return X.to_numpy(dtype=np.float64, na_value=np.nan)  # pandas
+    except (TypeError, ValueError):
+        pass
+    # An object column: pandas' missing values (pd.NA, None) become NaN; anything else that is not
+    # a number is named by its column and row.
+    try:
+        values = X.to_numpy(dtype=object, na_value=np.nan)  # pandas
     except TypeError:
-        return np.asarray(X.to_numpy(), dtype=np.float64)  # other frames (polars: nulls become NaN)
-    except ValueError as exc:
-        raise ValueError(f"{name} must hold real numbers: {exc}") from None
+        values = np.asarray(X.to_numpy(), dtype=object)  # other frames (polars: nulls become None)
+        values = np.where(np.equal(values, None), np.nan, values)
+    try:
+        return np.asarray(values, dtype=np.float64)
+    except (TypeError, ValueError):
+        for j, column in enumerate(X.columns):
+            for i, v in enumerate(values[:, j]):
+                try:
+                    float(v)
+                except (TypeError, ValueError):
+                    raise ValueError(f"{name} must hold real numbers; its column {column!r} holds {v!r} at row {i}"
+                                     ) from None
+        raise
 
 
 def check_sparse(X, name, n_features=None, owner=None):

@@ -27,9 +27,12 @@ def load_npz_images(path):
     """x_train and x_test from an .npz such as MNIST's (uint8 0..255 are scaled by 1/255; float
     arrays are taken as they are). Raises ValueError naming what is missing or wrong."""
     try:
-        data = np.load(path)
-    except (OSError, ValueError) as exc:
+        data = np.load(path, allow_pickle=False)
+    except (OSError, ValueError, EOFError) as exc:
         raise ValueError(f"cannot read {path!r} as an .npz file: {exc}") from None
+    if not isinstance(data, np.lib.npyio.NpzFile):  # an .npy: one array, no x_train/x_test
+        raise ValueError(f"{path!r} is an .npy file (one array of shape {data.shape}), not an .npz with x_train and "
+                         f"x_test; `python -m fastae demo --data` takes it and holds out a fifth as test data")
     with data:
         missing = [k for k in ("x_train", "x_test") if k not in data.files]
         if missing:
