@@ -56,8 +56,11 @@ public:
     void set_params(const float* values, std::size_t count);
     // Copies the n_params() parameters into out.
     void copy_params(float* out) const;
-    // Offset of layer l's W in the flat buffer; its b follows at offset + n_in * n_out.
+    // Offset of layer l's W in the flat buffer; its b follows at offset + n_in * n_out. A tied
+    // layer (LayerSpec::tied_to = k) owns no W: this is layer k's, whose (n_in, n_out) row-major W
+    // it uses transposed, and its b is at bias_offset(l).
     std::size_t param_offset(int layer) const;
+    std::size_t bias_offset(int layer) const;  // layer l's b
 
     // Runs layers [first, last) on n samples: in is (n, layer_sizes[first]), out is
     // (n, layer_sizes[last]). Any number of concurrent calls on one model (see Threads above). A
