@@ -14,7 +14,8 @@
 //      (past its "model file <path>: " prefix), or a model that serializes to the same bytes.
 //   3. Nothing a file holds is lost or changed by reading it: a model that loads writes back
 //      (model_to_bytes with the file's settings, state and metadata; always version 2) to
-//      exactly the input bytes, less any unknown optional sections (which a reader skips); a
+//      exactly the input bytes, less any unknown optional sections (which a reader skips) and
+//      with 72-byte layer records widened to this version's 88 (model_file_ref::widened_netw); a
 //      version-1 input, written by model_file_reference.h's version-1 writer (made from
 //      docs/model-format.md), is exactly the input. What is written back loads again and
 //      writes back to itself, and the model runs: predict on one sample.
