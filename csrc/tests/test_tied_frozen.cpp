@@ -12,6 +12,7 @@
 #include <vector>
 
 #include "check.h"
+#include "gradient_check.h"
 #include "fastae/model.h"
 #include "fastae/model_file.h"
 #include "fastae/training.h"
@@ -19,6 +20,7 @@
 
 using namespace fastae;
 using namespace fastae::detail;
+using namespace fastae_test;
 
 namespace {
 
@@ -57,44 +59,11 @@ NetworkSpec spec_of(const Options& o, bool deep = false) {
     return spec;
 }
 
-std::vector<float> unit_data(std::size_t n, std::size_t d, unsigned seed) {
-    std::mt19937 gen(seed);
-    std::uniform_real_distribution<float> u(0.05f, 0.95f);
-    std::vector<float> x(n * d);
-    for (float& v : x) v = u(gen);
-    return x;
-}
-
 TrainingData data_of(const std::vector<float>& x, std::size_t n) {
     TrainingData data;
     data.n = n;
     data.x = x.data();
     return data;
-}
-
-// The session's gradient of one batch of the given rows (after reduce) and its loss.
-std::vector<float> session_gradient(Model& model, const std::vector<float>& x, std::size_t n, int threads,
-                                    const std::vector<std::size_t>& rows, double* loss) {
-    TrainOptions options;
-    options.batch_size = int(rows.size());
-    options.n_threads = threads;
-    options.seed = 42;
-    OptimizerConfig sgd;
-    sgd.kind = OptimizerKind::sgd;
-    TrainingSession session(model, data_of(x, n), sgd, options);
-    Batch b;
-    b.rows = rows.data();
-    b.size = rows.size();
-    b.epoch = 2;
-    *loss = session.compute_gradients(b);
-    session.reduce();
-    return std::vector<float>(session.gradient(), session.gradient() + session.n_params());
-}
-
-std::vector<double> gather_rows(const std::vector<float>& x, const std::vector<std::size_t>& rows, std::size_t d) {
-    std::vector<double> out;
-    for (std::size_t r : rows) out.insert(out.end(), x.begin() + std::ptrdiff_t(r * d), x.begin() + std::ptrdiff_t(r * d + d));
-    return out;
 }
 
 const Options kCases[] = {
@@ -158,21 +127,13 @@ TEST(session_gradient_matches_naive_twin_tied_and_contractive) {
                 Model model(spec_of(c, deep));
                 model.init_weights(7);
                 double loss = 0;
-                const auto grad = session_gradient(model, x, n, threads, rows, &loss);
-                const Network net(model.spec());
-                std::vector<double> p(model.params(), model.params() + model.n_params());
-                const auto xb = gather_rows(x, rows, 10);
-                StepContext ctx{42, 2, rows.data(), 0, double(rows.size())};
-                std::vector<double> want(model.n_params());
-                double want_loss = loss_gradient_naive(net, p.data(), rows.size(), xb.data(), xb.data(), nullptr, &ctx,
-                                                       want.data());
+                const auto grad = session_gradient(model, x, n, threads, rows, 2, &loss);
+                std::vector<double> want;
+                const double want_loss = naive_gradient(model, x, 10, rows, 2, want);
                 // The session adds the l2 penalty in apply; the naive twin has the data and activity terms.
                 CHECK_NEAR(loss, want_loss, 1e-5 * (1 + std::fabs(want_loss)));
                 double max_err = 0, max_ref = 0;
-                for (std::size_t i = 0; i < want.size(); ++i) {
-                    max_err = std::max(max_err, std::fabs(grad[i] - want[i]));
-                    max_ref = std::max(max_ref, std::fabs(want[i]));
-                }
+                gradient_error(grad, want, &max_err, &max_ref);
                 CHECK(max_ref > 0);
                 CHECK_NEAR(max_err, 0.0, 2e-6 * (1 + max_ref));
             }
@@ -193,20 +154,8 @@ TEST(naive_twin_gradient_matches_finite_differences_tied_and_contractive) {
             const Network net(model.spec());
             std::vector<double> p(model.params(), model.params() + model.n_params());
             for (std::size_t i = 0; i < p.size(); ++i) p[i] += 0.05 * std::sin(double(i));  // nonzero biases
-            StepContext ctx{5, 1, nullptr, 0, double(n)};
-            std::vector<double> grad(p.size()), scratch(p.size());
-            loss_gradient_naive(net, p.data(), n, x.data(), x.data(), nullptr, &ctx, grad.data());
-            const double h = 1e-6;
-            double worst = 0;
-            for (std::size_t i = 0; i < p.size(); ++i) {
-                const double keep = p[i];
-                p[i] = keep + h;
-                const double up = loss_gradient_naive(net, p.data(), n, x.data(), x.data(), nullptr, &ctx, scratch.data());
-                p[i] = keep - h;
-                const double down = loss_gradient_naive(net, p.data(), n, x.data(), x.data(), nullptr, &ctx, scratch.data());
-                p[i] = keep;
-                worst = std::max(worst, std::fabs((up - down) / (2 * h) - grad[i]));
-            }
+            const StepContext ctx{5, 1, nullptr, 0, double(n)};
+            const double worst = naive_vs_finite_differences(net, p, n, x, ctx, 1);
             CHECK_NEAR(worst, 0.0, 1e-6);
         }
     }
@@ -323,14 +272,11 @@ TEST(frozen_layers_leave_the_trainable_gradient_unchanged) {
         Model model(spec);
         model.init_weights(2);
         double loss = 0;
-        const auto grad = session_gradient(model, x, n, 2, rows, &loss);
-        const Network net(model.spec());
-        const std::vector<double> p(model.params(), model.params() + model.n_params());
-        const auto xb = gather_rows(x, rows, 10);
-        StepContext ctx{42, 2, rows.data(), 0, double(n)};
-        std::vector<double> want(p.size());
-        const double want_loss = loss_gradient_naive(net, p.data(), n, xb.data(), xb.data(), nullptr, &ctx, want.data());
+        const auto grad = session_gradient(model, x, n, 2, rows, 2, &loss);
+        std::vector<double> want;
+        const double want_loss = naive_gradient(model, x, 10, rows, 2, want);
         CHECK_NEAR(loss, want_loss, 1e-5);
+        const Network net(model.spec());
         for (int l = 0; l < 4; ++l) {
             const DenseLayer& L = net.layer(l);
             for (std::size_t i = L.owned_begin(); i < L.owned_end(); ++i) {
