@@ -419,6 +419,41 @@ TEST(batch_loop_allocates_nothing) {
         const long small = count_general(32 * 5 + 7, threads), large = count_general(32 * 20 + 7, threads);
         CHECK(small == large);
     }
+    // Tied weights, the contractive penalty (with dropout on its layer) and frozen layers.
+    NetworkSpec tied;
+    tied.n_inputs = d;
+    const std::pair<int, Activation> layers[] = {
+        {12, Activation::sigmoid}, {6, Activation::relu}, {12, Activation::elu}, {d, Activation::sigmoid}};
+    for (auto [units, act] : layers) {
+        LayerSpec l;
+        l.units = units;
+        l.activation = activation_spec(act);
+        tied.layers.push_back(l);
+    }
+    tied.layers[0].contractive = 0.1;
+    tied.layers[0].dropout = 0.2;
+    tied.layers[2].tied_to = 1;
+    tied.layers[3].tied_to = 0;
+    tied.layers[1].trainable = tied.layers[2].trainable = false;
+    auto count_tied = [&](std::size_t n, int threads) {
+        auto x = make_data(n, d, 6);
+        Model m(tied);
+        m.init_weights(1);
+        TrainOptions t;
+        t.epochs = 2;
+        t.batch_size = 32;
+        t.n_threads = threads;
+        t.should_stop = [] { return false; };
+        std::vector<EpochReport> history;
+        history.reserve(2);
+        const long before = g_allocations.load();
+        m.fit(n, x.data(), nullptr, 0, nullptr, nullptr, OptimizerConfig{}, t, &history);
+        return g_allocations.load() - before;
+    };
+    for (int threads : {1, 2}) {
+        const long small = count_tied(32 * 5 + 7, threads), large = count_tied(32 * 20 + 7, threads);
+        CHECK(small == large);
+    }
 }
 
 TEST(resumed_optimizer_state_continues_exactly) {
