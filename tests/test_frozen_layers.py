@@ -134,3 +134,20 @@ def test_frozen_layers_train_as_torch_with_requires_grad_false():
         np.testing.assert_allclose(W, lin.weight.detach().numpy().T, rtol=1e-4, atol=2e-5, err_msg=f"layer {layer}")
         np.testing.assert_allclose(b, lin.bias.detach().numpy(), rtol=1e-4, atol=2e-5, err_msg=f"layer {layer}")
     assert np.abs(layers_of(model)[2][0] - start[2][0]).max() > 1e-3
+
+
+def test_loss_and_gradient_is_zero_for_frozen_layers():
+    model = _core.Model.from_spec(spec((True, False, True)))
+    model.init_weights(9)
+    _, flat = model.loss_and_gradient(X, None)
+    grads = numpy_gradient([(W.astype(np.float64), b.astype(np.float64)) for W, b in layers_of(model)],
+                           X.astype(np.float64))
+    sizes = model.layer_sizes
+    for layer, (gW, gb) in enumerate(grads):
+        off, b_off, n_in, n_out = model.param_offset(layer), model.bias_offset(layer), sizes[layer], sizes[layer + 1]
+        got_w, got_b = flat[off:off + n_in * n_out].reshape(n_in, n_out), flat[b_off:b_off + n_out]
+        if layer == 1:
+            assert not got_w.any() and not got_b.any()
+        else:
+            np.testing.assert_allclose(got_w, gW, atol=1e-6)
+            np.testing.assert_allclose(got_b, gb, atol=1e-6)

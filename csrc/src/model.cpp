@@ -243,7 +243,11 @@ double Model::loss_and_gradient(std::size_t n, const float* x, const float* y, f
     Reading reading(impl_->guard, "loss_and_gradient");
     detail::Workspace ws(net, n);
     const double scale = 1.0 / detail::head_normaliser(net.head().loss, double(n), d_out);
-    // The gradient of the mean loss without dropout (no step context: dropout is training's).
+    // The gradient of the mean loss without dropout (no step context: dropout is training's);
+    // frozen layers get none (0).
+    for (const detail::DenseLayer& layer : net.layers()) {
+        if (!layer.trainable) std::fill(grad + layer.owned_begin(), grad + layer.owned_end(), 0.0f);
+    }
     const double sum = detail::loss_gradient_batch(net, params(), ConstMatrixMap(x, d_in, Eigen::Index(n)),
                                                    ConstMatrixMap(y, d_out, Eigen::Index(n)),
                                                    detail::ColumnScale{float(scale), nullptr}, nullptr,

@@ -78,7 +78,9 @@ public:
     // Per-sample loss (mean over that sample's outputs) into out (n); threads as in forward.
     void sample_losses(std::size_t n, const float* x, const float* y, float* out, int n_threads = 1) const;
     // The same mean loss and its gradient with respect to every parameter, into grad
-    // (n_params() floats, layout of params()).
+    // (n_params() floats, layout of params()); 0 for the parameters of frozen layers
+    // (LayerSpec::trainable false). No dropout, noise or activity and contractive terms: those
+    // are training's.
     double loss_and_gradient(std::size_t n, const float* x, const float* y, float* grad) const;
 
     // The optimizer state left by the last fit (or set_optimizer_state), if any.
