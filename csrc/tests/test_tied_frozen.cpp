@@ -119,8 +119,13 @@ TEST(tied_layers_own_only_their_bias) {
 
 TEST(session_gradient_matches_naive_twin_tied_and_contractive) {
     const std::size_t n = 23;
-    const auto x = unit_data(n, 10, 1);
     const std::vector<std::size_t> rows = {4, 17, 0, 9, 22, 13, 5, 11, 2, 19, 8, 15};
+    // Dense inputs, and inputs 80% zeros, which the first layer multiplies by their nonzeros
+    // (sparse_input.h): a tied first layer's weight gradient then takes the dense product, which
+    // adds to the decoder's share.
+    auto sparse = unit_data(n, 10, 1);
+    for (std::size_t i = 0; i < sparse.size(); ++i) sparse[i] = i % 5 == 2 ? sparse[i] : 0.0f;
+    for (const auto& x : {unit_data(n, 10, 1), sparse})
     for (const Options& c : kCases) {
         for (bool deep : {false, true}) {
             for (int threads : {1, 3}) {
