@@ -293,3 +293,17 @@ def test_tied_weights_halve_the_weights_and_set_weights_checks_the_tie():
         a = a @ W + b
         a = np.maximum(a, 0) if i < 3 else _sigmoid(a)
     np.testing.assert_allclose(ae.predict(X), a, atol=1e-5)
+
+
+def test_a_tied_or_contractive_network_saved_from_cpp_loads_as_its_autoencoder(tmp_path):
+    """A file without the estimator's metadata (as a C++ host writes it): the tie and the
+    penalty are read from the network itself."""
+    from fastae import _core
+
+    for kw in (dict(hidden_layer_sizes=(8, 4), tied_weights=True), dict(activation="tanh", contractive=0.3)):
+        ae = fit(**kw)
+        path = tmp_path / "cpp.fae"
+        _core.save_model(ae._model, bytes(path), None, True, b"")
+        back = fastae.load(path)
+        assert {k: back.get_params()[k] for k in kw} == kw
+        assert np.array_equal(back.predict(X), ae.predict(X))
