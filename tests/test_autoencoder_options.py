@@ -307,3 +307,11 @@ def test_a_tied_or_contractive_network_saved_from_cpp_loads_as_its_autoencoder(t
         back = fastae.load(path)
         assert {k: back.get_params()[k] for k in kw} == kw
         assert np.array_equal(back.predict(X), ae.predict(X))
+
+
+def test_warm_start_refuses_a_change_of_tied_weights():
+    ae = fit()
+    before = weights(ae)
+    with pytest.raises(ValueError, match="warm_start=True needs the fitted network's weight ties"):
+        ae.set_params(tied_weights=True, warm_start=True).fit(X)
+    assert np.array_equal(weights(ae), before)

@@ -357,6 +357,11 @@ class _NetworkEstimator(BaseEstimator):
                 what = "partial_fit" if partial else "warm_start=True"
                 raise ValueError(f"{what} needs the fitted layer sizes {list(self._model.layer_sizes)}; the "
                                  f"current parameters and X give {list(model.layer_sizes)}")
+            ties = [[layer["tied_to"] for layer in m.spec()["layers"]] for m in (self._model, model)]
+            if not partial and ties[0] != ties[1]:
+                raise ValueError(f"warm_start=True needs the fitted network's weight ties (tied_weights="
+                                 f"{any(t >= 0 for t in ties[0])}): its weights do not fit a network with "
+                                 f"tied_weights={any(t >= 0 for t in ties[1])}")
             if partial:
                 model = self._model.copy()  # weights and optimizer state continued (if any)
             else:
