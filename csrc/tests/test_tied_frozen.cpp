@@ -262,15 +262,19 @@ TEST(frozen_layers_are_not_updated_and_the_others_follow_their_gradient) {
 }
 
 // The session's gradient of the trainable layers is the full gradient's there, whatever is frozen
-// below or above (backward stops below the lowest trainable layer); frozen entries stay 0.
+// below or above (backward stops below the lowest trainable layer), tied or not; frozen entries
+// stay 0.
 TEST(frozen_layers_leave_the_trainable_gradient_unchanged) {
     const std::size_t n = 12;
     const auto x = unit_data(n, 10, 6);
     std::vector<std::size_t> rows(n);
     for (std::size_t i = 0; i < n; ++i) rows[i] = (i * 5) % n;
-    for (int frozen_mask : {0b0001, 0b0011, 0b0111, 0b1010}) {
+    const std::pair<bool, int> cases[] = {{false, 0b0001}, {false, 0b0011}, {false, 0b0111}, {false, 0b1010},
+                                          {true, 0b0110}, {true, 0b1001}};  // tied pairs: (0, 3), (1, 2)
+    for (auto [tied, frozen_mask] : cases) {
         Options o;
         o.dropout = 0.2;
+        o.tied = tied;
         NetworkSpec spec = spec_of(o, true);
         for (int l = 0; l < 4; ++l) spec.layers[std::size_t(l)].trainable = !(frozen_mask >> l & 1);
         spec.layers[1].activity_l1 = frozen_mask & 0b0010 ? 0.0 : 0.05;
