@@ -5,9 +5,11 @@ of the same size, epochs and seed:
   clean image, plain against trained with the same noise;
 - sparse codes (activity_l1 on a relu code, the KL sparsity penalty on a sigmoid code): mean |code|
   and the fraction of code values below 0.01, at the stated cost in clean reconstruction loss;
-- every option's seconds per epoch (the engine's, median) beside the plain model's.
+- every option's seconds per epoch (the engine's, median) beside the plain model's (tied weights
+  beside the plain relu model, the contractive penalty beside the plain sigmoid code).
 
     python benchmarks/ae_variants.py [--data ../shared/data/mnist.npz] [--epochs 5] [--threads 1]
+                                     [--only plain,tied_weights]
 """
 
 import argparse
@@ -36,6 +38,7 @@ def main():
     parser.add_argument("--data", default="../shared/data/mnist.npz")
     parser.add_argument("--epochs", type=int, default=5)
     parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--only", default="", help="comma-separated name prefixes of the variants to run")
     args = parser.parse_args()
     x_train, x_test = load(args.data)
     base = dict(hidden_layer_sizes=(64,), loss="bce", epochs=args.epochs, batch_size=256, random_state=0,
@@ -49,7 +52,12 @@ def main():
         "activity_l1=1e-4": dict(activity_l1=1e-4),
         "plain sigmoid code": dict(activation="sigmoid"),
         "sparsity_target=0.05": dict(activation="sigmoid", sparsity_target=0.05, sparsity_weight=0.1),
+        "tied_weights": dict(tied_weights=True),
+        "contractive=0.1": dict(activation="sigmoid", contractive=0.1),
     }
+    if args.only:
+        prefixes = args.only.split(",")
+        variants = {k: v for k, v in variants.items() if any(k.startswith(p) for p in prefixes)}
     noisy_test = masked(x_test, 0.3, seed=1)
     rows = []
     for name, kw in variants.items():

@@ -1,12 +1,14 @@
 """Writes the version-2 seeds of the model-file fuzz target (fuzz/corpus/model_file/v2_*.fae): small
 real model files, each a different path through the reader, together holding every section
 (NETW, HEAD, PARM, OPTC, OPTS of every optimizer, META, and a section the reader skips), every
-activation, loss, initializer and noise, and the per-layer penalties. Run from the repository root with fastae installed:
+activation, loss, initializer and noise, the per-layer penalties, tied weights, the contractive
+penalty and a frozen layer. Run from the repository root with fastae installed:
 python fuzz/make_seeds.py [out_dir].
 
 The corpus also holds version-1 files (the names without "v2_"), written by this script in fastae
-0.1.0, before format version 2. fastae no longer writes version 1, so they are kept as they are and
-this script leaves them alone. Training may round differently on another CPU, so a rerun can change
+0.1.0, before format version 2, and version-2 files with the 72-byte layer records of before tied
+weights (v2_records72_*, this script's output then). fastae writes neither any more, so they are
+kept as they are and this script leaves them alone. Training may round differently on another CPU, so a rerun can change
 weight bytes but not the structure. tests/test_fuzz.py checks that every committed seed still
 loads."""
 
@@ -114,6 +116,14 @@ def main():
     spec = {"n_inputs": 2, "code_layer": 0, "loss": "mae", "huber_delta": 1.0,
             "layers": [layer(2, "softplus", "he_uniform", l2=0.01, noise="masking", noise_level=0.25), layer(2, "linear")]}
     seeds["v2_mae.fae"] = _core.model_to_bytes(from_spec(spec, 7), settings("rmsprop"), False, b"")
+    # Tied weights (the decoder owns its biases only), the contractive penalty, a frozen layer; and
+    # a tied Autoencoder saved by Python.
+    spec = {"n_inputs": 4, "code_layer": 0, "loss": "bce", "huber_delta": 1.0,
+            "layers": [layer(3, "tanh", contractive=0.5), layer(2, "relu", trainable=False),
+                       layer(3, "elu", trainable=False), layer(4, "sigmoid", tied_to=0)]}
+    seeds["v2_tied_contractive_frozen.fae"] = _core.model_to_bytes(from_spec(spec, 11), None, False, b"")
+    est = Autoencoder(hidden_layer_sizes=(4, 2), tied_weights=True, epochs=2, batch_size=16, random_state=1).fit(x)
+    est.save(os.path.join(OUT, "v2_ae_tied.fae"))
     # A plain network (not a mirrored autoencoder): a valid file Python's Autoencoder refuses.
     seeds["v2_mlp_not_mirrored.fae"] = _core.model_to_bytes(network([4, 3, 2], "relu", "tanh", "mse", 8),
                                                             settings(), True, b"")

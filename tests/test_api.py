@@ -22,7 +22,8 @@ def test_init_only_stores_and_defaults_are_the_documented_ones():
         weight_decay=0.01, rho=0.9, validation_split=0.0, early_stopping=False, patience=10, min_delta=0.0,
         restore_best_weights=True, lr_schedule=None, lr_decay_rate=0.1, lr_decay_steps=10, lr_min=0.0, lr_patience=5,
         clipnorm=None, callbacks=None, max_time=None, l1=0.0, l2=0.0, dropout=0.0, noise=None, noise_level=0.1,
-        activity_l1=0.0, sparsity_target=None, sparsity_weight=1.0, decoder_layer_sizes=None)
+        activity_l1=0.0, sparsity_target=None, sparsity_weight=1.0, decoder_layer_sizes=None,
+        tied_weights=False, contractive=0.0)
     # Nothing is validated or learned at construction.
     bad = Autoencoder(hidden_layer_sizes="nonsense", learning_rate=-1)
     assert bad.learning_rate == -1

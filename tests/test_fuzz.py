@@ -20,7 +20,7 @@ import pytest
 
 from conftest import REPO
 from test_cpp import _tool
-from test_model_file import KNOWN, build_v1, file_of, parse_v1, parse_v2, section, sections_of
+from test_model_file import KNOWN, build_v1, file_of, netw, parse_v1, parse_v2, section, sections_of
 from fastae import _core
 
 SEEDS = os.path.join(REPO, "fuzz", "corpus", "model_file")
@@ -65,8 +65,8 @@ def test_the_seed_corpus_is_small_real_model_files():
     version-1 seed (the corpus keeps those of fastae 0.1.0) as version 2 with the same content, and
     as version 1, by the document's writer, byte for byte. Together they cover both versions, every
     section (a skipped one too), the state of every optimizer, every activation, loss, initializer and
-    noise, every per-layer penalty, metadata or none, mirrored autoencoders and a plain network, deep
-    and shallow."""
+    noise, every per-layer penalty, tied weights and a frozen layer, 72- and 88-byte layer records,
+    metadata or none, mirrored autoencoders and a plain network, deep and shallow."""
     names = sorted(os.listdir(SEEDS))
     assert len(names) >= 15
     seen = set()
@@ -86,18 +86,26 @@ def test_the_seed_corpus_is_small_real_model_files():
             assert build_v1(f["widths"], f["activation"], f["output_activation"], f["loss"], settings,
                             model.get_params(), state=model.optimizer_state(), metadata=metadata) == data, name
         else:
-            # Written back, it is the same file, less the sections this fastae skips.
+            # Written back, it is the same file, less the sections this fastae skips (72-byte layer
+            # records, of files from before tied weights, written as this version's 88-byte ones).
             sections = sections_of(data)
-            kept = b"".join(section(tag, payload, flags) for tag, flags, _, payload in sections if tag in KNOWN)
-            assert written == file_of(2, kept), name
-            seen.update(f"section {tag}" if tag in KNOWN else "skipped section" for tag, _, _, _ in sections)
             spec = parse_v2(data)["spec"]
+            record = struct.unpack_from("<I", dict((t, p) for t, _, _, p in sections)["NETW"], 12)[0]
+            seen.add(f"layer records of {record} bytes")
+            kept = b"".join(section(tag, netw(spec) if tag == "NETW" else payload, flags)
+                            for tag, flags, _, payload in sections if tag in KNOWN)
+            assert written == file_of(2, kept), name
+            if record == 88:
+                assert netw(spec) == dict((t, p) for t, _, _, p in sections)["NETW"], name
+            seen.update(f"section {tag}" if tag in KNOWN else "skipped section" for tag, _, _, _ in sections)
             seen.add(f"loss {spec['loss']}")
             for layer in spec["layers"]:
                 seen.update({f"activation {layer['activation']}", f"initializer {layer['initializer']}",
                              f"noise {layer['noise']}"})
-                seen.update(f"layer {k}" for k in ("l1", "l2", "dropout", "activity_l1", "sparsity_weight")
-                            if layer[k] > 0)
+                seen.update(f"layer {k}" for k in ("l1", "l2", "dropout", "activity_l1", "sparsity_weight",
+                                                    "contractive") if layer[k] > 0)
+                seen.update({"tied layer"} if layer["tied_to"] >= 0 else set())
+                seen.update({"frozen layer"} if not layer["trainable"] else set())
         state = model.optimizer_state()
         seen.add("state" if state is not None else "no state")
         if state is not None:
@@ -113,7 +121,8 @@ def test_the_seed_corpus_is_small_real_model_files():
                     *(f"section {tag}" for tag in KNOWN),
                     *(f"activation {a}" for a in _core.ACTIVATIONS), *(f"loss {l}" for l in _core.LOSSES),
                     *(f"initializer {i}" for i in _core.INITIALIZERS), *(f"noise {n}" for n in _core.NOISES),
-                    *(f"layer {k}" for k in ("l1", "l2", "dropout", "activity_l1", "sparsity_weight"))}
+                    *(f"layer {k}" for k in ("l1", "l2", "dropout", "activity_l1", "sparsity_weight", "contractive")),
+                    "tied layer", "frozen layer", "layer records of 72 bytes", "layer records of 88 bytes"}
 
 
 # ---- the libFuzzer run -----------------------------------------------------------------------

@@ -383,13 +383,14 @@ def test_hostile_metadata_is_refused(tmp_path):
 @pytest.fixture(scope="module")
 def encoder(digits):
     X, _, _, _ = digits
-    return Autoencoder(hidden_layer_sizes=(32, 16), epochs=5, random_state=0).fit(X)
+    return Autoencoder(hidden_layer_sizes=(32, 16), batch_size=32, epochs=60, random_state=0).fit(X)
 
 
 def test_frozen_encoder_layers_are_copied_and_never_change(encoder, digits):
     X, y, Xt, yt = digits
     before = [(W.copy(), b.copy()) for W, b in encoder.get_weights()]
-    clf = MLPClassifier(encoder=encoder, hidden_layer_sizes=(), epochs=20, random_state=0).fit(X, y)
+    clf = MLPClassifier(encoder=encoder, hidden_layer_sizes=(), batch_size=32, epochs=40, learning_rate=3e-3,
+                        random_state=0).fit(X, y)
     assert clf._model.layer_sizes == [64, 32, 16, 10]
     got = clf.get_weights()
     for (W, b), (W0, b0) in zip(got[:2], before[:2]):
@@ -473,7 +474,8 @@ def test_pipeline_grid_search_and_cross_val_score(digits):
 
     X, y, _, _ = digits
     X, y = X[:400], y[:400]
-    pipe = make_pipeline(StandardScaler(), MLPClassifier(hidden_layer_sizes=(16,), epochs=10, random_state=0))
+    pipe = make_pipeline(StandardScaler(), MLPClassifier(hidden_layer_sizes=(16,), batch_size=32, epochs=40,
+                                                         random_state=0))
     scores = cross_val_score(pipe, X, y, cv=3)
     assert scores.shape == (3,) and np.all(scores > 0.5)
     grid = GridSearchCV(MLPRegressor(epochs=5, random_state=0), {"hidden_layer_sizes": [(4,), (8,)]}, cv=2)

@@ -47,7 +47,7 @@ def layer_spec(units, activation, initializer="glorot_uniform", **options):
     """A layer as Model.spec() gives it: every key, the defaults unless given."""
     layer = {"units": units, "activation": activation, "alpha": 0.0, "initializer": initializer, "l1": 0.0,
              "l2": 0.0, "dropout": 0.0, "noise": "none", "noise_level": 0.0, "activity_l1": 0.0,
-             "sparsity_target": 0.0, "sparsity_weight": 0.0}
+             "sparsity_target": 0.0, "sparsity_weight": 0.0, "contractive": 0.0, "tied_to": -1, "trainable": True}
     layer.update(options)
     return layer
 # The state's slots of each optimizer, as torch names them (docs/model-format.md, OPTS).
@@ -173,16 +173,21 @@ def section(tag, payload, flags=None):
 LAYER_NUMBERS = ["alpha", "l1", "l2", "dropout", "noise_level", "activity_l1", "sparsity_target", "sparsity_weight"]
 
 
-def layer_record(layer):
-    """units, activation, initializer, noise, a reserved byte, then the 8 numbers (72 bytes)."""
-    return struct.pack("<IBBBx8d", layer["units"], CODES["activation"][layer["activation"]],
-                       CODES["initializer"][layer["initializer"]], CODES["noise"][layer["noise"]],
-                       *(layer[k] for k in LAYER_NUMBERS))
+def layer_record(layer, size=88):
+    """units, activation, initializer, noise, a reserved byte, the 8 numbers (72 bytes); then
+    contractive, tied_to + 1, the flags (bit 0: frozen) and 3 reserved bytes (88 bytes). Files
+    written before tied weights have the 72-byte records."""
+    record = struct.pack("<IBBBx8d", layer["units"], CODES["activation"][layer["activation"]],
+                         CODES["initializer"][layer["initializer"]], CODES["noise"][layer["noise"]],
+                         *(layer[k] for k in LAYER_NUMBERS))
+    if size == 72:
+        return record
+    return record + struct.pack("<dIBxxx", layer["contractive"], layer["tied_to"] + 1, 0 if layer["trainable"] else 1)
 
 
-def netw(spec):
-    return struct.pack("<4I", spec["n_inputs"], len(spec["layers"]), spec["code_layer"], 72) + b"".join(
-        layer_record(layer) for layer in spec["layers"])
+def netw(spec, size=88):
+    return struct.pack("<4I", spec["n_inputs"], len(spec["layers"]), spec["code_layer"], size) + b"".join(
+        layer_record(layer, size) for layer in spec["layers"])
 
 
 def head(spec):
@@ -259,12 +264,17 @@ def parse_v2(data):
     out = {"tags": [tag for tag, _, _, _ in sections]}
     c = _Cursor(payloads["NETW"], 0, len(payloads["NETW"]))
     n_inputs, n, code_layer, record = c.take("4I")
-    assert record == 72
+    assert record in (72, 88)
     layers = []
     for _ in range(n):
         units, a, i, noise, *numbers = c.take("IBBBx8d")
         layers.append({"units": units, "activation": NAMES["activation"][a], "initializer": NAMES["initializer"][i],
-                       "noise": NAMES["noise"][noise], **dict(zip(LAYER_NUMBERS, numbers))})
+                       "noise": NAMES["noise"][noise], **dict(zip(LAYER_NUMBERS, numbers)),
+                       "contractive": 0.0, "tied_to": -1, "trainable": True})
+        if record == 88:
+            contractive, tied, flags = c.take("dIBxxx")
+            assert flags in (0, 1)
+            layers[-1].update(contractive=contractive, tied_to=tied - 1, trainable=flags == 0)
     assert c.pos == c.end
     loss, huber_delta = struct.unpack("<Bxxxd", payloads["HEAD"])
     out["spec"] = {"n_inputs": n_inputs, "code_layer": code_layer, "loss": NAMES["loss"][loss],
@@ -471,6 +481,27 @@ def test_bytes_match_the_documented_layout(fitted, tmp_path):
     assert build_v2(model.spec(), f["settings"], model.get_params(), state=state, metadata=f["metadata"]) == data
     # Every float array starts at a multiple of 4 bytes.
     assert data.index(np.asarray(model.get_params(), "<f4").tobytes()) % 4 == 0
+
+
+def test_tied_contractive_and_frozen_layers_match_the_documented_layout():
+    """The 88-byte record's tail as the document writes it, and a file of 72-byte records (written
+    before tied weights) loading with the defaults and saving as 88-byte records."""
+    spec = {"n_inputs": 5, "code_layer": 0, "loss": "bce", "huber_delta": 1.0,
+            "layers": [layer_spec(3, "sigmoid", contractive=0.25), layer_spec(3, "relu", trainable=False),
+                       layer_spec(5, "sigmoid", tied_to=0)]}
+    model = _core.Model.from_spec(spec)
+    model.init_weights(2)
+    assert model.spec() == spec and model.n_params == 5 * 3 + 3 + 3 * 3 + 3 + 5  # the tied layer: its bias only
+    data = _core.model_to_bytes(model, None, True, b"")
+    f = parse_v2(data)
+    assert f["spec"] == spec
+    assert build_v2(spec, f["settings"], model.get_params()) == data
+    plain = {**spec, "layers": [layer_spec(3, "sigmoid"), layer_spec(5, "sigmoid")]}
+    old = file_of(2, section("NETW", netw(plain, 72)) + section("HEAD", head(plain)) +
+                  section("PARM", parm(np.zeros(5 * 3 + 3 + 3 * 5 + 5))) + section("OPTC", settings_block(f["settings"])))
+    back, _, _ = _core.model_from_bytes(old)
+    assert back.spec() == plain
+    assert parse_v2(_core.model_to_bytes(back, None, True, b""))["spec"] == plain
 
 
 def _every_kind_of_network():
@@ -890,7 +921,9 @@ def _hostile_v1_cases():
 
 def _hostile_v2_cases():
     """Hostile version-2 files, from the small file whose sections lie at NETW 24, HEAD 200, PARM 228,
-    OPTC 320, OPTS 428 and META 728 (docs/model-format.md, "An example", with bce)."""
+    OPTC 320, OPTS 428 and META 728 (docs/model-format.md, "An example", with bce, written with the
+    72-byte layer records of files from before tied weights, which the reader still takes); then
+    the fields of the 88-byte record."""
     spec = _small_spec()
     s = settings_of()
     zeros = np.zeros(17)
@@ -898,7 +931,7 @@ def _hostile_v2_cases():
     big = 2**31 - 1
 
     def build(netw_=None, head_=None, parm_=None, optc_=None, opts_=None, meta_=b"meta", tags=None, extra=()):
-        payloads = {"NETW": netw(spec) if netw_ is None else netw_, "HEAD": head(spec) if head_ is None else head_,
+        payloads = {"NETW": netw(spec, 72) if netw_ is None else netw_, "HEAD": head(spec) if head_ is None else head_,
                     "PARM": parm(zeros) if parm_ is None else parm_,
                     "OPTC": settings_block(s) if optc_ is None else optc_,
                     "OPTS": opts(state) if opts_ is None else opts_, "META": meta_}
@@ -939,19 +972,29 @@ def _hostile_v2_cases():
         ("bytes after HEAD's fields", build(head_=head(spec) + b"\0\0\0\0"),
          "section HEAD at byte 200: 4 unexpected bytes at byte 228"),
         # Counts larger than the bytes, and sizes no file could hold.
-        ("2^32-1 layers", build(netw_=patched(netw(spec), 4, "I", 2**32 - 1)),
+        ("2^32-1 layers", build(netw_=patched(netw(spec, 72), 4, "I", 2**32 - 1)),
          "section NETW at byte 24: the layer count at byte 44 is 4294967295 \\(must be in \\[1, 4095\\]\\)"),
-        ("4095 layers in 96 bytes", build(netw_=patched(netw(spec), 4, "I", 4095)),
+        ("4095 layers in 96 bytes", build(netw_=patched(netw(spec, 72), 4, "I", 4095)),
          "the layer records at byte 56 claims 4095 values of 72 bytes but only 144 bytes remain"),
-        ("record size 48", build(netw_=patched(netw(spec), 12, "I", 48)),
-         "the layer record size at byte 52 is 48; version 2 records are 72 bytes"),
-        ("code layer -1", build(netw_=patched(netw(spec), 8, "i", -1)), "code_layer at byte 48 is 4294967295"),
-        ("widths claiming 2^63 parameters", build(netw_=netw(layers(big, big))),
+        ("record size 48", build(netw_=patched(netw(spec, 72), 12, "I", 48)),
+         "the layer record size at byte 52 is 48; version 2 records are 88 bytes \\(72 in files written before"),
+        ("72-byte records read as 88", build(netw_=patched(netw(spec, 72), 12, "I", 88)),
+         "the layer records at byte 56 claims 2 values of 88 bytes but only 144 bytes remain"),
+        # The 88-byte record's tail (NETW payload byte k is file byte 40 + k; records at 16 and 104).
+        ("NaN contractive", build(netw_=patched(netw(spec), 16 + 72, "d", nan)), "layers\\[0\\].contractive at byte 128 is nan"),
+        ("tied to itself", build(netw_=patched(netw(spec), 104 + 80, "I", 2)),
+         "layers\\[1\\].tied_to \\+ 1 at byte 224 is 2 \\(must be in \\[0, 1\\]\\)"),
+        ("unknown flag", build(netw_=patched(netw(spec), 16 + 84, "B", 2)), "layers\\[0\\].flags at byte 140 is 2"),
+        ("reserved byte", build(netw_=patched(netw(spec), 104 + 87, "B", 1)),
+         "layers\\[1\\].reserved bytes at byte 231 must be 0, got 1"),
+        ("contractive on relu", build(netw_=patched(netw(spec), 16 + 72, "d", 0.5)), "sigmoid or tanh"),
+        ("code layer -1", build(netw_=patched(netw(spec, 72), 8, "i", -1)), "code_layer at byte 48 is 4294967295"),
+        ("widths claiming 2^63 parameters", build(netw_=netw(layers(big, big), 72)),
          "section HEAD at byte 200: the network of NETW \\(at byte 24\\) and this HEAD has 9223372032559808512 "
          "parameters, more than the \\d+ bytes after HEAD could hold"),
-        ("16 GiB of weights claimed", build(netw_=netw(wide), head_=head({**spec, "loss": "mse"})),
+        ("16 GiB of weights claimed", build(netw_=netw(wide, 72), head_=head({**spec, "loss": "mse"})),
          "has 4294967295 parameters, more than"),
-        ("6 layers overflowing 2^64", build(netw_=netw({**layers(*[big] * 6), "code_layer": 2})),
+        ("6 layers overflowing 2^64", build(netw_=netw({**layers(*[big] * 6), "code_layer": 2}, 72)),
          "its layer widths give more than 2\\^64 parameters"),
         ("PARM count 2^61", build(parm_=parm(zeros, count=2**61)),
          "section PARM at byte 228: the parameter count at byte 244 is 2305843009213693952 but the network has 17"),
@@ -964,9 +1007,9 @@ def _hostile_v2_cases():
         ("metadata of 1 MiB + 1", build(meta_=b"m" * (2**20 + 1)), "holds 1048577 bytes of metadata"),
         ("empty META", build(meta_=b""), "section META at byte 728: it is empty"),
         # Bad codes.
-        ("activation code 200", build(netw_=patched(netw(spec), 20, "B", 200)),
+        ("activation code 200", build(netw_=patched(netw(spec, 72), 20, "B", 200)),
          "layers\\[0\\].activation at byte 60 has code 200 \\(known codes: 0 linear, 1 relu"),
-        ("initializer code 77", build(netw_=patched(netw(spec), 21, "B", 77)),
+        ("initializer code 77", build(netw_=patched(netw(spec, 72), 21, "B", 77)),
          "layers\\[0\\].initializer at byte 61 has code 77"),
         ("loss code 99", build(head_=patched(head(spec), 0, "B", 99)),
          "section HEAD at byte 200: the loss at byte 216 has code 99"),
@@ -977,10 +1020,10 @@ def _hostile_v2_cases():
         ("setting ids swapped", build(optc_=patched(patched(settings_block(s), 8, "I", 2), 20, "I", 1)),
          "setting id 2 \\(beta1\\) at byte 344 is out of place"),
         # Non-finite values.
-        ("NaN alpha", build(netw_=patched(netw(spec), 24, "d", nan)), "layers\\[0\\].alpha at byte 64 is nan"),
-        ("infinite l2", build(netw_=patched(netw(spec), 88 + 24, "d", inf)), "layers\\[1\\].l2 at byte 152 is inf"),
-        ("NaN noise_level", build(netw_=patched(netw(spec), 56, "d", nan)), "layers\\[0\\].noise_level at byte 96 is nan"),
-        ("noise code 7", build(netw_=patched(netw(spec), 22, "B", 7)), "layers\\[0\\].noise at byte 62 has code 7"),
+        ("NaN alpha", build(netw_=patched(netw(spec, 72), 24, "d", nan)), "layers\\[0\\].alpha at byte 64 is nan"),
+        ("infinite l2", build(netw_=patched(netw(spec, 72), 88 + 24, "d", inf)), "layers\\[1\\].l2 at byte 152 is inf"),
+        ("NaN noise_level", build(netw_=patched(netw(spec, 72), 56, "d", nan)), "layers\\[0\\].noise_level at byte 96 is nan"),
+        ("noise code 7", build(netw_=patched(netw(spec, 72), 22, "B", 7)), "layers\\[0\\].noise at byte 62 has code 7"),
         ("NaN huber_delta", build(head_=patched(head(spec), 4, "d", nan)), "huber_delta at byte 220 is nan"),
         ("NaN weight", build(parm_=parm([np.nan] + [0] * 16)), "the parameters \\(from byte 252\\): value 0 is nan"),
         ("infinite learning rate", build(optc_=patched(settings_block(s), 12, "d", inf)),
@@ -1002,14 +1045,14 @@ def _hostile_v2_cases():
         ("negative exp_avg_sq", build(opts_=opts({**state, "v": -np.ones(17)})),
          "section OPTS at byte 428: the optimizer state is invalid: .*must be >= 0"),
         # Networks Model refuses.
-        ("dropout on the output", build(netw_=patched(netw(spec), 88 + 32, "d", 0.5)),
+        ("dropout on the output", build(netw_=patched(netw(spec, 72), 88 + 32, "d", 0.5)),
          "section HEAD at byte 200: the network of NETW \\(at byte 24\\) and this HEAD is invalid: .*dropout"),
         ("bce after linear", build(netw_=netw(_small_spec(output="linear"))), "is invalid: .*sigmoid"),
-        ("softmax inside", build(netw_=patched(netw(spec), 20, "B", CODES["activation"]["softmax"])),
+        ("softmax inside", build(netw_=patched(netw(spec, 72), 20, "B", CODES["activation"]["softmax"])),
          "is invalid: .*output layer only"),
-        ("noise inside", build(netw_=patched(netw(spec), 88 + 6, "B", CODES["noise"]["gaussian"])),
+        ("noise inside", build(netw_=patched(netw(spec, 72), 88 + 6, "B", CODES["noise"]["gaussian"])),
          "is invalid: .*noise"),
-        ("sparsity on relu", build(netw_=patched(netw(spec), 16 + 64, "d", 0.5)), "is invalid: .*sparsity"),
+        ("sparsity on relu", build(netw_=patched(netw(spec, 72), 16 + 64, "d", 0.5)), "is invalid: .*sparsity"),
     ]
 
 

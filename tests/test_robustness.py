@@ -110,6 +110,8 @@ BAD_PARAMS = {
     "sparsity_target": ("(0.0, 1.0)", [0.0, 1.0, -0.5, float("nan"), "0.05"]),
     "sparsity_weight": ("[0.0, inf)", [-1.0, float("inf"), "3", None]),
     "decoder_layer_sizes": ("integers in [1, 2147483647]", [(0,), (4, -1), "64", (2.5,), (True,), {"a": 1}]),
+    "tied_weights": ("True or False", [1, "yes", None]),
+    "contractive": ("[0.0, inf)", [-0.1, float("nan"), float("inf"), "0.1", None]),
 }
 RANDOM_STATE_TYPES = ["seed", 1.5, object]  # "None, an int, ... RandomState or ... Generator"
 

@@ -361,3 +361,90 @@ def test_sample_weight_with_sgd_momentum_trains_as_torch(digits):
     params = dict(hidden_layer_sizes=HIDDEN, activation="gelu", output_activation="sigmoid", loss="bce",
                   optimizer="sgd", learning_rate=0.5)
     assert_same_training(start(64, HIDDEN, "sw-sgd"), digits, params, sample_weight=sw)
+
+
+# ---- tied weights and the contractive penalty ------------------------------------------------
+
+def tied_start(d, hidden, *seed):
+    """Initial weights of a tied network: each decoder layer's W is its mirror's W transposed."""
+    weights = start(d, hidden, *seed)
+    n = len(weights)
+    return [(W if i < n // 2 else weights[n - 1 - i][0].T.copy(), b) for i, (W, b) in enumerate(weights)]
+
+
+def train_torch_tied(weights, X, hidden_acts, optimizer, hyper, tied, l2=0.0, contractive=0.0):
+    """A torch network with parameters W_l (n_in, n_out), b_l, in which decoder layer i (tied) uses
+    W_{n-1-i}.T: torch sums the gradients of both uses of a shared tensor. The contractive term is
+    contractive * sum over samples of ||dh/dx||_F^2 / batch, with the Jacobian rows from autograd
+    (create_graph, so the penalty's own gradient flows). bce on the logits; l2 on each distinct W."""
+    n = len(weights)
+    Ws = [torch.nn.Parameter(torch.from_numpy(W.copy())) for W, _ in weights]
+    bs = [torch.nn.Parameter(torch.from_numpy(b.copy())) for _, b in weights]
+    owned = [i for i in range(n) if not (tied and i >= n // 2)]
+    matrices = [Ws[n - 1 - i].T if tied and i >= n // 2 else Ws[i] for i in range(n)]
+    opt = torch_optimizer(optimizer, [Ws[i] for i in owned] + bs, hyper)
+    Xt = torch.from_numpy(X)
+    history = []
+    for _ in range(EPOCHS):
+        total = 0.0
+        for s in range(0, len(X), BATCH):
+            xb = Xt[s:s + BATCH].clone().requires_grad_(contractive > 0)
+            a, code = xb, None
+            for i in range(n):
+                z = a @ matrices[i] + bs[i]
+                a = z if i == n - 1 else torch_activation(hidden_acts[i], 0.01)(z)
+                if i == 0:
+                    code = a
+            loss = F.binary_cross_entropy_with_logits(a, xb.detach())
+            for i in owned:
+                loss = loss + l2 * (Ws[i] ** 2).sum()
+            if contractive > 0:
+                frob = sum((torch.autograd.grad(code[:, j].sum(), xb, create_graph=True)[0] ** 2).sum()
+                           for j in range(code.shape[1]))
+                loss = loss + contractive * frob / len(xb)
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+            total += loss.item() * len(xb)
+        history.append(total / len(X))
+    out = [(matrices[i].detach().numpy().copy(), bs[i].detach().numpy().copy()) for i in range(n)]
+    return out, history
+
+
+@pytest.mark.parametrize("hidden,activation,optimizer,l2,contractive", [
+    ((16, 8), "relu", "adam", 0.0, 0.0),
+    ((16, 8), "tanh", "sgd", 0.01, 0.0),   # l2 counted once per shared matrix
+    ((12,), "sigmoid", "adam", 0.0, 0.5),  # tied and contractive
+])
+def test_tied_weights_train_as_torch(digits, hidden, activation, optimizer, l2, contractive):
+    weights = tied_start(digits.shape[1], hidden, "tied", activation)
+    hyper = {"learning_rate": 0.05 if optimizer == "sgd" else 1e-2, "momentum": 0.0, "nesterov": False}
+    params = dict(hidden_layer_sizes=hidden, activation=activation, loss="bce", optimizer=optimizer,
+                  tied_weights=True, l2=l2, contractive=contractive, **hyper)
+    got, got_history = train_fastae(weights, digits, params)
+    acts = [activation] * (len(weights) - 1)
+    want, want_history = train_torch_tied(weights, digits, acts, optimizer, hyper, True, l2, contractive)
+    assert max(np.abs(W1 - W0).max() for (W1, _), (W0, _) in zip(want, weights)) > 100 * ATOL
+    for layer, ((W, b), (W_ref, b_ref)) in enumerate(zip(got, want)):
+        np.testing.assert_allclose(W, W_ref, rtol=RTOL, atol=ATOL, err_msg=f"layer {layer} W")
+        np.testing.assert_allclose(b, b_ref, rtol=RTOL, atol=ATOL, err_msg=f"layer {layer} b")
+    np.testing.assert_allclose(got_history, want_history, rtol=1e-6, atol=1e-8)
+    n = len(got)
+    for i in range(n // 2, n):  # still tied after training
+        assert np.array_equal(got[i][0], got[n - 1 - i][0].T)
+
+
+@pytest.mark.parametrize("activation,optimizer", [("tanh", "adam"), ("sigmoid", "sgd")])
+def test_contractive_trains_as_torch_autograd_jacobian(digits, activation, optimizer):
+    weights = start(digits.shape[1], (12,), "contractive", activation)
+    hyper = {"learning_rate": 0.05 if optimizer == "sgd" else 1e-2, "momentum": 0.0, "nesterov": False}
+    params = dict(hidden_layer_sizes=(12,), activation=activation, loss="bce", optimizer=optimizer,
+                  contractive=0.3, **hyper)
+    got, got_history = train_fastae(weights, digits, params)
+    want, want_history = train_torch_tied(weights, digits, [activation], optimizer, hyper, False, contractive=0.3)
+    for layer, ((W, b), (W_ref, b_ref)) in enumerate(zip(got, want)):
+        np.testing.assert_allclose(W, W_ref, rtol=RTOL, atol=ATOL, err_msg=f"layer {layer} W")
+        np.testing.assert_allclose(b, b_ref, rtol=RTOL, atol=ATOL, err_msg=f"layer {layer} b")
+    np.testing.assert_allclose(got_history, want_history, rtol=1e-6, atol=1e-8)
+    plain, plain_history = train_fastae(weights, digits, {**params, "contractive": 0.0})
+    assert got_history[0] > plain_history[0]  # the penalty is in the reported loss

@@ -101,7 +101,8 @@ fastae::OptimizerConfig settings_from_dict(const py::dict& d) {
 
 // The network as {"n_inputs", "code_layer", "loss", "huber_delta", "layers": [{"units",
 // "activation", "alpha", "initializer", "l1", "l2", "dropout", "noise", "noise_level",
-// "activity_l1", "sparsity_target", "sparsity_weight"}, ...]} (fastae::NetworkSpec).
+// "activity_l1", "sparsity_target", "sparsity_weight", "contractive", "tied_to", "trainable"}, ...]}
+// (fastae::NetworkSpec).
 py::dict spec_to_dict(const fastae::NetworkSpec& spec) {
     py::list layers;
     for (const fastae::LayerSpec& l : spec.layers) {
@@ -118,6 +119,9 @@ py::dict spec_to_dict(const fastae::NetworkSpec& spec) {
         d["activity_l1"] = l.activity_l1;
         d["sparsity_target"] = l.sparsity_target;
         d["sparsity_weight"] = l.sparsity_weight;
+        d["contractive"] = l.contractive;
+        d["tied_to"] = l.tied_to;
+        d["trainable"] = l.trainable;
         layers.append(d);
     }
     py::dict d;
@@ -149,7 +153,7 @@ fastae::NetworkSpec spec_from_dict(const py::dict& d) {
     for (const py::handle& item : d["layers"].cast<py::list>()) {
         const py::dict l = item.cast<py::dict>();
         check_keys(l, {"units", "activation", "alpha", "initializer", "l1", "l2", "dropout", "noise", "noise_level",
-                       "activity_l1", "sparsity_target", "sparsity_weight"},
+                       "activity_l1", "sparsity_target", "sparsity_weight", "contractive", "tied_to", "trainable"},
                    "a layer spec");
         fastae::LayerSpec layer;
         layer.units = l["units"].cast<int>();
@@ -166,6 +170,9 @@ fastae::NetworkSpec spec_from_dict(const py::dict& d) {
         if (l.contains("activity_l1")) layer.activity_l1 = l["activity_l1"].cast<double>();
         if (l.contains("sparsity_target")) layer.sparsity_target = l["sparsity_target"].cast<double>();
         if (l.contains("sparsity_weight")) layer.sparsity_weight = l["sparsity_weight"].cast<double>();
+        if (l.contains("contractive")) layer.contractive = l["contractive"].cast<double>();
+        if (l.contains("tied_to")) layer.tied_to = l["tied_to"].cast<int>();
+        if (l.contains("trainable")) layer.trainable = l["trainable"].cast<bool>();
         spec.layers.push_back(layer);
     }
     return spec;
@@ -511,7 +518,8 @@ PYBIND11_MODULE(_core, mod) {
                     "A model from a network spec dict (see spec()).")
         .def("spec", [](const Model& m) { return spec_to_dict(m.spec()); },
              "The network as a dict: n_inputs, code_layer, loss, huber_delta, layers [{units, activation, alpha, "
-             "initializer, l1, l2, dropout}].")
+             "initializer, l1, l2, dropout, noise, noise_level, activity_l1, sparsity_target, sparsity_weight, "
+             "contractive, tied_to, trainable}].")
         .def_property_readonly("layer_sizes", [](const Model& m) { return m.config().layer_sizes; })
         .def_property_readonly("activation", [](const Model& m) { return fastae::name_of(m.config().activation); })
         .def_property_readonly("output_activation",
@@ -524,6 +532,7 @@ PYBIND11_MODULE(_core, mod) {
         .def_property_readonly("code_size", &Model::code_size)
         .def_property_readonly("n_params", &Model::n_params)
         .def("param_offset", &Model::param_offset, py::arg("layer"))
+        .def("bias_offset", &Model::bias_offset, py::arg("layer"))
         .def("init_weights", &Model::init_weights, py::arg("seed"))
         .def("get_params", [](const Model& m) {
             FloatArray out(static_cast<py::ssize_t>(m.n_params()));

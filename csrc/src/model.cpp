@@ -85,6 +85,12 @@ std::size_t Model::param_offset(int layer) const {
     return impl_->net.layer(layer).offset;
 }
 
+std::size_t Model::bias_offset(int layer) const {
+    require(layer >= 0 && layer < n_layers(),
+            "layer must be in [0, " + std::to_string(n_layers()) + "), got " + std::to_string(layer));
+    return impl_->net.layer(layer).bias_offset();
+}
+
 void Model::init_weights(std::uint64_t seed) {
     Writing writing(impl_->guard, "init_weights");
     detail::Rng rng(seed);
@@ -93,7 +99,8 @@ void Model::init_weights(std::uint64_t seed) {
         const InitializerTraits& init = traits_of(impl_->net.spec().layers[std::size_t(l)].initializer);
         const double fan = init.fan == 0 ? 0.5 * double(layer.n_in + layer.n_out) : double(layer.n_in);
         float* w = impl_->params.data() + layer.offset;
-        const std::size_t count = std::size_t(layer.n_in) * std::size_t(layer.n_out);
+        // A tied layer draws nothing: its W is its mirror's.
+        const std::size_t count = layer.tied_to >= 0 ? 0 : std::size_t(layer.n_in) * std::size_t(layer.n_out);
         if (init.normal) {
             // Keras' truncated normal: draws beyond two std are drawn again; the std is enlarged
             // by 1 / 0.8796... so that the truncated draws have std sqrt(scale / fan).
@@ -103,7 +110,8 @@ void Model::init_weights(std::uint64_t seed) {
             const double limit = std::sqrt(3.0 * init.scale / fan);  // glorot_uniform: sqrt(6 / (n_in + n_out))
             for (std::size_t i = 0; i < count; ++i) w[i] = float((2.0 * rng.uniform() - 1.0) * limit);
         }
-        std::fill(w + count, w + count + std::size_t(layer.n_out), 0.0f);
+        float* b = impl_->params.data() + layer.bias_offset();
+        std::fill(b, b + layer.n_out, 0.0f);
     }
 }
 
@@ -236,7 +244,11 @@ double Model::loss_and_gradient(std::size_t n, const float* x, const float* y, f
     Reading reading(impl_->guard, "loss_and_gradient");
     detail::Workspace ws(net, n);
     const double scale = 1.0 / detail::head_normaliser(net.head().loss, double(n), d_out);
-    // The gradient of the mean loss without dropout (no step context: dropout is training's).
+    // The gradient of the mean loss without dropout (no step context: dropout is training's);
+    // frozen layers get none (0).
+    for (const detail::DenseLayer& layer : net.layers()) {
+        if (!layer.trainable) std::fill(grad + layer.owned_begin(), grad + layer.owned_end(), 0.0f);
+    }
     const double sum = detail::loss_gradient_batch(net, params(), ConstMatrixMap(x, d_in, Eigen::Index(n)),
                                                    ConstMatrixMap(y, d_out, Eigen::Index(n)),
                                                    detail::ColumnScale{float(scale), nullptr}, nullptr,

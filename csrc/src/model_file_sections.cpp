@@ -24,7 +24,8 @@ namespace {
 
 constexpr std::uint32_t kRequired = 1;           // section flags, bit 0
 constexpr std::size_t kSectionHeaderSize = 16;   // tag, flags, length
-constexpr std::uint32_t kLayerRecordSize = 72;   // NETW's per-layer record in this version
+constexpr std::uint32_t kLayerRecordSize = 88;   // NETW's per-layer record in this version
+constexpr std::uint32_t kLayerRecordSize72 = 72; // the record before contractive, tied_to, trainable
 constexpr std::uint32_t kMaxSlotName = 64;       // OPTS: bytes in a slot's name
 constexpr std::uint32_t kMaxInt = std::uint32_t(std::numeric_limits<int>::max());
 
@@ -90,12 +91,13 @@ void write_netw(Writer& w, const Model& model) {
     w.u32(kLayerRecordSize);
     for (std::size_t i = 0; i < layers.size(); ++i) {
         const auto& [units, activation, initializer, l1, l2, dropout, noise, noise_level, activity_l1, sparsity_target,
-                     sparsity_weight] = layers[i];
+                     sparsity_weight, contractive, tied_to, trainable] = layers[i];
         const std::pair<const char*, double> numbers[] = {
             {"alpha", activation.alpha},    {"l1", l1},
             {"l2", l2},                     {"dropout", dropout},
             {"noise_level", noise_level},   {"activity_l1", activity_l1},
-            {"sparsity_target", sparsity_target}, {"sparsity_weight", sparsity_weight}};
+            {"sparsity_target", sparsity_target}, {"sparsity_weight", sparsity_weight},
+            {"contractive", contractive}};
         for (const auto& [name, value] : numbers) {
             if (!std::isfinite(value)) {
                 throw std::invalid_argument("layers[" + str(i) + "]." + name + " is " + number(value) +
@@ -110,6 +112,9 @@ void write_netw(Writer& w, const Model& model) {
         w.u8(file_code(noise));
         w.zeros(1);
         for (const auto& [name, value] : numbers) w.f64(value);
+        w.u32(std::uint32_t(tied_to + 1));  // 0: owns its W (tied_to -1 is checked by the model)
+        w.u8(trainable ? 0 : 1);            // flags: bit 0, frozen
+        w.zeros(3);
     }
 }
 
@@ -139,11 +144,11 @@ void read_netw(Reader& r, Parsed& p) {
     spec.code_layer = int(read_u32_in(r, "code_layer", 0, n_layers - 1));
     const std::size_t record_at = r.pos();
     const std::uint32_t record = r.u32("the layer record size");
-    if (record != kLayerRecordSize) {
+    if (record != kLayerRecordSize && record != kLayerRecordSize72) {
         r.fail("the layer record size at byte " + str(record_at) + " is " + str(record) + "; version 2 records are " +
-               str(kLayerRecordSize) + " bytes");
+               str(kLayerRecordSize) + " bytes (" + str(kLayerRecordSize72) + " in files written before tied weights)");
     }
-    r.need_array(n_layers, kLayerRecordSize, "the layer records");
+    r.need_array(n_layers, record, "the layer records");
     spec.layers.resize(n_layers);
     for (std::uint32_t i = 0; i < n_layers; ++i) {
         LayerSpec& layer = spec.layers[i];
@@ -161,6 +166,14 @@ void read_netw(Reader& r, Parsed& p) {
         layer.activity_l1 = read_finite(r, name + "activity_l1");
         layer.sparsity_target = read_finite(r, name + "sparsity_target");
         layer.sparsity_weight = read_finite(r, name + "sparsity_weight");
+        if (record == kLayerRecordSize72) continue;  // the defaults: no contractive penalty, own W, trainable
+        layer.contractive = read_finite(r, name + "contractive");
+        layer.tied_to = int(read_u32_in(r, name + "tied_to + 1", 0, i)) - 1;  // an earlier layer, or 0
+        const std::size_t flags_at = r.pos();
+        const std::uint8_t flags = r.u8(name + "flags");
+        if (flags > 1) r.fail(name + "flags at byte " + str(flags_at) + " is " + str(flags) + " (only bit 0, frozen, is defined)");
+        layer.trainable = flags == 0;
+        r.zeros(3, name + "reserved bytes");
     }
 }
 
@@ -182,7 +195,7 @@ std::optional<std::uint64_t> parameter_count(const NetworkSpec& spec) {
     std::uint64_t total = 0, n_in = std::uint64_t(spec.n_inputs);
     for (const LayerSpec& layer : spec.layers) {
         const std::uint64_t n_out = std::uint64_t(layer.units);
-        const std::uint64_t count = n_in * n_out + n_out;
+        const std::uint64_t count = (layer.tied_to >= 0 ? 0 : n_in * n_out) + n_out;  // a tied layer: its b
         if (count > std::numeric_limits<std::uint64_t>::max() - total) return std::nullopt;
         total += count;
         n_in = n_out;

@@ -36,6 +36,47 @@ bool in_range(double v, double low, double high, bool high_closed = false) {
     return std::isfinite(v) && v >= low && (high_closed ? v <= high : v < high);
 }
 
+// The contractive penalty: the Jacobian of a sigmoid or tanh first layer's output (the code of
+// a one-hidden-layer encoder) with respect to the network's input.
+void check_contractive(const LayerSpec& layer, const std::string& name, std::size_t i, bool is_output) {
+    require(in_range(layer.contractive, 0.0, 1e30),
+            name + ".contractive must be a finite number >= 0, got " + number(layer.contractive));
+    if (layer.contractive == 0.0) return;
+    require(i == 0 && !is_output, name + ": the contractive penalty is on the first layer's output (the code of a "
+                                         "one-hidden-layer encoder), with a layer after it");
+    const Activation kind = layer.activation.kind;
+    require(kind == Activation::sigmoid || kind == Activation::tanh,
+            name + ": the contractive penalty needs a sigmoid or tanh layer, got '" + name_of(kind) + "'");
+}
+
+// Tied weights: an earlier, untied layer of the transposed shape, tied to by this layer only,
+// with the same trainable flag; the tied layer's own l1 and l2 are 0.
+void check_tie(const NetworkSpec& spec, std::size_t i, const std::string& name) {
+    const LayerSpec& layer = spec.layers[i];
+    if (layer.tied_to == -1) return;
+    require(layer.tied_to >= 0 && std::size_t(layer.tied_to) < i,
+            name + ".tied_to must be -1 or an earlier layer's index in [0, " + std::to_string(i) + "), got " +
+                std::to_string(layer.tied_to));
+    const std::size_t k = std::size_t(layer.tied_to);
+    const LayerSpec& mirror = spec.layers[k];
+    const int mirror_in = k == 0 ? spec.n_inputs : spec.layers[k - 1].units;
+    const int own_in = spec.layers[i - 1].units;
+    require(mirror.tied_to == -1, name + " is tied to layers[" + std::to_string(k) + "], which is itself tied");
+    require(own_in == mirror.units && layer.units == mirror_in,
+            name + " (" + std::to_string(own_in) + " -> " + std::to_string(layer.units) + ") cannot use layers[" +
+                std::to_string(k) + "]'s weights (" + std::to_string(mirror_in) + " -> " +
+                std::to_string(mirror.units) + ") transposed: the widths do not mirror");
+    for (std::size_t j = k + 1; j < i; ++j) {
+        require(spec.layers[j].tied_to != layer.tied_to,
+                name + " and layers[" + std::to_string(j) + "] are both tied to layers[" + std::to_string(k) + "]");
+    }
+    require(layer.l1 == 0.0 && layer.l2 == 0.0,
+            name + ": a tied layer's l1 and l2 must be 0 (its W is layers[" + std::to_string(k) +
+                "]'s, penalised there)");
+    require(layer.trainable == mirror.trainable,
+            name + " and layers[" + std::to_string(k) + "] share a W, so both must be trainable or both frozen");
+}
+
 void check_layer(const NetworkSpec& spec, std::size_t i) {
     const LayerSpec& layer = spec.layers[i];
     const std::string name = "layers[" + std::to_string(i) + "]";
@@ -84,6 +125,8 @@ void check_layer(const NetworkSpec& spec, std::size_t i) {
     }
     require(!is_output || (layer.activity_l1 == 0.0 && layer.sparsity_weight == 0.0),
             name + ": activity penalties are for hidden layers (the code), not the output layer");
+    check_contractive(layer, name, i, is_output);
+    check_tie(spec, i, name);
 }
 
 void check_head(const NetworkSpec& spec) {
@@ -160,6 +203,79 @@ double add_activity_terms(const DenseLayer& layer, int l, const StepContext& ctx
     return value;
 }
 
+// The contractive penalty of the first layer (LayerSpec::contractive, lambda), for these b
+// columns: with s_j = sum_i W_ji^2 and g_j = f'(z_j) (sigmoid: h (1 - h); tanh: 1 - h^2), adds
+// its gradient with respect to z, (lambda / batch) * 2 g_j g'_j s_j (sigmoid: g' = g (1 - 2h);
+// tanh: g' = -2 h g), to dz, keeps s (scratch[0, n_out)) and the columns' sum of g_j^2
+// (scratch[n_out, 2 n_out)) for add_contractive_dw, and returns the value
+// (lambda / batch) * sum over the columns of sum_j g_j^2 s_j. hz holds h, or Z when from_z (the
+// layer keeps Z: its A is masked by dropout, and the penalty is on the code before dropout).
+double add_contractive_dz(const DenseLayer& layer, const StepContext& ctx, const float* hz, bool from_z,
+                          const float* params, float* dz, Eigen::Index b, float* scratch) {
+    const Eigen::Index n_out = layer.n_out, n_in = layer.n_in;
+    const float* w = params + layer.offset;  // (n_out, n_in) column-major
+    float* s = scratch;
+    float* c = scratch + n_out;
+    for (Eigen::Index o = 0; o < n_out; ++o) s[o] = 0.0f, c[o] = 0.0f;
+    for (Eigen::Index i = 0; i < n_in; ++i) {
+        for (Eigen::Index o = 0; o < n_out; ++o) s[o] += w[i * n_out + o] * w[i * n_out + o];
+    }
+    const bool sigmoid = layer.activation.kind == Activation::sigmoid;  // else tanh (checked)
+    const float k = float(2.0 * double(layer.contractive) / ctx.batch_samples);
+    double value = 0.0;
+    for (Eigen::Index j = 0; j < b; ++j) {
+        for (Eigen::Index o = 0; o < n_out; ++o) {
+            const float v = hz[j * n_out + o];
+            const float h = !from_z ? v : sigmoid ? 1.0f / (1.0f + std::exp(-v)) : std::tanh(v);
+            const float g = sigmoid ? h * (1.0f - h) : 1.0f - h * h;
+            const float g2 = g * g;
+            c[o] += g2;
+            value += double(g2) * double(s[o]);
+            dz[j * n_out + o] += k * g2 * (sigmoid ? 1.0f - 2.0f * h : -2.0f * h) * s[o];
+        }
+    }
+    return double(layer.contractive) * value / ctx.batch_samples;
+}
+
+// The penalty's direct gradient with respect to W: (lambda / batch) * 2 (sum over the columns of
+// g_j^2) W_ji, added to the layer's dW once its product has been written (scratch as left by
+// add_contractive_dz).
+void add_contractive_dw(const DenseLayer& layer, const StepContext& ctx, const float* params, const float* scratch,
+                        float* grad) {
+    const Eigen::Index n_out = layer.n_out, n_in = layer.n_in;
+    const float* w = params + layer.offset;
+    const float* c = scratch + n_out;
+    float* gw = grad + layer.offset;
+    const float k = float(2.0 * double(layer.contractive) / ctx.batch_samples);
+    for (Eigen::Index i = 0; i < n_in; ++i) {
+        for (Eigen::Index o = 0; o < n_out; ++o) gw[i * n_out + o] += k * c[o] * w[i * n_out + o];
+    }
+}
+
+// Layer l's dW and db from its dZ (n_out, b) and input a_in (n_in, b). db = sum of dZ's columns,
+// added in column order (Eigen's rowwise().sum() rounds differently with the buffer's address,
+// which would break seed determinism). A tied layer adds dW^T = A dZ^T into its mirror's dW,
+// writing it (backward reaches it first); the mirror then adds its own product.
+void weight_gradients(const DenseLayer& layer, int l, const MutMatrixMap& dz, const float* a_in, Workspace& ws,
+                      float* grad) {
+    const Eigen::Index b = dz.cols();
+    VectorMap gb(grad + layer.bias_offset(), layer.n_out);
+    gb = dz.col(0);
+    for (Eigen::Index j = 1; j < b; ++j) gb += dz.col(j);
+    float* gw = grad + layer.offset;
+    if (layer.tied_to >= 0) {
+        gemm(false, true, layer.n_in, layer.n_out, int(b), 1.0f, a_in, layer.n_in, dz.data(), layer.n_out, 0.0f, gw,
+             layer.n_in, ws.gemm());
+        return;
+    }
+    if (l == 0 && ws.sparse().active() && !layer.tied_by) {  // the list of this batch's forward pass
+        ws.sparse().weight_gradient(dz.data(), layer.n_out, gw);
+        return;
+    }
+    gemm(false, true, layer.n_out, layer.n_in, int(b), 1.0f, dz.data(), layer.n_out, a_in, layer.n_in,
+         layer.tied_by ? 1.0f : 0.0f, gw, layer.n_out, ws.gemm());
+}
+
 }  // namespace
 
 // A stream of its own per (seed, epoch, row), apart from dropout's keys (rng.h).
@@ -191,11 +307,19 @@ Network::Network(const NetworkSpec& spec) : spec_(spec) {
     std::size_t offset = 0;
     int n_in = spec.n_inputs;
     max_width_ = n_in;
+    first_trainable_ = n;
     for (const LayerSpec& s : spec.layers) {
         DenseLayer layer;
         layer.n_in = n_in;
         layer.n_out = s.units;
-        layer.offset = offset;
+        layer.tied_to = s.tied_to;
+        layer.trainable = s.trainable;
+        layer.contractive = static_cast<float>(s.contractive);
+        const std::size_t weights = s.tied_to >= 0 ? 0 : std::size_t(layer.n_in) * std::size_t(layer.n_out);
+        layer.offset = s.tied_to >= 0 ? layers_[std::size_t(s.tied_to)].offset : offset;
+        layer.b_offset = offset + weights;
+        if (s.tied_to >= 0) layers_[std::size_t(s.tied_to)].tied_by = true;
+        if (s.trainable) first_trainable_ = std::min(first_trainable_, int(layers_.size()));
         layer.activation = s.activation;
         layer.dropout = static_cast<float>(s.dropout);
         layer.keeps_z = traits_of(s.activation.kind).needs_preactivation || s.dropout > 0.0;
@@ -206,7 +330,7 @@ Network::Network(const NetworkSpec& spec) : spec_(spec) {
         layer.sparsity_weight = static_cast<float>(s.sparsity_weight);
         has_dropout_ = has_dropout_ || s.dropout > 0.0;
         if (s.sparsity_weight > 0.0) batch_stat_layers_ = int(layers_.size()) + 1;
-        const std::size_t count = std::size_t(layer.n_in) * std::size_t(layer.n_out) + std::size_t(layer.n_out);
+        const std::size_t count = weights + std::size_t(layer.n_out);
         if (count > kMaxParams || offset + count > kMaxParams) {
             throw std::invalid_argument("the layer widths give more than 2^32 parameters");
         }
@@ -216,6 +340,13 @@ Network::Network(const NetworkSpec& spec) : spec_(spec) {
         max_width_ = std::max(max_width_, n_in);
     }
     n_params_ = offset;
+    // Terms on the output of a layer with every layer up to it frozen would train nothing.
+    for (int l = 0; l < std::min(first_trainable_, n); ++l) {
+        const LayerSpec& s = spec.layers[std::size_t(l)];
+        require(s.activity_l1 == 0.0 && s.sparsity_weight == 0.0 && s.contractive == 0.0,
+                "layers[" + std::to_string(l) + "]: its activity or contractive penalty would train nothing: it and "
+                "every layer below it are frozen (trainable false)");
+    }
 }
 
 Workspace::Workspace(const Network& net, std::size_t capacity) : capacity_(capacity) {
@@ -260,6 +391,9 @@ void forward_batch(const Network& net, const float* params, ConstMatrixMap in, i
         // multiplied, and the list is kept for the weight gradient (loss_gradient_batch).
         if (l == 0 && ws.sparse().compress(a_in, layer.n_in, int(b))) {
             ws.sparse().forward(params + layer.offset, layer.n_out, z);
+        } else if (layer.tied_to >= 0) {  // W_k^T A: layer k's W is (n_in, n_out) column-major
+            gemm(true, false, layer.n_out, int(b), layer.n_in, 1.0f, params + layer.offset, layer.n_in, a_in,
+                 layer.n_in, 0.0f, z, layer.n_out, ws.gemm());
         } else {
             gemm(false, false, layer.n_out, int(b), layer.n_in, 1.0f, params + layer.offset, layer.n_out, a_in,
                  layer.n_in, 0.0f, z, layer.n_out, ws.gemm());
@@ -287,43 +421,43 @@ double loss_gradient_batch(const Network& net, const float* params, ConstMatrixM
     // The output pass turns the logits into dL/dZ in place.
     const double loss = head_pass(net.head(), net.output_activation(), ws.act(n_layers, b), y, scale,
                                   /*want_grad=*/true, nullptr, ws.scratch());
-    for (int l = n_layers - 1; l >= 0; --l) {
+    const int stop = net.first_trainable();
+    for (int l = n_layers - 1; l >= stop; --l) {
         const DenseLayer& layer = net.layer(l);
         MutMatrixMap dz = ws.act(l + 1, b);
-        MutMatrixMap gw(grad + layer.offset, layer.n_out, layer.n_in);
-        VectorMap gb(grad + layer.bias_offset(), layer.n_out);
-        // db = sum of dZ's columns, added in column order: Eigen's rowwise().sum() rounds
-        // differently with the buffer's address, which would break seed determinism.
-        gb = dz.col(0);
-        for (Eigen::Index j = 1; j < b; ++j) gb += dz.col(j);
-        if (l == 0) {
-            if (ws.sparse().active()) {  // set by this batch's forward pass
-                ws.sparse().weight_gradient(dz.data(), layer.n_out, gw.data());
-            } else {
-                gemm(false, true, layer.n_out, layer.n_in, int(b), 1.0f, dz.data(), layer.n_out, x.data(),
-                     layer.n_in, 0.0f, gw.data(), layer.n_out, ws.gemm());
-            }
-            break;
+        const float* a_in = l == 0 ? x.data() : ws.act(l, b).data();
+        if (layer.trainable) {
+            weight_gradients(layer, l, dz, a_in, ws, grad);
+            if (context && layer.contractive > 0.0f) add_contractive_dw(layer, *context, params, ws.scratch(), grad);
         }
-        MutMatrixMap a_in = ws.act(l, b);
-        gemm(false, true, layer.n_out, layer.n_in, int(b), 1.0f, dz.data(), layer.n_out, a_in.data(), layer.n_in,
-             0.0f, gw.data(), layer.n_out, ws.gemm());
+        if (l == stop) break;  // no layer below needs a gradient
         MutMatrixMap da = ws.delta(layer.n_in, b);
-        gemm(true, false, layer.n_in, int(b), layer.n_out, 1.0f, params + layer.offset, layer.n_out, dz.data(),
-             layer.n_out, 0.0f, da.data(), layer.n_in, ws.gemm());
+        if (layer.tied_to >= 0) {  // (W_k^T)^T dZ = W_k dZ
+            gemm(false, false, layer.n_in, int(b), layer.n_out, 1.0f, params + layer.offset, layer.n_in, dz.data(),
+                 layer.n_out, 0.0f, da.data(), layer.n_in, ws.gemm());
+        } else {
+            gemm(true, false, layer.n_in, int(b), layer.n_out, 1.0f, params + layer.offset, layer.n_out, dz.data(),
+                 layer.n_out, 0.0f, da.data(), layer.n_in, ws.gemm());
+        }
         // dZ_{l-1} = (dA + the activity terms' gradient) * M * f', written over A_l, which nothing
         // needs any more.
         const DenseLayer& below = net.layer(l - 1);
+        MutMatrixMap a_below = ws.act(l, b);
         const Eigen::Index count = Eigen::Index(layer.n_in) * b;
         if (context && (below.activity_l1 > 0.0f || below.sparsity_weight > 0.0f)) {
-            const double value = add_activity_terms(below, l - 1, *context, a_in.data(), da.data(), b);
+            const double value = add_activity_terms(below, l - 1, *context, a_below.data(), da.data(), b);
             if (context->term_value) *context->term_value += value;
         }
         if (context && below.dropout > 0.0f) {
             Eigen::Map<Eigen::ArrayXf>(da.data(), count) *= Eigen::Map<const Eigen::ArrayXf>(ws.mask(l), count);
         }
-        activation_backward(below.activation, da.data(), a_in.data(), below.keeps_z ? ws.z(l) : nullptr, count);
-        a_in = da;
+        activation_backward(below.activation, da.data(), a_below.data(), below.keeps_z ? ws.z(l) : nullptr, count);
+        if (context && below.contractive > 0.0f) {  // the first layer's, on dZ_0 (its factors kept in scratch)
+            const double value = add_contractive_dz(below, *context, below.keeps_z ? ws.z(l) : a_below.data(),
+                                                    below.keeps_z, params, da.data(), b, ws.scratch());
+            if (context->term_value) *context->term_value += value;
+        }
+        a_below = da;
     }
     return loss;
 }
@@ -341,6 +475,13 @@ double loss_batch(const Network& net, const float* params, ConstMatrixMap x, Con
 // ---- naive twins ---------------------------------------------------------------------------
 
 namespace {
+
+// Where the weight from input i to output o of layer L lies in the flat buffer (a tied layer's
+// is its mirror's weight from input o to output i).
+std::size_t weight_index(const DenseLayer& L, int i, int o) {
+    return L.tied_to >= 0 ? L.offset + std::size_t(o) * std::size_t(L.n_in) + std::size_t(i)
+                          : L.offset + std::size_t(i) * std::size_t(L.n_out) + std::size_t(o);
+}
 
 // All layers' values for one sample, in double: acts[l] is the input of layer l (masked by
 // dropout when training), zs[l] the pre-activation of layer l; acts.back() holds the output
@@ -361,7 +502,7 @@ void forward_sample_naive(const Network& net, const double* p, const double* x, 
         for (int o = 0; o < L.n_out; ++o) {
             double v = p[L.bias_offset() + std::size_t(o)];
             for (int i = 0; i < L.n_in; ++i) {
-                v += p[L.offset + std::size_t(i) * L.n_out + std::size_t(o)] * acts[std::size_t(l)][std::size_t(i)];
+                v += p[weight_index(L, i, o)] * acts[std::size_t(l)][std::size_t(i)];
             }
             z[std::size_t(o)] = v;
             if (l + 1 == n_layers) {
@@ -375,6 +516,35 @@ void forward_sample_naive(const Network& net, const double* p, const double* x, 
             out[std::size_t(o)] = a;
         }
     }
+}
+
+// The contractive penalty of the first layer L for one sample of pre-activations z, in double:
+// lambda / n * sum_j f'(z_j)^2 sum_i W_ji^2, computed from the explicit derivatives (f' from z,
+// f'' by the chain rule); its gradient with respect to z is added to dz, and with respect to W
+// (through sum_i W_ji^2) to grad. Returns the value.
+double contractive_naive(const DenseLayer& L, const double* p, const std::vector<double>& z, double n,
+                         std::vector<double>& dz, double* grad) {
+    const double lambda = L.contractive / n;
+    double value = 0.0;
+    for (int o = 0; o < L.n_out; ++o) {
+        double s = 0.0;
+        for (int i = 0; i < L.n_in; ++i) s += p[weight_index(L, i, o)] * p[weight_index(L, i, o)];
+        const double zo = z[std::size_t(o)];
+        double g = 0.0, dg = 0.0;  // f'(z), f''(z)
+        if (L.activation.kind == Activation::sigmoid) {
+            const double h = 1.0 / (1.0 + std::exp(-zo));
+            g = h * (1.0 - h);
+            dg = g * (1.0 - 2.0 * h);
+        } else {
+            const double h = std::tanh(zo);
+            g = 1.0 - h * h;
+            dg = -2.0 * h * g;
+        }
+        value += lambda * g * g * s;
+        dz[std::size_t(o)] += lambda * 2.0 * g * dg * s;
+        for (int i = 0; i < L.n_in; ++i) grad[weight_index(L, i, o)] += lambda * g * g * 2.0 * p[weight_index(L, i, o)];
+    }
+    return value;
 }
 
 }  // namespace
@@ -446,10 +616,11 @@ double loss_gradient_naive(const Network& net, const double* p, std::size_t n, c
             const DenseLayer& L = net.layer(l);
             const std::vector<double>& a_in = acts[s][std::size_t(l)];
             std::vector<double> da(std::size_t(L.n_in), 0.0);
+            if (training && L.contractive > 0.0f) terms += contractive_naive(L, p, zs[s][0], double(n), dz, grad);
             for (int o = 0; o < L.n_out; ++o) {
                 grad[L.bias_offset() + std::size_t(o)] += dz[std::size_t(o)];
                 for (int i = 0; i < L.n_in; ++i) {
-                    const std::size_t wi = L.offset + std::size_t(i) * L.n_out + std::size_t(o);
+                    const std::size_t wi = weight_index(L, i, o);
                     grad[wi] += dz[std::size_t(o)] * a_in[std::size_t(i)];
                     da[std::size_t(i)] += p[wi] * dz[std::size_t(o)];
                 }

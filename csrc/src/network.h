@@ -9,6 +9,10 @@
 // Backward from dZ_L (the output head, head.h):
 //   dW_l = dZ_l A_l^T,   db_l = sum over samples of dZ_l,
 //   dZ_{l-1} = (W_l^T dZ_l) * M_{l-1} * f'_{l-1}   for l > 0 (no gradient for the input).
+// A tied layer (LayerSpec::tied_to = k) has W_l = W_k^T: its forward product is W_k^T A_l, its
+// dZ_{l-1} uses W_k dZ_l, and its dW_l^T = A_l dZ_l^T is added to dW_k (written first, since
+// backward reaches l before k). A frozen layer (LayerSpec::trainable false) skips dW and db, and
+// nothing below first_trainable() gets a dZ.
 // f' comes from the layer's output A (in place over Z: the fast path) or, for layers that keep Z
 // (an activation that needs it, or dropout, whose A is masked), from Z.
 // The naive twins (forward_naive, loss_gradient_naive) do the same in double with plain loops.
@@ -30,7 +34,14 @@ namespace fastae::detail {
 struct DenseLayer {
     int n_in = 0;
     int n_out = 0;
-    std::size_t offset = 0;  // W at offset (layout.h), b at offset + n_in * n_out
+    // W at offset (layout.h), b at b_offset = offset + n_in * n_out. A tied layer (tied_to >= 0)
+    // reads the W of layer tied_to at that layer's offset, (n_in, n_out) column-major, transposed,
+    // and owns only its b.
+    std::size_t offset = 0;
+    std::size_t b_offset = 0;
+    int tied_to = -1;
+    bool tied_by = false;    // another layer uses this layer's W transposed
+    bool trainable = true;   // LayerSpec::trainable
     ActivationSpec activation;
     float dropout = 0.0f;
     bool keeps_z = false;    // training keeps Z apart from A (needs_preactivation, or dropout)
@@ -39,7 +50,11 @@ struct DenseLayer {
     float activity_l1 = 0.0f;      // penalties on the output (LayerSpec)
     float sparsity_target = 0.0f;
     float sparsity_weight = 0.0f;
-    std::size_t bias_offset() const { return offset + std::size_t(n_in) * std::size_t(n_out); }
+    float contractive = 0.0f;      // the contractive penalty on the output (the first layer's)
+    std::size_t bias_offset() const { return b_offset; }
+    // The range of the flat buffer this layer owns: [offset, b_offset + n_out), or its bias only.
+    std::size_t owned_begin() const { return tied_to >= 0 ? b_offset : offset; }
+    std::size_t owned_end() const { return b_offset + std::size_t(n_out); }
 };
 
 // A training step's context beyond its data. Where a batch's samples came from, for the
@@ -84,6 +99,9 @@ public:
     // Layers [0, batch_stat_layers()) must run for the whole batch before any shard's backward
     // pass: their last one has the deepest whole-batch statistic (the sparsity KL); 0: none.
     int batch_stat_layers() const { return batch_stat_layers_; }
+    // The lowest layer with trainable parameters (n_layers() when every layer is frozen): the
+    // backward pass computes no gradient for the layers' inputs below it.
+    int first_trainable() const { return first_trainable_; }
 
 private:
     NetworkSpec spec_;
@@ -93,6 +111,7 @@ private:
     int n_encoder_layers_ = 1;
     bool has_dropout_ = false;
     int batch_stat_layers_ = 0;
+    int first_trainable_ = 0;
 };
 
 // Buffers for running up to `capacity` samples through a network; made once, reused per batch
@@ -141,6 +160,7 @@ void forward_batch(const Network& net, const float* params, ConstMatrixMap in, i
 // Loss and gradient of a batch (or a shard of one): x (n_in, b), y (n_out, b) targets.
 // Writes the gradient of sum_j scale(j) * (sample j's loss sum) into grad (n_params), and returns
 // the sum over samples of weight * loss sum (head.h: head_pass). Dropout with a step context only.
+// The entries of frozen layers (LayerSpec::trainable false) are left as they were.
 double loss_gradient_batch(const Network& net, const float* params, ConstMatrixMap x, ConstMatrixMap y,
                            ColumnScale scale, const StepContext* context, Workspace& ws, float* grad,
                            int forward_done = 0);
@@ -154,7 +174,8 @@ double loss_batch(const Network& net, const float* params, ConstMatrixMap x, Con
 
 // Naive twins in double: x, y, out row-major (n, width) as in layout.h; weight (n) or null.
 // loss_gradient_naive returns the batch's mean loss (head_normaliser) and writes its exact
-// gradient; with a training context it applies the same dropout masks as the fast pass.
+// gradient (frozen layers' entries included); with a training context it applies the same
+// dropout masks and input noise as the fast pass and adds the activity and contractive terms.
 void forward_naive(const Network& net, const double* params, std::size_t n, const double* x, double* out);
 double loss_gradient_naive(const Network& net, const double* params, std::size_t n, const double* x,
                            const double* y, const double* weight, const StepContext* training, double* grad);

@@ -111,8 +111,14 @@ TrainingSession::Impl::Impl(Model::Impl& model_, const TrainingData& data_, cons
     if (data.sample_weight) wb.resize(batch_capacity);
     for (int l = 0; l < net.n_layers(); ++l) {
         const LayerSpec& spec = net.spec().layers[std::size_t(l)];
-        if (spec.l1 > 0.0 || spec.l2 > 0.0) {  // on W only: [offset, bias_offset)
-            penalties.push_back({net.layer(l).offset, net.layer(l).bias_offset(), float(spec.l1), float(spec.l2)});
+        const detail::DenseLayer& layer = net.layer(l);
+        if (!layer.trainable) continue;
+        // On W only: [offset, bias_offset) (a tied layer's l1 and l2 are 0: its W is penalised once).
+        if (spec.l1 > 0.0 || spec.l2 > 0.0) penalties.push_back({layer.offset, layer.bias_offset(), float(spec.l1), float(spec.l2)});
+        if (!trainable.empty() && trainable.back().end == layer.owned_begin()) {
+            trainable.back().end = layer.owned_end();
+        } else {
+            trainable.push_back({layer.owned_begin(), layer.owned_end()});
         }
     }
 }
@@ -276,7 +282,12 @@ void TrainingSession::Impl::update_slice(int slice) {
     } else {
         penalise_slice(slice);
     }
-    slice_finite[std::size_t(slice)] = opt.apply(params, g, p0, p1, previous.data());
+    bool finite = true;
+    for (const Range& r : trainable) {  // frozen layers' parameters and optimizer slots stay as they are
+        const std::size_t a = std::max(p0, r.begin), e = std::min(p1, r.end);
+        if (a < e) finite = opt.apply(params, g, a, e, previous.data()) && finite;
+    }
+    slice_finite[std::size_t(slice)] = finite;
 }
 
 // clipnorm: the gradient (penalties included) is completed in a pass of its own, its global L2
@@ -411,7 +422,10 @@ double TrainingSession::apply(double loss) {
     auto task = [&s](int slice, int) { s.update_slice(slice); };
     s.pool.run(task, s.n_shards);
     if (std::find(s.slice_finite.begin(), s.slice_finite.end(), 0) != s.slice_finite.end()) {
-        std::copy(s.previous.begin(), s.previous.end(), s.params);
+        for (const Impl::Range& r : s.trainable) {  // what the update saved
+            std::copy(s.previous.begin() + std::ptrdiff_t(r.begin), s.previous.begin() + std::ptrdiff_t(r.end),
+                      s.params + r.begin);
+        }
         throw s.diverged(loss, "weights");
     }
     if (s.n_shards > 1 && s.batch.size == s.batch_capacity) {  // full batches only: comparable times

@@ -66,6 +66,11 @@ struct TrainingSession::Impl {
         float l1, l2;
     };
     std::vector<Penalty> penalties;
+    // The ranges of the flat buffer the optimizer updates: those of the trainable layers, merged.
+    struct Range {
+        std::size_t begin, end;
+    };
+    std::vector<Range> trainable;
 
     std::vector<detail::AlignedFloats> grads;  // one per shard; grads[0] holds the sum after reduce
     std::vector<double> shard_loss;

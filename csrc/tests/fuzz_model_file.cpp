@@ -14,7 +14,8 @@
 //      (past its "model file <path>: " prefix), or a model that serializes to the same bytes.
 //   3. Nothing a file holds is lost or changed by reading it: a model that loads writes back
 //      (model_to_bytes with the file's settings, state and metadata; always version 2) to
-//      exactly the input bytes, less any unknown optional sections (which a reader skips); a
+//      exactly the input bytes, less any unknown optional sections (which a reader skips) and
+//      with 72-byte layer records widened to this version's 88 (model_file_ref::widened_netw); a
 //      version-1 input, written by model_file_reference.h's version-1 writer (made from
 //      docs/model-format.md), is exactly the input. What is written back loads again and
 //      writes back to itself, and the model runs: predict on one sample.
@@ -66,8 +67,8 @@ namespace {
 // (weights, optimizer slots, metadata: at most n together) and the model's copies of them
 // (again at most n). Per layer it holds what the network is made of: in version 1, the widths
 // twice and a layer record (at most 6 n: 24 bytes for each 4-byte width); in version 2, the
-// LayerSpec twice (the parsed spec and the model's) and the model's layer record, about 4 n for
-// the 72-byte records of NETW. 8 n covers the largest sum, the slack error messages and
+// LayerSpec twice (the parsed spec and the model's) and the model's layer record, 112 + 112 + 80
+// bytes, about 4.2 n for the 72-byte records of NETW (less for the 88-byte ones). 8 n covers the largest sum, the slack error messages and
 // fixed-size objects.
 constexpr std::size_t kHeapFactor = 8;
 constexpr std::size_t kHeapSlack = 64 * 1024;

@@ -168,8 +168,9 @@ inline Bytes section(const std::string& tag, const Bytes& payload) {
     return section(tag, flags, payload);
 }
 
-// One NETW layer record (72 bytes).
-inline Bytes layer_record(const fastae::LayerSpec& layer) {
+// One NETW layer record: 88 bytes, or the 72 of files written before contractive, tied_to and
+// trainable (which then take their defaults).
+inline Bytes layer_record(const fastae::LayerSpec& layer, std::uint32_t size = 88) {
     Out o;
     o.u32(std::uint32_t(layer.units))
         .u8(fastae::traits_of(layer.activation.kind).file_code)
@@ -178,14 +179,16 @@ inline Bytes layer_record(const fastae::LayerSpec& layer) {
         .zeros(1);
     o.f64(layer.activation.alpha).f64(layer.l1).f64(layer.l2).f64(layer.dropout);
     o.f64(layer.noise_level).f64(layer.activity_l1).f64(layer.sparsity_target).f64(layer.sparsity_weight);
+    if (size == 72) return o.b;
+    o.f64(layer.contractive).u32(std::uint32_t(layer.tied_to + 1)).u8(layer.trainable ? 0 : 1).zeros(3);
     return o.b;
 }
-inline Bytes netw(const fastae::NetworkSpec& spec) {
+inline Bytes netw(const fastae::NetworkSpec& spec, std::uint32_t record_size = 88) {
     Out o;
     // The code layer as Model::spec() gives it: resolved, never -1.
     o.u32(std::uint32_t(spec.n_inputs)).u32(std::uint32_t(spec.layers.size())).u32(std::uint32_t(spec.code_layer));
-    o.u32(72);
-    for (const fastae::LayerSpec& layer : spec.layers) o.raw(layer_record(layer));
+    o.u32(record_size);
+    for (const fastae::LayerSpec& layer : spec.layers) o.raw(layer_record(layer, record_size));
     return o.b;
 }
 inline Bytes head(const fastae::HeadSpec& head) {
@@ -263,11 +266,22 @@ inline std::vector<Section> sections_of(const Bytes& file) {
     return out;
 }
 
-// The file rebuilt from its sections, leaving out those with tags the reader does not know.
+// A NETW payload of 72-byte records as this version writes it: each record followed by the
+// default contractive (0.0), tied_to + 1 (0) and flags (0: trainable), and reserved zeros.
+inline Bytes widened_netw(const Bytes& payload) {
+    if (payload.size() < 16 || get32(payload, 12) != 72) return payload;
+    Out o;
+    o.raw(payload.data(), 12).u32(88);
+    for (std::size_t at = 16; at + 72 <= payload.size(); at += 72) o.raw(payload.data() + at, 72).zeros(16);
+    return o.b;
+}
+
+// The file rebuilt from its sections, leaving out those with tags the reader does not know (and
+// with 72-byte layer records widened, as a model read from it is written back).
 inline Bytes without_unknown_sections(const Bytes& file) {
     Out body;
     for (const Section& s : sections_of(file)) {
-        if (is_known_tag(s.tag)) body.raw(section(s.tag, s.flags, s.payload));
+        if (is_known_tag(s.tag)) body.raw(section(s.tag, s.flags, s.tag == "NETW" ? widened_netw(s.payload) : s.payload));
     }
     return file_of(2, body.b);
 }

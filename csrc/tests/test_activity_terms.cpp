@@ -9,12 +9,14 @@
 #include <vector>
 
 #include "check.h"
+#include "gradient_check.h"
 #include "fastae/model.h"
 #include "fastae/training.h"
 #include "network.h"
 
 using namespace fastae;
 using namespace fastae::detail;
+using namespace fastae_test;
 
 namespace {
 
@@ -39,36 +41,6 @@ NetworkSpec terms_spec(Noise noise, double level, double activity_l1, double spa
     return spec;
 }
 
-std::vector<float> unit_data(std::size_t n, std::size_t d, unsigned seed) {
-    std::mt19937 gen(seed);
-    std::uniform_real_distribution<float> u(0.05f, 0.95f);
-    std::vector<float> x(n * d);
-    for (float& v : x) v = u(gen);
-    return x;
-}
-
-// The session's gradient of one batch (rows given) after reduce(), and its returned loss.
-std::vector<float> session_gradient(Model& model, const std::vector<float>& x, std::size_t n, int threads,
-                                    const std::vector<std::size_t>& rows, double* loss) {
-    TrainingData data;
-    data.n = n;
-    data.x = x.data();
-    TrainOptions options;
-    options.batch_size = int(rows.size());
-    options.n_threads = threads;
-    options.seed = 42;
-    OptimizerConfig sgd;
-    sgd.kind = OptimizerKind::sgd;
-    TrainingSession session(model, data, sgd, options);
-    Batch b;
-    b.rows = rows.data();
-    b.size = rows.size();
-    b.epoch = 3;
-    *loss = session.compute_gradients(b);
-    session.reduce();
-    return std::vector<float>(session.gradient(), session.gradient() + session.n_params());
-}
-
 struct Case {
     Noise noise;
     double level, activity_l1, sparsity_weight;
@@ -90,22 +62,12 @@ TEST(session_gradient_matches_naive_twin_with_noise_and_activity_terms) {
             Model model(terms_spec(c.noise, c.level, c.activity_l1, c.sparsity_weight));
             model.init_weights(7);
             double loss = 0;
-            const auto grad = session_gradient(model, x, n, threads, rows, &loss);
-
-            const Network net(model.spec());
-            std::vector<double> p(model.params(), model.params() + model.n_params());
-            std::vector<double> xb;
-            for (std::size_t r : rows) xb.insert(xb.end(), x.begin() + std::ptrdiff_t(r * 10), x.begin() + std::ptrdiff_t(r * 10 + 10));
-            StepContext ctx{42, 3, rows.data(), 0, double(rows.size())};
-            std::vector<double> want(model.n_params());
-            const double want_loss = loss_gradient_naive(net, p.data(), rows.size(), xb.data(), xb.data(), nullptr, &ctx,
-                                                         want.data());
+            const auto grad = session_gradient(model, x, n, threads, rows, 3, &loss);
+            std::vector<double> want;
+            const double want_loss = naive_gradient(model, x, 10, rows, 3, want);
             CHECK_NEAR(loss, want_loss, 1e-5 * (1 + std::fabs(want_loss)));
             double max_err = 0, max_ref = 0;
-            for (std::size_t i = 0; i < want.size(); ++i) {
-                max_err = std::max(max_err, std::fabs(grad[i] - want[i]));
-                max_ref = std::max(max_ref, std::fabs(want[i]));
-            }
+            gradient_error(grad, want, &max_err, &max_ref);
             CHECK(max_ref > 0);
             CHECK_NEAR(max_err, 0.0, 2e-6 * (1 + max_ref));
         }
@@ -123,20 +85,8 @@ TEST(naive_twin_gradient_matches_finite_differences) {
         model.init_weights(11);
         const Network net(model.spec());
         std::vector<double> p(model.params(), model.params() + model.n_params());
-        StepContext ctx{5, 1, nullptr, 0, double(n)};
-        std::vector<double> grad(p.size()), scratch(p.size());
-        loss_gradient_naive(net, p.data(), n, x.data(), x.data(), nullptr, &ctx, grad.data());
-        const double h = 1e-6;
-        double worst = 0;
-        for (std::size_t i = 0; i < p.size(); i += 3) {
-            const double keep = p[i];
-            p[i] = keep + h;
-            const double up = loss_gradient_naive(net, p.data(), n, x.data(), x.data(), nullptr, &ctx, scratch.data());
-            p[i] = keep - h;
-            const double down = loss_gradient_naive(net, p.data(), n, x.data(), x.data(), nullptr, &ctx, scratch.data());
-            p[i] = keep;
-            worst = std::max(worst, std::fabs((up - down) / (2 * h) - grad[i]));
-        }
+        const StepContext ctx{5, 1, nullptr, 0, double(n)};
+        const double worst = naive_vs_finite_differences(net, p, n, x, ctx, 3);
         CHECK_NEAR(worst, 0.0, 1e-6);
     }
 }
@@ -153,7 +103,7 @@ TEST(sparsity_mean_is_the_whole_batch_s_whatever_the_threads) {
     for (int k = 0; k < 2; ++k) {
         Model model(terms_spec(Noise::none, 0.0, 0.0, 2.0));
         model.init_weights(3);
-        grads[k] = session_gradient(model, x, n, k == 0 ? 1 : 4, rows, &losses[k]);
+        grads[k] = session_gradient(model, x, n, k == 0 ? 1 : 4, rows, 3, &losses[k]);
     }
     CHECK_NEAR(losses[0], losses[1], 1e-6 * std::fabs(losses[0]));
     for (std::size_t i = 0; i < grads[0].size(); ++i) CHECK_NEAR(grads[0][i], grads[1][i], 1e-6);

@@ -383,44 +383,46 @@ TEST(bytes_follow_the_documented_layout) {
     CHECK(get32(b, 8) == 2);                                      // version
     CHECK(b[12] == 4 && b[13] == 3 && b[14] == 2 && b[15] == 1);  // 0x01020304 little-endian
     CHECK(get64(b, 16) == b.size() - 28);                         // body size
-    // NETW at 24: 16 bytes of fields, then two 40-byte layer records.
-    CHECK(tag_at(24) == "NETW" && get32(b, 28) == 1 && get64(b, 32) == 16 + 2 * 72);
-    CHECK(get32(b, 40) == 3 && get32(b, 44) == 2 && get32(b, 48) == 0 && get32(b, 52) == 72);  // code layer 0
+    // NETW at 24: 16 bytes of fields, then two 88-byte layer records.
+    CHECK(tag_at(24) == "NETW" && get32(b, 28) == 1 && get64(b, 32) == 16 + 2 * 88);
+    CHECK(get32(b, 40) == 3 && get32(b, 44) == 2 && get32(b, 48) == 0 && get32(b, 52) == 88);  // code layer 0
     CHECK(get32(b, 56) == 2 && b[60] == traits_of(Activation::relu).file_code && b[60] == 1);
     CHECK(b[61] == traits_of(Initializer::glorot_uniform).file_code && b[62] == traits_of(Noise::none).file_code);
     CHECK(b[63] == 0);  // reserved
-    // alpha l1 l2 dropout noise_level activity_l1 sparsity_target sparsity_weight
-    for (std::size_t at = 64; at < 128; at += 8) CHECK(f64_at(at) == 0.0);
-    CHECK(get32(b, 128) == 3 && b[132] == traits_of(Activation::linear).file_code);
-    // HEAD at 200.
-    CHECK(tag_at(200) == "HEAD" && get32(b, 204) == 1 && get64(b, 208) == 12);
-    CHECK(b[216] == traits_of(Loss::mse).file_code && b[217] == 0 && b[218] == 0 && b[219] == 0);
-    CHECK(f64_at(220) == 1.0);  // huber_delta
-    // PARM at 228: the count, then the floats from byte 252 (a multiple of 4).
-    CHECK(tag_at(228) == "PARM" && get32(b, 232) == 1 && get64(b, 236) == 8 + 4 * 17);
-    CHECK(get64(b, 244) == 17 && f32_at(252) == -3.0f && f32_at(252 + 4 * 16) == 5.0f);
-    // OPTC at 320: kind, flags, 2 reserved, the number of settings, then (id, value) pairs.
-    CHECK(tag_at(320) == "OPTC" && get32(b, 324) == 1 && get64(b, 328) == 92);
-    CHECK(b[336] == traits_of(OptimizerKind::adam).file_code && b[337] == 0 && get32(b, 340) == 7);
+    // alpha l1 l2 dropout noise_level activity_l1 sparsity_target sparsity_weight contractive
+    for (std::size_t at = 64; at < 136; at += 8) CHECK(f64_at(at) == 0.0);
+    CHECK(get32(b, 136) == 0 && b[140] == 0);  // tied_to + 1 (0: its own W), flags (0: trainable)
+    CHECK(b[141] == 0 && b[142] == 0 && b[143] == 0);  // reserved
+    CHECK(get32(b, 144) == 3 && b[148] == traits_of(Activation::linear).file_code);
+    // HEAD at 232.
+    CHECK(tag_at(232) == "HEAD" && get32(b, 236) == 1 && get64(b, 240) == 12);
+    CHECK(b[248] == traits_of(Loss::mse).file_code && b[249] == 0 && b[250] == 0 && b[251] == 0);
+    CHECK(f64_at(252) == 1.0);  // huber_delta
+    // PARM at 260: the count, then the floats from byte 284 (a multiple of 4).
+    CHECK(tag_at(260) == "PARM" && get32(b, 264) == 1 && get64(b, 268) == 8 + 4 * 17);
+    CHECK(get64(b, 276) == 17 && f32_at(284) == -3.0f && f32_at(284 + 4 * 16) == 5.0f);
+    // OPTC at 352: kind, flags, 2 reserved, the number of settings, then (id, value) pairs.
+    CHECK(tag_at(352) == "OPTC" && get32(b, 356) == 1 && get64(b, 360) == 92);
+    CHECK(b[368] == traits_of(OptimizerKind::adam).file_code && b[369] == 0 && get32(b, 372) == 7);
     const double defaults[] = {1e-3, 0.9, 0.999, 1e-8, 0.0, 0.01, 0.9};
-    for (std::uint32_t i = 0; i < 7; ++i) CHECK(get32(b, 344 + 12 * i) == i + 1 && f64_at(348 + 12 * i) == defaults[i]);
-    // OPTS at 428: settings (92), steps, slot count, then each slot.
-    CHECK(tag_at(428) == "OPTS" && get32(b, 432) == 0 && get64(b, 436) == 284);
-    CHECK(get64(b, 536) == 3 && get32(b, 544) == 2);
-    CHECK(get32(b, 548) == 7 && std::memcmp(&b[552], "exp_avg\0", 8) == 0 && get64(b, 560) == 17);
-    CHECK(f32_at(568) == 0.25f);
-    CHECK(get32(b, 636) == 10 && std::memcmp(&b[640], "exp_avg_sq\0\0", 12) == 0 && get64(b, 652) == 17);
-    CHECK(f32_at(660) == 0.5f);
-    // META at 728, then the CRC-32.
-    CHECK(tag_at(728) == "META" && get32(b, 732) == 0 && get64(b, 736) == 4 && std::memcmp(&b[744], "meta", 4) == 0);
-    CHECK(b.size() == 752);
+    for (std::uint32_t i = 0; i < 7; ++i) CHECK(get32(b, 376 + 12 * i) == i + 1 && f64_at(380 + 12 * i) == defaults[i]);
+    // OPTS at 460: settings (92), steps, slot count, then each slot.
+    CHECK(tag_at(460) == "OPTS" && get32(b, 464) == 0 && get64(b, 468) == 284);
+    CHECK(get64(b, 568) == 3 && get32(b, 576) == 2);
+    CHECK(get32(b, 580) == 7 && std::memcmp(&b[584], "exp_avg\0", 8) == 0 && get64(b, 592) == 17);
+    CHECK(f32_at(600) == 0.25f);
+    CHECK(get32(b, 668) == 10 && std::memcmp(&b[672], "exp_avg_sq\0\0", 12) == 0 && get64(b, 684) == 17);
+    CHECK(f32_at(692) == 0.5f);
+    // META at 760, then the CRC-32.
+    CHECK(tag_at(760) == "META" && get32(b, 764) == 0 && get64(b, 768) == 4 && std::memcmp(&b[776], "meta", 4) == 0);
+    CHECK(b.size() == 784);
     CHECK(get32(b, b.size() - 4) == detail::crc32(b.data(), b.size() - 4));
     CHECK(b == ref::v2_file(m, state.config, &m.optimizer_state(), "meta"));
     // Without state and metadata the file ends after OPTC.
     opts.include_optimizer_state = false;
     opts.metadata.clear();
     const Bytes plain = model_to_bytes(m, opts);
-    CHECK(plain.size() == 428 + 4 && std::equal(plain.begin() + 24, plain.begin() + 428, b.begin() + 24));
+    CHECK(plain.size() == 460 + 4 && std::equal(plain.begin() + 24, plain.begin() + 460, b.begin() + 24));
 }
 
 TEST(sizes_of_the_keras_reference_network) {
@@ -439,7 +441,7 @@ TEST(sizes_of_the_keras_reference_network) {
     m.set_optimizer_state(state);
     const std::size_t with_state = model_to_bytes(m, opts).size();
     std::printf("  784-64-784: %zu bytes, %zu with Adam's state\n", plain, with_state);
-    CHECK(plain == 405705 && with_state == 1215469);
+    CHECK(plain == 405737 && with_state == 1215501);
 }
 
 // ---- version 2: damaged and hostile files ----------------------------------------------------
@@ -516,7 +518,9 @@ TEST(changes_behind_a_valid_checksum_load_or_fail_cleanly) {
 namespace {
 
 // A small, complete version-2 file as parts: 3 -> 2 -> 3 (relu, sigmoid, bce), zero weights,
-// default Adam settings, an Adam state of 3 steps, metadata "meta". The sections lie at
+// default Adam settings, an Adam state of 3 steps, metadata "meta". Its NETW has the 72-byte layer
+// records of files written before tied weights (which the reader still takes, with the later
+// fields' defaults), so every hostile case below also reads that format. The sections lie at
 // NETW 24, HEAD 200, PARM 228, OPTC 320, OPTS 428, META 728; the file has 752 bytes.
 struct Parts {
     Bytes netw, head, parm, optc, opts, meta;
@@ -527,7 +531,7 @@ struct Parts {
         cfg.layer_sizes = {3, 2, 3};
         NetworkSpec spec = to_spec(cfg);
         spec.code_layer = 0;
-        netw = ref::netw(spec);
+        netw = ref::netw(spec, 72);
         head = ref::head(spec.head);
         const std::vector<float> zeros(17, 0.0f);
         parm = ref::parm(zeros.data(), zeros.size());
@@ -659,7 +663,9 @@ TEST(unknown_optional_sections_are_skipped) {
             SaveOptions o;
             o.optimizer = f.optimizer;
             o.metadata = f.metadata;
-            CHECK(model_to_bytes(f.model, o) == plain && ref::without_unknown_sections(b) == plain);
+            // (and the 72-byte layer records are written as this version's 88-byte ones)
+            CHECK(model_to_bytes(f.model, o) == ref::without_unknown_sections(plain) &&
+                  ref::without_unknown_sections(b) == ref::without_unknown_sections(plain));
         }
     }
     // Several, and one that repeats: only known sections must be unique.
@@ -690,7 +696,10 @@ TEST(hostile_netw_sections_are_rejected_before_allocating) {
     REJECTED(netw([](Bytes& n) { put32(n, 4, 1000); }),
              s + "the layer records at byte 56 claims 1000 values of 72 bytes but only 144 bytes remain before the end "
                  "of the section");
-    REJECTED(netw([](Bytes& n) { put32(n, 12, 44); }), s + "the layer record size at byte 52 is 44; version 2 records are 72 bytes");
+    REJECTED(netw([](Bytes& n) { put32(n, 12, 44); }),
+             s + "the layer record size at byte 52 is 44; version 2 records are 88 bytes (72 in files written before tied weights)");
+    REJECTED(netw([](Bytes& n) { put32(n, 12, 88); }),  // 72-byte records read as 88-byte ones
+             s + "the layer records at byte 56 claims 2 values of 88 bytes but only 144 bytes remain");
     REJECTED(netw([](Bytes& n) { put32(n, 12, 0); }), s + "the layer record size at byte 52 is 0");
     REJECTED(netw([](Bytes& n) { put32(n, 16, 0); }), s + "layers[0].units at byte 56 is 0");
     REJECTED(netw([](Bytes& n) { put32(n, 88, 0x80000000u); }), s + "layers[1].units at byte 128 is 2147483648");
@@ -743,6 +752,35 @@ TEST(hostile_netw_sections_are_rejected_before_allocating) {
         p.netw = ref::netw(spec);
         REJECTED(p.file(), "the network of NETW (at byte 24) and this HEAD: its layer widths give more than 2^64 parameters");
     }
+}
+
+// The fields of the 88-byte record: contractive, tied_to + 1, flags (bit 0: frozen), reserved.
+// The small file with its records widened (NETW payload byte k is file byte 40 + k; layers[1]'s
+// record starts at payload byte 104).
+TEST(hostile_layer_record_tails_are_rejected) {
+    auto netw = [](auto edit) {
+        Parts p;
+        p.netw = ref::widened_netw(p.netw);
+        edit(p.netw);
+        return p.file();
+    };
+    CHECK(load_error(netw([](Bytes&) {})).empty());
+    const std::string s = "section NETW at byte 24: ";
+    REJECTED(netw([](Bytes& n) { put64(n, 16 + 72, 0x7FF8000000000000ull); }), s + "layers[0].contractive at byte 128 is nan");
+    REJECTED(netw([](Bytes& n) { put32(n, 16 + 80, 1); }), s + "layers[0].tied_to + 1 at byte 136 is 1 (must be in [0, 0])");
+    REJECTED(netw([](Bytes& n) { put32(n, 104 + 80, 3); }), s + "layers[1].tied_to + 1 at byte 224 is 3 (must be in [0, 1])");
+    REJECTED(netw([](Bytes& n) { n[16 + 84] = 2; }), s + "layers[0].flags at byte 140 is 2 (only bit 0, frozen, is defined)");
+    REJECTED(netw([](Bytes& n) { n[16 + 86] = 1; }), s + "layers[0].reserved bytes at byte 142 must be 0, got 1");
+    // Model's checks, reported by HEAD: 3 -> 2 -> 3 tied mirrors, but a relu layer has no
+    // contractive penalty, and a tied layer shares its trainable flag with its mirror.
+    const std::string invalid = "the network of NETW (at byte 24) and this HEAD is invalid: ";
+    REJECTED(netw([](Bytes& n) { const double d = 0.5; std::memcpy(&n[16 + 72], &d, 8); }), invalid, "sigmoid or tanh");
+    REJECTED(netw([](Bytes& n) { put32(n, 104 + 80, 1); n[104 + 84] = 1; }), invalid, "must be trainable or both frozen");
+    // A tied file's PARM holds the tied layer's bias only: 3*2+2 + 3.
+    Parts p;
+    p.netw = ref::widened_netw(p.netw);
+    put32(p.netw, 104 + 80, 1);
+    REJECTED(p.file(), "section PARM at byte", "the parameter count at byte", "is 17 but the network has 11");
 }
 
 TEST(hostile_head_and_parm_sections_are_rejected_before_allocating) {

@@ -352,9 +352,10 @@ TEST(inference_on_sparse_input_names_non_finite_values) {
 TEST(batch_loop_allocates_nothing) {
     // Same epochs, 4x the batches: if any allocation happened per batch, the counts would differ.
     const int d = 20;
-    auto count = [&](std::size_t n, int threads) {
+    // Allocations of a 2-epoch fit of an autoencoder of this network (a NetworkConfig or a spec).
+    auto count_for = [&](const auto& network, std::size_t n, int threads) {
         auto x = make_data(n, d, 6);
-        Model m(small_config(d));
+        Model m(network);
         m.init_weights(1);
         TrainOptions t;
         t.epochs = 2;
@@ -367,6 +368,7 @@ TEST(batch_loop_allocates_nothing) {
         m.fit(n, x.data(), nullptr, 0, nullptr, nullptr, OptimizerConfig{}, t, &history);
         return g_allocations.load() - before;
     };
+    auto count = [&](std::size_t n, int threads) { return count_for(small_config(d), n, threads); };
     for (int threads : {1, 2}) {
         const long small = count(32 * 5 + 7, threads), large = count(32 * 20 + 7, threads);
         CHECK(small == large);
@@ -417,6 +419,26 @@ TEST(batch_loop_allocates_nothing) {
     };
     for (int threads : {1, 3}) {
         const long small = count_general(32 * 5 + 7, threads), large = count_general(32 * 20 + 7, threads);
+        CHECK(small == large);
+    }
+    // Tied weights, the contractive penalty (with dropout on its layer) and frozen layers.
+    NetworkSpec tied;
+    tied.n_inputs = d;
+    const std::pair<int, Activation> layers[] = {
+        {12, Activation::sigmoid}, {6, Activation::relu}, {12, Activation::elu}, {d, Activation::sigmoid}};
+    for (auto [units, act] : layers) {
+        LayerSpec l;
+        l.units = units;
+        l.activation = activation_spec(act);
+        tied.layers.push_back(l);
+    }
+    tied.layers[0].contractive = 0.1;
+    tied.layers[0].dropout = 0.2;
+    tied.layers[2].tied_to = 1;
+    tied.layers[3].tied_to = 0;
+    tied.layers[1].trainable = tied.layers[2].trainable = false;
+    for (int threads : {1, 2}) {
+        const long small = count_for(tied, 32 * 5 + 7, threads), large = count_for(tied, 32 * 20 + 7, threads);
         CHECK(small == large);
     }
 }

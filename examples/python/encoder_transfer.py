@@ -34,7 +34,7 @@ def main(argv=None):
     args = ap.parse_args(argv)
 
     X, y, X_test, y_test, code = load(args.data)
-    ae = fastae.Autoencoder(hidden_layer_sizes=(code,), epochs=args.epochs, random_state=0).fit(X)
+    ae = fastae.Autoencoder(hidden_layer_sizes=(code,), batch_size=64, epochs=args.epochs, random_state=0).fit(X)
     few = np.random.default_rng(1).permutation(len(X))[:args.labels]
     common = dict(batch_size=32, epochs=100, early_stopping=True, validation_split=0.1, patience=10, random_state=0)
     transfer = fastae.MLPClassifier(encoder=ae, hidden_layer_sizes=(), **common).fit(X[few], y[few])

@@ -18,6 +18,7 @@ from ._compat import TransformerMixin, tags_with
 from ._validation import (
     ACTIVATIONS,
     LOSSES,
+    Boolean,
     Check,
     Options,
     Real,
@@ -111,6 +112,19 @@ class Autoencoder(TransformerMixin, _NetworkEstimator):
         batch inside the engine, so MNIST occupies 47 MB instead of the 188 MB of a float32
         copy (validation_data must then be uint8 too). Other inputs are converted once.
 
+    tied_weights : bool, default False
+        Each decoder layer uses the transpose of its mirror encoder layer's W (its own bias): half
+        the weights. The gradient of a shared W is the sum of both uses; l1 and l2 count it once.
+        Needs the mirrored decoder (decoder_layer_sizes None or the mirror). ``get_weights`` gives
+        a tied layer's W as a copy of the transpose; ``set_weights`` takes it as None or exactly
+        that transpose. The model file records the tie.
+    contractive : float, default 0.0
+        The contractive autoencoder's penalty: ``contractive`` times the squared Frobenius norm of
+        the code's Jacobian with respect to the input, ``sum_j f'(z_j)^2 sum_i W_ij^2`` per sample
+        (closed form), averaged over the batch. For a one-hidden-layer encoder
+        (``hidden_layer_sizes=(k,)``) with a sigmoid or tanh code; computed on the code before
+        dropout, at the noisy input when ``noise`` is set.
+
     Attributes
     ----------
     n_features_in_ : int
@@ -160,6 +174,8 @@ class Autoencoder(TransformerMixin, _NetworkEstimator):
         "sparsity_weight": Real(0.0, low_open=False),
         "decoder_layer_sizes": Check(
             lambda v: None if v is None else check_hidden_layer_sizes(v, "decoder_layer_sizes", allow_empty=True)),
+        "tied_weights": Boolean(),
+        "contractive": Real(0.0, low_open=False),
     }
 
     def __init__(self, hidden_layer_sizes=(64,), activation="relu", output_activation="auto", loss="auto",
@@ -170,7 +186,8 @@ class Autoencoder(TransformerMixin, _NetworkEstimator):
                  early_stopping=False, patience=10, min_delta=0.0, restore_best_weights=True, lr_schedule=None,
                  lr_decay_rate=0.1, lr_decay_steps=10, lr_min=0.0, lr_patience=5, clipnorm=None, callbacks=None,
                  max_time=None, l1=0.0, l2=0.0, dropout=0.0, noise=None, noise_level=0.1, activity_l1=0.0,
-                 sparsity_target=None, sparsity_weight=1.0, decoder_layer_sizes=None):
+                 sparsity_target=None, sparsity_weight=1.0, decoder_layer_sizes=None, tied_weights=False,
+                 contractive=0.0):
         self.hidden_layer_sizes = hidden_layer_sizes
         self.activation = activation
         self.output_activation = output_activation
@@ -217,6 +234,8 @@ class Autoencoder(TransformerMixin, _NetworkEstimator):
         self.sparsity_target = sparsity_target
         self.sparsity_weight = sparsity_weight
         self.decoder_layer_sizes = decoder_layer_sizes
+        self.tied_weights = tied_weights
+        self.contractive = contractive
 
     def _check_param_combinations(self, p):
         super()._check_param_combinations(p)
@@ -230,6 +249,19 @@ class Autoencoder(TransformerMixin, _NetworkEstimator):
                              f"activation of the code (the last of activation) is {code_activation!r}; got "
                              f"sparsity_target={p['sparsity_target']!r} with activation={self.activation!r}")
         decoder = p["decoder_layer_sizes"]
+        mirror = tuple(p["hidden_layer_sizes"][-2::-1])
+        if p["tied_weights"] and decoder is not None and tuple(decoder) != mirror:
+            raise ValueError(f"tied_weights=True uses each encoder layer's W transposed in the mirror decoder layer, "
+                             f"so the decoder must mirror the encoder: decoder_layer_sizes={decoder!r} is not "
+                             f"{mirror!r} (hidden_layer_sizes={p['hidden_layer_sizes']!r} reversed, code left out)")
+        if p["contractive"] > 0.0 and len(p["hidden_layer_sizes"]) != 1:
+            raise ValueError(f"contractive (the code's Jacobian penalty, in closed form) needs a one-hidden-layer "
+                             f"encoder: hidden_layer_sizes={p['hidden_layer_sizes']!r} has "
+                             f"{len(p['hidden_layer_sizes'])} layers; got contractive={p['contractive']!r}")
+        if p["contractive"] > 0.0 and code_activation not in ("sigmoid", "tanh"):
+            raise ValueError(f"contractive needs a sigmoid or tanh code layer: the activation of the code is "
+                             f"{code_activation!r}; got contractive={p['contractive']!r} with "
+                             f"activation={self.activation!r}")
         if decoder is not None and not isinstance(self.activation, str) and len(decoder) != len(p["activation"]) - 1:
             raise ValueError(f"activation gives one name per encoder layer, which the decoder mirrors; "
                              f"decoder_layer_sizes={decoder!r} has {len(decoder)} layers where the mirror has "
@@ -257,20 +289,26 @@ class Autoencoder(TransformerMixin, _NetworkEstimator):
         else:
             decoder_acts = acts[-2::-1] if len(set(acts)) > 1 else [acts[0]] * len(decoder)
         code = len(hidden) - 1
+        n_layers = len(hidden) + len(decoder) + 1
+        tied = bool(p.get("tied_weights"))
 
         def layer(i, units, activation):
             alpha = p["leaky_relu_slope"] if activation == "leaky_relu" else \
                 _core.ACTIVATION_TRAITS[activation]["default_alpha"]
             hidden_layer = i < len(hidden) + len(decoder)
             sparse = i == code and p.get("sparsity_target") is not None
+            tied_to = n_layers - 1 - i if tied and i > code else -1  # the decoder uses its mirror's W^T
             return {"units": units, "activation": activation, "alpha": alpha, "initializer": p["kernel_initializer"],
-                    "l1": p.get("l1", 0.0), "l2": p.get("l2", 0.0),
+                    # a tied W is penalised once, by its encoder layer
+                    "l1": p.get("l1", 0.0) if tied_to < 0 else 0.0, "l2": p.get("l2", 0.0) if tied_to < 0 else 0.0,
                     "dropout": p.get("dropout", 0.0) if hidden_layer else 0.0,
                     "noise": (p.get("noise") or "none") if i == 0 else "none",
                     "noise_level": p.get("noise_level", 0.0) if i == 0 and p.get("noise") else 0.0,
                     "activity_l1": p.get("activity_l1", 0.0) if i == code else 0.0,
                     "sparsity_target": p["sparsity_target"] if sparse else 0.0,
-                    "sparsity_weight": p["sparsity_weight"] if sparse else 0.0}
+                    "sparsity_weight": p["sparsity_weight"] if sparse else 0.0,
+                    "contractive": p.get("contractive", 0.0) if i == 0 else 0.0,
+                    "tied_to": tied_to, "trainable": True}
 
         shape = [*zip(hidden, acts), *zip(decoder, decoder_acts), (n_features, p["output_activation"])]
         layers = [layer(i, units, activation) for i, (units, activation) in enumerate(shape)]
@@ -296,6 +334,14 @@ class Autoencoder(TransformerMixin, _NetworkEstimator):
         params = {"hidden_layer_sizes": hidden, "activation": acts[0] if len(set(acts)) == 1 else acts,
                   "output_activation": head[1], "loss": head[0],
                   "huber_delta": spec["huber_delta"], "kernel_initializer": layers[0]["initializer"]}
+        ties = [layer["tied_to"] for layer in layers]
+        if any(t >= 0 for t in ties):
+            if ties != [-1] * (n_layers // 2) + [n_layers // 2 - 1 - j for j in range(n_layers // 2)]:
+                raise _core.ModelFileError(f"model file: its decoder's tied weights ({ties}) are not the mirror of "
+                                           "its encoder's, so fastae.Autoencoder cannot hold it")
+            params["tied_weights"] = True
+        if layers[0]["contractive"] > 0.0:
+            params["contractive"] = layers[0]["contractive"]
         slopes = [layer["alpha"] for layer in layers if layer["activation"] == "leaky_relu"]
         if slopes:
             params["leaky_relu_slope"] = slopes[0]

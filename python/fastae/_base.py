@@ -412,6 +412,11 @@ class _NetworkEstimator(BaseEstimator):
                 what = "partial_fit" if partial else "warm_start=True"
                 raise ValueError(f"{what} needs the fitted layer sizes {list(self._model.layer_sizes)}; the "
                                  f"current parameters and X give {list(model.layer_sizes)}")
+            ties = [[layer["tied_to"] for layer in m.spec()["layers"]] for m in (self._model, model)]
+            if not partial and ties[0] != ties[1]:
+                raise ValueError(f"warm_start=True needs the fitted network's weight ties (tied_weights="
+                                 f"{any(t >= 0 for t in ties[0])}): its weights do not fit a network with "
+                                 f"tied_weights={any(t >= 0 for t in ties[1])}")
             if partial:
                 model = self._model.copy()  # weights and optimizer state continued (if any)
             else:
@@ -551,26 +556,33 @@ class _NetworkEstimator(BaseEstimator):
     # ---- weights ---------------------------------------------------------------------------
 
     def get_weights(self) -> list[tuple[np.ndarray, np.ndarray]]:
-        """[(W, b), ...] as float32 copies, first layer first; W is (n_in, n_out) as in Keras."""
+        """[(W, b), ...] as float32 copies, first layer first; W is (n_in, n_out) as in Keras.
+        A tied layer (tied_weights) owns no W: its W is given as a copy of its mirror layer's W
+        transposed, the matrix it uses."""
         model = self._check_fitted()
         flat = model.get_params()
         sizes = model.layer_sizes
+        ties = [layer["tied_to"] for layer in model.spec()["layers"]]
         out = []
         for layer in range(model.n_layers):
             n_in, n_out = sizes[layer], sizes[layer + 1]
-            off = model.param_offset(layer)
-            W = flat[off:off + n_in * n_out].reshape(n_in, n_out).copy()
-            b = flat[off + n_in * n_out:off + n_in * n_out + n_out].copy()
-            out.append((W, b))
+            off, b_off = model.param_offset(layer), model.bias_offset(layer)
+            if ties[layer] >= 0:  # the mirror's (n_out, n_in) W, transposed
+                W = flat[off:off + n_in * n_out].reshape(n_out, n_in).T.copy()
+            else:
+                W = flat[off:off + n_in * n_out].reshape(n_in, n_out).copy()
+            out.append((W, flat[b_off:b_off + n_out].copy()))
         return out
 
     def set_weights(self, weights: Any) -> _NetworkEstimator:
         """Loads [(W, b), ...] (as get_weights gives them). On an unfitted estimator the
         network's shape is taken from the weights, which must match hidden_layer_sizes, and
         "auto" loss and output_activation take the choice for data in [0, 1] (bce on a sigmoid):
-        set them explicitly for other data."""
+        set them explicitly for other data. A tied layer's W (tied_weights) may be None; given,
+        it must be exactly its mirror layer's W transposed (as get_weights gives it), else
+        ValueError: the two layers share one matrix."""
         try:
-            pairs = [(np.asarray(W), np.asarray(b)) for W, b in weights]
+            pairs = [(None if W is None else np.asarray(W), np.asarray(b)) for W, b in weights]
         except (TypeError, ValueError):
             raise ValueError("weights must be a list of (W, b) pairs") from None
         if getattr(self, "_model", None) is not None:
@@ -578,22 +590,34 @@ class _NetworkEstimator(BaseEstimator):
         else:
             p = self._resolve_head(self._validated_params(draw_seed=False), None)
             p = self._network_params(p, self._target_attributes())
-            if not pairs or pairs[0][0].ndim != 2:
+            if not pairs or pairs[0][0] is None or pairs[0][0].ndim != 2:
                 raise ValueError("weights must be a non-empty list of (W, b) pairs with 2-D W")
             model = self._new_model(pairs[0][0].shape[0], p, for_training=False)
         sizes = model.layer_sizes
         if len(pairs) != model.n_layers:
             raise ValueError(f"weights has {len(pairs)} layers; the model has {model.n_layers} (layer sizes {sizes})")
         flat = np.empty(model.n_params, dtype=np.float32)
+        ties = [layer["tied_to"] for layer in model.spec()["layers"]]
         for layer, (W, b) in enumerate(pairs):
             want_w, want_b = (sizes[layer], sizes[layer + 1]), (sizes[layer + 1],)
-            if W.shape != want_w or b.shape != want_b:
-                raise ValueError(f"layer {layer}: W has shape {W.shape} and b {b.shape}; expected {want_w} and {want_b}")
-            if W.dtype.kind not in "biuf" or b.dtype.kind not in "biuf":
-                raise ValueError(f"layer {layer}: weights must be real numbers; got {W.dtype} and {b.dtype}")
-            off = model.param_offset(layer)
-            flat[off:off + W.size] = W.reshape(-1)
-            flat[off + W.size:off + W.size + b.size] = b
+            if W is None and ties[layer] < 0:
+                raise ValueError(f"layer {layer}: W is None, but only a tied layer (tied_weights) may leave it out")
+            shape = want_w if W is None else W.shape
+            if shape != want_w or b.shape != want_b:
+                raise ValueError(f"layer {layer}: W has shape {shape} and b {b.shape}; expected {want_w} and {want_b}")
+            if (W is not None and W.dtype.kind not in "biuf") or b.dtype.kind not in "biuf":
+                raise ValueError(f"layer {layer}: weights must be real numbers; got {W.dtype if W is not None else None} "
+                                 f"and {b.dtype}")
+            flat[model.bias_offset(layer):model.bias_offset(layer) + b.size] = b
+            if ties[layer] < 0:
+                off = model.param_offset(layer)
+                flat[off:off + W.size] = W.reshape(-1)
+        for layer, (W, _) in enumerate(pairs):  # a tied layer's W, when given, must be its mirror's W^T
+            mirror = ties[layer]
+            if mirror >= 0 and W is not None and not np.array_equal(
+                    W.astype(np.float32), pairs[mirror][0].astype(np.float32).T):
+                raise ValueError(f"layer {layer}: tied_weights: its W must be layer {mirror}'s W transposed (the "
+                                 f"two share one matrix), or None")
         model.set_params(flat)  # checks finiteness; the model is untouched if this raises
         self._model = model
         self.n_features_in_ = sizes[0]

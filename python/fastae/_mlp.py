@@ -113,7 +113,8 @@ class _SupervisedEstimator(_NetworkEstimator):
             full = {"alpha": _core.ACTIVATION_TRAITS[layer["activation"]]["default_alpha"],
                     "initializer": p["kernel_initializer"], **layer, "l1": p["l1"], "l2": p["l2"],
                     "dropout": p["dropout"] if hidden_layer else 0.0, "noise": "none", "noise_level": 0.0,
-                    "activity_l1": 0.0, "sparsity_target": 0.0, "sparsity_weight": 0.0}
+                    "activity_l1": 0.0, "sparsity_target": 0.0, "sparsity_weight": 0.0, "contractive": 0.0,
+                    "tied_to": -1, "trainable": layer.get("trainable", True)}
             if full["activation"] == "leaky_relu" and "alpha" not in layer:
                 full["alpha"] = p["leaky_relu_slope"]
             return full

@@ -19,6 +19,10 @@ inline std::vector<int> autoencoder_layer_sizes(int n_features, const std::vecto
     return sizes;
 }
 
+// tied_weights=True: of the n layers, decoder layer i (i >= n / 2) has LayerSpec::tied_to = n - 1 - i
+// (and l1 = l2 = 0: the shared W is penalised by its encoder layer). contractive=c: layer 0's
+// LayerSpec::contractive = c (a one-hidden-layer encoder).
+//
 // With an integer random_state r, fastae.Autoencoder.fit calls Model::init_weights(r) and trains
 // with TrainOptions::seed = autoencoder_shuffle_seed(r), which keeps the shuffle stream apart from
 // the weight-initialisation stream of the same seed.

@@ -51,6 +51,21 @@ struct LayerSpec {
     double activity_l1 = 0.0;
     double sparsity_target = 0.0;  // in (0, 1) when sparsity_weight > 0
     double sparsity_weight = 0.0;
+    // The contractive penalty on this layer's output h with respect to the network's input x
+    // (the first layer only, a sigmoid or tanh hidden layer: a contractive autoencoder's code):
+    //   contractive * ||dh/dx||_F^2 summed over the batch / batch samples, where for one sample
+    //   ||dh/dx||_F^2 = sum_j f'(z_j)^2 * sum_i W_ji^2 (closed form; h before dropout).
+    double contractive = 0.0;
+    // Tied weights: -1, the layer owns its W; k >= 0, an earlier layer whose W this layer uses
+    // transposed (W = W_k^T: this layer's n_in is layer k's n_out and its n_out layer k's n_in;
+    // a tied autoencoder's decoder). The layer then owns only its bias in the flat buffer; its
+    // weight gradient is added to layer k's. A layer is tied to by at most one other; a tied
+    // layer's l1 and l2 must be 0 (its W is penalised, once, by layer k's).
+    int tied_to = -1;
+    // false: a frozen layer. Its parameters get no gradient (its dW and db products are skipped,
+    // and backward stops below the lowest trainable layer), no penalty and no update. A tied
+    // layer and the layer it is tied to must agree.
+    bool trainable = true;
 };
 
 // The loss on the output layer's activation (the pairing rules are in vocabulary.h's table).

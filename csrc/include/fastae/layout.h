@@ -7,7 +7,8 @@
 //
 // Weights of a dense layer with n_in inputs and n_out outputs are stored as W[i * n_out + o]
 // (row-major (n_in, n_out), as Keras' Dense kernel) followed by its bias b[o]. All layers'
-// (W, b) pairs lie one after another, encoder first, in one flat parameter buffer.
+// (W, b) pairs lie one after another, encoder first, in one flat parameter buffer. A tied
+// layer (LayerSpec::tied_to: it uses an earlier layer's W transposed) has only its b there.
 #pragma once
 
 #include <cstddef>

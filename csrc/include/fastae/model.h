@@ -56,8 +56,11 @@ public:
     void set_params(const float* values, std::size_t count);
     // Copies the n_params() parameters into out.
     void copy_params(float* out) const;
-    // Offset of layer l's W in the flat buffer; its b follows at offset + n_in * n_out.
+    // Offset of layer l's W in the flat buffer; its b follows at offset + n_in * n_out. A tied
+    // layer (LayerSpec::tied_to = k) owns no W: this is layer k's, whose (n_in, n_out) row-major W
+    // it uses transposed, and its b is at bias_offset(l).
     std::size_t param_offset(int layer) const;
+    std::size_t bias_offset(int layer) const;  // layer l's b
 
     // Runs layers [first, last) on n samples: in is (n, layer_sizes[first]), out is
     // (n, layer_sizes[last]). Any number of concurrent calls on one model (see Threads above). A
@@ -75,7 +78,9 @@ public:
     // Per-sample loss (mean over that sample's outputs) into out (n); threads as in forward.
     void sample_losses(std::size_t n, const float* x, const float* y, float* out, int n_threads = 1) const;
     // The same mean loss and its gradient with respect to every parameter, into grad
-    // (n_params() floats, layout of params()).
+    // (n_params() floats, layout of params()); 0 for the parameters of frozen layers
+    // (LayerSpec::trainable false). No dropout, noise or activity and contractive terms: those
+    // are training's.
     double loss_and_gradient(std::size_t n, const float* x, const float* y, float* grad) const;
 
     // The optimizer state left by the last fit (or set_optimizer_state), if any.
