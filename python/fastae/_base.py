@@ -28,6 +28,7 @@ from contextlib import contextmanager
 import numpy as np
 
 from . import _core, _progress
+from . import distributed as _distributed
 from ._compat import BaseEstimator, NotFittedError, tags_with
 from ._validation import (
     INITIALIZERS,
@@ -324,8 +325,10 @@ class _NetworkEstimator(BaseEstimator):
 
     # ---- training ----------------------------------------------------------------------------
 
-    def _train(self, X, validation_data, sample_weight, partial, resume):
-        """The training driver of fit (partial=False) and partial_fit (partial=True)."""
+    @_distributed.collective
+    def _train(self, X, validation_data, sample_weight, partial, resume, comm=None):
+        """The training driver of fit (partial=False) and partial_fit (partial=True). comm: an MPI
+        communicator for data-parallel training, which fastae.distributed turns into its Group."""
         p = self._validated_params()
         scale = p["input_scale"]
         fitted = getattr(self, "_model", None) is not None
@@ -341,16 +344,19 @@ class _NetworkEstimator(BaseEstimator):
         if X_val is not None:  # uint8 exactly when X is
             X_val = self._training_array(X_val, "validation_data", scale, X.shape[1], as_bytes=X.dtype == np.uint8)
         sample_weight = check_sample_weight(sample_weight, X.shape[0])
-        if sample_weight is not None and not sample_weight.any():
+        if sample_weight is not None and not sample_weight.any() and comm is None:  # (comm: checked globally)
             raise ValueError("sample_weight is zero for every sample: there is nothing to train on (weights must "
                              "contain at least one non-zero number)")
         val_weight = None if X_val is None else check_sample_weight(val_weight, X_val.shape[0],
                                                                     "validation_data's sample weights")
 
+        if comm is not None:  # every rank's shapes, rank 0's seed, the global data range
+            comm.setup(self, p, X, sample_weight, self._needs_target_range(p), lambda: self._targets_in_unit_range(X, scale))
         if continuing:  # the network goes on as it is, its head included
             p["loss"], p["output_activation"] = self._model.loss, self._model.output_activation
         else:
-            self._resolve_head(p, self._targets_in_unit_range(X, scale) if self._needs_target_range(p) else None)
+            self._resolve_head(p, (self._targets_in_unit_range(X, scale) if comm is None else comm.unit_range)
+                               if self._needs_target_range(p) else None)
         model = self._new_model(X.shape[1], p, float_data=X.dtype != np.uint8)
         if (partial or p["warm_start"]) and fitted:
             if list(self._model.layer_sizes) != list(model.layer_sizes):
@@ -382,7 +388,7 @@ class _NetworkEstimator(BaseEstimator):
         if X_val is not None or p["validation_split"] > 0.0:
             history.setdefault("val_loss", [float("nan")] * len(history["loss"]))
         first_epoch = len(history["loss"])
-        display = _progress.display(p["verbose"], first_epoch + epochs)
+        display = _progress.display(p["verbose"] if comm is None or comm.rank == 0 else 0, first_epoch + epochs)
         callbacks = list(p["callbacks"] or ())
         raised = []  # exceptions of the user's callables: fit publishes what was done, then raises them
         best = {}
@@ -463,11 +469,14 @@ class _NetworkEstimator(BaseEstimator):
                 except BaseException as exc:
                     raised.append(exc)
                     raise
+        if comm is not None:
+            comm.check_model(model)  # the same network everywhere, rank 0's weights
         try:
             _, reason = model.fit(
                 X, None, sample_weight, X_val, None, val_weight, scale=1.0 if scale is None else scale,
                 optimizer=self._optimizer_settings(p), options=options, on_epoch=on_epoch,
-                on_progress=display.progress if display is not None else None, lr_function=lr_function)
+                on_progress=display.progress if display is not None else None, lr_function=lr_function,
+                processes=None if comm is None else comm.engine_args())
         except BaseException as exc:
             from_user = any(exc is e for e in raised)
             if isinstance(exc, (MemoryError, ValueError)) and not from_user:
