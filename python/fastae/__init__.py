@@ -17,7 +17,7 @@ from . import _loader
 # registered as fastae._core before the modules below import it (see _loader.py).
 _core = _loader.load_core()
 from ._autoencoder import Autoencoder
-from ._base import ModelFileError, load
+from ._base import ModelFileError, from_bytes, load
 from ._compat import NotFittedError
 from ._core import TrainingDivergedError
 from ._validation import available_cpus, resolve_n_threads
@@ -25,8 +25,8 @@ from .datasets import load_digits
 
 __version__ = _core.__version__
 
-__all__ = ["Autoencoder", "ModelFileError", "NotFittedError", "TrainingDivergedError", "get_cmake_dir", "load",
-           "load_digits", "show_config", "__version__"]
+__all__ = ["Autoencoder", "ModelFileError", "NotFittedError", "TrainingDivergedError", "from_bytes", "get_cmake_dir",
+           "load", "load_digits", "show_config", "__version__"]
 
 
 def get_cmake_dir():

@@ -573,6 +573,14 @@ class _NetworkEstimator(BaseEstimator):
         p = self._validated_params(draw_seed=False)
         _core.save_model(model, os.fsencode(path), self._optimizer_settings(p), include, self._metadata())
 
+    def to_bytes(self, *, include_optimizer_state=False):
+        """The model file ``save`` writes, as bytes (``fastae.from_bytes`` reads it back): how a
+        fitted estimator ships to other processes (fastae.dask sends it to the workers once)."""
+        model = self._check_fitted()
+        include = check_bool("include_optimizer_state", include_optimizer_state)
+        p = self._validated_params(draw_seed=False)
+        return bytes(_core.model_to_bytes(model, self._optimizer_settings(p), include, self._metadata()))
+
     @classmethod
     def load(cls, path):
         """Reads a model file written by ``save`` (or by C++'s fastae::save_model) and returns
@@ -786,7 +794,15 @@ def _metadata_kind(metadata):
 def load(path):
     """Reads an estimator saved with ``save`` (or a model saved from C++, read as an Autoencoder)
     and returns it as the class its metadata names."""
-    model, settings, metadata = _core.load_model(os.fsencode(path))
+    return _estimator_of(*_core.load_model(os.fsencode(path)))
+
+
+def from_bytes(data):
+    """The estimator of a model file's bytes (``to_bytes``), as ``load`` reads a file."""
+    return _estimator_of(*_core.model_from_bytes(bytes(data)))
+
+
+def _estimator_of(model, settings, metadata):
     cls = _REGISTRY.get(_metadata_kind(metadata), _REGISTRY[_DEFAULT_KIND])
     return cls._from_model(model, settings, metadata)
 
