@@ -95,3 +95,48 @@ def test_a_failing_rank_stops_every_rank(scenario, ranks):
     for r, rec in enumerate(runs[scenario]):
         assert str(rec["error_type"]) == kind, (r, rec["error_type"], rec["error"])
         assert words in str(rec["error"]), (r, str(rec["error"]))
+
+
+def test_cpp_host_trains_data_parallel(tmp_path):
+    """examples/cpp/mpi_train (TrainOptions::processes with MPI_Allreduce), built beside fastae with
+    add_subdirectory when CMake finds MPI, on 2 ranks: the model rank 0 saves equals Python's
+    single-process training of the same file."""
+    import textwrap
+    here = os.path.dirname(sys.executable)
+    cmake = shutil.which("cmake", path=here + os.pathsep + os.environ.get("PATH", ""))
+    mpicxx = shutil.which("mpicxx", path=here + os.pathsep + os.environ.get("PATH", ""))
+    if cmake is None or mpicxx is None:
+        pytest.skip("needs cmake and an MPI C++ compiler wrapper (mpicxx)")
+    repo = os.path.dirname(HERE)
+    host = tmp_path / "host"
+    host.mkdir()
+    (host / "CMakeLists.txt").write_text(textwrap.dedent(f"""
+        cmake_minimum_required(VERSION 3.18)
+        project(mpi_host LANGUAGES CXX)
+        add_subdirectory("{repo}" fastae)
+        add_subdirectory("{repo}/examples/cpp/mpi_train" mpi_train)
+    """))
+    build = os.path.join(repo, "build", "pytest-mpi-example")  # kept: the library compiles once
+    eigen = [p for p in sys.path if os.path.isdir(os.path.join(p, "cmeel.prefix"))]
+    ninja = shutil.which("ninja", path=here + os.pathsep + os.environ.get("PATH", ""))
+    configure = [cmake, "-S", str(host), "-B", build, "-DCMAKE_BUILD_TYPE=Release", "-DFASTAE_BUILD_TESTS=OFF",
+                 "-DFASTAE_INSTALL=OFF", f"-DMPI_CXX_COMPILER={mpicxx}", f"-DCMAKE_PREFIX_PATH={';'.join(eigen)}"]
+    if ninja and not os.path.exists(os.path.join(build, "CMakeCache.txt")):
+        configure += ["-G", "Ninja", f"-DCMAKE_MAKE_PROGRAM={ninja}"]
+    for cmd in (configure, [cmake, "--build", build, "--parallel", "2"]):
+        out = subprocess.run(cmd, capture_output=True, text=True, timeout=900)
+        assert out.returncode == 0, out.stdout[-3000:] + out.stderr[-3000:]
+    exe = os.path.join(build, "mpi_train", "fastae_mpi_train")
+    assert os.path.exists(exe), "CMake found MPI but did not build fastae_mpi_train"
+    X, _, _ = data_of(CASES["plain"])
+    csv = tmp_path / "x.csv"
+    np.savetxt(csv, X, delimiter=",", fmt="%.9g")
+    X = np.loadtxt(csv, delimiter=",", dtype=np.float32)  # exactly the values the C++ host reads
+    model = tmp_path / "m.fae"
+    out = subprocess.run([MPIEXEC, "-n", "2", exe, str(csv), str(model), "--hidden", "16", "4", "--epochs", "2",
+                          "--batch-size", "32", "--seed", "7"], capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stdout[-3000:] + out.stderr[-3000:]
+    ref = fastae.Autoencoder(hidden_layer_sizes=(16, 4), epochs=2, batch_size=32, random_state=7, n_threads=1,
+                             loss="bce", output_activation="sigmoid").fit(X)
+    got = fastae.load(model)
+    np.testing.assert_allclose(got._model.get_params(), ref._model.get_params(), rtol=0, atol=ATOL)
