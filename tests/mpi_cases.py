@@ -14,7 +14,17 @@ CASES = {
     # validation_split over the global rows; the sparsity KL (whole-batch mean activations); no shuffle
     "split_sparse": dict(rows=150, params=dict(_BASE, validation_split=0.2, shuffle=False,
                                               activation=["relu", "sigmoid"], sparsity_target=0.1, sparsity_weight=0.5)),
+    # three partial_fit calls (one epoch each) with validation_split and early stopping's bookkeeping
+    "partial_fit": dict(rows=150, partial=3, params=dict(_BASE, validation_split=0.2, early_stopping=True,
+                                                         patience=2)),
 }
+
+
+def fit(est, case, X, **kwargs):
+    """fit, or `partial` calls of partial_fit."""
+    for _ in range(case.get("partial", 0)):
+        est.partial_fit(X, **kwargs)
+    return est if case.get("partial") else est.fit(X, **kwargs)
 
 
 def data_of(case):

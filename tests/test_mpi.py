@@ -6,6 +6,7 @@ gradient sums differs); a failing rank must stop every rank with its error, neve
 Skipped without mpi4py or an mpiexec (``pip install "fastae[mpi]"`` brings both)."""
 import json
 import os
+import pathlib
 import shutil
 import subprocess
 import sys
@@ -17,7 +18,7 @@ pytest.importorskip("mpi4py")
 
 import fastae  # noqa: E402
 
-from mpi_cases import CASES, data_of  # noqa: E402
+from mpi_cases import CASES, data_of, fit  # noqa: E402
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 WORKER = os.path.join(HERE, "mpi", "worker.py")
@@ -67,7 +68,7 @@ def ranks(request, tmp_path_factory):
 def single_process(case):
     X, w, X_val = data_of(case)
     kwargs = {} if X_val is None else {"validation_data": X_val}
-    return fastae.Autoencoder(**case["params"]).fit(X, sample_weight=w, **kwargs)
+    return fit(fastae.Autoencoder(**case["params"]), case, X, sample_weight=w, **kwargs)
 
 
 @pytest.mark.parametrize("scenario", sorted(CASES))
@@ -108,8 +109,8 @@ def test_cpp_host_trains_data_parallel(tmp_path):
     if cmake is None or mpicxx is None:
         pytest.skip("needs cmake and an MPI C++ compiler wrapper (mpicxx)")
     repo = os.path.dirname(HERE)
-    host = tmp_path / "host"
-    host.mkdir()
+    host = pathlib.Path(repo, "build", "pytest-mpi-host")  # a fixed source folder for the kept build
+    host.mkdir(parents=True, exist_ok=True)
     (host / "CMakeLists.txt").write_text(textwrap.dedent(f"""
         cmake_minimum_required(VERSION 3.18)
         project(mpi_host LANGUAGES CXX)

@@ -120,6 +120,8 @@ class Group:
 
     def __init__(self, comm):
         self.MPI = _mpi()
+        if not isinstance(comm, self.MPI.Comm):
+            raise TypeError(f"comm must be an mpi4py communicator (MPI.COMM_WORLD, say), got {type(comm).__name__}")
         self.comm = comm
         self.rank, self.size = _rank_size(comm)
         self.stage = "setup"        # setup -> engine -> done

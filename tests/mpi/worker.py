@@ -20,7 +20,7 @@ rank = comm.Get_rank()
 out, scenarios = sys.argv[1], sys.argv[2:]
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-from mpi_cases import CASES, data_of  # noqa: E402  (shared with the test)
+from mpi_cases import CASES, data_of, fit  # noqa: E402  (shared with the test)
 
 
 def write(scenario, **fields):
@@ -38,7 +38,7 @@ def run(scenario):
         kwargs = dict(sample_weight=None if w is None else distributed.shard(w, comm))
         if X_val is not None:
             kwargs["validation_data"] = distributed.shard(X_val, comm)
-        est = fastae.Autoencoder(**case["params"]).fit(distributed.shard(X, comm), comm=comm, **kwargs)
+        est = fit(fastae.Autoencoder(**case["params"]), case, distributed.shard(X, comm), comm=comm, **kwargs)
         write(scenario, params=est._model.get_params(), history=json.dumps(est.history_), stop=est.stop_reason_)
     elif scenario.startswith("fault_"):
         case = CASES["split_sparse" if scenario == "fault_nan_sparse" else "plain"]
