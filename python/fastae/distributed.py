@@ -202,8 +202,9 @@ class Group:
 
     def check_model(self, model):
         """Before the first step: the same network on every rank (sizes, head, parameter count),
-        and rank 0's weights and optimizer state everywhere (a warm start from models that drifted
-        apart would otherwise train different networks)."""
+        and rank 0's weights everywhere (a warm start from models that drifted apart would
+        otherwise train different networks; an optimizer state resumed is each rank's own, the
+        same when the ranks trained together)."""
         shape = (list(model.layer_sizes), model.loss, model.output_activation, int(model.n_params))
         # A mismatch is found by every rank from the same gathered list, so all raise together.
         shapes = self.agree(shape)
