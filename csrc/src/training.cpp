@@ -378,7 +378,8 @@ double TrainingSession::compute_gradients(const Batch& batch) {
     }
     // In a process group the batch statistics are summed across processes, with this process's
     // failure announced in the same sum (the others are waiting in it).
-    if (failed && !(detail::in_group(s.options.processes) && s.net.batch_stat_layers() > 0)) std::rethrow_exception(failed);
+    const bool group_statistics = detail::in_group(s.options.processes) && s.net.batch_stat_layers() > 0;
+    if (failed && !group_statistics) std::rethrow_exception(failed);
     double whole_batch_terms = 0.0;
     if (s.net.batch_stat_layers() > 0) {  // the second phase, with the whole batch's means
         whole_batch_terms = s.batch_statistics(failed);

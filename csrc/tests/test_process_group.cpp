@@ -111,7 +111,9 @@ std::vector<Outcome> fit_in_group(const std::vector<float>& x, std::size_t n, in
             t.processes.global_rows = n;
             t.processes.row_offset = begin;
             t.processes.lead = r == 0;
-            t.processes.sum = [&group, r](float* v, std::size_t k, double* f, std::size_t j) { group.sum(r, v, k, f, j); };
+            t.processes.sum = [&group, r](float* v, std::size_t k, double* f, std::size_t j) {
+                group.sum(r, v, k, f, j);
+            };
             TrainingData d;
             d.n = rows;
             d.x = x.data() + begin * 9;

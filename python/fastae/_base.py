@@ -351,7 +351,8 @@ class _NetworkEstimator(BaseEstimator):
                                                                     "validation_data's sample weights")
 
         if comm is not None:  # every rank's shapes, rank 0's seed, the global data range
-            comm.setup(self, p, X, sample_weight, self._needs_target_range(p), lambda: self._targets_in_unit_range(X, scale))
+            comm.setup(self, p, X, sample_weight, self._needs_target_range(p),
+                       lambda: self._targets_in_unit_range(X, scale))
         if continuing:  # the network goes on as it is, its head included
             p["loss"], p["output_activation"] = self._model.loss, self._model.output_activation
         else:
