@@ -329,7 +329,8 @@ py::tuple fit(Model& m, const py::object& x, const std::optional<FloatArray>& y,
               const std::optional<FloatArray>& sample_weight, const std::optional<py::array>& x_val,
               const std::optional<FloatArray>& y_val, const std::optional<FloatArray>& w_val, float scale,
               const py::dict& optimizer, const py::dict& options, const std::optional<py::function>& on_epoch,
-              const std::optional<py::function>& on_progress, const std::optional<py::function>& lr_function) {
+              const std::optional<py::function>& on_progress, const std::optional<py::function>& lr_function,
+              const std::optional<py::tuple>& processes) {
     const fastae::OptimizerConfig oc = settings_from_dict(optimizer);
     fastae::TrainOptions opts = train_options(options);
     const fastae::TrainingData data = training_data(m, x, y, sample_weight, scale, "X");
@@ -398,6 +399,30 @@ py::tuple fit(Model& m, const py::object& x, const std::optional<FloatArray>& y,
                 // Ctrl-C, which must not wait for the end of training.
                 python_error.emplace(std::move(e));
                 throw fastae::TrainingStopped("the progress display raised");
+            }
+        };
+    }
+
+    // Data-parallel training (fastae.distributed): (global_rows, row_offset, lead, sum), sum(values,
+    // figures) summing float32 and float64 arrays (views of the engine's buffers, or None) in place
+    // across the processes.
+    if (processes) {
+        fastae::ProcessGroup& g = opts.processes;
+        g.global_rows = (*processes)[0].cast<std::size_t>();
+        g.row_offset = (*processes)[1].cast<std::size_t>();
+        g.lead = (*processes)[2].cast<bool>();
+        const py::function sum = (*processes)[3].cast<py::function>();
+        g.sum = [&python_error, sum](float* values, std::size_t n, double* figures, std::size_t n_figures) {
+            py::gil_scoped_acquire acquire;
+            const py::capsule unowned(values ? static_cast<void*>(values) : static_cast<void*>(figures), [](void*) {});
+            py::object v = n ? py::object(py::array_t<float>({n}, {sizeof(float)}, values, unowned)) : py::none();
+            py::object f = n_figures ? py::object(py::array_t<double>({n_figures}, {sizeof(double)}, figures, unowned))
+                                     : py::none();
+            try {
+                sum(v, f);
+            } catch (py::error_already_set& e) {
+                python_error.emplace(std::move(e));
+                throw fastae::TrainingStopped("the group's sum raised");
             }
         };
     }
@@ -489,6 +514,7 @@ PYBIND11_MODULE(_core, mod) {
     mod.attr("MODEL_FILE_VERSION") = fastae::model_file_version;
     mod.attr("AUTOENCODER_SHUFFLE_SEED_OFFSET") = fastae::autoencoder_shuffle_seed_offset;
     py::register_exception<fastae::ModelFileError>(mod, "ModelFileError", PyExc_ValueError);
+    py::register_exception<fastae::PeerFailed>(mod, "PeerFailedError", PyExc_RuntimeError);
     py::register_exception_translator([](std::exception_ptr p) {
         try {
             if (p) std::rethrow_exception(p);
@@ -583,6 +609,7 @@ PYBIND11_MODULE(_core, mod) {
              py::arg("X_val"), py::arg("y_val").noconvert(), py::arg("w_val").noconvert(), py::arg("scale"),
              py::arg("optimizer"), py::arg("options"), py::arg("on_epoch") = py::none(),
              py::arg("on_progress") = py::none(), py::arg("lr_function") = py::none(),
+             py::arg("processes") = py::none(),
              "Trains in place; returns (history, stop_reason). optimizer: settings dict (optimizer, learning_rate, "
              "beta1, beta2, epsilon, momentum, nesterov, weight_decay, rho); options: epochs, batch_size, shuffle, "
              "seed, n_threads, resume_optimizer. Raises KeyboardInterrupt on Ctrl-C after the current step, with "

@@ -4,6 +4,7 @@
 
 #include <algorithm>
 #include <atomic>
+#include <memory>
 #include <optional>
 #include <cmath>
 #include <exception>
@@ -14,6 +15,7 @@
 #include "model_impl.h"
 #include "network.h"
 #include "rng.h"
+#include "process_group.h"
 #include "trainer.h"
 #include "training_session_impl.h"
 #include "worker_pool.h"
@@ -364,17 +366,28 @@ void check_training_arguments(const Model::Impl& model, const TrainingData& data
 StopReason Model::fit(const TrainingData& data, const TrainingData* validation, const OptimizerConfig& optimizer,
                       const TrainOptions& options, std::vector<EpochReport>* history) {
     Writing writing(impl_->guard, "fit");
-    check_training_arguments(*impl_, data, validation, optimizer, options);
-    const TrainingData* val = validation && validation->n > 0 ? validation : nullptr;
-    // validation_split: a seeded random subset of the rows, copied out, validates; the rest trains.
+    const ProcessGroup& group = options.processes;
+    const TrainingData* val = nullptr;
     std::optional<detail::HeldOut> held_out;
-    if (!val && options.validation_split > 0.0) {
-        held_out.emplace(detail::hold_out(data, n_inputs(), n_outputs(), options.validation_split, options.seed));
-        val = &held_out->validation;
-        check_whole(impl_->net, *val, "the validation_split rows");
+    std::unique_ptr<TrainingSession> session;  // its constructor for fit is Model's own
+    try {  // in a process group, a failure here is announced where the others agree to start
+        check_training_arguments(*impl_, data, validation, optimizer, options);
+        detail::check_group(group, data.n);
+        val = validation && validation->n > 0 ? validation : nullptr;
+        // validation_split: a seeded random subset of the rows, copied out, validates; the rest trains.
+        if (!val && options.validation_split > 0.0) {
+            held_out.emplace(detail::hold_out(data, n_inputs(), n_outputs(), options.validation_split, options.seed,
+                                              group));
+            val = &held_out->validation;
+            check_whole(impl_->net, *val, "the validation_split rows");
+        }
+        session.reset(new TrainingSession(*impl_, data, optimizer, options, TrainingSession::Unclaimed{}));
+        if (val) session->impl_->reserve_evaluation(*val);
+    } catch (...) {
+        if (detail::in_group(group) && group.sum) detail::announce_failure(group);
+        throw;
     }
-    TrainingSession session(*impl_, data, optimizer, options, TrainingSession::Unclaimed{});
-    if (val) session.impl_->reserve_evaluation(*val);
+    if (detail::in_group(group)) detail::agree_to_start(group);
     // X, y and the weights are checked batch by batch as the first epoch reads them, while in
     // cache, instead of in a pass of their own over the whole dataset (30 ms for MNIST here, 5% of
     // an epoch); a bad value undoes the steps before it, so the fit still changes nothing: the
@@ -384,12 +397,12 @@ StopReason Model::fit(const TrainingData& data, const TrainingData* validation, 
     const detail::AlignedFloats initial = check ? impl_->params : detail::AlignedFloats();
     const std::size_t history_size = history ? history->size() : 0;
     try {
-        return detail::run_epochs(session, data, held_out ? &held_out->train_rows : nullptr, val, options, check,
+        return detail::run_epochs(*session, data, held_out ? &held_out->train_rows : nullptr, val, options, check,
                                   history);
     } catch (const std::invalid_argument&) {
         if (check) {
             std::copy(initial.begin(), initial.end(), impl_->params.begin());
-            session.impl_->discard_state = true;
+            session->impl_->discard_state = true;
             if (history) history->resize(history_size);
         }
         throw;

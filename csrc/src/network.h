@@ -71,7 +71,8 @@ struct StepContext {
     double batch_samples = 0.0;
     const std::vector<AlignedFloats>* batch_means = nullptr;
     double* term_value = nullptr;
-    std::size_t row(Eigen::Index j) const { return rows ? rows[j] : first + std::size_t(j); }
+    std::size_t row_offset = 0;  // a process group's first row: the keys are global dataset rows
+    std::size_t row(Eigen::Index j) const { return (rows ? rows[j] : first + std::size_t(j)) + row_offset; }
 };
 
 // The noise of LayerSpec::noise on one sample's d inputs x into out (training only), drawn from a

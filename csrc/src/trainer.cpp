@@ -12,6 +12,7 @@
 #include <stdexcept>
 #include <string>
 
+#include "process_group.h"
 #include "rng.h"
 #include "csr_rows.h"
 
@@ -85,8 +86,9 @@ double lr_of_epoch(const TrainOptions& o, double lr0, int e) {
     return std::max(lr, o.lr_min);
 }
 
-HeldOut hold_out(const TrainingData& data, int n_inputs, int n_outputs, double split, std::uint64_t seed) {
-    const std::size_t n = data.n;
+HeldOut hold_out(const TrainingData& data, int n_inputs, int n_outputs, double split, std::uint64_t seed,
+                 const ProcessGroup& group) {
+    const std::size_t n = dataset_rows(group, data.n);
     const std::size_t n_train = std::size_t(double(n) * (1.0 - split));  // as Keras: int(n * (1 - split))
     const std::size_t n_val = n - n_train;
     if (n_val == 0 || n_train == 0) {
@@ -101,19 +103,23 @@ HeldOut hold_out(const TrainingData& data, int n_inputs, int n_outputs, double s
     HeldOut h;
     h.train_rows.assign(order.begin(), order.begin() + std::ptrdiff_t(n_train));
     std::sort(h.train_rows.begin(), h.train_rows.end());
-    std::vector<std::size_t> val_rows(order.begin() + std::ptrdiff_t(n_train), order.end());
+    std::vector<std::size_t> val_rows;  // this process's rows (all of them, alone)
+    for (auto it = order.begin() + std::ptrdiff_t(n_train); it != order.end(); ++it) {
+        if (*it >= group.row_offset && *it - group.row_offset < data.n) val_rows.push_back(*it - group.row_offset);
+    }
     std::sort(val_rows.begin(), val_rows.end());
+    const std::size_t n_val_here = val_rows.size();
     const auto d_in = std::size_t(n_inputs), d_out = std::size_t(n_outputs);
     if (data.x_u8) {
-        h.x_u8.resize(n_val * d_in);
-        for (std::size_t i = 0; i < n_val; ++i) {
+        h.x_u8.resize(n_val_here * d_in);
+        for (std::size_t i = 0; i < n_val_here; ++i) {
             std::memcpy(h.x_u8.data() + i * d_in, data.x_u8 + val_rows[i] * d_in, d_in);
         }
         h.validation.x_u8 = h.x_u8.data();
         h.validation.scale = data.scale;
     } else {
-        h.x.resize(n_val * d_in);
-        for (std::size_t i = 0; i < n_val; ++i) {
+        h.x.resize(n_val_here * d_in);
+        for (std::size_t i = 0; i < n_val_here; ++i) {
             if (is_csr(data)) {
                 csr_row(data, val_rows[i], d_in, h.x.data() + i * d_in);
             } else {
@@ -123,18 +129,18 @@ HeldOut hold_out(const TrainingData& data, int n_inputs, int n_outputs, double s
         h.validation.x = h.x.data();
     }
     if (data.y) {
-        h.y.resize(n_val * d_out);
-        for (std::size_t i = 0; i < n_val; ++i) {
+        h.y.resize(n_val_here * d_out);
+        for (std::size_t i = 0; i < n_val_here; ++i) {
             std::memcpy(h.y.data() + i * d_out, data.y + val_rows[i] * d_out, sizeof(float) * d_out);
         }
         h.validation.y = h.y.data();
     }
     if (data.sample_weight) {
-        h.weight.resize(n_val);
-        for (std::size_t i = 0; i < n_val; ++i) h.weight[i] = data.sample_weight[val_rows[i]];
+        h.weight.resize(n_val_here);
+        for (std::size_t i = 0; i < n_val_here; ++i) h.weight[i] = data.sample_weight[val_rows[i]];
         h.validation.sample_weight = h.weight.data();
     }
-    h.validation.n = n_val;
+    h.validation.n = n_val_here;
     return h;
 }
 
@@ -142,16 +148,19 @@ StopReason run_epochs(TrainingSession& session, const TrainingData& data, const 
                       const TrainingData* validation, const TrainOptions& options, bool check_first_epoch,
                       std::vector<EpochReport>* history) {
     const auto t_fit = Clock::now();
-    std::vector<std::size_t> order;
+    const ProcessGroup& group = options.processes;
+    Agreement agree(group);  // alone: runs the work, lets errors through
+    std::vector<std::size_t> order;  // dataset rows (global row numbers in a group)
     if (rows) {
         order = *rows;
     } else {
-        order.resize(data.n);
+        order.resize(dataset_rows(group, data.n));
         std::iota(order.begin(), order.end(), std::size_t(0));
     }
     const std::size_t n = order.size();
     const std::size_t batch = std::min<std::size_t>(std::size_t(options.batch_size), n);
     const std::size_t steps = (n + batch - 1) / batch;
+    std::vector<std::size_t> mine(agree.active() ? batch : 0);  // this process's rows of a batch
     // The shuffle stream of a fit that continues a model's training (initial_epoch > 0) is its own,
     // while `seed` alone keys validation_split's rows: partial_fit holds out the same rows each call.
     Rng rng(options.seed + std::uint64_t(options.initial_epoch) * 0x9E3779B97F4A7C15ull);
@@ -162,8 +171,10 @@ StopReason run_epochs(TrainingSession& session, const TrainingData& data, const 
     for (int k = 1; k <= options.epochs && reason == StopReason::completed; ++k) {
         const int epoch = options.initial_epoch + k;  // 1-based over the model's training
         const auto t_start = Clock::now();
-        lr = epoch_rate(options, lr0, lr, epoch - 1);
-        session.set_learning_rate(lr);
+        agree.attempt([&] {
+            lr = epoch_rate(options, lr0, lr, epoch - 1);
+            session.set_learning_rate(lr);
+        });
         session.set_check_data(k == 1 && check_first_epoch);
         if (options.shuffle) rng.shuffle(order.data(), n);
         // Each batch's mean loss (penalties included) times its samples: the epoch's mean is
@@ -174,21 +185,44 @@ StopReason run_epochs(TrainingSession& session, const TrainingData& data, const 
         for (std::size_t step = 0; step < steps; ++step) {
             Batch b;
             const std::size_t start = step * batch;
-            b.rows = options.shuffle || rows ? order.data() + start : nullptr;
+            b.rows = options.shuffle || rows || agree.active() ? order.data() + start : nullptr;
             b.first = start;
             b.size = std::min(batch, n - start);
             b.epoch = epoch;
-            const double data_loss = session.compute_gradients(b);
-            const double loss = session.apply(data_loss);  // sums the threads' buffers in its own pass
+            double data_loss = 0.0;
+            bool stop = false, time_up = false;
+            if (agree.active()) {  // this process's rows, then the group's loss, flags and gradient
+                agree.attempt([&] {
+                    data_loss = session.compute_gradients(local_part(b, group, data.n, mine.data()));
+                    session.reduce();
+                });
+                double figures[4] = {data_loss, options.should_stop && options.should_stop() ? 1.0 : 0.0,
+                                     options.max_time > 0.0 && seconds_since(t_fit) >= options.max_time ? 1.0 : 0.0};
+                agree.sum(figures, 4);
+                data_loss = figures[0];
+                stop = figures[1] != 0.0;
+                time_up = figures[2] != 0.0;
+                group.sum(session.gradient(), session.n_params(), nullptr, 0);
+            } else {
+                data_loss = session.compute_gradients(b);
+            }
+            const double loss = session.apply(data_loss);  // alone: sums the threads' buffers in its own pass
             loss_sum += loss * double(b.size);
             penalty_sum += session.last_penalty() * double(b.size);
             seen += b.size;
             if (options.on_progress && (step + 1 == steps || seconds_since(last_progress) >= options.progress_interval)) {
                 last_progress = Clock::now();
-                options.on_progress(Progress{epoch, step + 1, steps, seen, loss_sum / double(seen), seconds_since(t_start)});
+                agree.attempt([&] {
+                    options.on_progress(
+                        Progress{epoch, step + 1, steps, seen, loss_sum / double(seen), seconds_since(t_start)});
+                });
             }
-            if (options.should_stop && options.should_stop()) return StopReason::interrupted;
-            if (options.max_time > 0.0 && seconds_since(t_fit) >= options.max_time) {
+            if (!agree.active()) {
+                stop = options.should_stop && options.should_stop();
+                time_up = options.max_time > 0.0 && seconds_since(t_fit) >= options.max_time;
+            }
+            if (stop) return StopReason::interrupted;
+            if (time_up) {
                 reason = StopReason::max_time;  // this (maybe partial) epoch is still reported
                 break;
             }
@@ -198,7 +232,13 @@ StopReason run_epochs(TrainingSession& session, const TrainingData& data, const 
         report.loss = loss_sum / double(seen);
         report.lr = lr;
         if (penalty_sum != 0.0) report.metrics.emplace_back("penalty", penalty_sum / double(seen));
-        if (validation && validation->n > 0) {
+        if (agree.active()) {  // the group's validation loss: each process's mean times its samples
+            double figures[3] = {0.0, validation ? double(validation->n) : 0.0};
+            if (figures[1] > 0.0) agree.attempt([&] { figures[0] = session.evaluate(*validation) * figures[1]; });
+            agree.sum(figures, 3);
+            report.has_val_loss = figures[1] > 0.0;
+            if (report.has_val_loss) report.val_loss = figures[0] / figures[1];
+        } else if (validation && validation->n > 0) {
             report.val_loss = session.evaluate(*validation);
             report.has_val_loss = true;
         }
@@ -208,9 +248,19 @@ StopReason run_epochs(TrainingSession& session, const TrainingData& data, const 
         }
         report.seconds = seconds_since(t_start);
         if (history) history->push_back(report);
-        if (options.on_epoch && !options.on_epoch(report)) reason = StopReason::callback;
+        bool keep_going = true, stop = false;
+        agree.attempt([&] { keep_going = !options.on_epoch || options.on_epoch(report); });
+        if (agree.active()) {  // any process's callback stops them all; so does any Ctrl-C
+            double figures[3] = {keep_going ? 0.0 : 1.0, options.should_stop && options.should_stop() ? 1.0 : 0.0};
+            agree.sum(figures, 3);
+            keep_going = figures[0] == 0.0;
+            stop = figures[1] != 0.0;
+        } else {
+            stop = options.should_stop && options.should_stop();
+        }
+        if (!keep_going) reason = StopReason::callback;
         if (reason == StopReason::completed && monitor.should_stop()) reason = StopReason::early_stopping;
-        if (options.should_stop && options.should_stop()) return StopReason::interrupted;
+        if (stop) return StopReason::interrupted;
     }
     if (const float* best = monitor.best_params()) session.set_params(best);
     return reason;

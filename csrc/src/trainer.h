@@ -16,7 +16,8 @@
 namespace fastae::detail {
 
 // Trains `session` for options.epochs epochs over data and appends one EpochReport per finished
-// epoch to *history. rows (null: all rows of data) lists the rows to train on. Validation is
+// epoch to *history. rows (null: all rows of data) lists the rows to train on (in a process group,
+// options.processes: global row numbers, and every process runs the same global batches). Validation is
 // skipped when validation is null. The first epoch checks every row as it reads it
 // (TrainingSession::set_check_data) when check_first_epoch; later epochs do not.
 StopReason run_epochs(TrainingSession& session, const TrainingData& data, const std::vector<std::size_t>* rows,
@@ -24,14 +25,17 @@ StopReason run_epochs(TrainingSession& session, const TrainingData& data, const 
                       std::vector<EpochReport>* history);
 
 // TrainOptions::validation_split: a seeded random subset of the rows copied out as validation
-// data, the others listed (ascending) for training.
+// data, the others listed (ascending) for training. In a process group the subset is drawn from
+// the global rows: train_rows lists global row numbers, and only this process's held-out rows
+// (maybe none) are copied.
 struct HeldOut {
     std::vector<std::size_t> train_rows;
     AlignedFloats x, y, weight;
     std::vector<std::uint8_t> x_u8;
     TrainingData validation;
 };
-HeldOut hold_out(const TrainingData& data, int n_inputs, int n_outputs, double split, std::uint64_t seed);
+HeldOut hold_out(const TrainingData& data, int n_inputs, int n_outputs, double split, std::uint64_t seed,
+                 const ProcessGroup& group = ProcessGroup());
 
 // The epoch-end policies on the monitored loss (val_loss, else the training loss): the best so
 // far (early stopping, the best weights, kept in a buffer allocated up front) and the plateau

@@ -21,6 +21,7 @@
 
 #include "float_env.h"
 #include "csr_rows.h"
+#include "process_group.h"
 
 namespace fastae {
 
@@ -184,7 +185,8 @@ void TrainingSession::Impl::shard_gradient(int shard) {
     const detail::DenseLayer& first_layer = net.layer(0);
     if (first_layer.noise != Noise::none) {
         float* noisy = nb.data() + c0 * std::size_t(d_in);
-        const detail::StepContext keys{options.seed, batch.epoch, sd.rows, sd.first};
+        detail::StepContext keys{options.seed, batch.epoch, sd.rows, sd.first};
+        keys.row_offset = options.processes.row_offset;
         for (Eigen::Index j = 0; j < sd.cols; ++j) {
             detail::input_noise(first_layer.noise, first_layer.noise_level, keys, keys.row(j),
                                 sd.x + j * d_in, noisy + j * d_in, d_in);
@@ -216,6 +218,7 @@ detail::StepContext& TrainingSession::Impl::step_context(int shard) {
     c = detail::StepContext{options.seed, batch.epoch, sd.rows, sd.first,
                             double(batch.global_size ? batch.global_size : batch.size), &batch_means,
                             &shard_terms[std::size_t(shard)]};
+    c.row_offset = options.processes.row_offset;  // draws keyed by the dataset's row, in a group too
     return c;
 }
 
@@ -231,8 +234,9 @@ void TrainingSession::Impl::shard_backward(int shard, int forward_done) {
 // The whole batch's mean output of every layer with a sparsity penalty, from the shards' column
 // sums (added in shard order), and the penalty's value: weight * sum_j KL(target || mean_j).
 // Means are kept inside [1e-6, 1 - 1e-6] so that a saturated sigmoid cannot make the KL infinite.
-double TrainingSession::Impl::batch_statistics() {
+double TrainingSession::Impl::batch_statistics(const std::exception_ptr& failed) {
     const double samples = double(batch.global_size ? batch.global_size : batch.size);
+    const ProcessGroup& group = options.processes;
     double kl = 0.0;
     for (int l = 0; l < net.batch_stat_layers(); ++l) {
         const detail::DenseLayer& layer = net.layer(l);
@@ -242,6 +246,12 @@ double TrainingSession::Impl::batch_statistics() {
         for (int t = 0; t < n_shards; ++t) {
             const detail::AlignedFloats& sums = shard_sums[std::size_t(t)][std::size_t(l) + 1];
             for (std::size_t o = 0; o < mean.size(); ++o) mean[o] += sums[o];
+        }
+        if (detail::in_group(group)) {  // the processes' sums, and whether one of them failed
+            double failures = failed ? 1.0 : 0.0;
+            group.sum(mean.data(), mean.size(), &failures, 1);
+            if (failed) std::rethrow_exception(failed);
+            if (failures != 0.0) throw PeerFailed("another process of the group failed");
         }
         const double rho = layer.sparsity_target;
         for (float& m : mean) {
@@ -359,7 +369,8 @@ double TrainingSession::compute_gradients(const Batch& batch) {
     detail::FlushDenormalsGuard ftz;
     Impl& s = *impl_;
     // The messages are built only on failure: a step allocates nothing.
-    if (!(batch.size >= 1 && batch.size <= s.batch_capacity)) {
+    // A process of a group may hold none of a global batch's rows (its gradient share is zero).
+    if (!((batch.size >= 1 || batch.global_size >= 1) && batch.size <= s.batch_capacity)) {
         throw std::invalid_argument("compute_gradients: the batch must hold 1 to batch_size (" +
                                     std::to_string(s.batch_capacity) + ") samples, got " + std::to_string(batch.size));
     }
@@ -379,16 +390,19 @@ double TrainingSession::compute_gradients(const Batch& batch) {
     s.step_start = detail::Clock::now();
     auto task = [&s](int shard, int) { s.shard_gradient(shard); };
     s.pool.run(task, s.n_shards);
+    std::exception_ptr failed;
     for (std::exception_ptr& error : s.shard_error) {
-        if (error) {
-            std::exception_ptr e = error;
-            std::fill(s.shard_error.begin(), s.shard_error.end(), nullptr);
-            std::rethrow_exception(e);
-        }
+        if (error && !failed) failed = error;
+        error = nullptr;
     }
+    // In a process group the batch statistics are summed across processes, with this process's
+    // failure announced in the same sum (the others are waiting in it).
+    const bool group_statistics = detail::in_group(s.options.processes) && s.net.batch_stat_layers() > 0;
+    if (failed && !group_statistics) std::rethrow_exception(failed);
     double whole_batch_terms = 0.0;
     if (s.net.batch_stat_layers() > 0) {  // the second phase, with the whole batch's means
-        whole_batch_terms = s.batch_statistics();
+        whole_batch_terms = s.batch_statistics(failed);
+        if (failed) std::rethrow_exception(failed);
         auto rest = [&s](int shard, int) { s.shard_backward(shard, s.net.batch_stat_layers()); };
         s.pool.run(rest, s.n_shards);
     }
@@ -396,7 +410,8 @@ double TrainingSession::compute_gradients(const Batch& batch) {
     double loss = 0.0, terms = 0.0;
     for (double v : s.shard_loss) loss += v;
     for (double v : s.shard_terms) terms += v;
-    return loss * double(s.grad_scale) + terms + whole_batch_terms;
+    // The whole-batch terms are the group's, counted once (by its lead process).
+    return loss * double(s.grad_scale) + terms + (s.options.processes.lead ? whole_batch_terms : 0.0);
 }
 
 void TrainingSession::reduce() {

@@ -33,7 +33,7 @@ struct TrainingSession::Impl {
     // Step parts, run by the pool's threads.
     void shard_gradient(int shard);                     // gather, check, noise; then all, or phase 1
     void shard_backward(int shard, int forward_done);   // (the rest of) forward, head and backward
-    double batch_statistics();                          // between the phases: means and the KL
+    double batch_statistics(const std::exception_ptr& failed);  // between the phases: means and the KL
     detail::StepContext& step_context(int shard);
     void sum_slice(std::size_t p0, std::size_t p1);
     void update_slice(int slice);

@@ -18,7 +18,8 @@ from . import _loader
 _loader.load_core()
 from . import _core  # noqa: E402  (the module load_core registered)
 from ._autoencoder import Autoencoder
-from ._base import ModelFileError, load
+from ._anomaly import AnomalyDetector
+from ._base import ModelFileError, from_bytes, load
 from ._code_size import CodeSizeReport, choose_code_size
 from ._compat import NotFittedError
 from ._mlp import MLPClassifier, MLPRegressor
@@ -28,9 +29,9 @@ from .datasets import load_digits
 
 __version__ = _core.__version__
 
-__all__ = ["Autoencoder", "CodeSizeReport", "MLPClassifier", "MLPRegressor", "ModelFileError", "NotFittedError",
-           "TrainingDivergedError", "choose_code_size", "get_cmake_dir", "load", "load_digits", "show_config",
-           "__version__"]
+__all__ = ["AnomalyDetector", "Autoencoder", "CodeSizeReport", "MLPClassifier", "MLPRegressor", "ModelFileError",
+           "NotFittedError", "TrainingDivergedError", "choose_code_size", "from_bytes", "get_cmake_dir", "load",
+           "load_digits", "show_config", "__version__"]
 
 
 def get_cmake_dir():

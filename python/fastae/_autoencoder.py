@@ -350,7 +350,7 @@ class Autoencoder(TransformerMixin, _NetworkEstimator):
     # ---- training --------------------------------------------------------------------------
 
     def fit(self, X: ArrayLike, y: Any = None, validation_data: Any = None, *, sample_weight: Optional[ArrayLike] = None,
-            resume_optimizer: bool = False) -> Autoencoder:
+            resume_optimizer: bool = False, comm: Any = None) -> Autoencoder:
         """Trains on X (n_samples, n_features) to reconstruct X; y is ignored (scikit-learn's
         convention for unsupervised estimators). validation_data: X_val, or (X_val,),
         (X_val, X_val) or (X_val, X_val, val_sample_weight) as Keras takes it; its loss is
@@ -380,17 +380,22 @@ class Autoencoder(TransformerMixin, _NetworkEstimator):
         or infinite, training stops with fastae.TrainingDivergedError (a FloatingPointError) and
         the model keeps the weights of the last finite step. Other threads may use the estimator
         meanwhile: they get the previous model (or NotFittedError) until fit returns. Returns self.
+
+        comm: an MPI communicator (mpi4py) for data-parallel training: X (and validation_data)
+        are this rank's block of rows, as fastae.distributed.shard cuts them, and every rank ends
+        with the weights one process would have on the whole data (fastae.distributed).
         """
         resume = check_bool("resume_optimizer", resume_optimizer)
-        return self._train(X, validation_data, sample_weight, partial=False, resume=resume)
+        return self._train(X, validation_data, sample_weight, partial=False, resume=resume, comm=comm)
 
     def partial_fit(self, X: ArrayLike, y: Any = None, validation_data: Any = None, *,
-                    sample_weight: Optional[ArrayLike] = None) -> Autoencoder:
+                    sample_weight: Optional[ArrayLike] = None, comm: Any = None) -> Autoencoder:
         """One more epoch over X, continuing from the current weights AND optimizer state (Adam's
         moments and step count), so that successive calls train exactly as one longer fit
         would, up to the shuffles. On an unfitted estimator it starts as fit does (and "auto"
-        resolves from this first X). ``history_`` and ``n_iter_`` grow by one epoch. Returns self."""
-        return self._train(X, validation_data, sample_weight, partial=True, resume=True)
+        resolves from this first X). ``history_`` and ``n_iter_`` grow by one epoch. comm: as
+        fit's. Returns self."""
+        return self._train(X, validation_data, sample_weight, partial=True, resume=True, comm=comm)
 
     def fit_transform(self, X: ArrayLike, y: Any = None, **fit_params: Any) -> np.ndarray:
         """fit(X) then transform(X)."""

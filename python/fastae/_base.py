@@ -29,6 +29,7 @@ from typing import Any, Optional, Union
 import numpy as np
 
 from . import _core, _progress
+from . import distributed as _distributed
 from ._compat import BaseEstimator, NotFittedError, tags_with
 from ._validation import (
     INITIALIZERS,
@@ -372,9 +373,11 @@ class _NetworkEstimator(BaseEstimator):
 
     # ---- training ----------------------------------------------------------------------------
 
-    def _train(self, X, validation_data, sample_weight, partial, resume, y=None):
+    @_distributed.collective
+    def _train(self, X, validation_data, sample_weight, partial, resume, y=None, comm=None):
         """The training driver of fit (partial=False) and partial_fit (partial=True); y: the
-        supervised models' targets (None for the autoencoder)."""
+        supervised models' targets (None for the autoencoder). comm: an MPI communicator for
+        data-parallel training, which fastae.distributed turns into its Group."""
         p = self._validated_params()
         scale = p["input_scale"]
         fitted = getattr(self, "_model", None) is not None
@@ -395,16 +398,20 @@ class _NetworkEstimator(BaseEstimator):
         if Y is not None and X_val is not None:
             Y_val, _ = self._training_targets(y_val, X_val.shape[0], "validation_data's y", target_attributes)
         sample_weight = check_sample_weight(sample_weight, X.shape[0])
-        if sample_weight is not None and not sample_weight.any():
+        if sample_weight is not None and not sample_weight.any() and comm is None:  # (comm: checked globally)
             raise ValueError("sample_weight is zero for every sample: there is nothing to train on (weights must "
                              "contain at least one non-zero number)")
         val_weight = None if X_val is None else check_sample_weight(val_weight, X_val.shape[0],
                                                                     "validation_data's sample weights")
 
+        if comm is not None:  # every rank's shapes, rank 0's seed, the global data range
+            comm.setup(self, p, X, sample_weight, self._needs_target_range(p),
+                       lambda: self._targets_in_unit_range(X, scale))
         if continuing:  # the network goes on as it is, its head included
             p["loss"], p["output_activation"] = self._model.loss, self._model.output_activation
         else:
-            self._resolve_head(p, self._targets_in_unit_range(X, scale) if self._needs_target_range(p) else None)
+            self._resolve_head(p, (self._targets_in_unit_range(X, scale) if comm is None else comm.unit_range)
+                               if self._needs_target_range(p) else None)
         p = self._network_params(p, target_attributes)
         model = self._new_model(X.shape[1], p, float_data=X.dtype != np.uint8)
         if (partial or p["warm_start"]) and fitted:
@@ -443,7 +450,7 @@ class _NetworkEstimator(BaseEstimator):
         if X_val is not None or p["validation_split"] > 0.0:
             history.setdefault("val_loss", [float("nan")] * len(history["loss"]))
         first_epoch = len(history["loss"])
-        display = _progress.display(p["verbose"], first_epoch + epochs)
+        display = _progress.display(p["verbose"] if comm is None or comm.rank == 0 else 0, first_epoch + epochs)
         callbacks = list(p["callbacks"] or ())
         raised = []  # exceptions of the user's callables: fit publishes what was done, then raises them
         best = {}
@@ -524,11 +531,14 @@ class _NetworkEstimator(BaseEstimator):
                 except BaseException as exc:
                     raised.append(exc)
                     raise
+        if comm is not None:
+            comm.check_model(model)  # the same network everywhere, rank 0's weights
         try:
             _, reason = model.fit(
                 X.engine_input if isinstance(X, _CsrRows) else X, Y, sample_weight, X_val, Y_val, val_weight, scale=1.0 if scale is None else scale,
                 optimizer=self._optimizer_settings(p), options=options, on_epoch=on_epoch,
-                on_progress=display.progress if display is not None else None, lr_function=lr_function)
+                on_progress=display.progress if display is not None else None, lr_function=lr_function,
+                processes=None if comm is None else comm.engine_args())
         except BaseException as exc:
             from_user = any(exc is e for e in raised)
             if isinstance(exc, (MemoryError, ValueError)) and not from_user:
@@ -644,6 +654,14 @@ class _NetworkEstimator(BaseEstimator):
         include = check_bool("include_optimizer_state", include_optimizer_state)
         p = self._validated_params(draw_seed=False)
         _core.save_model(model, os.fsencode(path), self._optimizer_settings(p), include, self._metadata())
+
+    def to_bytes(self, *, include_optimizer_state=False):
+        """The model file ``save`` writes, as bytes (``fastae.from_bytes`` reads it back): how a
+        fitted estimator ships to other processes (fastae.dask sends it to the workers once)."""
+        model = self._check_fitted()
+        include = check_bool("include_optimizer_state", include_optimizer_state)
+        p = self._validated_params(draw_seed=False)
+        return bytes(_core.model_to_bytes(model, self._optimizer_settings(p), include, self._metadata()))
 
     @classmethod
     def load(cls, path: Union[str, bytes, os.PathLike]) -> _NetworkEstimator:
@@ -891,7 +909,15 @@ def _metadata_kind(metadata):
 def load(path: Union[str, bytes, os.PathLike]) -> _NetworkEstimator:
     """Reads an estimator saved with ``save`` (or a model saved from C++, read as an Autoencoder)
     and returns it as the class its metadata names."""
-    model, settings, metadata = _core.load_model(os.fsencode(path))
+    return _estimator_of(*_core.load_model(os.fsencode(path)))
+
+
+def from_bytes(data):
+    """The estimator of a model file's bytes (``to_bytes``), as ``load`` reads a file."""
+    return _estimator_of(*_core.model_from_bytes(bytes(data)))
+
+
+def _estimator_of(model, settings, metadata):
     cls = _REGISTRY.get(_metadata_kind(metadata), _REGISTRY[_DEFAULT_KIND])
     return cls._from_model(model, settings, metadata)
 

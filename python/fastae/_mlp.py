@@ -179,14 +179,27 @@ class _SupervisedEstimator(_NetworkEstimator):
     # ---- training ----------------------------------------------------------------------------
 
     def fit(self, X: ArrayLike, y: ArrayLike, validation_data: Any = None, *,
-            sample_weight: Optional[ArrayLike] = None, resume_optimizer: bool = False) -> _SupervisedEstimator:
+            sample_weight: Optional[ArrayLike] = None, resume_optimizer: bool = False,
+            comm: Any = None) -> _SupervisedEstimator:
         """Trains on X (n_samples, n_features) to predict y. validation_data: (X_val, y_val) or
         (X_val, y_val, sample_weight_val), as Keras takes it; its loss is reported per epoch in
         ``history_["val_loss"]`` (and early_stopping monitors it). sample_weight: one weight >= 0 per
-        sample. Options, warm_start and resume_optimizer as for fastae.Autoencoder.fit. Returns
-        self."""
+        sample. Options, warm_start and resume_optimizer as for fastae.Autoencoder.fit. comm: an
+        MPI communicator for data-parallel training on this rank's shard of (X, y), as for
+        fastae.Autoencoder.fit (a classifier's classes are the union of every rank's labels).
+        Returns self."""
         resume = check_bool("resume_optimizer", resume_optimizer)
-        return self._train(X, validation_data, sample_weight, partial=False, resume=resume, y=y)
+        self._partial_classes = self._global_classes(y, comm)
+        try:
+            return self._train(X, validation_data, sample_weight, partial=False, resume=resume, y=y, comm=comm)
+        finally:
+            del self._partial_classes
+
+    @staticmethod
+    def _global_classes(y: Any, comm: Any) -> Any:
+        """Under MPI, the labels every rank's y holds (so that every rank builds the same output
+        layer); None otherwise."""
+        return None
 
     # ---- model files -------------------------------------------------------------------------
 
@@ -368,6 +381,16 @@ class MLPClassifier(ClassifierMixin, _SupervisedEstimator):
                              f"{labels.tolist()}")
         return {"classes_": labels, "n_outputs_": len(labels), "multilabel_": False}
 
+    @staticmethod
+    def _global_classes(y: Any, comm: Any) -> Any:
+        if comm is None or y is None or np.ndim(y) != 1:
+            return None
+        labels = np.unique(np.asarray(y))
+        try:
+            return np.unique(np.concatenate([np.asarray(part) for part in comm.allgather(labels)]))
+        except TypeError as exc:
+            raise ValueError(f"y's labels must be comparable with each other (one type on every rank): {exc}") from None
+
     def _saved_target_attributes(self):
         classes = self.classes_
         values = classes.tolist()
@@ -395,7 +418,7 @@ class MLPClassifier(ClassifierMixin, _SupervisedEstimator):
     # ---- training ----------------------------------------------------------------------------
 
     def partial_fit(self, X: ArrayLike, y: ArrayLike, classes: Optional[ArrayLike] = None, validation_data: Any = None,
-                    *, sample_weight: Optional[ArrayLike] = None) -> MLPClassifier:
+                    *, sample_weight: Optional[ArrayLike] = None, comm: Any = None) -> MLPClassifier:
         """One more epoch over (X, y), continuing the weights and the optimizer state. The first
         call on an unfitted estimator needs ``classes`` (every label y may ever hold), as
         scikit-learn's partial_fit does; later calls may omit it (if given, it must equal
@@ -410,7 +433,7 @@ class MLPClassifier(ClassifierMixin, _SupervisedEstimator):
             raise ValueError("classes must be passed on the first call to partial_fit (every label y may hold)")
         self._partial_classes = classes
         try:
-            return self._train(X, validation_data, sample_weight, partial=True, resume=True, y=y)
+            return self._train(X, validation_data, sample_weight, partial=True, resume=True, y=y, comm=comm)
         finally:
             del self._partial_classes
 
@@ -560,10 +583,10 @@ class MLPRegressor(RegressorMixin, _SupervisedEstimator):
         self._y_1d = bool(attributes.get("y_1d", self.n_outputs_ == 1))
 
     def partial_fit(self, X: ArrayLike, y: ArrayLike, validation_data: Any = None, *,
-                    sample_weight: Optional[ArrayLike] = None) -> MLPRegressor:
+                    sample_weight: Optional[ArrayLike] = None, comm: Any = None) -> MLPRegressor:
         """One more epoch over (X, y), continuing the weights and the optimizer state (on an
-        unfitted estimator it starts as fit does). Returns self."""
-        return self._train(X, validation_data, sample_weight, partial=True, resume=True, y=y)
+        unfitted estimator it starts as fit does). comm: as fit's. Returns self."""
+        return self._train(X, validation_data, sample_weight, partial=True, resume=True, y=y, comm=comm)
 
     def predict(self, X: ArrayLike) -> np.ndarray:
         """Predicted targets: shape (n_samples,) for a model fitted on one target, else

@@ -154,6 +154,25 @@ struct Progress {
     double seconds = 0.0;       // since the epoch started
 };
 
+// Data-parallel training across processes (MPI, fastae.distributed): the dataset's rows are cut
+// into contiguous blocks in rank order, one per process, each holding its block as its
+// TrainingData. Every process shuffles the global row numbers with the same seed and, for each
+// global batch, computes the rows of it that it holds (Batch::global_size = the whole batch), so
+// R processes visit the batches one process would. `sum` is the host's allreduce; the epoch loop
+// calls it, in the same order on every process, for each step's loss and stop flags and then the
+// flat gradient, for each epoch's validation sums and callback decision, and for the whole-batch
+// statistics (the sparsity KL's mean activation). A process that fails announces it in the next
+// sum, and every other process then throws PeerFailed there: no process waits for a partner that
+// is gone. validation_split holds out a seeded subset of the global rows.
+struct ProcessGroup {
+    std::size_t global_rows = 0;  // rows of the whole dataset; 0: this process trains alone
+    std::size_t row_offset = 0;   // the dataset row of this process's first row
+    bool lead = true;             // exactly one process (rank 0) counts the whole-batch terms' value
+    // Sums values[0..n) and figures[0..n_figures) elementwise across the processes, in place, with
+    // the same result on every process (MPI_Allreduce); either array may be empty.
+    std::function<void(float* values, std::size_t n, double* figures, std::size_t n_figures)> sum;
+};
+
 struct TrainOptions {
     int epochs = 10;
     int batch_size = 256;
@@ -208,6 +227,8 @@ struct TrainOptions {
     // Polled between batches; return true to stop at once (the model keeps the weights of the
     // last completed step). Used for Ctrl-C; keep it cheap.
     std::function<bool()> should_stop;
+    // Data-parallel training across processes; by default this process alone.
+    ProcessGroup processes;
 };
 
 // What a model trains on. Row-major buffers (layout.h), read in place, never copied whole.
@@ -235,6 +256,13 @@ enum class StopReason { completed, callback, interrupted, early_stopping, max_ti
 // Thrown from a host's callback (TrainOptions::lr_function, on_progress, on_epoch) to end
 // training at once: fit rethrows it after keeping the weights of the last completed step.
 class TrainingStopped : public std::runtime_error {
+public:
+    using std::runtime_error::runtime_error;
+};
+
+// Thrown on every other process of a ProcessGroup when one process failed (it throws its own
+// error); the host exchanges the message itself.
+class PeerFailed : public std::runtime_error {
 public:
     using std::runtime_error::runtime_error;
 };
