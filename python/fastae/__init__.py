@@ -17,6 +17,7 @@ from . import _loader
 # registered as fastae._core before the modules below import it (see _loader.py).
 _core = _loader.load_core()
 from ._autoencoder import Autoencoder
+from ._vae import VariationalAutoencoder
 from ._base import ModelFileError, load
 from ._compat import NotFittedError
 from ._core import TrainingDivergedError
@@ -26,7 +27,7 @@ from .datasets import load_digits
 __version__ = _core.__version__
 
 __all__ = ["Autoencoder", "ModelFileError", "NotFittedError", "TrainingDivergedError", "get_cmake_dir", "load",
-           "load_digits", "show_config", "__version__"]
+           "load_digits", "show_config", "VariationalAutoencoder", "__version__"]
 
 
 def get_cmake_dir():

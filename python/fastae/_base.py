@@ -73,6 +73,7 @@ ModelFileError = _core.ModelFileError
 _REGISTRY = {}
 # The class for a model file without fastae's metadata (one saved from C++).
 _DEFAULT_KIND = "fastae.Autoencoder"
+_VARIATIONAL_KIND = "fastae.VariationalAutoencoder"  # the same, for a variational network
 
 
 @contextmanager
@@ -775,10 +776,12 @@ def _metadata_kind(metadata):
 
 
 def load(path):
-    """Reads an estimator saved with ``save`` (or a model saved from C++, read as an Autoencoder)
-    and returns it as the class its metadata names."""
+    """Reads an estimator saved with ``save`` (or a model saved from C++, read as an Autoencoder,
+    or a VariationalAutoencoder when its network is variational) and returns it as the class its
+    metadata names."""
     model, settings, metadata = _core.load_model(os.fsencode(path))
-    cls = _REGISTRY.get(_metadata_kind(metadata), _REGISTRY[_DEFAULT_KIND])
+    default = _VARIATIONAL_KIND if "variational" in model.spec() else _DEFAULT_KIND
+    cls = _REGISTRY.get(_metadata_kind(metadata), _REGISTRY[default])
     return cls._from_model(model, settings, metadata)
 
 
