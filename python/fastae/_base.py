@@ -499,10 +499,8 @@ class _NetworkEstimator(BaseEstimator):
         """[(W, b), ...] as float32 copies, first layer first; W is (n_in, n_out) as in Keras."""
         model = self._check_fitted()
         flat = model.get_params()
-        sizes = model.layer_sizes
         out = []
-        for layer in range(model.n_layers):
-            n_in, n_out = sizes[layer], sizes[layer + 1]
+        for layer, (n_in, n_out) in enumerate(_layer_shapes(model)):
             off = model.param_offset(layer)
             W = flat[off:off + n_in * n_out].reshape(n_in, n_out).copy()
             b = flat[off + n_in * n_out:off + n_in * n_out + n_out].copy()
@@ -529,8 +527,9 @@ class _NetworkEstimator(BaseEstimator):
         if len(pairs) != model.n_layers:
             raise ValueError(f"weights has {len(pairs)} layers; the model has {model.n_layers} (layer sizes {sizes})")
         flat = np.empty(model.n_params, dtype=np.float32)
+        shapes = _layer_shapes(model)
         for layer, (W, b) in enumerate(pairs):
-            want_w, want_b = (sizes[layer], sizes[layer + 1]), (sizes[layer + 1],)
+            want_w, want_b = shapes[layer], (shapes[layer][1],)
             if W.shape != want_w or b.shape != want_b:
                 raise ValueError(f"layer {layer}: W has shape {W.shape} and b {b.shape}; expected {want_w} and {want_b}")
             if W.dtype.kind not in "biuf" or b.dtype.kind not in "biuf":
@@ -763,6 +762,17 @@ def _monitor_replay(history, min_delta, lr_patience):
             if since_cut >= lr_patience:
                 since_cut, cut = 0, True
     return best_epoch, (best_loss if best_epoch is not None else None), cut
+
+
+def _layer_shapes(model):
+    """Each layer's (n_in, n_out): the layer sizes', except that a variational code layer has 2k
+    outputs (means, log-variances) and the next layer k inputs."""
+    spec = model.spec()
+    shapes, n_in = [], spec["n_inputs"]
+    for i, layer in enumerate(spec["layers"]):
+        shapes.append((n_in, layer["units"]))
+        n_in = layer["units"] // 2 if "variational" in spec and i == spec["code_layer"] else layer["units"]
+    return shapes
 
 
 def _metadata_kind(metadata):
