@@ -10,7 +10,8 @@ from __future__ import annotations
 import numpy as np
 
 from . import _core
-from ._base import _engine_errors, _NetworkEstimator, _feature_names_out
+from ._autoencoder import Autoencoder
+from ._base import _engine_errors, _NetworkEstimator
 from ._compat import TransformerMixin, tags_with
 from ._validation import (
     ACTIVATIONS,
@@ -20,15 +21,9 @@ from ._validation import (
     Options,
     Real,
     check_activations,
-    check_array,
     check_bool,
     check_output_and_loss,
     check_sample_weight,
-    check_sparse,
-    dataframe_to_array,
-    densify_all,
-    is_dataframe,
-    is_sparse,
     resolve_head,
     seed_from,
 )
@@ -154,8 +149,15 @@ class VariationalAutoencoder(TransformerMixin, _NetworkEstimator):
     def __sklearn_tags__(self):
         return tags_with(super().__sklearn_tags__(), preserves_dtype=["float32"])
 
-    def _more_tags(self):  # scikit-learn < 1.6
-        return {"preserves_dtype": [np.float32]}
+    _more_tags = Autoencoder._more_tags  # scikit-learn < 1.6
+
+    # What a VAE shares with the autoencoder, as it is: partial_fit, fit_transform, the codes'
+    # feature names, and decoding (inverse_transform, decode).
+    partial_fit = Autoencoder.partial_fit
+    fit_transform = Autoencoder.fit_transform
+    get_feature_names_out = Autoencoder.get_feature_names_out
+    inverse_transform = Autoencoder.inverse_transform
+    decode = Autoencoder.decode
 
     # ---- the network -------------------------------------------------------------------------
 
@@ -214,14 +216,6 @@ class VariationalAutoencoder(TransformerMixin, _NetworkEstimator):
         resume = check_bool("resume_optimizer", resume_optimizer)
         return self._train(X, validation_data, sample_weight, partial=False, resume=resume)
 
-    def partial_fit(self, X, y=None, validation_data=None, *, sample_weight=None):
-        """One more epoch over X, continuing weights and optimizer state (as Autoencoder's)."""
-        return self._train(X, validation_data, sample_weight, partial=True, resume=True)
-
-    def fit_transform(self, X, y=None, **fit_params):
-        """fit(X) then transform(X)."""
-        return self.fit(X, y, **fit_params).transform(X)
-
     # ---- using a fitted model --------------------------------------------------------------
 
     def transform(self, X):
@@ -234,25 +228,6 @@ class VariationalAutoencoder(TransformerMixin, _NetworkEstimator):
         if not check_bool("return_var", return_var):
             return self.transform(X)
         return self._infer(lambda model, X, threads: model.encode_gaussian(X, n_threads=threads), X)
-
-    def get_feature_names_out(self, input_features=None):
-        """The names of transform's outputs: code0, code1, ..."""
-        return _feature_names_out(self, "code", self._check_fitted().code_size, input_features)
-
-    def inverse_transform(self, Z):
-        """Decodes codes Z (n_samples, latent size) into (n_samples, n_features)."""
-        model = self._check_fitted()
-        if is_sparse(Z):
-            Z = densify_all(check_sparse(Z, "Z", model.code_size, type(self).__name__), "Z")
-        elif is_dataframe(Z):
-            Z = dataframe_to_array(Z, "Z")
-        Z = check_array(Z, "Z", model.code_size, finite=False, owner=type(self).__name__)
-        with _engine_errors():
-            return model.decode(Z, n_threads=self._inference_threads())
-
-    def decode(self, Z):
-        """The same as inverse_transform."""
-        return self.inverse_transform(Z)
 
     def predict(self, X):
         """Reconstruction of X from its code means: decode(transform(X)), in one pass."""
