@@ -365,3 +365,46 @@ def test_pickle_carries_model_file_bytes(fitted):
     state = est.__getstate__()
     assert "_model" not in state and isinstance(state["_model_file"], bytes)
     assert b"VARC" in state["_model_file"]
+
+
+# ---- every hyperparameter's bad values (tests/test_robustness.py's, and the VAE's own) ----------
+
+def _vae_bad_params():
+    from test_robustness import ALLOWED, BAD_PARAMS
+
+    names = VariationalAutoencoder._get_param_names()
+    bad = {name: BAD_PARAMS[name] for name in names if name in BAD_PARAMS}
+    outputs = [a for a in _core.ACTIVATIONS if a != "softmax"]
+    bad.update({
+        "beta": ("[0.0, inf)", [-1.0, float("nan"), float("inf"), "1", None]),
+        "kl_warmup_epochs": ("[0, 2147483647]", [-1, 1.5, "3", None, True, 2**31]),
+        "loss": (ALLOWED(("bce", "mse", "mae", "huber", "auto")), ["cross_entropy", "hinge", None, "BCE"]),
+        "output_activation": (ALLOWED((*outputs, "auto")), ["softmax", "swish", 1.0]),
+    })
+    return bad
+
+
+def test_every_constructor_parameter_has_bad_values():
+    assert set(_vae_bad_params()) == set(VariationalAutoencoder._get_param_names())
+
+
+@pytest.fixture(scope="module")
+def fitted_small():
+    X = smooth_data(40, 6, seed=3)
+    return VariationalAutoencoder(hidden_layer_sizes=(4, 2), epochs=2, batch_size=16, random_state=0).fit(X), X
+
+
+@pytest.mark.parametrize("name,value,allowed", [(n, v, a) for n, (a, values) in _vae_bad_params().items()
+                                                for v in values], ids=lambda x: repr(x)[:30])
+def test_bad_hyperparameter_names_it_says_what_is_allowed_and_changes_nothing(fitted_small, name, value, allowed):
+    from test_robustness import assert_unchanged, snapshot
+
+    est, X = fitted_small
+    est = copy.deepcopy(est)
+    before = snapshot(est)
+    est.set_params(**{name: value})
+    with pytest.raises((ValueError, TypeError)) as info:
+        est.fit(X)
+    message = str(info.value)
+    assert name in message and repr(value) in message and allowed in message
+    assert_unchanged(est, before)
