@@ -15,6 +15,7 @@
 #include "fastae/model.h"
 #include "fastae/model_file.h"
 #include "fastae/training.h"
+#include "model_file_reference.h"
 #include "network.h"
 #include "test_data.h"
 #include "vae.h"
@@ -267,6 +268,8 @@ TEST(file_round_trip_samples_and_decodes) {
     Model model(vae_spec(Loss::bce, 0.5, 3));
     model.init_weights(4);
     const std::vector<std::uint8_t> bytes = model_to_bytes(model);
+    // The library's bytes are those of the document's reference writer (VARC after NETW).
+    CHECK(bytes == model_file_ref::v2_file(model, OptimizerConfig{}, nullptr, ""));
     const ModelFile file = model_from_bytes(bytes.data(), bytes.size());
     CHECK(file.model.spec().variational.enabled);
     CHECK(file.model.spec().variational.beta == 0.5 && file.model.spec().variational.kl_warmup_epochs == 3);
