@@ -408,3 +408,16 @@ def test_bad_hyperparameter_names_it_says_what_is_allowed_and_changes_nothing(fi
     message = str(info.value)
     assert name in message and repr(value) in message and allowed in message
     assert_unchanged(est, before)
+
+
+def test_validation_loss_is_the_objective_at_the_means(X8):
+    """val_loss: the validation data's reconstruction decoded from the code means (eps = 0) plus
+    beta times their KL, averaged; checked with the NumPy objective on the fitted weights."""
+    X, X_val = X8[:30], X8[30:]
+    est = small_vae(beta=0.7, epochs=2).fit(X, validation_data=X_val)
+    weights = [(W.astype(np.float64), b.astype(np.float64)) for W, b in est.get_weights()]
+    want, _, _ = objective(weights, X_val, np.zeros((len(X_val), 3)), 0.7, ["tanh"])
+    assert est.history_["val_loss"][-1] == pytest.approx(want, rel=1e-5)
+    # early stopping and the other training controls run as for the autoencoder
+    stopped = small_vae(epochs=50, early_stopping=True, patience=1, min_delta=1e9).fit(X, validation_data=X_val)
+    assert stopped.stop_reason_ == "early_stopping" and len(stopped.history_["loss"]) == 2
