@@ -421,3 +421,19 @@ def test_validation_loss_is_the_objective_at_the_means(X8):
     # early stopping and the other training controls run as for the autoencoder
     stopped = small_vae(epochs=50, early_stopping=True, patience=1, min_delta=1e9).fit(X, validation_data=X_val)
     assert stopped.stop_reason_ == "early_stopping" and len(stopped.history_["loss"]) == 2
+
+
+def test_uint8_input_with_input_scale_trains_as_the_scaled_floats():
+    """8-bit data scaled inside the engine (input_scale) trains exactly as the same values given as
+    float32; sample weights of 1 change nothing, other weights change the result."""
+    X8bit = (smooth_data(64, 10, seed=5) * 255).astype(np.uint8)
+    floats = X8bit.astype(np.float32) * np.float32(1 / 255)
+    params = dict(hidden_layer_sizes=(6, 2), epochs=2, batch_size=16, random_state=3, n_threads=1)
+    a = VariationalAutoencoder(input_scale=1 / 255, **params).fit(X8bit)
+    b = VariationalAutoencoder(**params).fit(floats)
+    c = VariationalAutoencoder(**params).fit(floats, sample_weight=np.ones(64))
+    d = VariationalAutoencoder(**params).fit(floats, sample_weight=np.linspace(0.1, 2, 64))
+    for (Wa, _), (Wb, _), (Wc, _), (Wd, _) in zip(a.get_weights(), b.get_weights(), c.get_weights(), d.get_weights()):
+        np.testing.assert_array_equal(Wa, Wb)
+        np.testing.assert_array_equal(Wb, Wc)
+        assert not np.array_equal(Wb, Wd)
