@@ -437,3 +437,22 @@ def test_uint8_input_with_input_scale_trains_as_the_scaled_floats():
         np.testing.assert_array_equal(Wa, Wb)
         np.testing.assert_array_equal(Wb, Wc)
         assert not np.array_equal(Wb, Wd)
+
+
+def test_sparse_input_gives_the_dense_results(fitted):
+    sp = pytest.importorskip("scipy.sparse")
+    est, X = fitted
+    S = sp.csr_matrix(X[:40])
+    for dense, sparse in [(est.encode(X[:40], return_var=True), est.encode(S, return_var=True)),
+                          ((est.transform(X[:40]), est.predict(X[:40]), est.score_samples(X[:40])),
+                           (est.transform(S), est.predict(S), est.score_samples(S)))]:
+        for a, b in zip(dense, sparse):
+            np.testing.assert_array_equal(a, b)
+
+
+def test_a_latent_layer_alone():
+    """hidden_layer_sizes=(k,): the input's layer is the code layer (2k), the output reads k."""
+    X = smooth_data(60, 7, seed=2)
+    est = VariationalAutoencoder(hidden_layer_sizes=(3,), epochs=2, random_state=0, n_threads=1).fit(X)
+    assert [W.shape for W, _ in est.get_weights()] == [(7, 6), (3, 7)]
+    assert est.transform(X).shape == (60, 3) and est.sample(2, random_state=0).shape == (2, 7)

@@ -227,7 +227,16 @@ class VariationalAutoencoder(TransformerMixin, _NetworkEstimator):
         as the decoder's draws use them: clamped to [-30, 20])."""
         if not check_bool("return_var", return_var):
             return self.transform(X)
-        return self._infer(lambda model, X, threads: model.encode_gaussian(X, n_threads=threads), X)
+        means, logvars = [], []
+
+        def run(model, X, threads):  # per chunk of a sparse X, or once
+            mean, logvar = model.encode_gaussian(X, n_threads=threads)
+            means.append(mean)
+            logvars.append(logvar)
+            return mean
+
+        self._infer(run, X)
+        return np.concatenate(means), np.concatenate(logvars)
 
     def predict(self, X):
         """Reconstruction of X from its code means: decode(transform(X)), in one pass."""
