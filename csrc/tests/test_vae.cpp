@@ -12,6 +12,7 @@
 #include <vector>
 
 #include "check.h"
+#include "fastae/autoencoder.h"
 #include "fastae/model.h"
 #include "fastae/model_file.h"
 #include "fastae/training.h"
@@ -304,4 +305,19 @@ TEST(file_round_trip_samples_and_decodes) {
         CHECK(rec[std::size_t(s)] == rec2[std::size_t(4 - s)] && kl[std::size_t(s)] == kl2[std::size_t(4 - s)]);
         CHECK(rec[std::size_t(s)] > 0.0f);
     }
+}
+
+// The helper C++ hosts use for Python's network: 784-256-(2x32)-256-784 as the estimator builds it.
+TEST(variational_autoencoder_spec_is_the_estimators_network) {
+    const NetworkSpec spec = variational_autoencoder_spec(784, {256, 32}, 0.5, 3);
+    Model model(spec);
+    CHECK(model.n_layers() == 4 && model.code_size() == 32 && model.n_encoder_layers() == 2);
+    CHECK(model.spec().layers[1].units == 64 && model.spec().layers[1].activation.kind == Activation::linear);
+    CHECK(model.spec().layers[0].activation.kind == Activation::relu);
+    CHECK(model.spec().layers[2].activation.kind == Activation::relu);
+    CHECK(model.spec().layers[3].activation.kind == Activation::sigmoid && model.spec().head.loss == Loss::bce);
+    CHECK(model.n_params() == std::size_t(784 * 256 + 256 + 256 * 64 + 64 + 32 * 256 + 256 + 256 * 784 + 784));
+    CHECK(model.spec().variational.beta == 0.5 && model.spec().variational.kl_warmup_epochs == 3);
+    const Model alone(variational_autoencoder_spec(10, {3}));
+    CHECK(alone.n_layers() == 2 && alone.code_size() == 3 && alone.n_params() == std::size_t(10 * 6 + 6 + 3 * 10 + 10));
 }
