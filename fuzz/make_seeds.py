@@ -1,8 +1,8 @@
 """Writes the version-2 seeds of the model-file fuzz target (fuzz/corpus/model_file/v2_*.fae): small
 real model files, each a different path through the reader, together holding every section
-(NETW, HEAD, PARM, OPTC, OPTS of every optimizer, META, and a section the reader skips), every
+(NETW, VARC, HEAD, PARM, OPTC, OPTS of every optimizer, META, and a section the reader skips), every
 activation, loss, initializer and noise, the per-layer penalties, tied weights, the contractive
-penalty and a frozen layer. Run from the repository root with fastae installed:
+penalty, a frozen layer and a variational autoencoder. Run from the repository root with fastae installed:
 python fuzz/make_seeds.py [out_dir].
 
 The corpus also holds version-1 files (the names without "v2_"), written by this script in fastae
@@ -19,7 +19,7 @@ import zlib
 
 import numpy as np
 
-from fastae import Autoencoder, _core
+from fastae import Autoencoder, VariationalAutoencoder, _core
 
 OUT = sys.argv[1] if len(sys.argv) > 1 else os.path.join(os.path.dirname(os.path.abspath(__file__)), "corpus",
                                                              "model_file")
@@ -82,6 +82,10 @@ def main():
     # ae.save: JSON metadata, Adam's state (exp_avg, exp_avg_sq), relu/sigmoid/bce.
     est = Autoencoder(hidden_layer_sizes=(3,), epochs=2, batch_size=16, random_state=0).fit(x)
     est.save(os.path.join(OUT, "v2_ae_adam_bce.fae"))
+    # A variational autoencoder (VARC: beta and the KL warm-up; the decoder reads half the code layer).
+    vae = VariationalAutoencoder(hidden_layer_sizes=(4, 2), epochs=2, batch_size=16, random_state=0, beta=0.5,
+                                 kl_warmup_epochs=3).fit(x)
+    vae.save(os.path.join(OUT, "v2_vae.fae"))
     # The same without the optimizer state.
     est.save(os.path.join(OUT, "v2_ae_no_state.fae"), include_optimizer_state=False)
     # As a C++ program writes it: no metadata (no META), SGD settings that are not the defaults.

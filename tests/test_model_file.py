@@ -53,7 +53,7 @@ def layer_spec(units, activation, initializer="glorot_uniform", **options):
 # The state's slots of each optimizer, as torch names them (docs/model-format.md, OPTS).
 SLOTS = {"adam": ["exp_avg", "exp_avg_sq"], "adamw": ["exp_avg", "exp_avg_sq"], "sgd": ["momentum_buffer"],
          "rmsprop": ["square_avg"]}
-KNOWN = {"NETW": 1, "HEAD": 1, "PARM": 1, "OPTC": 1, "OPTS": 0, "META": 0}  # tag: flags, in file order
+KNOWN = {"NETW": 1, "VARC": 1, "HEAD": 1, "PARM": 1, "OPTC": 1, "OPTS": 0, "META": 0}  # tag: flags, in file order
 
 
 def seal(data):
@@ -190,6 +190,12 @@ def netw(spec, size=88):
         layer_record(layer, size) for layer in spec["layers"])
 
 
+def varc(spec):
+    """A variational network's VARC: kl_warmup_epochs, 4 reserved bytes, beta."""
+    v = spec["variational"]
+    return struct.pack("<I4xd", v["kl_warmup_epochs"], v["beta"])
+
+
 def head(spec):
     return struct.pack("<Bxxxd", CODES["loss"][spec["loss"]], spec["huber_delta"])
 
@@ -221,7 +227,8 @@ def opts(state):
 
 def build_v2(spec, settings, params, state=None, metadata=b""):
     """A version-2 model file built from the document, section by section."""
-    body = section("NETW", netw(spec)) + section("HEAD", head(spec)) + section("PARM", parm(params))
+    body = section("NETW", netw(spec)) + (section("VARC", varc(spec)) if "variational" in spec else b"")
+    body += section("HEAD", head(spec)) + section("PARM", parm(params))
     body += section("OPTC", settings_block(settings))
     if state is not None:
         body += section("OPTS", opts(state))
@@ -279,6 +286,9 @@ def parse_v2(data):
     loss, huber_delta = struct.unpack("<Bxxxd", payloads["HEAD"])
     out["spec"] = {"n_inputs": n_inputs, "code_layer": code_layer, "loss": NAMES["loss"][loss],
                    "huber_delta": huber_delta, "layers": layers}
+    if "VARC" in payloads:
+        warmup, beta = struct.unpack("<I4xd", payloads["VARC"])
+        out["spec"]["variational"] = {"beta": beta, "kl_warmup_epochs": warmup}
     c = _Cursor(payloads["PARM"], 0, len(payloads["PARM"]))
     (p,) = c.take("Q")
     out["params"] = c.floats(p)
@@ -935,7 +945,7 @@ def _hostile_v2_cases():
                     "PARM": parm(zeros) if parm_ is None else parm_,
                     "OPTC": settings_block(s) if optc_ is None else optc_,
                     "OPTS": opts(state) if opts_ is None else opts_, "META": meta_}
-        body = b"".join(section(tag, payloads[tag]) for tag in tags or KNOWN)
+        body = b"".join(section(tag, payloads[tag]) for tag in tags or [t for t in KNOWN if t != "VARC"])
         for at, blob in extra:  # (byte offset in the body, a whole section)
             body = body[:at] + blob + body[at:]
         return file_of(2, body)

@@ -102,7 +102,7 @@ fastae::OptimizerConfig settings_from_dict(const py::dict& d) {
 // The network as {"n_inputs", "code_layer", "loss", "huber_delta", "layers": [{"units",
 // "activation", "alpha", "initializer", "l1", "l2", "dropout", "noise", "noise_level",
 // "activity_l1", "sparsity_target", "sparsity_weight", "contractive", "tied_to", "trainable"}, ...]}
-// (fastae::NetworkSpec).
+// (fastae::NetworkSpec), and for a variational network "variational": {"beta", "kl_warmup_epochs"}.
 py::dict spec_to_dict(const fastae::NetworkSpec& spec) {
     py::list layers;
     for (const fastae::LayerSpec& l : spec.layers) {
@@ -130,6 +130,12 @@ py::dict spec_to_dict(const fastae::NetworkSpec& spec) {
     d["loss"] = fastae::name_of(spec.head.loss);
     d["huber_delta"] = spec.head.huber_delta;
     d["layers"] = layers;
+    if (spec.variational.enabled) {
+        py::dict v;
+        v["beta"] = spec.variational.beta;
+        v["kl_warmup_epochs"] = spec.variational.kl_warmup_epochs;
+        d["variational"] = v;
+    }
     return d;
 }
 
@@ -144,12 +150,19 @@ fastae::NetworkSpec spec_from_dict(const py::dict& d) {
             if (!ok) throw std::invalid_argument(std::string("unknown key '") + key + "' in " + what);
         }
     };
-    check_keys(d, {"n_inputs", "code_layer", "loss", "huber_delta", "layers"}, "the network spec");
+    check_keys(d, {"n_inputs", "code_layer", "loss", "huber_delta", "layers", "variational"}, "the network spec");
     fastae::NetworkSpec spec;
     spec.n_inputs = d["n_inputs"].cast<int>();
     if (d.contains("code_layer")) spec.code_layer = d["code_layer"].cast<int>();
     if (d.contains("loss")) spec.head.loss = fastae::parse_loss(d["loss"].cast<std::string>());
     if (d.contains("huber_delta")) spec.head.huber_delta = d["huber_delta"].cast<double>();
+    if (d.contains("variational")) {
+        const py::dict v = d["variational"].cast<py::dict>();
+        check_keys(v, {"beta", "kl_warmup_epochs"}, "the variational spec");
+        spec.variational.enabled = true;
+        if (v.contains("beta")) spec.variational.beta = v["beta"].cast<double>();
+        if (v.contains("kl_warmup_epochs")) spec.variational.kl_warmup_epochs = v["kl_warmup_epochs"].cast<int>();
+    }
     for (const py::handle& item : d["layers"].cast<py::list>()) {
         const py::dict l = item.cast<py::dict>();
         check_keys(l, {"units", "activation", "alpha", "initializer", "l1", "l2", "dropout", "noise", "noise_level",
@@ -605,6 +618,59 @@ PYBIND11_MODULE(_core, mod) {
             return py::make_tuple(loss, grad);
         }, py::arg("X").noconvert(), py::arg("y").noconvert() = py::none(),
            "Mean loss of X (targets y, or X) and its gradient, in the layout of get_params().")
+        .def("encode_gaussian", [](const Model& m, const FloatArray& x, int n_threads) {
+            const std::size_t n = rows_of(x, m.n_inputs(), "X");
+            FloatArray mean = new_matrix(n, m.code_size()), logvar = new_matrix(n, m.code_size());
+            float* mp = mean.mutable_data();
+            float* lp = logvar.mutable_data();
+            const float* src = x.data();
+            {
+                py::gil_scoped_release release;
+                m.encode_gaussian(n, src, mp, lp, n_threads);
+            }
+            return py::make_tuple(mean, logvar);
+        }, py::arg("X").noconvert(), py::arg("n_threads") = 1,
+           "A variational network's code means and (clamped) log-variances.")
+        .def("sample", [](const Model& m, std::size_t n, std::uint64_t seed, int n_threads) {
+            FloatArray out = new_matrix(n, m.n_outputs());
+            float* dst = out.mutable_data();
+            py::gil_scoped_release release;
+            m.sample(n, seed, dst, n_threads);
+            return out;
+        }, py::arg("n"), py::arg("seed"), py::arg("n_threads") = 1,
+           "Decodes n codes drawn from the prior N(0, I) (row i's keyed by (seed, i)).")
+        .def("elbo_terms", [](const Model& m, const FloatArray& x, std::uint64_t seed, int n_threads) {
+            const std::size_t n = rows_of(x, m.n_inputs(), "X");
+            FloatArray rec(static_cast<py::ssize_t>(n)), kl(static_cast<py::ssize_t>(n));
+            float* rp = rec.mutable_data();
+            float* kp = kl.mutable_data();
+            const float* src = x.data();
+            {
+                py::gil_scoped_release release;
+                m.elbo_terms(n, src, seed, rp, kp, n_threads);
+            }
+            return py::make_tuple(rec, kl);
+        }, py::arg("X").noconvert(), py::arg("seed"), py::arg("n_threads") = 1,
+           "Per sample: the reconstruction loss summed over the outputs and the KL term (one keyed draw).")
+        .def("code_noise", [](const Model& m, std::size_t n, std::uint64_t seed, int epoch, std::size_t first_row) {
+            FloatArray eps = new_matrix(n, m.code_size());
+            m.code_noise(n, seed, epoch, first_row, eps.mutable_data());
+            return eps;
+        }, py::arg("n"), py::arg("seed"), py::arg("epoch"), py::arg("first_row") = 0,
+           "The eps a training step draws for rows first_row... in 1-based epoch `epoch` of a fit seeded `seed`.")
+        .def("training_loss_and_gradient", [](const Model& m, const FloatArray& x, std::uint64_t seed, int epoch) {
+            const std::size_t n = rows_of(x, m.n_inputs(), "X");
+            FloatArray grad(static_cast<py::ssize_t>(m.n_params()));
+            float* g = grad.mutable_data();
+            const float* src = x.data();
+            double loss;
+            {
+                py::gil_scoped_release release;
+                loss = m.training_loss_and_gradient(n, src, seed, epoch, g);
+            }
+            return py::make_tuple(loss, grad);
+        }, py::arg("X").noconvert(), py::arg("seed"), py::arg("epoch"),
+           "A training step's objective on X's rows (epoch `epoch`, seed `seed`) and its gradient.")
         .def("fit", &fit, py::arg("X"), py::arg("y").noconvert(), py::arg("sample_weight").noconvert(),
              py::arg("X_val"), py::arg("y_val").noconvert(), py::arg("w_val").noconvert(), py::arg("scale"),
              py::arg("optimizer"), py::arg("options"), py::arg("on_epoch") = py::none(),

@@ -179,9 +179,11 @@ inline float softmax_ce_column(float* z, const float* x, Eigen::Index d, float g
 // peels). Returns the sum over samples of weight * the sample's loss sum (over its outputs); divided
 // by head_normaliser it is the batch's mean loss.
 inline double head_pass(const HeadSpec& head, const ActivationSpec& out, MutMatrixMap z, ConstMatrixMap y,
-                        ColumnScale scale, bool want_grad, float* sample_loss, float* scratch) {
+                        ColumnScale scale, bool want_grad, float* sample_loss, float* scratch,
+                        bool sum_outputs = false) {
     const Eigen::Index d = z.rows();
-    const float per_sample_divisor = traits_of(head.loss).per_sample ? 1.0f : static_cast<float>(d);
+    // sum_outputs: a sample's loss is its sum over the outputs (a variational network's).
+    const float per_sample_divisor = traits_of(head.loss).per_sample || sum_outputs ? 1.0f : static_cast<float>(d);
     double total = 0.0;
     for (Eigen::Index j = 0; j < z.cols(); ++j) {
         float* zc = z.col(j).data();

@@ -7,6 +7,7 @@
 #include <memory>
 #include <optional>
 #include <cmath>
+#include <cstring>
 #include <exception>
 #include <stdexcept>
 #include <string>
@@ -18,6 +19,7 @@
 #include "process_group.h"
 #include "trainer.h"
 #include "training_session_impl.h"
+#include "vae.h"
 #include "worker_pool.h"
 #include "csr_rows.h"
 
@@ -226,6 +228,112 @@ void Model::sample_losses(std::size_t n, const float* x, const float* y, float* 
     });
 }
 
+// ---- a variational network (config.h: VariationalSpec; vae.h) ------------------------------
+
+namespace {
+void require_variational(const detail::Network& net, const char* what) {
+    require(net.variational(), std::string(what) + " needs a variational network (NetworkSpec::variational)");
+}
+}  // namespace
+
+void Model::encode_gaussian(std::size_t n, const float* x, float* mean, float* logvar, int n_threads) const {
+    const detail::Network& net = impl_->net;
+    require_variational(net, "encode_gaussian");
+    require(n == 0 || (x != nullptr && mean != nullptr && logvar != nullptr), "encode_gaussian: null buffer");
+    Reading reading(impl_->guard, "encode_gaussian");
+    const int code = n_encoder_layers();
+    const Eigen::Index d_in = n_inputs(), k = code_size();
+    for_each_chunk(net, n, n_threads, [&](std::size_t s, std::size_t rows, detail::Workspace& ws) {
+        const auto b = Eigen::Index(rows);
+        const float* chunk = x + s * std::size_t(d_in);
+        bool products_finite = true;
+        detail::forward_batch(net, params(), ConstMatrixMap(chunk, d_in, b), 0, code, ws, /*activate_output=*/true,
+                              /*keep_z=*/false, nullptr, &products_finite);
+        if (!products_finite) check_values(rows, std::size_t(d_in), chunk, "X", nullptr, s);
+        const ConstMatrixMap z(ws.z(code), 2 * k, b);  // (mu, raw logvar) per column
+        MutMatrixMap(mean + s * std::size_t(k), k, b) = z.topRows(k);
+        MutMatrixMap lv(logvar + s * std::size_t(k), k, b);
+        for (Eigen::Index j = 0; j < b; ++j) {
+            for (Eigen::Index i = 0; i < k; ++i) lv(i, j) = float(detail::clamp_logvar(z(k + i, j)));
+        }
+    });
+}
+
+void Model::code_noise(std::size_t n, std::uint64_t seed, int epoch, std::size_t first_row, float* eps) const {
+    require_variational(impl_->net, "code_noise");
+    require(n == 0 || eps != nullptr, "code_noise: null buffer");
+    const auto k = Eigen::Index(code_size());
+    for (std::size_t i = 0; i < n; ++i) detail::code_noise(seed, epoch, first_row + i, eps + i * std::size_t(k), k);
+}
+
+void Model::sample(std::size_t n, std::uint64_t seed, float* out, int n_threads) const {
+    require_variational(impl_->net, "sample");
+    require(n == 0 || out != nullptr, "sample: null buffer");
+    std::vector<float> codes(n * std::size_t(code_size()));
+    code_noise(n, seed, 0, 0, codes.data());  // the prior's draws: row i from its own keyed stream
+    decode(n, codes.data(), out, n_threads);
+}
+
+void Model::elbo_terms(std::size_t n, const float* x, std::uint64_t seed, float* reconstruction, float* kl,
+                       int n_threads) const {
+    const detail::Network& net = impl_->net;
+    require_variational(net, "elbo_terms");
+    require(n == 0 || (x != nullptr && reconstruction != nullptr && kl != nullptr), "elbo_terms: null buffer");
+    Reading reading(impl_->guard, "elbo_terms");
+    const Eigen::Index d_in = n_inputs();
+    for_each_chunk(net, n, n_threads, [&](std::size_t s, std::size_t rows, detail::Workspace& ws) {
+        const auto b = Eigen::Index(rows);
+        const float* chunk = x + s * std::size_t(d_in);
+        // Each sample's draw is keyed by its values (a hash of its bits), so a sample scores the same
+        // in any call, order or chunk.
+        std::vector<std::size_t> keys(rows);
+        for (std::size_t j = 0; j < rows; ++j) {
+            std::uint64_t h = 0x84222325CBF29CE4ull;
+            const float* v = chunk + j * std::size_t(d_in);
+            for (Eigen::Index i = 0; i < d_in; ++i) {
+                std::uint32_t bits;
+                std::memcpy(&bits, v + i, sizeof bits);
+                h = detail::mix64(h ^ bits);
+            }
+            keys[j] = std::size_t(h);
+        }
+        detail::StepContext draws{seed, 0, keys.data(), 0};
+        draws.draws_only = true;
+        bool products_finite = true;
+        detail::elbo_terms_batch(net, params(), ConstMatrixMap(chunk, d_in, b), draws, ws, reconstruction + s, kl + s,
+                                 &products_finite);
+        if (!products_finite) check_values(rows, std::size_t(d_in), chunk, "X", nullptr, s);
+    });
+}
+
+double Model::training_loss_and_gradient(std::size_t n, const float* x, std::uint64_t seed, int epoch,
+                                         float* grad) const {
+    const detail::Network& net = impl_->net;
+    require(n > 0 && x != nullptr && grad != nullptr, "training_loss_and_gradient needs n > 0 and buffers");
+    require(n_inputs() == n_outputs(), "training_loss_and_gradient is for autoencoders (targets = inputs)");
+    require(net.batch_stat_layers() == 0, "training_loss_and_gradient: a sparsity penalty needs a training session");
+    Reading reading(impl_->guard, "training_loss_and_gradient");
+    const Eigen::Index d = n_inputs();
+    detail::Workspace ws(net, n);
+    const double scale = 1.0 / detail::batch_normaliser(net, double(n));
+    double terms = 0.0;
+    const detail::StepContext context{seed, epoch, nullptr, 0, double(n), nullptr, &terms};
+    std::vector<float> noisy;
+    const float* in = x;
+    if (net.layer(0).noise != Noise::none) {  // as a training step: noisy inputs, clean targets
+        noisy.resize(n * std::size_t(d));
+        for (std::size_t i = 0; i < n; ++i) {
+            detail::input_noise(net.layer(0).noise, net.layer(0).noise_level, context, i, x + i * std::size_t(d),
+                                noisy.data() + i * std::size_t(d), d);
+        }
+        in = noisy.data();
+    }
+    const double sum = detail::loss_gradient_batch(net, params(), ConstMatrixMap(in, d, Eigen::Index(n)),
+                                                   ConstMatrixMap(x, d, Eigen::Index(n)),
+                                                   detail::ColumnScale{float(scale), nullptr}, &context, ws, grad);
+    return sum * scale + terms;
+}
+
 double Model::loss(std::size_t n, const float* x, const float* y, int n_threads) const {
     require(n > 0, "loss needs at least one sample");
     std::vector<float> per_sample(n);
@@ -245,7 +353,7 @@ double Model::loss_and_gradient(std::size_t n, const float* x, const float* y, f
     const Eigen::Index d_in = n_inputs(), d_out = n_outputs();
     Reading reading(impl_->guard, "loss_and_gradient");
     detail::Workspace ws(net, n);
-    const double scale = 1.0 / detail::head_normaliser(net.head().loss, double(n), d_out);
+    const double scale = 1.0 / detail::batch_normaliser(net, double(n));
     // The gradient of the mean loss without dropout (no step context: dropout is training's);
     // frozen layers get none (0).
     for (const detail::DenseLayer& layer : net.layers()) {

@@ -58,7 +58,7 @@ std::string tag_text(std::uint32_t tag) {
 }
 
 // The known sections' indices in kSections (below), which is also their order in a file.
-constexpr std::size_t kNetw = 0, kHead = 1, kParm = 2, kOptc = 3, kOpts = 4, kMeta = 5, kSectionCount = 6;
+constexpr std::size_t kNetw = 0, kVarc = 1, kHead = 2, kParm = 3, kOptc = 4, kOpts = 5, kMeta = 6, kSectionCount = 7;
 
 // What the sections read so far have given.
 struct Parsed {
@@ -78,7 +78,8 @@ struct Parsed {
 // dropped from saved files without a word.
 
 void write_netw(Writer& w, const Model& model) {
-    const auto& [n_inputs, layers, head, code_layer] = model.spec();
+    const auto& [n_inputs, layers, head, code_layer, variational] = model.spec();
+    (void)variational; // VARC's
     (void)head;        // HEAD's
     (void)code_layer;  // stored resolved: the model's, below
     if (layers.size() > model_file_max_layers) {
@@ -177,6 +178,27 @@ void read_netw(Reader& r, Parsed& p) {
     }
 }
 
+// ---- VARC: a variational code (NetworkSpec::variational), present only when enabled ------------
+
+void write_varc(Writer& w, const VariationalSpec& v) {
+    const auto& [enabled, beta, kl_warmup_epochs] = v;
+    (void)enabled;  // the section's presence
+    if (!std::isfinite(beta)) {
+        throw std::invalid_argument("variational.beta is " + number(beta) + "; a model file holds finite numbers only");
+    }
+    w.u32(std::uint32_t(kl_warmup_epochs));
+    w.zeros(4);
+    w.f64(beta);
+}
+
+void read_varc(Reader& r, Parsed& p) {
+    VariationalSpec& v = p.spec.variational;
+    v.enabled = true;
+    v.kl_warmup_epochs = int(read_u32_in(r, "kl_warmup_epochs", 0, kMaxInt));
+    r.zeros(4, "reserved bytes");
+    v.beta = read_finite(r, "beta");  // its range is the network's check, at the end of HEAD
+}
+
 // ---- HEAD: the loss; then the network is built -----------------------------------------------
 
 void write_head(Writer& w, const HeadSpec& head) {
@@ -193,12 +215,14 @@ void write_head(Writer& w, const HeadSpec& head) {
 // one layer's count, < 2^62 + 2^31, cannot overflow).
 std::optional<std::uint64_t> parameter_count(const NetworkSpec& spec) {
     std::uint64_t total = 0, n_in = std::uint64_t(spec.n_inputs);
-    for (const LayerSpec& layer : spec.layers) {
+    for (std::size_t i = 0; i < spec.layers.size(); ++i) {
+        const LayerSpec& layer = spec.layers[i];
         const std::uint64_t n_out = std::uint64_t(layer.units);
         const std::uint64_t count = (layer.tied_to >= 0 ? 0 : n_in * n_out) + n_out;  // a tied layer: its b
         if (count > std::numeric_limits<std::uint64_t>::max() - total) return std::nullopt;
         total += count;
-        n_in = n_out;
+        // A variational code layer's 2k outputs give the next layer k inputs.
+        n_in = spec.variational.enabled && int(i) == spec.code_layer ? n_out / 2 : n_out;
     }
     return total;
 }
@@ -422,11 +446,16 @@ struct SectionKind {
     // flags 0 and may be absent.
     bool required;
     void (*read)(Reader&, Parsed&);
+    // Written with the 'required' flag although it may be absent (VARC: a reader that does not
+    // know it must refuse the file rather than build another network).
+    bool flagged = false;
+    std::uint32_t flags() const { return required || flagged ? kRequired : 0; }
 };
 
 // The known sections, in the order a file holds them.
 constexpr SectionKind kSections[] = {
     {make_tag("NETW"), "NETW", true, read_netw},
+    {make_tag("VARC"), "VARC", false, read_varc, true},
     {make_tag("HEAD"), "HEAD", true, read_head},
     {make_tag("PARM"), "PARM", true, read_parm},
     {make_tag("OPTC"), "OPTC", true, read_optc},
@@ -445,7 +474,7 @@ std::string section_order() {
 template <typename Write>
 void write_section(Writer& w, std::size_t kind, Write&& write) {
     w.u32(kSections[kind].tag);
-    w.u32(kSections[kind].required ? kRequired : 0);
+    w.u32(kSections[kind].flags());
     const std::size_t length_at = w.size();
     w.u64(0);
     write();
@@ -467,6 +496,7 @@ void check_required_before(const Parsed& p, std::size_t from, std::size_t upto, 
 void write_body_v2(Writer& w, const Model& model, const OptimizerConfig& settings, const OptimizerState* state,
                    const std::string& metadata) {
     write_section(w, kNetw, [&] { write_netw(w, model); });
+    if (model.spec().variational.enabled) write_section(w, kVarc, [&] { write_varc(w, model.spec().variational); });
     write_section(w, kHead, [&] { write_head(w, model.spec().head); });
     write_section(w, kParm, [&] { write_parm(w, model); });
     write_section(w, kOptc, [&] { write_optc(w, settings); });
@@ -516,9 +546,9 @@ ModelFile read_body_v2(const unsigned char* b, std::size_t size) {
             throw ModelFileError(context + "it comes after " + kSections[next - 1].name + " (at byte " +
                                  str(p.at[next - 1]) + "); the sections are " + section_order() + ", in this order");
         }
-        if ((flags & kRequired) != (s.required ? kRequired : 0)) {
+        if ((flags & kRequired) != s.flags()) {
             throw ModelFileError(context + "its flags at byte " + str(at + 4) + " are " + hex32(flags) + "; " + s.name +
-                                 " is written with " + hex32(s.required ? kRequired : 0));
+                                 " is written with " + hex32(s.flags()));
         }
         check_required_before(p, next, kind, "before " + std::string(s.name) + " at byte " + str(at));
         Reader r(b, pos, h.pos(), context, "before the end of the section");

@@ -12,6 +12,7 @@
 #include "activation.h"
 #include "head.h"
 #include "rng.h"
+#include "vae.h"
 
 namespace fastae::detail {
 
@@ -276,6 +277,23 @@ void weight_gradients(const DenseLayer& layer, int l, const MutMatrixMap& dz, co
          layer.tied_by ? 1.0f : 0.0f, gw, layer.n_out, ws.gemm());
 }
 
+// A variational network's code layer (config.h: VariationalSpec): 2k linear units before a decoder.
+void check_variational(const NetworkSpec& spec, int code) {
+    const VariationalSpec& v = spec.variational;
+    require(in_range(v.beta, 0.0, 1e30), "variational.beta must be a finite number >= 0, got " + number(v.beta));
+    require(v.kl_warmup_epochs >= 0,
+            "variational.kl_warmup_epochs must be >= 0, got " + std::to_string(v.kl_warmup_epochs));
+    const LayerSpec& layer = spec.layers[std::size_t(code)];
+    const std::string name = "layers[" + std::to_string(code) + "]";
+    require(code + 1 < int(spec.layers.size()), "a variational network needs a decoder after its code layer (" + name + ")");
+    require(layer.units % 2 == 0, name + ": a variational code layer has 2k units (k means, k log-variances), got " +
+                                      std::to_string(layer.units));
+    require(layer.activation.kind == Activation::linear,
+            name + ": a variational code layer is linear, got '" + std::string(name_of(layer.activation.kind)) + "'");
+    require(layer.dropout == 0.0 && layer.activity_l1 == 0.0 && layer.sparsity_weight == 0.0,
+            name + ": a variational code layer takes no dropout or activity penalty");
+}
+
 }  // namespace
 
 // A stream of its own per (seed, epoch, row), apart from dropout's keys (rng.h).
@@ -304,6 +322,7 @@ Network::Network(const NetworkSpec& spec) : spec_(spec) {
             "code_layer must be -1 or in [0, " + std::to_string(n) + "), got " + std::to_string(spec.code_layer));
     n_encoder_layers_ = spec.code_layer >= 0 ? spec.code_layer + 1 : std::max(1, n / 2);
     spec_.code_layer = n_encoder_layers_ - 1;  // -1 resolved: spec() names the layer
+    if (spec.variational.enabled) check_variational(spec, spec_.code_layer);
     std::size_t offset = 0;
     int n_in = spec.n_inputs;
     max_width_ = n_in;
@@ -328,6 +347,8 @@ Network::Network(const NetworkSpec& spec) : spec_(spec) {
         layer.activity_l1 = static_cast<float>(s.activity_l1);
         layer.sparsity_target = static_cast<float>(s.sparsity_target);
         layer.sparsity_weight = static_cast<float>(s.sparsity_weight);
+        layer.gaussian = spec.variational.enabled && int(layers_.size()) == spec_.code_layer;
+        layer.keeps_z = layer.keeps_z || layer.gaussian;
         has_dropout_ = has_dropout_ || s.dropout > 0.0;
         if (s.sparsity_weight > 0.0) batch_stat_layers_ = int(layers_.size()) + 1;
         const std::size_t count = weights + std::size_t(layer.n_out);
@@ -336,7 +357,8 @@ Network::Network(const NetworkSpec& spec) : spec_(spec) {
         }
         offset += count;
         layers_.push_back(layer);
-        n_in = s.units;
+        n_in = layer.out_width();
+        max_width_ = std::max(max_width_, s.units);
         max_width_ = std::max(max_width_, n_in);
     }
     n_params_ = offset;
@@ -364,9 +386,9 @@ Workspace::Workspace(const Network& net, std::size_t capacity) : capacity_(capac
         act_[std::size_t(l)].assign(size, 0.0f);
         if (layer.keeps_z) {
             keeps_z_[std::size_t(l)] = 1;
-            z_[std::size_t(l)].assign(size, 0.0f);
+            z_[std::size_t(l)].assign(std::size_t(layer.n_out) * capacity, 0.0f);
         }
-        if (layer.dropout > 0.0f) mask_[std::size_t(l)].assign(size, 0.0f);
+        if (layer.dropout > 0.0f || layer.gaussian) mask_[std::size_t(l)].assign(size, 0.0f);
     }
     delta_.assign(std::size_t(net.max_width()) * capacity, 0.0f);
     // Batches past 4096 samples (loss_and_gradient of a whole dataset) use the dense products:
@@ -385,7 +407,7 @@ void forward_batch(const Network& net, const float* params, ConstMatrixMap in, i
         const bool is_output = l + 1 == net.n_layers();
         // Training keeps Z apart from A where backward needs it; the output keeps its logits.
         float* a = ws.act(l + 1, b).data();
-        float* z = keep_z && !is_output ? ws.z(l + 1) : a;
+        float* z = (keep_z || layer.gaussian) && !is_output ? ws.z(l + 1) : a;
         const float* a_in = l == first ? in.data() : ws.act(l, b).data();
         // The network's input may be mostly zeros (images, counts): then only its nonzeros are
         // multiplied, and the list is kept for the weight gradient (loss_gradient_batch).
@@ -402,8 +424,15 @@ void forward_batch(const Network& net, const float* params, ConstMatrixMap in, i
             *first_products_finite = ConstMatrixMap(z, layer.n_out, b).allFinite();
         }
         const ActivationSpec& act = is_output && !activate_output ? activation_spec(Activation::linear) : layer.activation;
+        if (layer.gaussian) {  // (mu, logvar) in z, the code the decoder reads in a (vae.h)
+            bias_activation(act, z, z, layer.n_out, b, params + layer.bias_offset());
+            const StepContext* c = dropout;
+            gaussian_forward(z, a, ws.mask(l + 1), layer.out_width(), b, c != nullptr, c ? c->seed : 0,
+                             c ? c->epoch : 0, [c](Eigen::Index j) { return c->row(j); });
+            continue;
+        }
         bias_activation(act, z, a, layer.n_out, b, params + layer.bias_offset());
-        if (dropout && layer.dropout > 0.0f) apply_dropout(layer, l, *dropout, a, ws.mask(l + 1), b);
+        if (dropout && !dropout->draws_only && layer.dropout > 0.0f) apply_dropout(layer, l, *dropout, a, ws.mask(l + 1), b);
     }
 }
 
@@ -421,10 +450,12 @@ double loss_gradient_batch(const Network& net, const float* params, ConstMatrixM
     // The output pass turns the logits into dL/dZ in place.
     const double loss = head_pass(net.head(), net.output_activation(), ws.act(n_layers, b), y, scale,
                                   /*want_grad=*/true, nullptr, ws.scratch());
+    double code_kl = 0.0;  // a variational network's sum of weight * KL
+    const double beta = kl_weight(net.spec().variational, context ? context->epoch : 0);
     const int stop = net.first_trainable();
     for (int l = n_layers - 1; l >= stop; --l) {
         const DenseLayer& layer = net.layer(l);
-        MutMatrixMap dz = ws.act(l + 1, b);
+        MutMatrixMap dz = layer.gaussian ? MutMatrixMap(ws.z(l + 1), layer.n_out, b) : ws.act(l + 1, b);
         const float* a_in = l == 0 ? x.data() : ws.act(l, b).data();
         if (layer.trainable) {
             weight_gradients(layer, l, dz, a_in, ws, grad);
@@ -444,6 +475,11 @@ double loss_gradient_batch(const Network& net, const float* params, ConstMatrixM
         const DenseLayer& below = net.layer(l - 1);
         MutMatrixMap a_below = ws.act(l, b);
         const Eigen::Index count = Eigen::Index(layer.n_in) * b;
+        if (below.gaussian) {  // dObjective/d(mu, logvar) over the code layer's Z (vae.h)
+            code_kl = gaussian_backward(ws.z(l), context ? ws.mask(l) : nullptr, da.data(), ws.z(l), layer.n_in, b,
+                                        scale, beta);
+            continue;
+        }
         if (context && (below.activity_l1 > 0.0f || below.sparsity_weight > 0.0f)) {
             const double value = add_activity_terms(below, l - 1, *context, a_below.data(), da.data(), b);
             if (context->term_value) *context->term_value += value;
@@ -459,7 +495,8 @@ double loss_gradient_batch(const Network& net, const float* params, ConstMatrixM
         }
         a_below = da;
     }
-    return loss;
+    if (context && context->code_kl) *context->code_kl += code_kl;
+    return loss + beta * code_kl;
 }
 
 double loss_batch(const Network& net, const float* params, ConstMatrixMap x, ConstMatrixMap y, const float* weight,
@@ -468,13 +505,47 @@ double loss_batch(const Network& net, const float* params, ConstMatrixMap x, Con
     const Eigen::Index b = x.cols();
     forward_batch(net, params, x, 0, n_layers, ws, /*activate_output=*/false, /*keep_z=*/false, nullptr,
                   first_products_finite);
-    return head_pass(net.head(), net.output_activation(), ws.act(n_layers, b), y, ColumnScale{0.0f, weight},
-                     /*want_grad=*/false, sample_loss, ws.scratch());
+    const double loss = head_pass(net.head(), net.output_activation(), ws.act(n_layers, b), y,
+                                  ColumnScale{0.0f, weight}, /*want_grad=*/false, sample_loss, ws.scratch(),
+                                  net.variational());
+    if (!net.variational()) return loss;
+    // A variational network's loss adds beta * KL per sample (its code's mean and log-variance).
+    const DenseLayer& code = net.layer(net.n_encoder_layers() - 1);
+    const Eigen::Index k = code.out_width();
+    const float* z = ws.z(net.n_encoder_layers());
+    const double beta = net.spec().variational.beta;
+    double terms = 0.0;
+    for (Eigen::Index j = 0; j < b; ++j) {
+        const double kl = sample_kl(z + j * 2 * k, z + j * 2 * k + k, k);
+        terms += (weight ? double(weight[j]) : 1.0) * kl;
+        if (sample_loss) sample_loss[j] = float(double(sample_loss[j]) + beta * kl);
+    }
+    return loss + beta * terms;
+}
+
+void elbo_terms_batch(const Network& net, const float* params, ConstMatrixMap x, const StepContext& draws,
+                      Workspace& ws, float* reconstruction, float* kl, bool* first_products_finite) {
+    const int n_layers = net.n_layers();
+    const Eigen::Index b = x.cols();
+    forward_batch(net, params, x, 0, n_layers, ws, /*activate_output=*/false, /*keep_z=*/false, &draws,
+                  first_products_finite);
+    head_pass(net.head(), net.output_activation(), ws.act(n_layers, b), x, ColumnScale{0.0f, nullptr},
+              /*want_grad=*/false, reconstruction, ws.scratch(), /*sum_outputs=*/true);
+    const Eigen::Index k = net.layer(net.n_encoder_layers() - 1).out_width();
+    const float* z = ws.z(net.n_encoder_layers());
+    for (Eigen::Index j = 0; j < b; ++j) kl[j] = float(sample_kl(z + j * 2 * k, z + j * 2 * k + k, k));
 }
 
 // ---- naive twins ---------------------------------------------------------------------------
 
 namespace {
+
+// A Gaussian code layer's eps for one sample, in double (the draws of the fast pass).
+std::vector<double> code_noise_naive(const StepContext& training, std::size_t row, int k) {
+    std::vector<float> eps(static_cast<std::size_t>(k));
+    code_noise(training.seed, training.epoch, row, eps.data(), k);
+    return std::vector<double>(eps.begin(), eps.end());
+}
 
 // Where the weight from input i to output o of layer L lies in the flat buffer (a tied layer's
 // is its mirror's weight from input o to output i).
@@ -514,6 +585,12 @@ void forward_sample_naive(const Network& net, const double* p, const double* x, 
                 a *= dropout_mask(training->seed, training->epoch, row, l, o, L.dropout);
             }
             out[std::size_t(o)] = a;
+        }
+        if (L.gaussian) {  // the code the decoder reads: z = mu + exp(v / 2) eps, or mu (vae.h)
+            const int k = L.out_width();
+            const std::vector<double> eps = training ? code_noise_naive(*training, row, k) : std::vector<double>();
+            out.assign(std::size_t(k), 0.0);
+            gaussian_forward_naive(z.data(), training ? eps.data() : nullptr, out.data(), k);
         }
     }
 }
@@ -571,7 +648,8 @@ double loss_gradient_naive(const Network& net, const double* p, std::size_t n, c
                            const double* weight, const StepContext* training, double* grad) {
     const int n_layers = net.n_layers();
     const int d_in = net.width(0), d_out = net.width(n_layers);
-    const double normaliser = head_normaliser(net.head().loss, double(n), d_out);
+    const double normaliser = batch_normaliser(net, double(n));
+    const double beta = kl_weight(net.spec().variational, training ? training->epoch : 0);
     std::fill(grad, grad + net.n_params(), 0.0);
     // Every sample's forward pass first: the sparsity KL needs the batch's mean outputs.
     std::vector<std::vector<std::vector<double>>> acts(n), zs(n);
@@ -593,9 +671,9 @@ double loss_gradient_naive(const Network& net, const double* p, std::size_t n, c
     for (int l = 0; training && l + 1 < n_layers; ++l) {
         const DenseLayer& L = net.layer(l);
         std::vector<double>& m = means[std::size_t(l) + 1];
-        m.assign(std::size_t(L.n_out), 0.0);
+        m.assign(std::size_t(L.out_width()), 0.0);
         for (std::size_t s = 0; s < n; ++s) {
-            for (int o = 0; o < L.n_out; ++o) {
+            for (int o = 0; o < L.out_width(); ++o) {
                 const double h = acts[s][std::size_t(l) + 1][std::size_t(o)];
                 m[std::size_t(o)] += h / double(n);
                 terms += L.activity_l1 * std::abs(h) / double(n);
@@ -628,6 +706,15 @@ double loss_gradient_naive(const Network& net, const double* p, std::size_t n, c
             if (l == 0) break;
             const DenseLayer& below = net.layer(l - 1);
             const std::size_t row = training ? training->row(Eigen::Index(s)) : s;
+            if (below.gaussian) {  // dz over (mu, logvar), and the sample's beta * KL (vae.h)
+                const std::vector<double> eps = training ? code_noise_naive(*training, row, L.n_in) : std::vector<double>();
+                std::vector<double> dcode(std::size_t(below.n_out), 0.0);
+                const double kl = gaussian_backward_naive(zs[s][std::size_t(l) - 1].data(), training ? eps.data() : nullptr,
+                                                          da.data(), w * beta / normaliser, dcode.data(), L.n_in);
+                total += w * beta * kl;
+                dz.swap(dcode);
+                continue;
+            }
             for (int i = 0; i < L.n_in; ++i) {
                 const double h = a_in[std::size_t(i)];
                 if (training) {  // the activity terms' gradient, on the layer's output

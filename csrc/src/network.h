@@ -55,6 +55,10 @@ struct DenseLayer {
     // The range of the flat buffer this layer owns: [offset, b_offset + n_out), or its bias only.
     std::size_t owned_begin() const { return tied_to >= 0 ? b_offset : offset; }
     std::size_t owned_end() const { return b_offset + std::size_t(n_out); }
+    // The code layer of a variational network (vae.h): its n_out = 2k outputs (mu, logvar) are Z,
+    // and its A is the k-wide z the next layer reads (drawn in training, mu in inference).
+    bool gaussian = false;
+    int out_width() const { return gaussian ? n_out / 2 : n_out; }
 };
 
 // A training step's context beyond its data. Where a batch's samples came from, for the
@@ -72,6 +76,10 @@ struct StepContext {
     const std::vector<AlignedFloats>* batch_means = nullptr;
     double* term_value = nullptr;
     std::size_t row_offset = 0;  // a process group's first row: the keys are global dataset rows
+    // A variational network's KL sum over the shard's columns (weight * KL each), added here.
+    double* code_kl = nullptr;
+    // Inference with a VAE's draws (the ELBO of given data): eps is drawn, dropout is not.
+    bool draws_only = false;
     std::size_t row(Eigen::Index j) const { return (rows ? rows[j] : first + std::size_t(j)) + row_offset; }
 };
 
@@ -90,7 +98,7 @@ public:
     const std::vector<DenseLayer>& layers() const { return layers_; }
     const DenseLayer& layer(int l) const { return layers_[std::size_t(l)]; }
     int n_layers() const { return static_cast<int>(layers_.size()); }
-    int width(int i) const { return i == 0 ? spec_.n_inputs : layers_[std::size_t(i - 1)].n_out; }
+    int width(int i) const { return i == 0 ? spec_.n_inputs : layers_[std::size_t(i - 1)].out_width(); }
     int max_width() const { return max_width_; }
     std::size_t n_params() const { return n_params_; }
     int n_encoder_layers() const { return n_encoder_layers_; }
@@ -103,6 +111,7 @@ public:
     // The lowest layer with trainable parameters (n_layers() when every layer is frozen): the
     // backward pass computes no gradient for the layers' inputs below it.
     int first_trainable() const { return first_trainable_; }
+    bool variational() const { return spec_.variational.enabled; }
 
 private:
     NetworkSpec spec_;
@@ -114,6 +123,12 @@ private:
     int batch_stat_layers_ = 0;
     int first_trainable_ = 0;
 };
+
+// The denominator of a batch's mean loss: head_normaliser's, or the samples for a variational
+// network (its reconstruction loss is summed over the outputs).
+inline double batch_normaliser(const Network& net, double samples) {
+    return net.variational() ? samples : head_normaliser(net.head().loss, samples, net.width(net.n_layers()));
+}
 
 // Buffers for running up to `capacity` samples through a network; made once, reused per batch
 // (one per thread: the GEMM packing buffers inside are not shareable).
@@ -127,7 +142,7 @@ public:
     }
     // Layer l - 1's Z when it keeps it (DenseLayer::keeps_z), else act(l): (width(l), b).
     float* z(int l) { return keeps_z_[std::size_t(l)] ? z_[std::size_t(l)].data() : act_[std::size_t(l)].data(); }
-    // Layer l - 1's dropout mask (width(l), b) when it has dropout.
+    // Layer l - 1's dropout mask (width(l), b) when it has dropout; a Gaussian code layer's eps.
     float* mask(int l) { return mask_[std::size_t(l)].data(); }
     MutMatrixMap delta(Eigen::Index rows, Eigen::Index b) { return MutMatrixMap(delta_.data(), rows, b); }
     float* scratch() { return scratch_.data(); }
@@ -172,6 +187,12 @@ double loss_gradient_batch(const Network& net, const float* params, ConstMatrixM
 // first_products_finite as in forward_batch.
 double loss_batch(const Network& net, const float* params, ConstMatrixMap x, ConstMatrixMap y,
                   const float* weight, Workspace& ws, float* sample_loss, bool* first_products_finite = nullptr);
+
+// A variational network's ELBO parts per sample of x (targets: x), with the code drawn as training
+// draws it for the keys of `draws` (no dropout): the reconstruction loss summed over the outputs,
+// and the KL term (vae.h), each unweighted; first_products_finite as in forward_batch.
+void elbo_terms_batch(const Network& net, const float* params, ConstMatrixMap x, const StepContext& draws,
+                      Workspace& ws, float* reconstruction, float* kl, bool* first_products_finite = nullptr);
 
 // Naive twins in double: x, y, out row-major (n, width) as in layout.h; weight (n) or null.
 // loss_gradient_naive returns the batch's mean loss (head_normaliser) and writes its exact

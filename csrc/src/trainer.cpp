@@ -180,6 +180,9 @@ StopReason run_epochs(TrainingSession& session, const TrainingData& data, const 
         // Each batch's mean loss (penalties included) times its samples: the epoch's mean is
         // their sum over the samples seen.
         double loss_sum = 0.0, penalty_sum = 0.0;
+        const char* part_names[TrainingSession::kMaxLossParts] = {};
+        double part_values[TrainingSession::kMaxLossParts] = {}, part_sums[TrainingSession::kMaxLossParts] = {};
+        int n_parts = 0;  // the network's named parts of the loss (a VAE's reconstruction and kl)
         std::size_t seen = 0;
         auto last_progress = t_start;
         for (std::size_t step = 0; step < steps; ++step) {
@@ -209,6 +212,8 @@ StopReason run_epochs(TrainingSession& session, const TrainingData& data, const 
             const double loss = session.apply(data_loss);  // alone: sums the threads' buffers in its own pass
             loss_sum += loss * double(b.size);
             penalty_sum += session.last_penalty() * double(b.size);
+            n_parts = session.loss_parts(part_names, part_values);
+            for (int i = 0; i < n_parts; ++i) part_sums[i] += part_values[i] * double(b.size);
             seen += b.size;
             if (options.on_progress && (step + 1 == steps || seconds_since(last_progress) >= options.progress_interval)) {
                 last_progress = Clock::now();
@@ -232,6 +237,7 @@ StopReason run_epochs(TrainingSession& session, const TrainingData& data, const 
         report.loss = loss_sum / double(seen);
         report.lr = lr;
         if (penalty_sum != 0.0) report.metrics.emplace_back("penalty", penalty_sum / double(seen));
+        for (int i = 0; i < n_parts; ++i) report.metrics.emplace_back(part_names[i], part_sums[i] / double(seen));
         if (agree.active()) {  // the group's validation loss: each process's mean times its samples
             double figures[3] = {0.0, validation ? double(validation->n) : 0.0};
             if (figures[1] > 0.0) agree.attempt([&] { figures[0] = session.evaluate(*validation) * figures[1]; });

@@ -22,6 +22,7 @@
 #include "float_env.h"
 #include "csr_rows.h"
 #include "process_group.h"
+#include "vae.h"
 
 namespace fastae {
 
@@ -101,6 +102,7 @@ TrainingSession::Impl::Impl(Model::Impl& model_, const TrainingData& data_, cons
     shard_data.resize(std::size_t(n_shards));
     shard_contexts.resize(std::size_t(n_shards));
     shard_terms.assign(std::size_t(n_shards), 0.0);
+    shard_kl.assign(std::size_t(n_shards), 0.0);
     batch_means.resize(std::size_t(net.n_layers()) + 1);
     shard_sums.assign(std::size_t(n_shards), std::vector<detail::AlignedFloats>(std::size_t(net.n_layers()) + 1));
     for (int l = 0; l < net.batch_stat_layers(); ++l) {
@@ -138,6 +140,7 @@ void TrainingSession::Impl::shard_gradient(int shard) {
     ShardData& sd = shard_data[std::size_t(shard)];
     shard_loss[std::size_t(shard)] = 0.0;
     shard_terms[std::size_t(shard)] = 0.0;
+    shard_kl[std::size_t(shard)] = 0.0;
     sd.cols = Eigen::Index(c1 - c0);
     if (c1 == c0) {
         float* grad = grads[std::size_t(shard)].data();
@@ -219,6 +222,7 @@ detail::StepContext& TrainingSession::Impl::step_context(int shard) {
                             double(batch.global_size ? batch.global_size : batch.size), &batch_means,
                             &shard_terms[std::size_t(shard)]};
     c.row_offset = options.processes.row_offset;  // draws keyed by the dataset's row, in a group too
+    c.code_kl = &shard_kl[std::size_t(shard)];
     return c;
 }
 
@@ -384,7 +388,7 @@ double TrainingSession::compute_gradients(const Batch& batch) {
     s.batch = batch;
     ++s.step_in_epoch;
     const std::size_t global = batch.global_size ? batch.global_size : batch.size;
-    s.grad_scale = float(1.0 / detail::head_normaliser(s.net.head().loss, double(global), s.d_out));
+    s.grad_scale = float(1.0 / detail::batch_normaliser(s.net, double(global)));
     s.solo = s.n_shards > 1 && s.chooser.next_solo();
     s.pool.set_solo(s.solo);
     s.step_start = detail::Clock::now();
@@ -410,6 +414,13 @@ double TrainingSession::compute_gradients(const Batch& batch) {
     double loss = 0.0, terms = 0.0;
     for (double v : s.shard_loss) loss += v;
     for (double v : s.shard_terms) terms += v;
+    if (s.net.variational()) {
+        double kl = 0.0;
+        for (double v : s.shard_kl) kl += v;
+        s.kl_part = kl * double(s.grad_scale);
+        s.reconstruction_part = (loss - detail::kl_weight(s.net.spec().variational, batch.epoch) * kl) *
+                                double(s.grad_scale);
+    }
     // The whole-batch terms are the group's, counted once (by its lead process).
     return loss * double(s.grad_scale) + terms + (s.options.processes.lead ? whole_batch_terms : 0.0);
 }
@@ -467,6 +478,14 @@ void TrainingSession::set_learning_rate(double lr) {
 }
 std::int64_t TrainingSession::steps() const { return impl_->opt.steps(); }
 double TrainingSession::last_penalty() const { return impl_->penalty; }
+int TrainingSession::loss_parts(const char** names, double* values) const {
+    if (!impl_->net.variational()) return 0;
+    names[0] = "reconstruction";
+    values[0] = impl_->reconstruction_part;
+    names[1] = "kl";
+    values[1] = impl_->kl_part;
+    return 2;
+}
 void TrainingSession::set_check_data(bool check) { impl_->check_data = check; }
 
 void TrainingSession::Impl::reserve_evaluation(const TrainingData& val) {
@@ -509,7 +528,7 @@ double TrainingSession::evaluate(const TrainingData& val) {
     s.pool.run(task, int(n_chunks));
     double total = 0.0;
     for (double v : s.chunk_sums) total += v;
-    return total / detail::head_normaliser(s.net.head().loss, double(val.n), s.d_out);
+    return total / detail::batch_normaliser(s.net, double(val.n));
 }
 
 }  // namespace fastae

@@ -98,6 +98,8 @@ struct TrainingSession::Impl {
     std::vector<ShardData> shard_data;
     std::vector<detail::StepContext> shard_contexts;
     std::vector<double> shard_terms;                         // activity terms' values per shard
+    std::vector<double> shard_kl;                            // a variational code's KL sums per shard
+    double kl_part = 0.0, reconstruction_part = 0.0;         // the last batch's (loss_parts)
     std::vector<std::vector<detail::AlignedFloats>> shard_sums;  // [shard][l + 1]: column sums
     std::vector<detail::AlignedFloats> batch_means;          // [l + 1]: the whole batch's means
     std::vector<double> chunk_sums;         // evaluation

@@ -136,13 +136,15 @@ inline Bytes v1_file(const fastae::ModelFile& f) {
 
 // ---- version 2 -------------------------------------------------------------------------------
 
-// The tags a version-2 reader knows, in file order, and whether each is required (flags bit 0).
+// The tags a version-2 reader knows, in file order, and their flags bit 0 ("required": the
+// section must be present, except VARC, which is present in variational networks only and is
+// flagged so that a reader that does not know it refuses the file).
 struct KnownTag {
     const char* tag;
     bool required;
 };
 inline const std::vector<KnownTag>& known_tags() {
-    static const std::vector<KnownTag> tags = {{"NETW", true}, {"HEAD", true},  {"PARM", true},
+    static const std::vector<KnownTag> tags = {{"NETW", true}, {"VARC", true}, {"HEAD", true},  {"PARM", true},
                                                {"OPTC", true}, {"OPTS", false}, {"META", false}};
     return tags;
 }
@@ -191,6 +193,12 @@ inline Bytes netw(const fastae::NetworkSpec& spec, std::uint32_t record_size = 8
     for (const fastae::LayerSpec& layer : spec.layers) o.raw(layer_record(layer, record_size));
     return o.b;
 }
+// VARC (a variational network's; flagged required although optional).
+inline Bytes varc(const fastae::VariationalSpec& v) {
+    Out o;
+    o.u32(std::uint32_t(v.kl_warmup_epochs)).zeros(4).f64(v.beta);
+    return o.b;
+}
 inline Bytes head(const fastae::HeadSpec& head) {
     Out o;
     o.u8(fastae::traits_of(head.loss).file_code).zeros(3).f64(head.huber_delta);
@@ -230,6 +238,7 @@ inline Bytes v2_file(const fastae::Model& m, const fastae::OptimizerConfig& sett
                      const fastae::OptimizerState* state, const std::string& metadata) {
     Out body;
     body.raw(section("NETW", netw(m.spec())));
+    if (m.spec().variational.enabled) body.raw(section("VARC", varc(m.spec().variational)));
     body.raw(section("HEAD", head(m.spec().head)));
     body.raw(section("PARM", parm(m.params(), m.n_params())));
     body.raw(section("OPTC", settings(settings_)));

@@ -605,7 +605,7 @@ TEST(hostile_section_framing_is_rejected) {
         REJECTED(p.file(), "section PARM at byte 428: a second PARM section (the first is at byte 228)");
         p.order = {"NETW", "HEAD", "PARM", "OPTC", "META", "OPTS"};
         REJECTED(p.file(), "section OPTS at byte 448: it comes after META (at byte 428)",
-                 "the sections are NETW, HEAD, PARM, OPTC, OPTS, META, in this order");
+                 "the sections are NETW, VARC, HEAD, PARM, OPTC, OPTS, META, in this order");
         p.order = {"HEAD", "NETW", "PARM", "OPTC"};
         REJECTED(p.file(), "the required section NETW is missing (before HEAD at byte 24");
         p.order = {"NETW", "HEAD", "OPTC"};

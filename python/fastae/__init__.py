@@ -21,6 +21,7 @@ from ._autoencoder import Autoencoder
 from ._anomaly import AnomalyDetector
 from ._base import ModelFileError, from_bytes, load
 from ._code_size import CodeSizeReport, choose_code_size
+from ._vae import VariationalAutoencoder
 from ._compat import NotFittedError
 from ._mlp import MLPClassifier, MLPRegressor
 from ._core import TrainingDivergedError
@@ -30,8 +31,8 @@ from .datasets import load_digits
 __version__ = _core.__version__
 
 __all__ = ["AnomalyDetector", "Autoencoder", "CodeSizeReport", "MLPClassifier", "MLPRegressor", "ModelFileError",
-           "NotFittedError", "TrainingDivergedError", "choose_code_size", "from_bytes", "get_cmake_dir", "load",
-           "load_digits", "show_config", "__version__"]
+           "NotFittedError", "TrainingDivergedError", "VariationalAutoencoder", "choose_code_size", "from_bytes",
+           "get_cmake_dir", "load", "load_digits", "show_config", "__version__"]
 
 
 def get_cmake_dir():

@@ -76,6 +76,7 @@ ModelFileError = _core.ModelFileError
 _REGISTRY: dict[str, type[_NetworkEstimator]] = {}
 # The class for a model file without fastae's metadata (one saved from C++).
 _DEFAULT_KIND = "fastae.Autoencoder"
+_VARIATIONAL_KIND = "fastae.VariationalAutoencoder"  # the same, for a variational network
 
 
 # The options every layer of a network takes (penalties on its weights, dropout on its output):
@@ -85,6 +86,18 @@ _LAYER_OPTION_CHECKS = {
     "l2": Real(0.0, low_open=False),
     "dropout": Real(0.0, 1.0, low_open=False),
 }
+
+
+def _layer_spec(units, activation, p, **options):
+    """One layer of the engine's network spec (_core.Model.spec()'s form): every field, with the
+    options given and the defaults of a plain layer (no penalty, dropout, noise or tie;
+    trainable); the activation's parameter and the initializer from the hyperparameters p."""
+    alpha = p["leaky_relu_slope"] if activation == "leaky_relu" else _core.ACTIVATION_TRAITS[activation]["default_alpha"]
+    layer = {"units": units, "activation": activation, "alpha": alpha, "initializer": p["kernel_initializer"],
+             "l1": 0.0, "l2": 0.0, "dropout": 0.0, "noise": "none", "noise_level": 0.0, "activity_l1": 0.0,
+             "sparsity_target": 0.0, "sparsity_weight": 0.0, "contractive": 0.0, "tied_to": -1, "trainable": True}
+    layer.update(options)
+    return layer
 
 
 @contextmanager
@@ -571,11 +584,9 @@ class _NetworkEstimator(BaseEstimator):
         transposed, the matrix it uses."""
         model = self._check_fitted()
         flat = model.get_params()
-        sizes = model.layer_sizes
         ties = [layer["tied_to"] for layer in model.spec()["layers"]]
         out = []
-        for layer in range(model.n_layers):
-            n_in, n_out = sizes[layer], sizes[layer + 1]
+        for layer, (n_in, n_out) in enumerate(_layer_shapes(model)):
             off, b_off = model.param_offset(layer), model.bias_offset(layer)
             if ties[layer] >= 0:  # the mirror's (n_out, n_in) W, transposed
                 W = flat[off:off + n_in * n_out].reshape(n_out, n_in).T.copy()
@@ -608,8 +619,9 @@ class _NetworkEstimator(BaseEstimator):
             raise ValueError(f"weights has {len(pairs)} layers; the model has {model.n_layers} (layer sizes {sizes})")
         flat = np.empty(model.n_params, dtype=np.float32)
         ties = [layer["tied_to"] for layer in model.spec()["layers"]]
+        shapes = _layer_shapes(model)
         for layer, (W, b) in enumerate(pairs):
-            want_w, want_b = (sizes[layer], sizes[layer + 1]), (sizes[layer + 1],)
+            want_w, want_b = shapes[layer], (shapes[layer][1],)
             if W is None and ties[layer] < 0:
                 raise ValueError(f"layer {layer}: W is None, but only a tied layer (tied_weights) may leave it out")
             shape = want_w if W is None else W.shape
@@ -896,6 +908,17 @@ def _monitor_replay(history, min_delta, lr_patience):
     return best_epoch, (best_loss if best_epoch is not None else None), cut
 
 
+def _layer_shapes(model):
+    """Each layer's (n_in, n_out): the layer sizes', except that a variational code layer has 2k
+    outputs (means, log-variances) and the next layer k inputs."""
+    spec = model.spec()
+    shapes, n_in = [], spec["n_inputs"]
+    for i, layer in enumerate(spec["layers"]):
+        shapes.append((n_in, layer["units"]))
+        n_in = layer["units"] // 2 if "variational" in spec and i == spec["code_layer"] else layer["units"]
+    return shapes
+
+
 def _metadata_kind(metadata):
     """The estimator kind a model file's metadata names, or None (no metadata, or not fastae's;
     _from_model reports metadata that is not JSON)."""
@@ -907,8 +930,9 @@ def _metadata_kind(metadata):
 
 
 def load(path: Union[str, bytes, os.PathLike]) -> _NetworkEstimator:
-    """Reads an estimator saved with ``save`` (or a model saved from C++, read as an Autoencoder)
-    and returns it as the class its metadata names."""
+    """Reads an estimator saved with ``save`` (or a model saved from C++, read as an Autoencoder,
+    or a VariationalAutoencoder when its network is variational) and returns it as the class its
+    metadata names."""
     return _estimator_of(*_core.load_model(os.fsencode(path)))
 
 
@@ -918,7 +942,8 @@ def from_bytes(data):
 
 
 def _estimator_of(model, settings, metadata):
-    cls = _REGISTRY.get(_metadata_kind(metadata), _REGISTRY[_DEFAULT_KIND])
+    default = _VARIATIONAL_KIND if "variational" in model.spec() else _DEFAULT_KIND
+    cls = _REGISTRY.get(_metadata_kind(metadata), _REGISTRY[default])
     return cls._from_model(model, settings, metadata)
 
 

@@ -17,7 +17,7 @@ import numpy as np
 from numpy.typing import ArrayLike
 
 from . import _core
-from ._base import _LAYER_OPTION_CHECKS, _caller_stacklevel, _NetworkEstimator
+from ._base import _LAYER_OPTION_CHECKS, _caller_stacklevel, _layer_spec, _NetworkEstimator
 from ._compat import ClassifierMixin, DataConversionWarning, RegressorMixin, tags_with
 from ._validation import Boolean, Check, Options, Real, check_bool, check_hidden_layer_sizes, check_sample_weight
 
@@ -110,14 +110,9 @@ class _SupervisedEstimator(_NetworkEstimator):
         hidden, acts = p["hidden_layer_sizes"], p["activation"]
 
         def options(layer, hidden_layer):
-            full = {"alpha": _core.ACTIVATION_TRAITS[layer["activation"]]["default_alpha"],
-                    "initializer": p["kernel_initializer"], **layer, "l1": p["l1"], "l2": p["l2"],
-                    "dropout": p["dropout"] if hidden_layer else 0.0, "noise": "none", "noise_level": 0.0,
-                    "activity_l1": 0.0, "sparsity_target": 0.0, "sparsity_weight": 0.0, "contractive": 0.0,
-                    "tied_to": -1, "trainable": layer.get("trainable", True)}
-            if full["activation"] == "leaky_relu" and "alpha" not in layer:
-                full["alpha"] = p["leaky_relu_slope"]
-            return full
+            return _layer_spec(layer["units"], layer["activation"], p,
+                               **{k: v for k, v in layer.items() if k not in ("units", "activation")},
+                               l1=p["l1"], l2=p["l2"], dropout=p["dropout"] if hidden_layer else 0.0)
 
         own = [{"units": u, "activation": a} for u, a in zip(hidden, acts)]
         own.append({"units": p["n_outputs"], "activation": p["output_activation"]})

@@ -7,6 +7,8 @@
 #include <cstdint>
 #include <vector>
 
+#include "fastae/config.h"
+
 namespace fastae {
 
 // fastae.Autoencoder(hidden_layer_sizes=h) on n_features columns has the widths
@@ -29,6 +31,31 @@ inline std::vector<int> autoencoder_layer_sizes(int n_features, const std::vecto
 inline constexpr std::uint64_t autoencoder_shuffle_seed_offset = 0x5DEECE66Dull;
 inline constexpr std::uint64_t autoencoder_shuffle_seed(std::uint64_t random_state) {
     return random_state + autoencoder_shuffle_seed_offset;  // wraps modulo 2^64
+}
+
+// fastae.VariationalAutoencoder(hidden_layer_sizes=h, beta, kl_warmup_epochs) with its defaults
+// (relu, loss "bce") on n_features columns: the encoder's layers h[0..k-2] (relu), the code layer
+// of 2 h[k-1] linear units (means, log-variances), the mirrored decoder (relu), a sigmoid output
+// with bce. Seeds as autoencoder_shuffle_seed says.
+inline NetworkSpec variational_autoencoder_spec(int n_features, const std::vector<int>& hidden_layer_sizes,
+                                                double beta = 1.0, int kl_warmup_epochs = 0) {
+    NetworkSpec spec;
+    spec.n_inputs = n_features;
+    const std::size_t k = hidden_layer_sizes.size();
+    auto add = [&spec](int units, Activation kind) {
+        LayerSpec layer;
+        layer.units = units;
+        layer.activation = activation_spec(kind);
+        spec.layers.push_back(layer);
+    };
+    for (std::size_t i = 0; i + 1 < k; ++i) add(hidden_layer_sizes[i], Activation::relu);
+    if (k > 0) add(2 * hidden_layer_sizes[k - 1], Activation::linear);
+    for (std::size_t i = k; i-- > 1;) add(hidden_layer_sizes[i - 1], Activation::relu);
+    add(n_features, Activation::sigmoid);
+    spec.head.loss = Loss::bce;
+    spec.code_layer = int(k) - 1;
+    spec.variational = VariationalSpec{true, beta, kl_warmup_epochs};
+    return spec;
 }
 
 }  // namespace fastae

@@ -74,6 +74,20 @@ struct HeadSpec {
     double huber_delta = 1.0;  // huber: quadratic below delta, linear above (torch.nn.HuberLoss)
 };
 
+// A variational code (a VAE; src/vae.h has the formulas): the code layer is linear with 2k units,
+// the means mu (its first k outputs) and log-variances (the last k, clamped to
+// [kLogVarMin, kLogVarMax]); the next layer reads z = mu + exp(logvar / 2) * eps with eps ~ N(0, 1)
+// drawn per (seed, epoch, dataset row) in training, and z = mu in inference. The objective is the
+// reconstruction loss summed over the outputs plus beta_e * KL(N(mu, sigma^2) || N(0, 1)), per
+// sample (times its weight), averaged over the batch; beta_e = beta * min(1, e / kl_warmup_epochs)
+// in 1-based epoch e (beta when kl_warmup_epochs is 0).
+struct VariationalSpec {
+    bool enabled = false;
+    double beta = 1.0;        // finite, >= 0
+    int kl_warmup_epochs = 0; // >= 0
+};
+constexpr double kLogVarMin = -30.0, kLogVarMax = 20.0;
+
 struct NetworkSpec {
     int n_inputs = 0;
     std::vector<LayerSpec> layers;  // at least one
@@ -81,6 +95,7 @@ struct NetworkSpec {
     // The layer whose output is the code (encode/decode split there); -1: the middle, layer
     // max(1, layers.size() / 2) - 1 (an autoencoder's code). Model::spec() holds it resolved.
     int code_layer = -1;
+    VariationalSpec variational;  // enabled: the code layer is a Gaussian's (mu, logvar)
 };
 
 // The shape of a network by its widths: layer_sizes = {n_features, h1, ..., code, ..., h1,

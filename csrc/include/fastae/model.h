@@ -83,6 +83,27 @@ public:
     // are training's.
     double loss_and_gradient(std::size_t n, const float* x, const float* y, float* grad) const;
 
+    // A variational network (NetworkSpec::variational): encode gives the means, decode reads codes
+    // z. encode_gaussian writes the means and the (clamped) log-variances, (n, code_size()) each.
+    // sample decodes n codes drawn from the prior N(0, I) (row i's from a stream keyed by (seed, i),
+    // the same whatever n_threads) into out (n, n_outputs()). elbo_terms writes, per sample of x
+    // (targets x), the reconstruction loss summed over the outputs and the KL term, with one code
+    // drawn per sample keyed by (seed, a hash of the sample's values), so that a sample's terms do
+    // not depend on the call, its order or n_threads: the ELBO is -(reconstruction + kl). code_noise
+    // writes the eps a training step draws for rows first_row ... first_row + n - 1 in 1-based epoch
+    // `epoch` of a fit with TrainOptions::seed = seed, (n, code_size()). Other networks: these
+    // throw std::invalid_argument.
+    void encode_gaussian(std::size_t n, const float* x, float* mean, float* logvar, int n_threads = 1) const;
+    void sample(std::size_t n, std::uint64_t seed, float* out, int n_threads = 1) const;
+    void elbo_terms(std::size_t n, const float* x, std::uint64_t seed, float* reconstruction, float* kl,
+                    int n_threads = 1) const;
+    void code_noise(std::size_t n, std::uint64_t seed, int epoch, std::size_t first_row, float* eps) const;
+    // The objective of one training step on the batch of x's n rows (targets x, rows 0 ... n - 1,
+    // 1-based epoch `epoch`, TrainOptions::seed = seed: the same dropout masks, input noise, VAE
+    // draws and KL weight), penalties on activations included but not the layers' l1/l2, and its
+    // gradient into grad (n_params() floats).
+    double training_loss_and_gradient(std::size_t n, const float* x, std::uint64_t seed, int epoch, float* grad) const;
+
     // The optimizer state left by the last fit (or set_optimizer_state), if any.
     bool has_optimizer_state() const;
     const OptimizerState& optimizer_state() const;  // throws std::logic_error if there is none

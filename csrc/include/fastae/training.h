@@ -71,6 +71,12 @@ public:
     void set_learning_rate(double lr);  // >= 0 and finite (a schedule may end at 0); used from the next apply
     std::int64_t steps() const;         // updates applied (Adam's t)
     double last_penalty() const;        // the penalty terms' value added by the last apply
+    // The named parts of the last compute_gradients' data loss that the network reports: a
+    // variational network's "reconstruction" (summed over the outputs) and "kl" (the KL term
+    // before its weight beta), each a share of the batch's mean as the loss is. Writes up to
+    // kMaxLossParts names and values; returns their count (0 for other networks).
+    static constexpr int kMaxLossParts = 2;
+    int loss_parts(const char** names, double* values) const;
     // Mean loss of other data (validation) with the current weights, no penalties, no dropout.
     double evaluate(const TrainingData& data);
     // When true (the default), compute_gradients checks each batch's values before using them.
