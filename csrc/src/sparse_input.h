@@ -5,7 +5,8 @@
 // weight gradient dW = dZ X^T then only need X's nonzeros: with fraction p of them, p of the
 // flops. A batch's nonzeros are listed by sample, features ascending: each sample's output is a
 // sum of the weight rows of its nonzero features (Z), and each feature's gradient row a sum, in
-// sample order, of the dZ columns of the samples where it is nonzero (dW, added row by row). Every
+// sample order, of the dZ columns of the samples where it is nonzero (dW: the entries re-sorted by
+// feature, each row summed in registers). Every
 // sum runs in list order, so a result depends only on the input's values, never on threads,
 // blocking or addresses. The sums run in another order than the dense GEMM's, so the two paths
 // agree to rounding, not bit for bit; which one runs depends only on the batch's values.
@@ -45,15 +46,18 @@ public:
     void weight_gradient(const float* dz, int n_out, float* dw);
 
 private:
-    static constexpr int kFeatureBlock = 64;
-    std::size_t block_end(int j, std::uint32_t f1);
+    void by_feature();
 
     int d_ = 0, b_ = 0;
     std::size_t max_nonzeros_ = 0;
     bool active_ = false;
     // Sample j's nonzeros, features ascending, are entries [sample_start[j], sample_start[j + 1]).
-    std::vector<std::uint32_t> sample_start_, feature_of_, cursor_;
+    std::vector<std::uint32_t> sample_start_, feature_of_;
     std::vector<float> sample_value_;
+    // The same entries by feature (for the weight gradient): feature f's are [feature_start[f],
+    // feature_start[f + 1]), samples ascending; fill_ is the counting sort's cursor per feature.
+    std::vector<std::uint32_t> feature_start_, fill_, sample_of_;
+    std::vector<float> feature_value_;
 };
 
 // Naive twins in double, for tests: the same products from dense X.
