@@ -75,7 +75,7 @@ def main():
     print("| model | s/epoch (median) | test BCE (clean) | MSE of noisy->clean (30% masked) | MSE clean | "
           "mean abs code | codes < 0.01 |")
     print("|---|---|---|---|---|---|---|")
-    for name, sec, wall, bce, denoise, mse, mean_code, small in rows:
+    for name, sec, _wall, bce, denoise, mse, mean_code, small in rows:
         print(f"| {name} | {sec:.3f} | {bce:.4f} | {denoise:.5f} | {mse:.5f} | {mean_code:.4f} | {small:.1%} |")
 
 

@@ -157,7 +157,8 @@ def train_section(torch, fastae, x_train, x_test, model_name, threads, epochs, p
         "model": model_name, "layers": "-".join(map(str, sizes)), "threads": threads, "epochs": epochs,
         "fastae_s_per_epoch": f,
         # the engine's own timing of the epoch loop (what each epoch of fit(epochs=N) costs)
-        "fastae_engine_s_per_epoch": summarize(ae.history_["seconds"]), "peer_s_per_epoch": p, "ratio": f["median"] / p["median"],
+        "fastae_engine_s_per_epoch": summarize(ae.history_["seconds"]), "peer_s_per_epoch": p,
+        "ratio": f["median"] / p["median"],
         "fastae_samples_per_s": n / f["median"], "peer_samples_per_s": n / p["median"],
         "gflop_per_epoch": gflop, "fastae_gflops": gflop / f["median"], "peer_gflops": gflop / p["median"],
         "fastae_pct_of_1core_peak": 100 * gflop / f["median"] / peak,
@@ -266,7 +267,8 @@ def fmt_row(r):
             f"[{r['fastae_engine_s_per_epoch']['median']:.3f}]  "
             f"{p['median']:.3f} ({p['min']:.3f}-{p['max']:.3f})  {r['ratio']:>5.2f}x  "
             f"{r['fastae_samples_per_s']:>8.0f}  {r['fastae_gflops']:>6.1f}  {r['fastae_pct_of_1core_peak']:>5.1f}%  "
-            f"{r['fastae_train_bce']:.4f}/{r['fastae_test_bce']:.4f}  {r['peer_train_bce']:.4f}/{r['peer_test_bce']:.4f}")
+            f"{r['fastae_train_bce']:.4f}/{r['fastae_test_bce']:.4f}  "
+            f"{r['peer_train_bce']:.4f}/{r['peer_test_bce']:.4f}")
 
 
 def main():
@@ -314,7 +316,8 @@ def main():
             continue
         enc = encode_section(torch, fastae, x_train, x_test, threads)
         encs.append(enc)
-        print(f"encode {enc['n']} test images, {threads} thread(s): fastae {enc['fastae_samples_per_s']:.0f} samples/s, "
+        print(f"encode {enc['n']} test images, {threads} thread(s): "
+              f"fastae {enc['fastae_samples_per_s']:.0f} samples/s, "
               f"peer {enc['peer_samples_per_s']:.0f} samples/s: {enc['speedup']:.2f}x "
               f"(max |code difference| {enc['max_abs_diff_vs_peer']:.2e})")
     enc = encs[0] if encs else None  # "encode": the 1-thread figure the target is about

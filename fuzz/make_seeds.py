@@ -118,7 +118,8 @@ def main():
             "layers": [layer(3, "gelu", "he_normal"), layer(4, "softmax", "glorot_normal")]}
     seeds["v2_softmax_cross_entropy.fae"] = _core.model_to_bytes(from_spec(spec, 6), None, False, b"")
     spec = {"n_inputs": 2, "code_layer": 0, "loss": "mae", "huber_delta": 1.0,
-            "layers": [layer(2, "softplus", "he_uniform", l2=0.01, noise="masking", noise_level=0.25), layer(2, "linear")]}
+            "layers": [layer(2, "softplus", "he_uniform", l2=0.01, noise="masking", noise_level=0.25),
+                       layer(2, "linear")]}
     seeds["v2_mae.fae"] = _core.model_to_bytes(from_spec(spec, 7), settings("rmsprop"), False, b"")
     # Tied weights (the decoder owns its biases only), the contractive penalty, a frozen layer; and
     # a tied Autoencoder saved by Python.

@@ -13,7 +13,8 @@ CASES = {
                                 lr_decay_steps=1, lr_decay_rate=0.5, early_stopping=True, patience=1, epochs=3)),
     # validation_split over the global rows; the sparsity KL (whole-batch mean activations); no shuffle
     "split_sparse": dict(rows=150, params=dict(_BASE, validation_split=0.2, shuffle=False,
-                                              activation=["relu", "sigmoid"], sparsity_target=0.1, sparsity_weight=0.5)),
+                                              activation=["relu", "sigmoid"], sparsity_target=0.1,
+                                              sparsity_weight=0.5)),
     # three partial_fit calls (one epoch each) with validation_split and early stopping's bookkeeping
     "partial_fit": dict(rows=150, partial=3, params=dict(_BASE, validation_split=0.2, early_stopping=True,
                                                          patience=2)),

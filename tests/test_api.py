@@ -6,10 +6,10 @@ import pickle
 
 import numpy as np
 import pytest
+from conftest import smooth_data
 
 import fastae
 from fastae import Autoencoder, NotFittedError
-from conftest import smooth_data
 
 
 def test_init_only_stores_and_defaults_are_the_documented_ones():

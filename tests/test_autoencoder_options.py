@@ -10,10 +10,10 @@ finite differences (csrc/tests/test_activity_terms.cpp)."""
 
 import numpy as np
 import pytest
+from conftest import smooth_data
 
 import fastae
 from fastae import Autoencoder
-from conftest import smooth_data
 
 X = smooth_data(120, 12, seed=4)
 
@@ -130,7 +130,8 @@ def test_decoder_layer_sizes_build_an_asymmetric_decoder():
     (dict(noise="salt"), ("noise",)), (dict(dropout=1.0), ("dropout",)), (dict(l1=-1.0), ("l1",)),
     (dict(sparsity_target=1.0, activation="sigmoid"), ("sparsity_target",)),
     (dict(decoder_layer_sizes=(0,)), ("decoder_layer_sizes",)),
-    (dict(hidden_layer_sizes=(8, 4), tied_weights=True, decoder_layer_sizes=(6,)), ("tied_weights", "decoder_layer_sizes")),
+    (dict(hidden_layer_sizes=(8, 4), tied_weights=True, decoder_layer_sizes=(6,)),
+     ("tied_weights", "decoder_layer_sizes")),
     (dict(tied_weights=True, decoder_layer_sizes=(5,)), ("tied_weights", "decoder_layer_sizes")),
     (dict(hidden_layer_sizes=(8, 4), activation="sigmoid", contractive=0.1), ("contractive", "hidden_layer_sizes")),
     (dict(activation="relu", contractive=0.1), ("contractive", "activation")),

@@ -3,9 +3,9 @@ and leave a fitted model exactly as it was."""
 
 import numpy as np
 import pytest
+from conftest import smooth_data
 
 from fastae import Autoencoder, _core
-from conftest import smooth_data
 
 # Names that are not in the engine's vocabulary tables (checked, so that a name added to a table
 # cannot make a "bad" case here silently valid).

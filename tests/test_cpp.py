@@ -9,7 +9,6 @@ import sys
 import sysconfig
 
 import pytest
-
 from conftest import REPO
 
 

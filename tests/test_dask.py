@@ -10,10 +10,10 @@ import pytest
 da = pytest.importorskip("dask.array")
 distributed = pytest.importorskip("distributed")
 
+from conftest import smooth_data  # noqa: E402
+
 import fastae  # noqa: E402
 import fastae.dask as fd  # noqa: E402
-
-from conftest import smooth_data  # noqa: E402
 
 METHODS = ("transform", "predict", "score_samples")
 # Each worker's memory limit; the out-of-core file is larger. A worker process with Dask,

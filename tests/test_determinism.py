@@ -10,9 +10,9 @@ import textwrap
 
 import numpy as np
 import pytest
+from conftest import REPO
 
 from fastae import Autoencoder
-from conftest import REPO
 
 # Computes a fingerprint of every configuration; run here and in fresh interpreters.
 FINGERPRINTS = textwrap.dedent("""

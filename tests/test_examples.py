@@ -35,3 +35,14 @@ def test_encoder_transfer_trains_both_classifiers(capsys):
     transfer, scratch = example("encoder_transfer").main(["--labels", "300", "--epochs", "30"])
     assert transfer > 0.7 and scratch > 0.7  # ten classes: chance is 0.1
     assert "frozen pretrained encoder" in capsys.readouterr().out
+
+
+def test_anomaly_detection_separates_the_normal_digit(capsys):
+    module = example("anomaly_detection")
+    auc, flagged_normal, flagged_others = module.main(["--epochs", "30"])
+    assert auc > 0.95 and flagged_others > 0.5 and flagged_normal < 0.2
+    assert "most unusual test image" in capsys.readouterr().out
+    rng = np.random.default_rng(0)  # the example's AUC against scikit-learn's, ties included
+    scores, positive = rng.integers(0, 5, 200).astype(float), rng.random(200) < 0.3
+    sklearn_metrics = pytest.importorskip("sklearn.metrics")
+    assert module.roc_auc(scores, positive) == pytest.approx(sklearn_metrics.roc_auc_score(positive, scores))

@@ -9,9 +9,9 @@ the lowest trainable layer) is in csrc/tests/test_tied_frozen.cpp."""
 
 import numpy as np
 import pytest
+from conftest import smooth_data
 
 from fastae import _core
-from conftest import smooth_data
 
 X = smooth_data(96, 12, seed=7)
 ACTS = ["tanh", "relu", "sigmoid"]  # 12 -> 8 -> 6 -> 12, bce on the sigmoid output
@@ -35,7 +35,8 @@ def layers_of(model):
     return out
 
 
-def train(model, optimizer="sgd", learning_rate=0.5, epochs=1, batch_size=len(X), weight_decay=0.01):
+def train(model, optimizer="sgd", learning_rate=0.5, epochs=1, batch_size=None, weight_decay=0.01):
+    batch_size = len(X) if batch_size is None else batch_size  # default: the whole of X in one batch
     settings = dict(optimizer=optimizer, learning_rate=learning_rate, beta1=0.9, beta2=0.999, epsilon=1e-8,
                     momentum=0.0, nesterov=False, weight_decay=weight_decay, rho=0.9)
     options = dict(epochs=epochs, batch_size=batch_size, shuffle=False, seed=1, n_threads=2, resume_optimizer=False)

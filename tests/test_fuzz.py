@@ -17,10 +17,10 @@ import sysconfig
 
 import numpy as np
 import pytest
-
 from conftest import REPO
 from test_cpp import _tool
 from test_model_file import KNOWN, build_v1, file_of, netw, parse_v1, parse_v2, section, sections_of
+
 from fastae import _core
 
 SEEDS = os.path.join(REPO, "fuzz", "corpus", "model_file")

@@ -324,6 +324,7 @@ def test_validation_data_early_stopping_and_sample_weight(digits):
     b = same.fit(X, y, sample_weight=w).get_weights()
     for (Wa, ba), (Wb, bb) in zip(a, b):
         np.testing.assert_array_equal(Wa, Wb)
+        np.testing.assert_array_equal(ba, bb)
     w[y == 3] = 0.0  # a class with weight zero is never learned
     zeroed = MLPClassifier(hidden_layer_sizes=(16,), epochs=30, random_state=0).fit(X, y, sample_weight=w)
     assert (zeroed.predict(Xt) == 3).mean() < 0.01 and (yt == 3).mean() > 0.05
@@ -333,8 +334,9 @@ def test_same_seed_same_weights():
     X, y = regression_data(100, 5)
     runs = [MLPRegressor(hidden_layer_sizes=(8, 8), epochs=3, random_state=5, n_threads=2).fit(X, y).get_weights()
             for _ in range(2)]
-    for (Wa, _), (Wb, _) in zip(*runs):
+    for (Wa, ba), (Wb, bb) in zip(*runs):
         np.testing.assert_array_equal(Wa, Wb)
+        np.testing.assert_array_equal(ba, bb)
 
 
 # ---- files and pickles -------------------------------------------------------------------------
@@ -402,6 +404,7 @@ def test_frozen_encoder_layers_are_copied_and_never_change(encoder, digits):
     assert clf.score(Xt, yt) > 0.7
     for (W, b), (W0, b0) in zip(encoder.get_weights(), before):  # the autoencoder is untouched
         np.testing.assert_array_equal(W, W0)
+        np.testing.assert_array_equal(b, b0)
     tuned = MLPClassifier(encoder=encoder, freeze_encoder=False, hidden_layer_sizes=(), epochs=5,
                           random_state=0).fit(X, y)
     assert not np.array_equal(tuned.get_weights()[0][0], before[0][0])
@@ -512,3 +515,4 @@ def test_bad_hyperparameters_are_named_and_change_nothing(Est):
             est.set_params(**{name: Est().get_params()[name] if name != "epochs" else 1})
     for (W, b), (W0, b0) in zip(est.get_weights(), before):
         np.testing.assert_array_equal(W, W0)
+        np.testing.assert_array_equal(b, b0)

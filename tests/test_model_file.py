@@ -18,9 +18,9 @@ import zlib
 
 import numpy as np
 import pytest
+from conftest import REPO
 
 import fastae
-from conftest import REPO
 from fastae import Autoencoder, ModelFileError, _core
 
 # ---- an independent reference of docs/model-format.md -----------------------------------------
@@ -508,7 +508,8 @@ def test_tied_contractive_and_frozen_layers_match_the_documented_layout():
     assert build_v2(spec, f["settings"], model.get_params()) == data
     plain = {**spec, "layers": [layer_spec(3, "sigmoid"), layer_spec(5, "sigmoid")]}
     old = file_of(2, section("NETW", netw(plain, 72)) + section("HEAD", head(plain)) +
-                  section("PARM", parm(np.zeros(5 * 3 + 3 + 3 * 5 + 5))) + section("OPTC", settings_block(f["settings"])))
+                  section("PARM", parm(np.zeros(5 * 3 + 3 + 3 * 5 + 5))) +
+                  section("OPTC", settings_block(f["settings"])))
     back, _, _ = _core.model_from_bytes(old)
     assert back.spec() == plain
     assert parse_v2(_core.model_to_bytes(back, None, True, b""))["spec"] == plain
@@ -588,6 +589,28 @@ def test_every_name_of_every_table_round_trips_byte_for_byte():
 V1_FILES = os.path.join(REPO, "tests", "data", "model_v1")
 
 
+def _check_v1_model(model, settings, what, expected, name, x):
+    """model (and its optimizer settings), read from tests/data/model_v1/<name>.fae, is what fastae 0.1.0 read."""
+    widths, activation, output_activation, loss = json.loads(str(expected[f"{name}/layout"]))
+    settings_then = json.loads(str(expected[f"{name}/settings"]))
+    spec = model.spec()
+    assert [spec["n_inputs"]] + [layer["units"] for layer in spec["layers"]] == widths, what
+    assert [layer["activation"] for layer in spec["layers"]] == [activation] * (len(widths) - 2) + [
+        output_activation], what
+    assert spec["loss"] == loss, what
+    assert np.array_equal(model.get_params(), expected[f"{name}/params"]), what
+    # Version 1 stores neither weight_decay nor rho: OptimizerConfig's defaults.
+    assert settings == {**settings_then, "weight_decay": 0.01, "rho": 0.9}, what
+    state = model.optimizer_state()
+    if f"{name}/m" in expected:
+        assert state["steps"] == int(expected[f"{name}/steps"]), what
+        assert np.array_equal(state["m"], expected[f"{name}/m"]), what
+        assert np.array_equal(state["v"], expected[f"{name}/v"]), what
+    else:
+        assert state is None, what
+    assert np.array_equal(model.predict(x), expected[f"{name}/predict"]), what
+
+
 def test_version_1_files_of_the_previous_release_load_bit_for_bit():
     """tests/data/model_v1: files fastae 0.1.0 wrote, and what it read from them (expected.npz). They
     load to identical parameters, optimizer state, settings and predictions; saved again, they are
@@ -599,30 +622,11 @@ def test_version_1_files_of_the_previous_release_load_bit_for_bit():
         path = os.path.join(V1_FILES, name + ".fae")
         data = open(path, "rb").read()
         assert struct.unpack_from("<I", data, 8)[0] == 1
-        widths, activation, output_activation, loss = json.loads(str(expected[f"{name}/layout"]))
-        settings_then = json.loads(str(expected[f"{name}/settings"]))
+        widths = json.loads(str(expected[f"{name}/layout"]))[0]
         x = np.random.default_rng(2).uniform(size=(7, widths[0])).astype(np.float32)
 
-        def check(model, settings, what):
-            spec = model.spec()
-            assert [spec["n_inputs"]] + [layer["units"] for layer in spec["layers"]] == widths, what
-            assert [layer["activation"] for layer in spec["layers"]] == [activation] * (len(widths) - 2) + [
-                output_activation], what
-            assert spec["loss"] == loss, what
-            assert np.array_equal(model.get_params(), expected[f"{name}/params"]), what
-            # Version 1 stores neither weight_decay nor rho: OptimizerConfig's defaults.
-            assert settings == {**settings_then, "weight_decay": 0.01, "rho": 0.9}, what
-            state = model.optimizer_state()
-            if f"{name}/m" in expected:
-                assert state["steps"] == int(expected[f"{name}/steps"]), what
-                assert np.array_equal(state["m"], expected[f"{name}/m"]), what
-                assert np.array_equal(state["v"], expected[f"{name}/v"]), what
-            else:
-                assert state is None, what
-            assert np.array_equal(model.predict(x), expected[f"{name}/predict"]), what
-
         model, settings, metadata = _core.load_model(os.fsencode(path))
-        check(model, settings, f"{name} as loaded")
+        _check_v1_model(model, settings, f"{name} as loaded", expected, name, x)
         # The document's reader reads the same.
         f = parse_v1(data)
         assert np.array_equal(f["params"], model.get_params()) and f["metadata"] == metadata
@@ -633,7 +637,7 @@ def test_version_1_files_of_the_previous_release_load_bit_for_bit():
         again = _core.model_to_bytes(model, settings, True, metadata)
         assert parse_v2(again)["metadata"] == metadata
         model2, settings2, metadata2 = _core.model_from_bytes(again)
-        check(model2, settings2, f"{name} saved as version 2")
+        _check_v1_model(model2, settings2, f"{name} saved as version 2", expected, name, x)
         assert metadata2 == metadata
         if name.startswith("ae_"):  # written by ae.save: the estimator loads it too
             est = fastae.load(path)
@@ -702,7 +706,8 @@ def _small_spec(output="sigmoid", loss="bce"):
 ])
 @pytest.mark.parametrize("version", [1, 2])
 def test_bad_metadata_is_a_model_file_error(metadata, match, version):
-    spec = {**_small_spec(), "n_inputs": 4, "layers": [{**layer, "units": u} for layer, u in zip(_small_spec()["layers"], [3, 4])]}
+    spec = {**_small_spec(), "n_inputs": 4,
+            "layers": [{**layer, "units": u} for layer, u in zip(_small_spec()["layers"], [3, 4])]}
     params = np.zeros(4 * 3 + 3 + 3 * 4 + 4)
     data = (build_v1([4, 3, 4], "relu", "sigmoid", "bce", settings_of(), params, metadata=metadata) if version == 1
             else build_v2(spec, settings_of(), params, metadata=metadata))
@@ -956,7 +961,8 @@ def _hostile_v2_cases():
         return bytes(blob)
 
     def layers(*units, act="relu"):
-        return {**spec, "n_inputs": big, "layers": [{**spec["layers"][0], "units": u, "activation": act} for u in units]}
+        return {**spec, "n_inputs": big,
+                "layers": [{**spec["layers"][0], "units": u, "activation": act} for u in units]}
 
     nan, inf = float("nan"), float("inf")
     ok = build()
@@ -991,7 +997,8 @@ def _hostile_v2_cases():
         ("72-byte records read as 88", build(netw_=patched(netw(spec, 72), 12, "I", 88)),
          "the layer records at byte 56 claims 2 values of 88 bytes but only 144 bytes remain"),
         # The 88-byte record's tail (NETW payload byte k is file byte 40 + k; records at 16 and 104).
-        ("NaN contractive", build(netw_=patched(netw(spec), 16 + 72, "d", nan)), "layers\\[0\\].contractive at byte 128 is nan"),
+        ("NaN contractive", build(netw_=patched(netw(spec), 16 + 72, "d", nan)),
+         "layers\\[0\\].contractive at byte 128 is nan"),
         ("tied to itself", build(netw_=patched(netw(spec), 104 + 80, "I", 2)),
          "layers\\[1\\].tied_to \\+ 1 at byte 224 is 2 \\(must be in \\[0, 1\\]\\)"),
         ("unknown flag", build(netw_=patched(netw(spec), 16 + 84, "B", 2)), "layers\\[0\\].flags at byte 140 is 2"),
@@ -1032,7 +1039,8 @@ def _hostile_v2_cases():
         # Non-finite values.
         ("NaN alpha", build(netw_=patched(netw(spec, 72), 24, "d", nan)), "layers\\[0\\].alpha at byte 64 is nan"),
         ("infinite l2", build(netw_=patched(netw(spec, 72), 88 + 24, "d", inf)), "layers\\[1\\].l2 at byte 152 is inf"),
-        ("NaN noise_level", build(netw_=patched(netw(spec, 72), 56, "d", nan)), "layers\\[0\\].noise_level at byte 96 is nan"),
+        ("NaN noise_level", build(netw_=patched(netw(spec, 72), 56, "d", nan)),
+         "layers\\[0\\].noise_level at byte 96 is nan"),
         ("noise code 7", build(netw_=patched(netw(spec, 72), 22, "B", 7)), "layers\\[0\\].noise at byte 62 has code 7"),
         ("NaN huber_delta", build(head_=patched(head(spec), 4, "d", nan)), "huber_delta at byte 220 is nan"),
         ("NaN weight", build(parm_=parm([np.nan] + [0] * 16)), "the parameters \\(from byte 252\\): value 0 is nan"),

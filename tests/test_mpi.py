@@ -16,9 +16,9 @@ import pytest
 
 pytest.importorskip("mpi4py")
 
-import fastae  # noqa: E402
-
 from mpi_cases import CASES, data_of, fit  # noqa: E402
+
+import fastae  # noqa: E402
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 WORKER = os.path.join(HERE, "mpi", "worker.py")

@@ -3,10 +3,9 @@ the forward pass, the loss, its gradient, and several optimizer steps of a real 
 
 import numpy as np
 import pytest
-
-from fastae import Autoencoder
 from conftest import smooth_data
 
+from fastae import Autoencoder
 
 # ---- the reference, written from the formulas (docs/ARCHITECTURE.md), not from the C++ --------
 

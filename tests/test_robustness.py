@@ -13,13 +13,11 @@ import textwrap
 
 import numpy as np
 import pytest
-
-from fastae import Autoencoder, _core
-from fastae import _validation
 from conftest import REPO, smooth_data
 from test_bad_inputs import BAD_X
 from test_numpy_reference import np_adam, np_forward, np_loss_and_grads
 
+from fastae import Autoencoder, _core, _validation
 
 # ---- a fitted model, and proof that it did not change -----------------------------------------
 

@@ -11,7 +11,6 @@ import subprocess
 import textwrap
 
 import pytest
-
 from conftest import REPO
 from test_cpp import _tool, configure_and_build
 

@@ -12,10 +12,10 @@ import warnings
 
 import numpy as np
 import pytest
+from conftest import REPO, smooth_data
 
 import fastae
 from fastae import Autoencoder, NotFittedError, VariationalAutoencoder
-from conftest import REPO, smooth_data
 
 try:
     import sklearn

@@ -170,7 +170,8 @@ def test_engine_refuses_use_that_overlaps_a_fit_with_runtime_error():
             return True
         fit_args = dict(optimizer=dict(optimizer="adam", learning_rate=1e-3, beta1=0.9, beta2=0.999, epsilon=1e-8,
                                        momentum=0.0, nesterov=False),
-                        options=dict(epochs=2, batch_size=64, shuffle=True, seed=1, n_threads=1, resume_optimizer=False))
+                        options=dict(epochs=2, batch_size=64, shuffle=True, seed=1, n_threads=1,
+                                     resume_optimizer=False))
         trainer = threading.Thread(target=lambda: m.fit(X, None, None, None, None, None, scale=1.0, on_epoch=on_epoch,
                                                         **fit_args))
         trainer.start()
@@ -179,8 +180,8 @@ def test_engine_refuses_use_that_overlaps_a_fit_with_runtime_error():
                   "sample_losses": lambda: m.sample_losses(X[:5]), "get_params": m.get_params,
                   "optimizer_state": m.optimizer_state, "copy": m.copy,
                   "set_params": lambda: m.set_params(np.zeros(m.n_params, np.float32)),
-                  "init_weights": lambda: m.init_weights(3), "fit": lambda: m.fit(X, None, None, None, None, None, scale=1.0,
-                                                                  **fit_args)}
+                  "init_weights": lambda: m.init_weights(3),
+                  "fit": lambda: m.fit(X, None, None, None, None, None, scale=1.0, **fit_args)}
         refused = {}
         for name, call in probes.items():
             try:
@@ -228,6 +229,7 @@ def test_engine_refuses_use_that_overlaps_a_fit_with_runtime_error():
 def test_inference_over_threads_equals_one_thread_bit_for_bit():
     # n_threads also splits inference (chunks of 256 samples); outputs must not depend on it.
     import numpy as np
+
     from fastae import Autoencoder
     X = np.random.default_rng(3).uniform(size=(2000, 20)).astype(np.float32)
     ae = Autoencoder(hidden_layer_sizes=(12, 5), epochs=1, random_state=0, n_threads=1).fit(X)

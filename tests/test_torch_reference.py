@@ -33,8 +33,6 @@ torch = pytest.importorskip("torch")
 nn = torch.nn
 F = torch.nn.functional
 
-import fastae  # noqa: E402
-from fastae import Autoencoder  # noqa: E402
 from test_reference_vocabulary import (  # noqa: E402
     ACTIVATION_REF,
     DEFAULTS,
@@ -51,6 +49,9 @@ from test_reference_vocabulary import (  # noqa: E402
     seed_of,
     vocabulary,
 )
+
+import fastae  # noqa: E402
+from fastae import Autoencoder  # noqa: E402
 
 RTOL, ATOL = 1e-4, 2e-5
 N_SAMPLES, BATCH, EPOCHS = 100, 32, 3
@@ -163,7 +164,8 @@ def train_torch(weights, X, params, sample_weight=None, epochs=EPOCHS, batch_siz
             if wt is None:
                 loss = loss_module(out, xb)
             else:  # sum_i w_i l_i / batch size
-                loss = (wt[s:s + batch_size] * torch_sample_losses(hp["loss"], out, xb, hp["huber_delta"])).sum() / len(xb)
+                losses = torch_sample_losses(hp["loss"], out, xb, hp["huber_delta"])
+                loss = (wt[s:s + batch_size] * losses).sum() / len(xb)
             loss.backward()
             opt.step()
             total += loss.item() * len(xb)

@@ -10,20 +10,17 @@ z = mu + exp(v / 2) * eps, averaged over the batch.
 """
 
 import copy
-import os
 import pickle
 import struct
 import zlib
 
 import numpy as np
 import pytest
+from conftest import smooth_data
 
 import fastae
 from fastae import ModelFileError, VariationalAutoencoder, _core
 from fastae._base import _SHUFFLE_SEED_OFFSET
-
-from conftest import smooth_data
-
 
 # ---- the NumPy reference -------------------------------------------------------------------
 
@@ -58,8 +55,8 @@ def objective(weights, X, eps, beta, acts, loss="bce"):
 
 def random_weights(shapes, seed, scale=0.5):
     rng = np.random.default_rng(seed)
-    return [(rng.uniform(-scale, scale, size=s).astype(np.float32), rng.uniform(-0.1, 0.1, size=s[1]).astype(np.float32))
-            for s in shapes]
+    return [(rng.uniform(-scale, scale, size=s).astype(np.float32),
+             rng.uniform(-0.1, 0.1, size=s[1]).astype(np.float32)) for s in shapes]
 
 
 def small_vae(**params):
@@ -342,7 +339,7 @@ def test_hostile_varc_sections_are_refused(fitted, tmp_path):
         "long": (rebuilt(VARC=(1, sections[1][2] + b"\0")), "unexpected bytes"),
         "missing": (rebuilt(VARC=(1, None)), "parameter"),
     }
-    for name, (blob, match) in cases.items():
+    for blob, match in cases.values():
         with pytest.raises(ModelFileError, match=match):
             _core.model_from_bytes(blob)
         (tmp_path / "bad.fae").write_bytes(blob)

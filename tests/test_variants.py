@@ -24,12 +24,12 @@ import time
 
 import numpy as np
 import pytest
-
-import fastae
-from fastae import Autoencoder, _loader
 from conftest import REPO
 from test_cpp import _tool, configure_and_build
 from test_numpy_reference import act, np_forward
+
+import fastae
+from fastae import Autoencoder, _loader
 
 # ---- the loader's choice, on /proc/cpuinfo flag lines ----------------------------------------
 

@@ -11,22 +11,26 @@ fastae[sklearn]``) the estimators are scikit-learn estimators (pipelines, grid s
 ``set_output``); without it they work the same with NumPy alone.
 """
 
+from __future__ import annotations
+
+from typing import Optional, TextIO
+
 from . import _loader
 
 # The engine: _core in a source build, or the variant of a portable build that this CPU runs,
 # registered as fastae._core before the modules below import it (see _loader.py).
 _loader.load_core()
 from . import _core  # noqa: E402  (the module load_core registered)
-from ._autoencoder import Autoencoder
-from ._anomaly import AnomalyDetector
-from ._base import ModelFileError, from_bytes, load
-from ._code_size import CodeSizeReport, choose_code_size
-from ._vae import VariationalAutoencoder
-from ._compat import NotFittedError
-from ._mlp import MLPClassifier, MLPRegressor
-from ._core import TrainingDivergedError
-from ._validation import available_cpus, resolve_n_threads
-from .datasets import load_digits
+from ._anomaly import AnomalyDetector  # noqa: E402
+from ._autoencoder import Autoencoder  # noqa: E402
+from ._base import ModelFileError, from_bytes, load  # noqa: E402
+from ._code_size import CodeSizeReport, choose_code_size  # noqa: E402
+from ._compat import NotFittedError  # noqa: E402
+from ._core import TrainingDivergedError  # noqa: E402
+from ._mlp import MLPClassifier, MLPRegressor  # noqa: E402
+from ._vae import VariationalAutoencoder  # noqa: E402
+from ._validation import available_cpus, resolve_n_threads  # noqa: E402
+from .datasets import load_digits  # noqa: E402
 
 __version__ = _core.__version__
 
@@ -35,7 +39,7 @@ __all__ = ["AnomalyDetector", "Autoencoder", "CodeSizeReport", "MLPClassifier", 
            "get_cmake_dir", "load", "load_digits", "show_config", "__version__"]
 
 
-def get_cmake_dir():
+def get_cmake_dir() -> str:
     """The folder holding fastaeConfig.cmake inside this installed package, for C++ hosts:
     ``cmake -Dfastae_DIR="$(python -m fastae --cmake-dir)"`` then ``find_package(fastae CONFIG)``
     and ``target_link_libraries(host PRIVATE fastae::fastae)``. The headers and the static library
@@ -50,7 +54,7 @@ def get_cmake_dir():
     return folder
 
 
-def show_config(file=None):
+def show_config(file: Optional[TextIO] = None) -> str:
     """Prints (and returns) how this fastae was built and what it will use: version, SIMD
     instruction sets, Eigen version, the engine variant (and why it was chosen), and the CPUs
     available to this process."""

@@ -9,7 +9,6 @@ the squared reconstruction error and not the model's own loss: docs/anomaly.md.
 
 from __future__ import annotations
 
-import copy
 import numbers
 from typing import Any
 
@@ -18,7 +17,7 @@ from numpy.typing import ArrayLike
 
 from ._autoencoder import Autoencoder
 from ._base import _NetworkEstimator
-from ._compat import SKLEARN_INSTALLED, BaseEstimator, NotFittedError, tags_with
+from ._compat import BaseEstimator, NotFittedError, OutlierMixin, clone, tags_with
 from ._validation import (
     check_array,
     check_sparse,
@@ -28,22 +27,6 @@ from ._validation import (
     is_dataframe,
     is_sparse,
 )
-
-if SKLEARN_INSTALLED:
-    from sklearn.base import OutlierMixin
-    from sklearn.base import clone as _sklearn_clone
-else:  # NumPy alone
-    _sklearn_clone = None
-
-    class OutlierMixin:  # type: ignore[no-redef]
-        """Stand-in for sklearn.base.OutlierMixin."""
-
-        _estimator_type = "outlier_detector"
-
-        def fit_predict(self, X, y=None, **kwargs):
-            """fit(X) then predict(X): +1 for inliers, -1 for outliers."""
-            return self.fit(X, y, **kwargs).predict(X)
-
 
 SCORES = ("squared_error", "model")
 
@@ -61,13 +44,6 @@ def default_template() -> Autoencoder:
     return Autoencoder(**DEFAULT_TEMPLATE_PARAMS)
 
 
-def _clone(template: Any) -> Any:
-    """An unfitted copy of the template with the same parameters (scikit-learn's clone, or its
-    NumPy-only equivalent: the constructor called with deep copies of the parameters)."""
-    if _sklearn_clone is not None:
-        return _sklearn_clone(template)
-    params = template.get_params(deep=False)
-    return type(template)(**{name: copy.deepcopy(value) for name, value in params.items()})
 
 
 class AnomalyDetector(OutlierMixin, BaseEstimator):
@@ -220,7 +196,7 @@ class AnomalyDetector(OutlierMixin, BaseEstimator):
 
     def fit(self, X: ArrayLike, y: Any = None) -> AnomalyDetector:
         """Fits a clone of the template on X (y is ignored), scores the training samples and sets
-        offset_ and threshold_ from them by contamination. If the template's fit raises, the
+        ``offset_`` and ``threshold_`` from them by contamination. If the template's fit raises, the
         detector keeps its previous state. Returns self."""
         self._fit(X)
         return self
@@ -233,7 +209,7 @@ class AnomalyDetector(OutlierMixin, BaseEstimator):
     def _fit(self, X):
         template = self._check_params()
         X, names = self._input(X, fitting=True, est=template)
-        est = _clone(template)
+        est = clone(template)
         if self.random_state is not None:
             est.set_params(random_state=self.random_state)
         est.fit(X)
@@ -293,7 +269,7 @@ class AnomalyDetector(OutlierMixin, BaseEstimator):
         return self._scores(est, self._input(X, fitting=False, est=est))
 
     def decision_function(self, X: ArrayLike) -> np.ndarray:
-        """score_samples(X) - offset_: negative for outliers, positive for inliers."""
+        """score_samples(X) - ``offset_``: negative for outliers, positive for inliers."""
         return self.score_samples(X) - self.offset_
 
     def predict(self, X: ArrayLike) -> np.ndarray:

@@ -29,8 +29,8 @@ from ._validation import (
     check_output_and_loss,
     check_sample_weight,
     check_sparse,
-    densify_all,
     dataframe_to_array,
+    densify_all,
     is_dataframe,
     is_sparse,
     resolve_head,
@@ -349,8 +349,8 @@ class Autoencoder(TransformerMixin, _NetworkEstimator):
 
     # ---- training --------------------------------------------------------------------------
 
-    def fit(self, X: ArrayLike, y: Any = None, validation_data: Any = None, *, sample_weight: Optional[ArrayLike] = None,
-            resume_optimizer: bool = False, comm: Any = None) -> Autoencoder:
+    def fit(self, X: ArrayLike, y: Any = None, validation_data: Any = None, *,
+            sample_weight: Optional[ArrayLike] = None, resume_optimizer: bool = False, comm: Any = None) -> Autoencoder:
         """Trains on X (n_samples, n_features) to reconstruct X; y is ignored (scikit-learn's
         convention for unsupervised estimators). validation_data: X_val, or (X_val,),
         (X_val, X_val) or (X_val, X_val, val_sample_weight) as Keras takes it; its loss is

@@ -92,7 +92,8 @@ def _layer_spec(units, activation, p, **options):
     """One layer of the engine's network spec (_core.Model.spec()'s form): every field, with the
     options given and the defaults of a plain layer (no penalty, dropout, noise or tie;
     trainable); the activation's parameter and the initializer from the hyperparameters p."""
-    alpha = p["leaky_relu_slope"] if activation == "leaky_relu" else _core.ACTIVATION_TRAITS[activation]["default_alpha"]
+    alpha = (p["leaky_relu_slope"] if activation == "leaky_relu"
+             else _core.ACTIVATION_TRAITS[activation]["default_alpha"])
     layer = {"units": units, "activation": activation, "alpha": alpha, "initializer": p["kernel_initializer"],
              "l1": 0.0, "l2": 0.0, "dropout": 0.0, "noise": "none", "noise_level": 0.0, "activity_l1": 0.0,
              "sparsity_target": 0.0, "sparsity_weight": 0.0, "contractive": 0.0, "tied_to": -1, "trainable": True}
@@ -444,8 +445,9 @@ class _NetworkEstimator(BaseEstimator):
             if resume and not partial:
                 state = self._model.optimizer_state()
                 if state is None:
-                    raise ValueError("resume_optimizer=True, but the model has no optimizer state to resume (its weights "
-                                     "came from set_weights, or from a file saved with include_optimizer_state=False)")
+                    raise ValueError("resume_optimizer=True, but the model has no optimizer state to resume (its "
+                                     "weights came from set_weights, or from a file saved with "
+                                     "include_optimizer_state=False)")
                 if state["config"]["optimizer"] != p["optimizer"]:
                     raise ValueError(f"resume_optimizer=True, but the saved optimizer state is "
                                      f"{state['config']['optimizer']!r}'s and optimizer={p['optimizer']!r}")
@@ -548,7 +550,8 @@ class _NetworkEstimator(BaseEstimator):
             comm.check_model(model)  # the same network everywhere, rank 0's weights
         try:
             _, reason = model.fit(
-                X.engine_input if isinstance(X, _CsrRows) else X, Y, sample_weight, X_val, Y_val, val_weight, scale=1.0 if scale is None else scale,
+                X.engine_input if isinstance(X, _CsrRows) else X, Y, sample_weight, X_val, Y_val, val_weight,
+                scale=1.0 if scale is None else scale,
                 optimizer=self._optimizer_settings(p), options=options, on_epoch=on_epoch,
                 on_progress=display.progress if display is not None else None, lr_function=lr_function,
                 processes=None if comm is None else comm.engine_args())
@@ -628,10 +631,10 @@ class _NetworkEstimator(BaseEstimator):
             if shape != want_w or b.shape != want_b:
                 raise ValueError(f"layer {layer}: W has shape {shape} and b {b.shape}; expected {want_w} and {want_b}")
             if (W is not None and W.dtype.kind not in "biuf") or b.dtype.kind not in "biuf":
-                raise ValueError(f"layer {layer}: weights must be real numbers; got {W.dtype if W is not None else None} "
-                                 f"and {b.dtype}")
+                raise ValueError(f"layer {layer}: weights must be real numbers; got "
+                                 f"{W.dtype if W is not None else None} and {b.dtype}")
             flat[model.bias_offset(layer):model.bias_offset(layer) + b.size] = b
-            if ties[layer] < 0:
+            if ties[layer] < 0 and W is not None:  # (an untied layer's W is never None: checked above)
                 off = model.param_offset(layer)
                 flat[off:off + W.size] = W.reshape(-1)
         for layer, (W, _) in enumerate(pairs):  # a tied layer's W, when given, must be its mirror's W^T
@@ -667,7 +670,7 @@ class _NetworkEstimator(BaseEstimator):
         p = self._validated_params(draw_seed=False)
         _core.save_model(model, os.fsencode(path), self._optimizer_settings(p), include, self._metadata())
 
-    def to_bytes(self, *, include_optimizer_state=False):
+    def to_bytes(self, *, include_optimizer_state: bool = False) -> bytes:
         """The model file ``save`` writes, as bytes (``fastae.from_bytes`` reads it back): how a
         fitted estimator ships to other processes (fastae.dask sends it to the workers once)."""
         model = self._check_fitted()
@@ -843,8 +846,9 @@ class _CsrRows:
         if beyond.any():  # finite in X, not in float32: named as passed, by row and column
             k = int(np.argmax(beyond))
             row = int(np.searchsorted(X.indptr, k, side="right")) - 1
-            raise ValueError(f"{name} contains {value_text(values[k])} at row {row}, column {int(X.indices[k])}, beyond "
-                             f"float32's range" + (" once multiplied by input_scale" if scale is not None else ""))
+            raise ValueError(f"{name} contains {value_text(values[k])} at row {row}, column {int(X.indices[k])}, "
+                             f"beyond float32's range"
+                             + (" once multiplied by input_scale" if scale is not None else ""))
         self.values = np.ascontiguousarray(scaled)
         self.indptr = np.ascontiguousarray(X.indptr, dtype=np.int64)
         self.indices = np.ascontiguousarray(X.indices, dtype=np.int32)
@@ -936,7 +940,7 @@ def load(path: Union[str, bytes, os.PathLike]) -> _NetworkEstimator:
     return _estimator_of(*_core.load_model(os.fsencode(path)))
 
 
-def from_bytes(data):
+def from_bytes(data: bytes | bytearray | memoryview) -> _NetworkEstimator:
     """The estimator of a model file's bytes (``to_bytes``), as ``load`` reads a file."""
     return _estimator_of(*_core.model_from_bytes(bytes(data)))
 

@@ -28,7 +28,7 @@ _OUTPUT_FORMATS = (".npy", ".csv", ".tsv", ".txt")
 class CliError(Exception):
     """A one-line error for the user; code: the exit status."""
 
-    def __init__(self, message: object, code: int = EXIT_USAGE):
+    def __init__(self, message: object, code: int = EXIT_USAGE) -> None:
         super().__init__(" ".join(str(message).split()))
         self.code = code
 
@@ -288,7 +288,8 @@ def _add_train_parser(sub):
     g.add_argument("--max-time", type=float, metavar="S", help="stop after this many seconds")
     g = p.add_argument_group("run")
     g.add_argument("--threads", type=int, metavar="N", help="threads (default: every CPU available)")
-    g.add_argument("--seed", type=int, default=0, metavar="N", help="random seed of the weights and shuffles (default: 0)")
+    g.add_argument("--seed", type=int, default=0, metavar="N",
+                   help="random seed of the weights and shuffles (default: 0)")
     g.add_argument("--input-scale", type=float, metavar="X",
                    help="multiply every input by X, here and wherever the model is used (default: 1/255 for uint8 "
                         "data, else none)")
@@ -398,8 +399,9 @@ def _network_text(est):
 
 
 def _add_model_data_parser(sub, name, help_text, output_help, output_required):
-    p = sub.add_parser(name, help=help_text[0].lower() + help_text[1:], description=help_text + ". DATA: .npy, .npz, .csv or MNIST IDX "
-                       "(gzipped or not); images are flattened.")
+    p = sub.add_parser(name, help=help_text[0].lower() + help_text[1:],
+                       description=help_text + ". DATA: .npy, .npz, .csv or MNIST IDX (gzipped or not); images are "
+                       "flattened.")
     p.add_argument("model", metavar="MODEL", help="a model file written by fastae train (or Autoencoder.save)")
     p.add_argument("data", metavar="DATA", help="data file")
     p.add_argument("-o", "--output", required=output_required, metavar="FILE", help=output_help)

@@ -16,7 +16,7 @@ import inspect
 
 try:
     import sklearn
-    from sklearn.base import BaseEstimator, ClassifierMixin, RegressorMixin, TransformerMixin
+    from sklearn.base import BaseEstimator, ClassifierMixin, OutlierMixin, RegressorMixin, TransformerMixin, clone
     from sklearn.exceptions import DataConversionWarning
     from sklearn.exceptions import NotFittedError as _NotFittedBase
 except ImportError:  # NumPy alone
@@ -29,6 +29,23 @@ except ImportError:  # NumPy alone
         """Stand-in for sklearn.base.ClassifierMixin (the estimators define score themselves)."""
 
         _estimator_type = "classifier"
+
+    class OutlierMixin:  # type: ignore[no-redef]
+        """Stand-in for sklearn.base.OutlierMixin."""
+
+        _estimator_type = "outlier_detector"
+
+        def fit_predict(self, X, y=None, **kwargs):
+            """fit(X) then predict(X): +1 for inliers, -1 for outliers."""
+            return self.fit(X, y, **kwargs).predict(X)
+
+    def clone(estimator, *, safe=True):
+        """Stand-in for sklearn.base.clone: an unfitted copy, the constructor called with deep
+        copies of the parameters."""
+        import copy
+
+        params = estimator.get_params(deep=False)
+        return type(estimator)(**{name: copy.deepcopy(value) for name, value in params.items()})
 
     class RegressorMixin:  # type: ignore[no-redef]
         """Stand-in for sklearn.base.RegressorMixin (the estimators define score themselves)."""

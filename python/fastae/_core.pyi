@@ -6,10 +6,12 @@ import collections.abc
 import numpy
 import numpy.typing
 import typing
-__all__: list[str] = ['ACTIVATIONS', 'ACTIVATION_TRAITS', 'AUTOENCODER_SHUFFLE_SEED_OFFSET', 'FILE_CODES', 'INITIALIZERS', 'LOSSES', 'LOSS_TRAITS', 'LR_SCHEDULES', 'MODEL_FILE_VERSION', 'Model', 'ModelFileError', 'NOISES', 'OPTIMIZERS', 'OPTIMIZER_SLOTS', 'TrainingDivergedError', 'build_info', 'hardware_threads', 'load_model', 'model_from_bytes', 'model_to_bytes', 'param_count', 'save_model']
+__all__: list[str] = ['ACTIVATIONS', 'ACTIVATION_TRAITS', 'AUTOENCODER_SHUFFLE_SEED_OFFSET', 'FILE_CODES', 'INITIALIZERS', 'LOSSES', 'LOSS_TRAITS', 'LR_SCHEDULES', 'MODEL_FILE_VERSION', 'Model', 'ModelFileError', 'NOISES', 'OPTIMIZERS', 'OPTIMIZER_SLOTS', 'PeerFailedError', 'TrainingDivergedError', 'build_info', 'hardware_threads', 'load_model', 'model_from_bytes', 'model_to_bytes', 'param_count', 'save_model']
 class TrainingDivergedError(FloatingPointError):
     pass
 class ModelFileError(ValueError):
+    pass
+class PeerFailedError(RuntimeError):
     pass
 class Model:
     @staticmethod
@@ -19,15 +21,29 @@ class Model:
         """
     def __init__(self, layer_sizes: collections.abc.Sequence[typing.SupportsInt | typing.SupportsIndex], activation: str, output_activation: str, loss: str) -> None:
         ...
+    def bias_offset(self, layer: typing.SupportsInt | typing.SupportsIndex) -> int:
+        ...
+    def code_noise(self, n: typing.SupportsInt | typing.SupportsIndex, seed: typing.SupportsInt | typing.SupportsIndex, epoch: typing.SupportsInt | typing.SupportsIndex, first_row: typing.SupportsInt | typing.SupportsIndex = 0) -> numpy.typing.NDArray[numpy.float32]:
+        """
+        The eps a training step draws for rows first_row... in 1-based epoch `epoch` of a fit seeded `seed`.
+        """
     def copy(self) -> Model:
         """
         A deep copy.
         """
     def decode(self, codes: numpy.typing.NDArray[numpy.float32], n_threads: typing.SupportsInt | typing.SupportsIndex = 1) -> numpy.typing.NDArray[numpy.float32]:
         ...
+    def elbo_terms(self, X: numpy.typing.NDArray[numpy.float32], seed: typing.SupportsInt | typing.SupportsIndex, n_threads: typing.SupportsInt | typing.SupportsIndex = 1) -> tuple[numpy.typing.NDArray[numpy.float32], numpy.typing.NDArray[numpy.float32]]:
+        """
+        Per sample: the reconstruction loss summed over the outputs and the KL term (one keyed draw).
+        """
     def encode(self, X: numpy.typing.NDArray[numpy.float32], n_threads: typing.SupportsInt | typing.SupportsIndex = 1) -> numpy.typing.NDArray[numpy.float32]:
         ...
-    def fit(self, X: numpy.ndarray, y: numpy.typing.NDArray[numpy.float32] | None, sample_weight: numpy.typing.NDArray[numpy.float32] | None, X_val: numpy.ndarray | None, y_val: numpy.typing.NDArray[numpy.float32] | None, w_val: numpy.typing.NDArray[numpy.float32] | None, scale: typing.SupportsFloat | typing.SupportsIndex, optimizer: dict, options: dict, on_epoch: collections.abc.Callable | None = None, on_progress: collections.abc.Callable | None = None, lr_function: collections.abc.Callable | None = None) -> tuple:
+    def encode_gaussian(self, X: numpy.typing.NDArray[numpy.float32], n_threads: typing.SupportsInt | typing.SupportsIndex = 1) -> tuple[numpy.typing.NDArray[numpy.float32], numpy.typing.NDArray[numpy.float32]]:
+        """
+        A variational network's code means and (clamped) log-variances.
+        """
+    def fit(self, X: typing.Any, y: numpy.typing.NDArray[numpy.float32] | None, sample_weight: numpy.typing.NDArray[numpy.float32] | None, X_val: numpy.ndarray | None, y_val: numpy.typing.NDArray[numpy.float32] | None, w_val: numpy.typing.NDArray[numpy.float32] | None, scale: typing.SupportsFloat | typing.SupportsIndex, optimizer: dict, options: dict, on_epoch: collections.abc.Callable | None = None, on_progress: collections.abc.Callable | None = None, lr_function: collections.abc.Callable | None = None, processes: tuple | None = None) -> tuple:
         """
         Trains in place; returns (history, stop_reason). optimizer: settings dict (optimizer, learning_rate, beta1, beta2, epsilon, momentum, nesterov, weight_decay, rho); options: epochs, batch_size, shuffle, seed, n_threads, resume_optimizer. Raises KeyboardInterrupt on Ctrl-C after the current step, with the model usable.
         """
@@ -51,6 +67,10 @@ class Model:
         ...
     def predict(self, X: numpy.typing.NDArray[numpy.float32], n_threads: typing.SupportsInt | typing.SupportsIndex = 1) -> numpy.typing.NDArray[numpy.float32]:
         ...
+    def sample(self, n: typing.SupportsInt | typing.SupportsIndex, seed: typing.SupportsInt | typing.SupportsIndex, n_threads: typing.SupportsInt | typing.SupportsIndex = 1) -> numpy.typing.NDArray[numpy.float32]:
+        """
+        Decodes n codes drawn from the prior N(0, I) (row i's keyed by (seed, i)).
+        """
     def sample_losses(self, X: numpy.typing.NDArray[numpy.float32], y: numpy.typing.NDArray[numpy.float32] | None = None, n_threads: typing.SupportsInt | typing.SupportsIndex = 1) -> numpy.typing.NDArray[numpy.float32]:
         ...
     def set_optimizer_state(self, state: dict) -> None:
@@ -59,7 +79,11 @@ class Model:
         ...
     def spec(self) -> dict:
         """
-        The network as a dict: n_inputs, code_layer, loss, huber_delta, layers [{units, activation, alpha, initializer, l1, l2, dropout}].
+        The network as a dict: n_inputs, code_layer, loss, huber_delta, layers [{units, activation, alpha, initializer, l1, l2, dropout, noise, noise_level, activity_l1, sparsity_target, sparsity_weight, contractive, tied_to, trainable}].
+        """
+    def training_loss_and_gradient(self, X: numpy.typing.NDArray[numpy.float32], seed: typing.SupportsInt | typing.SupportsIndex, epoch: typing.SupportsInt | typing.SupportsIndex) -> tuple[float, numpy.typing.NDArray[numpy.float32]]:
+        """
+        A training step's objective on X's rows (epoch `epoch`, seed `seed`) and its gradient.
         """
     @property
     def activation(self) -> str:

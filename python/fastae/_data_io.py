@@ -38,7 +38,7 @@ class Data:
     one sample in the file, when it held more than 2 dimensions, e.g. (28, 28) for MNIST), and
     ``note`` (what was chosen on the reader's behalf, e.g. which .npz key), or None."""
 
-    def __init__(self, X: np.ndarray, image_shape: tuple[int, ...] | None = None, note: str | None = None):
+    def __init__(self, X: np.ndarray, image_shape: tuple[int, ...] | None = None, note: str | None = None) -> None:
         self.X, self.image_shape, self.note = X, image_shape, note
 
 

@@ -10,7 +10,6 @@ fine-tuned).
 from __future__ import annotations
 
 import warnings
-
 from typing import Any, Optional
 
 import numpy as np
@@ -422,8 +421,8 @@ class MLPClassifier(ClassifierMixin, _SupervisedEstimator):
         if fitted:
             if classes is not None and not self.multilabel_ and not np.array_equal(np.unique(classes),
                                                                                    self.classes_):
-                raise ValueError(f"classes={np.asarray(classes).tolist()!r} is not the same as on the first call to partial_fit: "
-                                 f"{self.classes_.tolist()}")
+                raise ValueError(f"classes={np.asarray(classes).tolist()!r} is not the same as on the first call to "
+                                 f"partial_fit: {self.classes_.tolist()}")
         elif classes is None and np.ndim(y) != 2:
             raise ValueError("classes must be passed on the first call to partial_fit (every label y may hold)")
         self._partial_classes = classes

@@ -7,9 +7,10 @@ from __future__ import annotations
 
 import os
 import sys
+from typing import Any, Optional, TextIO
 
 
-def _format_line(report, epochs_total):
+def _format_line(report: dict[str, Any], epochs_total: int) -> str:
     line = f"epoch {report['epoch']:>{len(str(epochs_total))}}/{epochs_total}  loss {report['loss']:.6f}"
     if "val_loss" in report:
         line += f"  val_loss {report['val_loss']:.6f}"
@@ -19,17 +20,17 @@ def _format_line(report, epochs_total):
 class EpochLines:
     """verbose=2 (and verbose=1 without a terminal): one line per epoch."""
 
-    def __init__(self, epochs_total, stream=None):
+    def __init__(self, epochs_total: int, stream: Optional[TextIO] = None) -> None:
         self.epochs_total = epochs_total
         self.stream = stream if stream is not None else sys.stdout
 
-    def progress(self, p):
+    def progress(self, p: dict[str, Any]) -> None:
         pass
 
-    def epoch(self, report):
+    def epoch(self, report: dict[str, Any]) -> None:
         print(_format_line(report, self.epochs_total), file=self.stream, flush=True)
 
-    def close(self):
+    def close(self) -> None:
         pass
 
 
@@ -39,18 +40,18 @@ class PlainBar(EpochLines):
 
     width = 30
 
-    def __init__(self, epochs_total, stream=None):
+    def __init__(self, epochs_total: int, stream: Optional[TextIO] = None) -> None:
         super().__init__(epochs_total, stream)
         self._drawn = False  # a bar is on screen, not yet replaced by its epoch's line
 
-    def _columns(self):
+    def _columns(self) -> int:
         try:
             columns = os.get_terminal_size(self.stream.fileno()).columns
         except (AttributeError, ValueError, OSError):
             columns = 0
         return columns if columns > 0 else 80
 
-    def progress(self, p):
+    def progress(self, p: dict[str, Any]) -> None:
         done = p["step"] / p["steps"]
         rate = p["samples"] / p["seconds"] if p["seconds"] > 0 else 0.0
         eta = p["seconds"] * (1 - done) / done if done > 0 else 0.0
@@ -67,12 +68,12 @@ class PlainBar(EpochLines):
         self.stream.flush()
         self._drawn = True
 
-    def epoch(self, report):
+    def epoch(self, report: dict[str, Any]) -> None:
         self.stream.write("\r\x1b[K")
         self._drawn = False
         super().epoch(report)
 
-    def close(self):
+    def close(self) -> None:
         if self._drawn:  # stopped within an epoch (Ctrl-C, max_time): keep the bar, end its line
             self.stream.write("\n")
             self.stream.flush()
@@ -82,14 +83,14 @@ class PlainBar(EpochLines):
 class TqdmBar(EpochLines):
     """tqdm's bar, one per epoch, kept on screen with the epoch's summary."""
 
-    def __init__(self, epochs_total, stream=None):
+    def __init__(self, epochs_total: int, stream: Optional[TextIO] = None) -> None:
         super().__init__(epochs_total, stream)
         import tqdm
 
         self._tqdm = tqdm.tqdm
-        self._bar = None
+        self._bar: Any = None
 
-    def progress(self, p):
+    def progress(self, p: dict[str, Any]) -> None:
         if self._bar is None:
             self._bar = self._tqdm(total=p["steps"], desc=f"epoch {p['epoch']}/{self.epochs_total}", unit="step",
                                    file=self.stream, leave=True, dynamic_ncols=True)
@@ -98,7 +99,7 @@ class TqdmBar(EpochLines):
         self._bar.set_postfix_str(f"loss {p['loss']:.4f}, {self._rate:,.0f} samples/s", refresh=False)
         self._bar.update(p["step"] - self._bar.n)
 
-    def epoch(self, report):
+    def epoch(self, report: dict[str, Any]) -> None:
         if self._bar is not None:
             summary = _format_line(report, self.epochs_total).split("  ", 1)[1]
             self._bar.set_postfix_str(f"{summary}, {self._rate:,.0f} samples/s", refresh=True)
@@ -107,13 +108,13 @@ class TqdmBar(EpochLines):
         else:
             super().epoch(report)
 
-    def close(self):
+    def close(self) -> None:
         if self._bar is not None:
             self._bar.close()
             self._bar = None
 
 
-def display(verbose, epochs_total, stream=None):
+def display(verbose: int, epochs_total: int, stream: Optional[TextIO] = None) -> Optional[EpochLines]:
     """The display for a verbose level, or None for 0."""
     if not verbose:
         return None

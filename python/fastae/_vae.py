@@ -7,7 +7,10 @@ log-variance, csrc/src/vae.h) and its methods (sampling, interpolation, the ELBO
 
 from __future__ import annotations
 
+from typing import Any, Optional
+
 import numpy as np
+from numpy.typing import ArrayLike
 
 from . import _core
 from ._autoencoder import Autoencoder
@@ -45,6 +48,13 @@ class VariationalAutoencoder(TransformerMixin, _NetworkEstimator):
     KL(N(mu, sigma^2) || N(0, I)) = 1/2 sum (mu^2 + sigma^2 - log sigma^2 - 1), averaged over
     the batch. ``(256, 32)`` on 784 features is 784-256-(2x32)-256-784.
 
+    The parameters not listed below (optimizer, learning_rate, batch_size, epochs, shuffle, random_state,
+    n_threads, warm_start, verbose, beta_1, beta_2, epsilon, momentum, nesterov, input_scale,
+    kernel_initializer, leaky_relu_slope, huber_delta, weight_decay, rho and the training controls
+    validation_split, early_stopping, patience, min_delta, restore_best_weights, lr_schedule,
+    lr_decay_rate, lr_decay_steps, lr_min, lr_patience, clipnorm, callbacks, max_time) are those of
+    ``fastae.Autoencoder``.
+
     Parameters
     ----------
     hidden_layer_sizes : tuple of int, default (256, 32)
@@ -62,19 +72,12 @@ class VariationalAutoencoder(TransformerMixin, _NetworkEstimator):
         The hidden layers' activation, or one name per encoder layer before the code (the code
         layer is linear), mirrored in the decoder.
 
-    The other parameters (optimizer, learning_rate, batch_size, epochs, shuffle, random_state,
-    n_threads, warm_start, verbose, beta_1, beta_2, epsilon, momentum, nesterov, input_scale,
-    kernel_initializer, leaky_relu_slope, huber_delta, weight_decay, rho and the training controls
-    validation_split, early_stopping, patience, min_delta, restore_best_weights, lr_schedule,
-    lr_decay_rate, lr_decay_steps, lr_min, lr_patience, clipnorm, callbacks, max_time) are those of
-    ``fastae.Autoencoder``.
-
     Attributes
     ----------
     history_ : dict with, per epoch, "loss" (the objective), "reconstruction" and "kl" (its two
         parts, the KL before its weight), "lr", "seconds", and "val_loss" with validation data
         (the validation data's reconstruction from the means plus beta times their KL)
-    n_features_in_, feature_names_in_, loss_function_, output_activation_, n_iter_, loss_,
+    ``n_features_in_``, ``feature_names_in_``, ``loss_function_``, ``output_activation_``, ``n_iter_``, ``loss_``,
     best_epoch_, best_loss_, stop_reason_ : as ``fastae.Autoencoder``'s
 
     Saving, loading (``fastae.load``; C++: ``fastae::load_model``, whose ``Model`` can
@@ -202,7 +205,8 @@ class VariationalAutoencoder(TransformerMixin, _NetworkEstimator):
 
     # ---- training --------------------------------------------------------------------------
 
-    def fit(self, X, y=None, validation_data=None, *, sample_weight=None, resume_optimizer=False):
+    def fit(self, X: ArrayLike, y: Any = None, validation_data: Any = None, *,
+            sample_weight: Optional[ArrayLike] = None, resume_optimizer: bool = False) -> VariationalAutoencoder:
         """Trains on X (n_samples, n_features) to maximise the (beta-weighted) ELBO; y is ignored.
         validation_data, sample_weight (each sample's objective times its weight), warm_start and
         resume_optimizer as ``Autoencoder.fit``. Returns self."""
@@ -211,11 +215,11 @@ class VariationalAutoencoder(TransformerMixin, _NetworkEstimator):
 
     # ---- using a fitted model --------------------------------------------------------------
 
-    def transform(self, X):
+    def transform(self, X: ArrayLike) -> np.ndarray:
         """The code means of X, shape (n_samples, latent size), float32."""
         return self._infer(lambda model, X, threads: model.encode(X, n_threads=threads), X)
 
-    def encode(self, X, return_var=False):
+    def encode(self, X: ArrayLike, return_var: bool = False) -> np.ndarray | tuple[np.ndarray, np.ndarray]:
         """The code means of X; with return_var=True, (means, log-variances) (the log-variances
         as the decoder's draws use them: clamped to [-30, 20])."""
         if not check_bool("return_var", return_var):
@@ -231,11 +235,11 @@ class VariationalAutoencoder(TransformerMixin, _NetworkEstimator):
         self._infer(run, X)
         return np.concatenate(means), np.concatenate(logvars)
 
-    def predict(self, X):
+    def predict(self, X: ArrayLike) -> np.ndarray:
         """Reconstruction of X from its code means: decode(transform(X)), in one pass."""
         return self._infer(lambda model, X, threads: model.predict(X, n_threads=threads), X)
 
-    def sample(self, n, random_state=None):
+    def sample(self, n: int, random_state: Any = None) -> np.ndarray:
         """n new samples: codes drawn from the prior N(0, I) in C++ (seeded by random_state:
         None, an int, a RandomState or a Generator), decoded. Shape (n, n_features), float32."""
         model = self._check_fitted()
@@ -245,7 +249,7 @@ class VariationalAutoencoder(TransformerMixin, _NetworkEstimator):
         with _engine_errors():
             return model.sample(int(n), seed, n_threads=self._inference_threads())
 
-    def interpolate(self, x0, x1, steps=10):
+    def interpolate(self, x0: ArrayLike, x1: ArrayLike, steps: int = 10) -> np.ndarray:
         """Decodes `steps` codes evenly spaced on the straight line from x0's code mean to x1's
         (both ends included): shape (steps, n_features). x0 and x1 are single samples."""
         model = self._check_fitted()
@@ -288,7 +292,7 @@ class VariationalAutoencoder(TransformerMixin, _NetworkEstimator):
         own = self.random_state
         return seed_from(own) if isinstance(own, (int, np.integer)) and not isinstance(own, bool) else 0
 
-    def score_samples(self, X, random_state=None):
+    def score_samples(self, X: ArrayLike, random_state: Any = None) -> np.ndarray:
         """The per-sample ELBO in nats (minus the reconstruction loss summed over the features,
         minus the KL term; higher is more normal), with one draw of the code per sample keyed by
         the seed (random_state, see elbo) and the sample's values: a sample scores the same in
@@ -296,12 +300,12 @@ class VariationalAutoencoder(TransformerMixin, _NetworkEstimator):
         rec, kl = self._elbo_terms(X, random_state)
         return -(rec.astype(np.float64) + kl.astype(np.float64))
 
-    def elbo(self, X, random_state=None):
+    def elbo(self, X: ArrayLike, random_state: Any = None) -> float:
         """The mean ELBO of X in nats (one draw of the code per sample, seeded by random_state;
         None: the estimator's random_state when it is an int, else 0)."""
         return float(np.mean(self.score_samples(X, random_state)))
 
-    def score(self, X, y=None, sample_weight=None):
+    def score(self, X: ArrayLike, y: Any = None, sample_weight: Optional[ArrayLike] = None) -> float:
         """The mean ELBO of X (weighted by sample_weight if given): higher is better."""
         scores = self.score_samples(X)
         if sample_weight is None:

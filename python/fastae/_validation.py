@@ -9,8 +9,10 @@ import numbers
 import os
 import sys
 import warnings
+from typing import Any, Callable, Optional, Sequence, cast, overload
 
 import numpy as np
+from numpy.typing import ArrayLike
 
 from . import _core
 
@@ -37,13 +39,13 @@ MAX_INT = 2**31 - 1
 MAX_PARAMS = 2**32
 
 
-def check_choice(name, value, allowed):
+def check_choice(name: str, value: Any, allowed: Sequence[str]) -> str:
     if not isinstance(value, str) or value not in allowed:
         raise ValueError(f"{name} must be one of {', '.join(repr(a) for a in allowed)}; got {value!r}")
     return value
 
 
-def check_int(name, value, minimum, maximum=None):
+def check_int(name: str, value: Any, minimum: int, maximum: Optional[int] = None) -> int:
     bound = f"in [{minimum}, {maximum}]" if maximum is not None else f">= {minimum}"
     if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Integral):
         raise ValueError(f"{name} must be an integer {bound}; got {value!r}")
@@ -53,7 +55,8 @@ def check_int(name, value, minimum, maximum=None):
     return value
 
 
-def check_real(name, value, low, high, low_open=True, high_open=True):
+def check_real(name: str, value: Any, low: float, high: Optional[float], low_open: bool = True,
+               high_open: bool = True) -> float:
     """A finite real number in the interval given (open or closed at each end)."""
     interval = f"{'(' if low_open else '['}{low}, {high if high is not None else 'inf'}{')' if high_open else ']'}"
     try:
@@ -70,7 +73,7 @@ def check_real(name, value, low, high, low_open=True, high_open=True):
     return value
 
 
-def check_bool(name, value):
+def check_bool(name: str, value: Any) -> bool:
     if not isinstance(value, (bool, np.bool_)):
         raise ValueError(f"{name} must be True or False; got {value!r}")
     return bool(value)
@@ -84,10 +87,10 @@ def check_bool(name, value):
 class Options:
     """A name from a vocabulary (a tuple, or a function giving it, read when checked)."""
 
-    def __init__(self, allowed):
+    def __init__(self, allowed: Sequence[str] | Callable[[], Sequence[str]]) -> None:
         self.allowed = allowed
 
-    def __call__(self, name, value, p):
+    def __call__(self, name: str, value: Any, p: dict[str, Any]) -> str:
         allowed = self.allowed() if callable(self.allowed) else self.allowed
         return check_choice(name, value, allowed)
 
@@ -95,41 +98,42 @@ class Options:
 class Integer:
     """An integer in [low, high] (high None: no upper bound)."""
 
-    def __init__(self, low, high=None):
+    def __init__(self, low: int, high: Optional[int] = None) -> None:
         self.low, self.high = low, high
 
-    def __call__(self, name, value, p):
+    def __call__(self, name: str, value: Any, p: dict[str, Any]) -> int:
         return check_int(name, value, self.low, self.high)
 
 
 class Real:
     """A finite real number in the interval (open or closed at each end); optional: None too."""
 
-    def __init__(self, low, high=None, *, low_open=True, high_open=True, optional=False):
+    def __init__(self, low: float, high: Optional[float] = None, *, low_open: bool = True, high_open: bool = True,
+                 optional: bool = False) -> None:
         self.low, self.high, self.low_open, self.high_open, self.optional = low, high, low_open, high_open, optional
 
-    def __call__(self, name, value, p):
+    def __call__(self, name: str, value: Any, p: dict[str, Any]) -> Optional[float]:
         if value is None and self.optional:
             return None
         return check_real(name, value, self.low, self.high, self.low_open, self.high_open)
 
 
 class Boolean:
-    def __call__(self, name, value, p):
+    def __call__(self, name: str, value: Any, p: dict[str, Any]) -> bool:
         return check_bool(name, value)
 
 
 class Check:
     """Any other check: fn(value), or fn(value, p) with with_params=True."""
 
-    def __init__(self, fn, with_params=False):
+    def __init__(self, fn: Callable[..., Any], with_params: bool = False) -> None:
         self.fn, self.with_params = fn, with_params
 
-    def __call__(self, name, value, p):
+    def __call__(self, name: str, value: Any, p: dict[str, Any]) -> Any:
         return self.fn(value, p) if self.with_params else self.fn(value)
 
 
-def check_activations(value, n_hidden):
+def check_activations(value: Any, n_hidden: int) -> list[str]:
     """`activation`: one name for every hidden layer, or a list of one name per hidden layer of the
     encoder (the decoder mirrors it). Returns the encoder's list."""
     if isinstance(value, str):
@@ -151,7 +155,7 @@ def check_activations(value, n_hidden):
                      f"them (one per encoder layer); got {value!r}")
 
 
-def check_output_and_loss(output_activation, loss):
+def check_output_and_loss(output_activation: str, loss: str) -> None:
     """The output head: the pairing rules come from the loss table (bce needs a sigmoid output,
     cross_entropy a softmax, softmax goes with cross_entropy only). "auto" (either) is checked
     once it is resolved (resolve_head)."""
@@ -167,7 +171,7 @@ def check_output_and_loss(output_activation, loss):
                          f"loss={loss!r}")
 
 
-def resolve_head(loss, output_activation, unit_range):
+def resolve_head(loss: str, output_activation: str, unit_range: Any) -> tuple[str, str]:
     """The loss and output activation that "auto" stands for, given whether the training targets
     lie in [0, 1] (unit_range; None when there are no data to look at, as for set_weights on an
     unfitted estimator, which takes the [0, 1] choice):
@@ -195,7 +199,7 @@ def resolve_head(loss, output_activation, unit_range):
 LR_SCHEDULES = tuple(s for s in _core.LR_SCHEDULES if s != "none")
 
 
-def check_lr_schedule(value):
+def check_lr_schedule(value: Any) -> Any:
     """None, a schedule's name, or a callable f(epoch, lr) -> lr."""
     if value is None or callable(value):
         return value
@@ -205,7 +209,7 @@ def check_lr_schedule(value):
                      f"f(epoch, lr) -> lr; got {value!r}")
 
 
-def check_callbacks(value):
+def check_callbacks(value: Any) -> Optional[list[Callable[..., Any]]]:
     """None or a list (or tuple) of callables f(epoch, logs)."""
     if value is None:
         return None
@@ -214,7 +218,16 @@ def check_callbacks(value):
     raise ValueError(f"callbacks must be None or a list of callables f(epoch, logs); got {value!r}")
 
 
-def check_sample_weight(sample_weight, n_samples, name="sample_weight"):
+@overload
+def check_sample_weight(sample_weight: None, n_samples: int, name: str = ...) -> None: ...
+
+
+@overload
+def check_sample_weight(sample_weight: ArrayLike, n_samples: int, name: str = ...) -> np.ndarray: ...
+
+
+def check_sample_weight(sample_weight: Optional[ArrayLike], n_samples: int,
+                        name: str = "sample_weight") -> Optional[np.ndarray]:
     """None, or a 1-D array of n_samples finite numbers >= 0, as C-contiguous float32."""
     if sample_weight is None:
         return None
@@ -235,7 +248,8 @@ def check_sample_weight(sample_weight, n_samples, name="sample_weight"):
     return w32
 
 
-def check_hidden_layer_sizes(value, name="hidden_layer_sizes", allow_empty=False):
+def check_hidden_layer_sizes(value: Any, name: str = "hidden_layer_sizes",
+                             allow_empty: bool = False) -> tuple[int, ...]:
     """A tuple of widths (an int: one width). allow_empty: () is allowed (a decoder without hidden
     layers)."""
     if isinstance(value, numbers.Integral) and not isinstance(value, (bool, np.bool_)):
@@ -248,7 +262,7 @@ def check_hidden_layer_sizes(value, name="hidden_layer_sizes", allow_empty=False
     if not sizes and not allow_empty:
         raise ValueError(f"{name} must hold at least one width (the code size); got ()")
     for s in sizes:
-        if isinstance(s, (bool, np.bool_)) or not isinstance(s, numbers.Integral) or not 1 <= s <= MAX_INT:
+        if isinstance(s, (bool, np.bool_)) or not isinstance(s, numbers.Integral) or not 1 <= int(s) <= MAX_INT:
             raise ValueError(f"{name} must be {allowed}; got {value!r}")
     return tuple(int(s) for s in sizes)
 
@@ -256,14 +270,14 @@ def check_hidden_layer_sizes(value, name="hidden_layer_sizes", allow_empty=False
 NOISES = tuple(n for n in _core.NOISES if n != "none")
 
 
-def check_noise(value):
+def check_noise(value: Any) -> Optional[str]:
     """None, "gaussian" or "masking"."""
     if value is None or (isinstance(value, str) and value in NOISES):
         return value
     raise ValueError(f"noise must be None or one of {', '.join(repr(n) for n in NOISES)}; got {value!r}")
 
 
-def memory_available_bytes():
+def memory_available_bytes() -> int:
     """Memory this process can take now without swapping or meeting the out-of-memory killer:
     Linux's MemAvailable (physical RAM if it cannot be read), or less if a cgroup limits us."""
     available = os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
@@ -287,7 +301,8 @@ def memory_available_bytes():
     return available
 
 
-def check_network_size(spec, n_threads=None, optimizer=None, float_data=True):
+def check_network_size(spec: dict[str, Any] | Sequence[int], n_threads: Optional[int] = None,
+                       optimizer: Optional[str] = None, float_data: bool = True) -> None:
     """spec: the network spec dict (_core.Model.spec()), or a list of layer widths.
 
     Refuses a network too big for the engine (ValueError) or for the memory available now
@@ -323,7 +338,7 @@ def check_network_size(spec, n_threads=None, optimizer=None, float_data=True):
                           f"{need / 2**30:.1f} GiB, more than the {have / 2**30:.1f} GiB of memory available now")
 
 
-def available_cpus():
+def available_cpus() -> int:
     """CPUs this process may run on (its affinity mask), not the machine's total."""
     try:
         return len(os.sched_getaffinity(0))
@@ -331,7 +346,7 @@ def available_cpus():
         return os.cpu_count() or 1
 
 
-def resolve_n_threads(n_threads):
+def resolve_n_threads(n_threads: Optional[int]) -> int:
     """None or -1 -> every CPU available to this process (a step falls back to one thread when
     that is measured faster, e.g. while another process keeps a core busy: docs/ARCHITECTURE.md,
     "Threads and determinism"); more than the available CPUs is clamped with a warning."""
@@ -350,10 +365,10 @@ def resolve_n_threads(n_threads):
     return n
 
 
-def seed_from(random_state):
+def seed_from(random_state: Any) -> int:
     """A 64-bit seed from None (fresh entropy), an int, or a NumPy RandomState/Generator."""
     if random_state is None:
-        return int(np.random.SeedSequence().entropy) & 0xFFFFFFFFFFFFFFFF
+        return cast(int, np.random.SeedSequence().entropy) & 0xFFFFFFFFFFFFFFFF  # an int when none is given
     if isinstance(random_state, numbers.Integral) and not isinstance(random_state, (bool, np.bool_)):
         if not 0 <= int(random_state) < 2**64:
             raise ValueError(f"random_state must be in [0, 2**64); got {random_state!r}")
@@ -378,7 +393,7 @@ _RESHAPE_HINT = ("Reshape your data either using array.reshape(-1, 1) if your da
                  "array.reshape(1, -1) if it contains a single sample.")
 
 
-def check_shape(arr, name, n_features=None, owner=None):
+def check_shape(arr: Any, name: str, n_features: Optional[int] = None, owner: Optional[str] = None) -> None:
     """2-D, at least one row and one column, and n_features columns when given (owner: who expects
     them, the estimator's class name; the wording is scikit-learn's)."""
     if arr.ndim != 2:
@@ -393,7 +408,7 @@ def check_shape(arr, name, n_features=None, owner=None):
                          f"features as input.")
 
 
-def check_bytes(X, name, n_features=None, owner=None):
+def check_bytes(X: Any, name: str, n_features: Optional[int] = None, owner: Optional[str] = None) -> np.ndarray:
     """A 2-D uint8 array as C-contiguous (8-bit data is never widened to float here)."""
     if not isinstance(X, np.ndarray) or X.dtype != np.uint8:
         raise ValueError(f"{name} must be a uint8 array like X (8-bit training data); got "
@@ -403,7 +418,7 @@ def check_bytes(X, name, n_features=None, owner=None):
 
 
 
-def ndim_or_none(X):
+def ndim_or_none(X: Any) -> Optional[int]:
     """np.ndim(X), or None where X cannot be read as an array (a ragged list): check_array then
     reports it, naming the argument."""
     try:
@@ -412,13 +427,14 @@ def ndim_or_none(X):
         return None
 
 
-def value_text(value):
+def value_text(value: Any) -> str:
     """A value as an error message names it: NaN, inf, -inf, or the number as Python prints it."""
     value = float(value)
     return "NaN" if math.isnan(value) else repr(value)
 
 
-def first_bad_value(original, bad_of_block):
+def first_bad_value(original: np.ndarray,
+                    bad_of_block: Callable[[np.ndarray], np.ndarray]) -> Optional[tuple[int, int, Any]]:
     """(row, column, value) of the first element of the 2-D array `original` (row-major order)
     for which bad_of_block(block) is True, scanning a few thousand rows at a time; None if none."""
     for start in range(0, original.shape[0], _FINITE_CHECK_ROWS):
@@ -446,7 +462,9 @@ def _raise_first_nonfinite(original, name, float32=True, first_row=0):
     raise ValueError(f"{name} contains a non-finite value ({value_text(v)}) at row {i}, column {j}")
 
 
-def check_array(X, name="X", n_features=None, unit_range=False, scale=None, finite=True, owner=None, first_row=0):
+def check_array(X: ArrayLike, name: str = "X", n_features: Optional[int] = None, unit_range: bool | str = False,
+                scale: Optional[float] = None, finite: bool = True, owner: Optional[str] = None,
+                first_row: int = 0) -> np.ndarray:
     """X as a 2-D C-contiguous float32 array, with no copy when it already is one.
 
     Other numeric dtypes and layouts (float64, integers, Fortran order, strided views) are
@@ -510,7 +528,7 @@ def check_array(X, name="X", n_features=None, unit_range=False, scale=None, fini
     return arr
 
 
-def in_unit_range(arr):
+def in_unit_range(arr: np.ndarray) -> bool:
     """Whether every value of the float32 array lies in [0, 1] (with the rounding slack bce
     forgives); False when it holds NaN (the engine then names the value as it reads it)."""
     lo, hi = float(arr.min()), float(arr.max())
@@ -519,19 +537,19 @@ def in_unit_range(arr):
 
 # ---- other containers: data frames and SciPy sparse matrices -----------------------------------
 
-def is_sparse(X):
+def is_sparse(X: Any) -> bool:
     """A SciPy sparse matrix or array (without importing SciPy: one exists only if it is loaded)."""
     sparse = sys.modules.get("scipy.sparse")
     return sparse is not None and sparse.issparse(X)
 
 
-def is_dataframe(X):
+def is_dataframe(X: Any) -> bool:
     """A data frame (pandas, polars, ...): 2-D, with columns and per-column dtypes."""
     return (not isinstance(X, np.ndarray) and hasattr(X, "columns") and hasattr(X, "dtypes")
             and len(getattr(X, "shape", ())) == 2)
 
 
-def feature_names_of(X):
+def feature_names_of(X: Any) -> Optional[np.ndarray]:
     """The column names of a data frame whose names are all strings (scikit-learn's rule:
     otherwise None, and a TypeError when string and non-string names are mixed)."""
     if not is_dataframe(X):
@@ -549,7 +567,7 @@ def feature_names_of(X):
     return names if types == ["str"] else None
 
 
-def dataframe_to_array(X, name):
+def dataframe_to_array(X: Any, name: str) -> np.ndarray:
     """A data frame's values as a NumPy array: as they are when every column has a NumPy numeric
     dtype; otherwise as float64, with missing values (pandas' NA) as NaN, which the engine
     reports by row and column. A column that does not hold numbers is named."""
@@ -566,11 +584,13 @@ def dataframe_to_array(X, name):
         pass
     # An object column: pandas' missing values (pd.NA, None) become NaN; anything else that is not
     # a number is named by its column and row.
+    values: Any
     try:
         values = X.to_numpy(dtype=object, na_value=np.nan)  # pandas
     except TypeError:
         values = np.asarray(X.to_numpy(), dtype=object)  # other frames (polars: nulls become None)
-        values = np.where(np.equal(values, None), np.nan, values)
+        # (NumPy's stubs take no None operand; on an object array it compares each element with None)
+        values = np.where(np.equal(values, None), np.nan, values)  # type: ignore[call-overload]
     try:
         return np.asarray(values, dtype=np.float64)
     except (TypeError, ValueError):
@@ -584,7 +604,7 @@ def dataframe_to_array(X, name):
         raise
 
 
-def check_sparse(X, name, n_features=None, owner=None):
+def check_sparse(X: Any, name: str, n_features: Optional[int] = None, owner: Optional[str] = None) -> Any:
     """A SciPy sparse X as CSR (rows can then be cut), its dtype and shape checked."""
     if X.dtype.kind not in "biuf":
         raise ValueError(f"{name} must hold real numbers (bool, int, uint or float); got a sparse matrix of dtype "
@@ -596,7 +616,7 @@ def check_sparse(X, name, n_features=None, owner=None):
 SPARSE_CHUNK_ROWS = 4096
 
 
-def densify(X, start=0, stop=None):
+def densify(X: Any, start: int = 0, stop: Optional[int] = None) -> np.ndarray:
     """Rows [start, stop) of a CSR matrix as a C-contiguous float64 or float32 array (float64 when
     X is wider than float32, so that check_array can name a value beyond float32's range)."""
     block = X[start:stop]
@@ -604,7 +624,7 @@ def densify(X, start=0, stop=None):
     return np.ascontiguousarray(block.toarray(), dtype=dtype)
 
 
-def densify_all(X, name):
+def densify_all(X: Any, name: str) -> np.ndarray:
     """The whole CSR matrix as one float32 array (for training: the engine reads dense batches,
     and its first layer then skips the zeros), filled a few thousand rows at a time so that the
     peak is the float32 array; MemoryError when it does not fit in the memory available."""

@@ -15,7 +15,9 @@ Dask is optional: ``pip install "fastae[dask]"`` brings ``dask[array,dataframe]`
 from __future__ import annotations
 
 import hashlib
+import os
 import threading
+from typing import Any, Optional
 
 import numpy as np
 
@@ -24,7 +26,7 @@ __all__ = ["transform", "predict", "score_samples", "read_npy"]
 _METHODS = ("transform", "predict", "score_samples")
 
 # Estimators parsed on this process, by the digest of their bytes (a worker's blocks share one).
-_parsed = {}
+_parsed: dict[tuple[bytes, int], Any] = {}
 _parsed_lock = threading.Lock()
 
 
@@ -102,18 +104,18 @@ def _map(est, X, method, n_threads):
                         meta=np.empty((0, 0), np.float32))
 
 
-def transform(est, X, *, n_threads=1):
+def transform(est: Any, X: Any, *, n_threads: Optional[int] = 1) -> Any:
     """est.transform (the codes) of every block of rows of X, lazily: a dask array (or a Dask
     DataFrame of the code columns, for a Dask DataFrame X)."""
     return _map(est, X, "transform", n_threads)
 
 
-def predict(est, X, *, n_threads=1):
+def predict(est: Any, X: Any, *, n_threads: Optional[int] = 1) -> Any:
     """est.predict (the reconstructions) of every block of rows of X, lazily."""
     return _map(est, X, "predict", n_threads)
 
 
-def score_samples(est, X, *, n_threads=1):
+def score_samples(est: Any, X: Any, *, n_threads: Optional[int] = 1) -> Any:
     """est.score_samples (one score per sample) of every block of rows of X, lazily: a 1-D dask
     array (a Dask Series for a Dask DataFrame)."""
     return _map(est, X, "score_samples", n_threads)
@@ -123,11 +125,10 @@ def _read_rows(path, start, stop):
     return np.array(np.load(path, mmap_mode="r")[start:stop])
 
 
-def read_npy(path, chunk_rows):
+def read_npy(path: str | os.PathLike[str], chunk_rows: int) -> Any:
     """A 2-D ``.npy`` file as a dask array of blocks of chunk_rows rows, each read (memory-mapped)
     by the worker that runs it: the file is never loaded whole, nor sent through the scheduler."""
     dask = _dask()
-    import os
     path = os.fspath(path)
     mm = np.load(path, mmap_mode="r")
     if mm.ndim != 2:

@@ -9,7 +9,7 @@ import numpy as np
 _DATA = os.path.join(os.path.dirname(__file__), "data")
 
 
-def load_digits(scaled=True):
+def load_digits(scaled: bool = True) -> tuple[np.ndarray, np.ndarray]:
     """The UCI 8x8 handwritten digits (1797 samples; see data/DIGITS_LICENSE.txt for source,
     credit and license, CC BY 4.0).
 
@@ -23,7 +23,7 @@ def load_digits(scaled=True):
     return images, labels
 
 
-def load_npz_images(path):
+def load_npz_images(path: str | os.PathLike[str]) -> tuple[np.ndarray, np.ndarray]:
     """x_train and x_test from an .npz such as MNIST's (uint8 0..255 are scaled by 1/255; float
     arrays are taken as they are). Raises ValueError naming what is missing or wrong."""
     try:

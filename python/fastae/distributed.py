@@ -23,6 +23,7 @@ from __future__ import annotations
 import builtins
 import functools
 import os
+from typing import Any, Callable, Optional
 
 import numpy as np
 
@@ -43,7 +44,7 @@ def _rank_size(comm):
     return comm.Get_rank(), comm.Get_size()
 
 
-def shard_range(n_rows, comm):
+def shard_range(n_rows: int, comm: Any) -> tuple[int, int]:
     """Rows [start, stop) of a dataset of n_rows that this rank holds: contiguous blocks in rank
     order, the first n_rows % size ranks one row more (as numpy.array_split)."""
     rank, size = _rank_size(comm)
@@ -55,14 +56,14 @@ def shard_range(n_rows, comm):
     return start, start + base + (1 if rank < extra else 0)
 
 
-def shard(X, comm):
+def shard(X: Any, comm: Any) -> Any:
     """This rank's block of the rows of X (an array, or anything sliceable by rows with a len:
     a memory map, a data frame's ``.iloc``). A view where X allows one."""
     start, stop = shard_range(len(X), comm)
     return X[start:stop]
 
 
-def shard_file(path, comm, key=None):
+def shard_file(path: str | os.PathLike[str], comm: Any, key: Optional[str] = None) -> np.ndarray:
     """This rank's block of rows of a ``.npy`` file (memory-mapped: only its rows are read) or of
     array ``key`` of a ``.npz`` file (which numpy reads whole, then keeps the block)."""
     path = os.fspath(path)
@@ -76,7 +77,7 @@ def shard_file(path, comm, key=None):
     return np.ascontiguousarray(shard(np.load(path, mmap_mode="r"), comm))
 
 
-def save(estimator, path, comm, **kwargs):
+def save(estimator: Any, path: str | os.PathLike[str], comm: Any, **kwargs: Any) -> None:
     """Saves a model trained over comm from rank 0 only; every rank returns once the file is
     written, or raises rank 0's error."""
     error = None
@@ -118,7 +119,7 @@ class Group:
     and the exchange of errors at the end. Every rank makes the same calls in the same order; a
     rank that fails makes, instead of the rest, the one its peers are waiting in (finish)."""
 
-    def __init__(self, comm):
+    def __init__(self, comm: Any) -> None:
         self.MPI = _mpi()
         if not isinstance(comm, self.MPI.Comm):
             raise TypeError(f"comm must be an mpi4py communicator (MPI.COMM_WORLD, say), got {type(comm).__name__}")
@@ -127,17 +128,17 @@ class Group:
         self.stage = "setup"        # setup -> engine -> done
         self.engine_called = False  # the engine has summed (it announces its own failures)
         self.global_rows = self.row_offset = 0
-        self.unit_range = None
+        self.unit_range: Optional[bool] = None
 
     # collectives -------------------------------------------------------------------------------
 
-    def agree(self, facts):
+    def agree(self, facts: Any) -> list[Any]:
         """Every rank's facts, or every rank raises the first failure."""
         gathered = self.comm.allgather((None, facts))
         self._raise_first(gathered)
         return [facts for _, facts in gathered]
 
-    def sum(self, values, figures):
+    def sum(self, values: Optional[np.ndarray], figures: Optional[np.ndarray]) -> None:
         """The engine's collective: float64 figures (loss, flags), then the float32 gradient."""
         self.engine_called = True
         if figures is not None:
@@ -151,7 +152,7 @@ class Group:
             self.stage = "done"
             raise _PeerFailed(failures[0])
 
-    def finish(self, exc):
+    def finish(self, exc: Optional[BaseException]) -> None:
         """The end of a fit on this rank, however it ended: the failure announced where the others
         wait, then every rank's error exchanged; raises the first failure (its own on the rank that
         failed)."""
@@ -179,7 +180,8 @@ class Group:
 
     # what _train needs ------------------------------------------------------------------------
 
-    def setup(self, estimator, p, X, sample_weight, needs_range, unit_range_of):
+    def setup(self, estimator: Any, p: dict[str, Any], X: Any, sample_weight: Optional[np.ndarray], needs_range: bool,
+              unit_range_of: Callable[[], Any]) -> None:
         """The one agreement before a network is built: every rank's row count and width, the
         seed (rank 0's, for random_state=None), the data's range for loss="auto" (global), and
         that some sample weight somewhere is not zero."""
@@ -200,7 +202,7 @@ class Group:
         self.row_offset = sum(counts[:self.rank])
         self.unit_range = all(f[3] for f in facts) if needs_range else None
 
-    def check_model(self, model):
+    def check_model(self, model: Any) -> None:
         """Before the first step: the same network on every rank (sizes, head, parameter count),
         and rank 0's weights everywhere (a warm start from models that drifted apart would
         otherwise train different networks; an optimizer state resumed is each rank's own, the
@@ -216,16 +218,16 @@ class Group:
         model.set_params(params)
         self.stage = "engine"  # from here the next collective is the engine's agreement to start
 
-    def engine_args(self):
+    def engine_args(self) -> tuple[int, int, bool, Callable[[Optional[np.ndarray], Optional[np.ndarray]], None]]:
         return self.global_rows, self.row_offset, self.rank == 0, self.sum
 
 
-def collective(train):
+def collective(train: Callable[..., Any]) -> Callable[..., Any]:
     """Decorator of the estimators' training driver: with comm=an MPI communicator, runs it as
     one rank of a data-parallel fit under the fault protocol (Group); comm=None: unchanged."""
 
     @functools.wraps(train)
-    def run(estimator, *args, comm=None, **kwargs):
+    def run(estimator: Any, *args: Any, comm: Any = None, **kwargs: Any) -> Any:
         if comm is None:
             return train(estimator, *args, comm=None, **kwargs)
         group = Group(comm)

@@ -47,7 +47,7 @@ def _figure(**kwargs: Any) -> Any:
 
 
 def _model(est: Any) -> Any:
-    """The estimator whose network is pictured: an AnomalyDetector's fitted autoencoder_, else est."""
+    """The estimator whose network is pictured: an AnomalyDetector's fitted ``autoencoder_``, else est."""
     if hasattr(est, "feature_errors") and hasattr(est, "autoencoder"):  # an AnomalyDetector
         if not hasattr(est, "autoencoder_"):
             raise NotFittedError(f"This {type(est).__name__} instance is not fitted yet: call fit before plotting it.")
