@@ -1,6 +1,8 @@
 """The training cases tests/test_mpi.py runs under MPI (tests/mpi/worker.py) and in one process."""
 import numpy as np
 
+import fastae
+
 _BASE = dict(hidden_layer_sizes=(16, 4), epochs=2, batch_size=32, random_state=7, n_threads=1, verbose=0)
 
 CASES = {
@@ -18,14 +20,33 @@ CASES = {
     # three partial_fit calls (one epoch each) with validation_split and early stopping's bookkeeping
     "partial_fit": dict(rows=150, partial=3, params=dict(_BASE, validation_split=0.2, early_stopping=True,
                                                          patience=2)),
+    # a supervised model: labels of three classes, the last rank's shard holding only two of them
+    # (every rank must still build the three-class output layer), with validation data
+    "classifier": dict(rows=203, estimator="MLPClassifier", validation=True, params=_BASE),
 }
 
 
-def fit(est, case, X, **kwargs):
-    """fit, or `partial` calls of partial_fit."""
+def make(case):
+    """The case's estimator, unfitted."""
+    return getattr(fastae, case.get("estimator", "Autoencoder"))(**case["params"])
+
+
+def targets_of(case):
+    """(y, y_val) of a supervised case (None, None otherwise): class k of row i is i % 3 for the
+    first 100 rows and i % 2 after them."""
+    if "estimator" not in case:
+        return None, None
+    rows = np.arange(case["rows"])
+    y = np.where(rows < 100, rows % 3, rows % 2)
+    return y, np.arange(37) % 3
+
+
+def fit(est, case, X, y=None, **kwargs):
+    """fit, or `partial` calls of partial_fit (y: a supervised case's targets)."""
+    args = (X,) if y is None else (X, y)
     for _ in range(case.get("partial", 0)):
-        est.partial_fit(X, **kwargs)
-    return est if case.get("partial") else est.fit(X, **kwargs)
+        est.partial_fit(*args, **kwargs)
+    return est if case.get("partial") else est.fit(*args, **kwargs)
 
 
 def data_of(case):

@@ -16,7 +16,7 @@ import pytest
 
 pytest.importorskip("mpi4py")
 
-from mpi_cases import CASES, data_of, fit  # noqa: E402
+from mpi_cases import CASES, data_of, fit, make, targets_of  # noqa: E402
 
 import fastae  # noqa: E402
 
@@ -65,10 +65,13 @@ def ranks(request, tmp_path_factory):
     return n, run_ranks(n, [*FAULTS, *sorted(CASES)], tmp_path_factory.mktemp(f"mpi{n}"))
 
 
-def single_process(case):
+def single_process(case, rows=None):
     X, w, X_val = data_of(case)
-    kwargs = {} if X_val is None else {"validation_data": X_val}
-    return fit(fastae.Autoencoder(**case["params"]), case, X, sample_weight=w, **kwargs)
+    y, y_val = targets_of(case)
+    kwargs = {} if X_val is None else {"validation_data": X_val if y_val is None else (X_val, y_val)}
+    rows = slice(None) if rows is None else rows
+    return fit(make(case), case, X[rows], None if y is None else y[rows],
+               sample_weight=None if w is None else w[rows], **kwargs)
 
 
 @pytest.mark.parametrize("scenario", sorted(CASES))
@@ -79,7 +82,7 @@ def test_ranks_train_as_one_process(scenario, ranks):
     for r, rec in enumerate(records):  # every rank holds the same weights, bit for bit
         np.testing.assert_array_equal(rec["params"], records[0]["params"], err_msg=f"rank {r} of {n}")
     np.testing.assert_allclose(records[0]["params"], ref._model.get_params(), rtol=0, atol=ATOL)
-    other = fastae.Autoencoder(**CASES[scenario]["params"]).fit(data_of(CASES[scenario])[0][:-1])
+    other = single_process(CASES[scenario], rows=slice(0, -1))
     assert np.abs(other._model.get_params() - ref._model.get_params()).max() > 100 * ATOL  # one row less shows
     history = json.loads(str(records[0]["history"]))
     assert str(records[0]["stop"]) == ref.stop_reason_

@@ -20,7 +20,7 @@ rank = comm.Get_rank()
 out, scenarios = sys.argv[1], sys.argv[2:]
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-from mpi_cases import CASES, data_of, fit  # noqa: E402  (shared with the test)
+from mpi_cases import CASES, data_of, fit, make, targets_of  # noqa: E402  (shared with the test)
 
 
 def write(scenario, **fields):
@@ -35,10 +35,14 @@ def run(scenario):
     if scenario in CASES:
         case = CASES[scenario]
         X, w, X_val = data_of(case)
+        y, y_val = targets_of(case)
         kwargs = dict(sample_weight=None if w is None else distributed.shard(w, comm))
         if X_val is not None:
-            kwargs["validation_data"] = distributed.shard(X_val, comm)
-        est = fit(fastae.Autoencoder(**case["params"]), case, distributed.shard(X, comm), comm=comm, **kwargs)
+            val = distributed.shard(X_val, comm)
+            kwargs["validation_data"] = val if y_val is None else (val, distributed.shard(y_val, comm))
+        if y is not None:
+            kwargs["y"] = distributed.shard(y, comm)
+        est = fit(make(case), case, distributed.shard(X, comm), comm=comm, **kwargs)
         write(scenario, params=est._model.get_params(), history=json.dumps(est.history_), stop=est.stop_reason_)
     elif scenario.startswith("fault_"):
         case = CASES["split_sparse" if scenario == "fault_nan_sparse" else "plain"]
