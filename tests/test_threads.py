@@ -250,3 +250,39 @@ def test_inference_over_threads_equals_one_thread_bit_for_bit():
             assert "row 300, column 2" in str(e), str(e)
         else:
             raise AssertionError("no error for non-finite input")
+
+
+def test_the_kept_inference_team_serves_any_thread_count_and_a_forked_child():
+    """Inference keeps its threads and workspaces from call to call (model_impl.h): calls with
+    other thread counts, after an error, and in a process forked after the threads started (which
+    has none of them) still give the serial results, and never hang (the child has a deadline)."""
+    result = run_child("""
+        import multiprocessing as mp
+        X = data(3000, 24, 1)
+        ae = Autoencoder(hidden_layer_sizes=(10, 3), epochs=1, random_state=0, n_threads=1).fit(X)
+        want = ae.transform(X)
+        same = []
+        for threads in (2, 1, 2, 3, 2, None, 1):
+            ae.set_params(n_threads=threads)
+            same.append(bool(np.array_equal(ae.transform(X), want)))
+        bad = X.copy(); bad[2100, 4] = np.nan
+        try:
+            ae.transform(bad)
+            error = ""
+        except ValueError as e:
+            error = str(e)
+        same.append(bool(np.array_equal(ae.transform(X), want)))  # the team survives the error
+        ae.set_params(n_threads=2)
+        ae.transform(X)  # the parent's team has two threads when it forks
+        def child(q):
+            q.put(bool(np.array_equal(ae.transform(X), want)))
+        ctx = mp.get_context("fork")
+        q = ctx.Queue()
+        p = ctx.Process(target=child, args=(q,))
+        p.start(); p.join(60)
+        forked = q.get(timeout=5) if p.exitcode == 0 else None
+        print(json.dumps({"same": same, "error": error, "child_exit": p.exitcode, "forked": forked}))
+    """)
+    assert all(result["same"]), result["same"]
+    assert "row 2100, column 4" in result["error"]
+    assert result["child_exit"] == 0 and result["forked"] is True

@@ -138,39 +138,57 @@ namespace {
 
 // Runs body(first_row, rows, workspace) over the chunks of kInferenceChunk rows that n rows are
 // cut into, on up to n_threads threads (worker_pool.h: chunks are claimed by whichever thread is
-// free). A chunk's work never depends on the thread that ran it. The exception of the first
-// failing chunk in row order is the one thrown, as a single thread would.
+// free), with the model's inference team (model_impl.h: its threads and workspaces are kept from
+// call to call; a call that finds it busy makes its own). A chunk's work never depends on the
+// thread that ran it. The exception of the first failing chunk in row order is the one thrown,
+// as a single thread would.
 template <typename Body>
-void for_each_chunk(const detail::Network& net, std::size_t n, int n_threads, Body&& body) {
-    require(n_threads >= 1, "n_threads must be >= 1, got " + std::to_string(n_threads));
+void run_chunks(detail::InferenceTeam& team, std::size_t n, Body& body) {
     const std::size_t n_chunks = (n + kInferenceChunk - 1) / kInferenceChunk;
-    const int members = int(std::min<std::size_t>(std::size_t(n_threads), std::max<std::size_t>(n_chunks, 1)));
-    if (members == 1) {
-        detail::Workspace ws(net, std::min(std::max<std::size_t>(n, 1), kInferenceChunk));
-        for (std::size_t s = 0; s < n; s += kInferenceChunk) body(s, std::min(kInferenceChunk, n - s), ws);
+    if (!team.pool) {
+        for (std::size_t s = 0; s < n; s += kInferenceChunk) body(s, std::min(kInferenceChunk, n - s), team.ws[0]);
         return;
     }
-    std::vector<detail::Workspace> ws;
-    ws.reserve(std::size_t(members));
-    for (int t = 0; t < members; ++t) ws.emplace_back(net, kInferenceChunk);
-    detail::WorkerPool pool(members);
     constexpr std::size_t kMaxItems = 65535;  // per run of the pool
     std::vector<std::exception_ptr> errors(std::min(n_chunks, kMaxItems));
     for (std::size_t c0 = 0; c0 < n_chunks; c0 += kMaxItems) {
         const std::size_t count = std::min(kMaxItems, n_chunks - c0);
+        std::fill(errors.begin(), errors.end(), nullptr);
         auto task = [&](int item, int member) {
             const std::size_t s = (c0 + std::size_t(item)) * kInferenceChunk;
             try {
-                body(s, std::min(kInferenceChunk, n - s), ws[std::size_t(member)]);
+                body(s, std::min(kInferenceChunk, n - s), team.ws[std::size_t(member)]);
             } catch (...) {
                 errors[std::size_t(item)] = std::current_exception();
             }
         };
-        pool.run(task, int(count));
+        team.pool->run(task, int(count));
         for (std::size_t i = 0; i < count; ++i) {
             if (errors[i]) std::rethrow_exception(errors[i]);
         }
     }
+}
+
+template <typename Body>
+void for_each_chunk(const Model::Impl& impl, std::size_t n, int n_threads, Body&& body) {
+    require(n_threads >= 1, "n_threads must be >= 1, got " + std::to_string(n_threads));
+    const std::size_t n_chunks = (n + kInferenceChunk - 1) / kInferenceChunk;
+    const int members = int(std::min<std::size_t>(std::size_t(n_threads), std::max<std::size_t>(n_chunks, 1)));
+    detail::InferenceTeam& team = impl.inference.team();
+    std::unique_lock<std::mutex> lock(team.mutex, std::try_to_lock);
+    if (!lock.owns_lock()) {  // another call is using the team
+        detail::InferenceTeam own;
+        own.build(impl.net, members, members == 1 ? std::min(std::max<std::size_t>(n, 1), kInferenceChunk)
+                                                  : kInferenceChunk);
+        run_chunks(own, n, body);
+        return;
+    }
+    // A team of at least `members` and at most n_threads threads serves (fewer chunks than
+    // threads leave some idle); otherwise it is made again.
+    if (team.owner != getpid() || team.members < members || team.members > n_threads) {
+        team.build(impl.net, members, kInferenceChunk);
+    }
+    run_chunks(team, n, body);
 }
 
 }  // namespace
@@ -183,7 +201,7 @@ void Model::forward(int first, int last, std::size_t n, const float* in, float* 
     require(n == 0 || (in != nullptr && out != nullptr), "forward: null buffer");
     Reading reading(impl_->guard, "inference (encode, decode, predict)");
     const Eigen::Index w_in = net.width(first), w_out = net.width(last);
-    for_each_chunk(net, n, n_threads, [&](std::size_t s, std::size_t rows, detail::Workspace& ws) {
+    for_each_chunk(*impl_, n, n_threads, [&](std::size_t s, std::size_t rows, detail::Workspace& ws) {
         const auto b = Eigen::Index(rows);
         const float* chunk = in + s * std::size_t(w_in);
         bool products_finite = true;
@@ -216,7 +234,7 @@ void Model::sample_losses(std::size_t n, const float* x, const float* y, float* 
     }
     const Eigen::Index d_in = n_inputs(), d_out = n_outputs();
     Reading reading(impl_->guard, "sample_losses");
-    for_each_chunk(net, n, n_threads, [&](std::size_t s, std::size_t rows, detail::Workspace& ws) {
+    for_each_chunk(*impl_, n, n_threads, [&](std::size_t s, std::size_t rows, detail::Workspace& ws) {
         const auto b = Eigen::Index(rows);
         if (y != x) check_values(rows, std::size_t(d_out), y + s * std::size_t(d_out), "y", nullptr, s);
         bool products_finite = true;
@@ -243,7 +261,7 @@ void Model::encode_gaussian(std::size_t n, const float* x, float* mean, float* l
     Reading reading(impl_->guard, "encode_gaussian");
     const int code = n_encoder_layers();
     const Eigen::Index d_in = n_inputs(), k = code_size();
-    for_each_chunk(net, n, n_threads, [&](std::size_t s, std::size_t rows, detail::Workspace& ws) {
+    for_each_chunk(*impl_, n, n_threads, [&](std::size_t s, std::size_t rows, detail::Workspace& ws) {
         const auto b = Eigen::Index(rows);
         const float* chunk = x + s * std::size_t(d_in);
         bool products_finite = true;
@@ -281,7 +299,7 @@ void Model::elbo_terms(std::size_t n, const float* x, std::uint64_t seed, float*
     require(n == 0 || (x != nullptr && reconstruction != nullptr && kl != nullptr), "elbo_terms: null buffer");
     Reading reading(impl_->guard, "elbo_terms");
     const Eigen::Index d_in = n_inputs();
-    for_each_chunk(net, n, n_threads, [&](std::size_t s, std::size_t rows, detail::Workspace& ws) {
+    for_each_chunk(*impl_, n, n_threads, [&](std::size_t s, std::size_t rows, detail::Workspace& ws) {
         const auto b = Eigen::Index(rows);
         const float* chunk = x + s * std::size_t(d_in);
         // Each sample's draw is keyed by its values (a hash of its bits), so a sample scores the same

@@ -3,17 +3,23 @@
 // and the checks of caller data that name the first bad value.
 #pragma once
 
+#include <unistd.h>
+
 #include <algorithm>
 #include <atomic>
 #include <cmath>
 #include <cstddef>
+#include <memory>
+#include <mutex>
 #include <optional>
 #include <stdexcept>
 #include <string>
+#include <vector>
 
 #include "eigen_types.h"
 #include "fastae/model.h"
 #include "network.h"
+#include "worker_pool.h"
 
 namespace fastae::detail {
 
@@ -149,6 +155,55 @@ private:
 
 namespace fastae {
 
+namespace detail {
+
+// The threads and workspaces of inference, kept from call to call: starting a thread and
+// allocating the workspaces cost about as much as encoding a few thousand samples. One call at a
+// time uses them (a concurrent call makes its own, as every call did before); the results never
+// depend on which thread ran a chunk. Copies start empty. A process forked after the threads were
+// started has none of them: its copy of the team is left alone (never joined) and replaced.
+struct InferenceTeam {
+    std::mutex mutex;
+    int members = 0;
+    pid_t owner = 0;                    // the process that started the pool
+    std::unique_ptr<WorkerPool> pool;   // null for one member
+    std::vector<Workspace> ws;
+
+    // Workspaces of `capacity` samples for `members` threads (and their pool).
+    void build(const Network& net, int n_members, std::size_t capacity) {
+        forget_if_forked();
+        pool.reset();
+        ws.clear();
+        ws.reserve(std::size_t(n_members));
+        for (int t = 0; t < n_members; ++t) ws.emplace_back(net, capacity);
+        if (n_members > 1) pool = std::make_unique<WorkerPool>(n_members);
+        members = n_members;
+        owner = getpid();
+    }
+    void forget_if_forked() {
+        if (owner != 0 && owner != getpid()) (void)pool.release();  // its threads are not in this process
+    }
+    ~InferenceTeam() { forget_if_forked(); }
+};
+
+class InferenceCache {
+public:
+    InferenceCache() : team_(std::make_unique<InferenceTeam>()) {}
+    InferenceCache(const InferenceCache&) : InferenceCache() {}
+    InferenceCache& operator=(const InferenceCache&) {  // the network may have changed: start again
+        team_ = std::make_unique<InferenceTeam>();
+        return *this;
+    }
+    InferenceCache(InferenceCache&&) noexcept = default;
+    InferenceCache& operator=(InferenceCache&&) noexcept = default;
+    InferenceTeam& team() const { return *team_; }
+
+private:
+    std::unique_ptr<InferenceTeam> team_;
+};
+
+}  // namespace detail
+
 struct Model::Impl {
     explicit Impl(const NetworkSpec& spec) : net(spec), params(net.n_params(), 0.0f) {}
     detail::Network net;
@@ -156,6 +211,7 @@ struct Model::Impl {
     detail::AlignedFloats params;
     std::optional<OptimizerState> optimizer;
     mutable detail::UseGuard guard;
+    detail::InferenceCache inference;  // inference's threads and workspaces (model.cpp: for_each_chunk)
 };
 
 }  // namespace fastae
