@@ -80,7 +80,9 @@ int main() {
         eigen_log1p.push_back(std::chrono::duration<double>(Clock::now() - t).count());
     }
     std::printf("BCE output pass, 784 x 256, medians of %d alternating runs:\n", reps);
-#ifdef FASTAE_HAVE_AVX2_MATH
+#if defined(FASTAE_HAVE_AVX512_MATH)
+    const char* name = "AVX-512 column, own exp";
+#elif defined(FASTAE_HAVE_AVX2_MATH)
     const char* name = "AVX2 column, own exp";
 #else
     const char* name = "Eigen series (this build)";

@@ -85,6 +85,41 @@ inline float bce_column_avx2(float* z, const float* x, Eigen::Index d, float gra
 }
 #endif
 
+#ifdef FASTAE_HAVE_AVX512_MATH
+// bce_column_avx2 on 16 lanes: each lane's outputs are the 8-lane code's bits, and each vector's
+// losses are added to the same 8 running sums, low half then high half, which is the 8-lane
+// code's order (a masked tail adds zeros where it has no element): the same column sum, bit for
+// bit, in half the instructions.
+inline float bce_column_avx512(float* z, const float* x, Eigen::Index d, float grad_scale, bool want_grad) {
+    using namespace avx512;
+    const __m512i sign = _mm512_set1_epi32(std::int32_t(0x80000000u));
+    const __m512 zero = _mm512_setzero_ps(), one = _mm512_set1_ps(1.0f), scale = _mm512_set1_ps(grad_scale);
+    __m256 sum = _mm256_setzero_ps();
+    auto lanes = [&](__m512 zv, __m512 xv) {  // returns the losses and the outputs
+        const __m512 e = exp_nonpositive(_mm512_castsi512_ps(_mm512_or_si512(_mm512_castps_si512(zv), sign)));
+        const __m512 l = _mm512_add_ps(_mm512_fnmadd_ps(zv, xv, _mm512_max_ps(zv, zero)), log1p_unit(e));
+        const __m512 numerator = _mm512_mask_blend_ps(_mm512_cmp_ps_mask(zv, zero, _CMP_GE_OQ), e, one);
+        const __m512 sig = _mm512_div_ps(numerator, _mm512_add_ps(one, e));
+        return std::make_pair(l, want_grad ? _mm512_mul_ps(_mm512_sub_ps(sig, xv), scale) : sig);
+    };
+    Eigen::Index i = 0;
+    for (; i + 16 <= d; i += 16) {
+        const auto [l, out] = lanes(_mm512_loadu_ps(z + i), _mm512_loadu_ps(x + i));
+        sum = _mm256_add_ps(_mm256_add_ps(sum, low_half(l)), high_half(l));
+        _mm512_storeu_ps(z + i, out);
+    }
+    if (i < d) {
+        const __mmask16 mask = __mmask16((1u << unsigned(d - i)) - 1u);
+        const auto [l, out] = lanes(_mm512_maskz_loadu_ps(mask, z + i), _mm512_maskz_loadu_ps(mask, x + i));
+        const __m512 kept = _mm512_maskz_mov_ps(mask, l);
+        sum = _mm256_add_ps(sum, low_half(kept));
+        if (d - i > 8) sum = _mm256_add_ps(sum, high_half(kept));
+        _mm512_mask_storeu_ps(z + i, mask, out);
+    }
+    return avx2::horizontal_sum(sum);
+}
+#endif
+
 // The columns' gradient scales: dL/dz of column j is multiplied by scale * weight[j] (weight
 // null: 1). scale is 1 / the batch's normaliser (head_normaliser), so that the shards of a batch
 // add up to its gradient.
@@ -192,7 +227,9 @@ inline double head_pass(const HeadSpec& head, const ActivationSpec& out, MutMatr
         float col_sum = 0.0f;
         switch (head.loss) {
             case Loss::bce:
-#ifdef FASTAE_HAVE_AVX2_MATH
+#if defined(FASTAE_HAVE_AVX512_MATH)
+                col_sum = bce_column_avx512(zc, xc, d, grad_scale, want_grad);
+#elif defined(FASTAE_HAVE_AVX2_MATH)
                 col_sum = bce_column_avx2(zc, xc, d, grad_scale, want_grad);
 #else
                 col_sum = bce_column_eigen(Eigen::Map<Eigen::ArrayXf>(zc, d), Eigen::Map<const Eigen::ArrayXf>(xc, d),

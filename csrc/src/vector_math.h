@@ -67,4 +67,49 @@ inline __m256i first_lanes(int count) {
 
 }  // namespace fastae::detail::avx2
 
+#if defined(__AVX512F__)
+#define FASTAE_HAVE_AVX512_MATH 1
+
+namespace fastae::detail::avx512 {
+
+// The same functions on 16 floats: the same IEEE operations in the same order lane by lane, so a
+// lane's result is bit for bit the 8-lane version's (tests compare the builds' outputs).
+inline __m512 exp_nonpositive(__m512 a) {
+    a = _mm512_max_ps(_mm512_set1_ps(-87.0f), a);  // max returns its second operand for NaN
+    const __m512 n = _mm512_roundscale_ps(_mm512_mul_ps(a, _mm512_set1_ps(1.44269504088896341f)),
+                                          _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+    __m512 r = _mm512_fnmadd_ps(n, _mm512_set1_ps(0.693359375f), a);
+    r = _mm512_fnmadd_ps(n, _mm512_set1_ps(-2.12194440e-4f), r);
+    __m512 p = _mm512_set1_ps(1.9875691500e-4f);
+    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.3981999507e-3f));
+    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(8.3334519073e-3f));
+    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(4.1665795894e-2f));
+    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.6666665459e-1f));
+    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(5.0000001201e-1f));
+    const __m512 r2 = _mm512_mul_ps(r, r);
+    p = _mm512_fmadd_ps(p, r2, _mm512_add_ps(r, _mm512_set1_ps(1.0f)));
+    const __m512i bits = _mm512_slli_epi32(_mm512_add_epi32(_mm512_cvtps_epi32(n), _mm512_set1_epi32(127)), 23);
+    return _mm512_mul_ps(p, _mm512_castsi512_ps(bits));
+}
+
+inline __m512 log1p_unit(__m512 e) {
+    const __m512 t = _mm512_div_ps(e, _mm512_add_ps(e, _mm512_set1_ps(2.0f)));
+    const __m512 t2 = _mm512_mul_ps(t, t);
+    __m512 s = _mm512_set1_ps(1.0f / 13);
+    s = _mm512_fmadd_ps(s, t2, _mm512_set1_ps(1.0f / 11));
+    s = _mm512_fmadd_ps(s, t2, _mm512_set1_ps(1.0f / 9));
+    s = _mm512_fmadd_ps(s, t2, _mm512_set1_ps(1.0f / 7));
+    s = _mm512_fmadd_ps(s, t2, _mm512_set1_ps(1.0f / 5));
+    s = _mm512_fmadd_ps(s, t2, _mm512_set1_ps(1.0f / 3));
+    s = _mm512_fmadd_ps(s, t2, _mm512_set1_ps(1.0f));
+    return _mm512_mul_ps(_mm512_add_ps(t, t), s);
+}
+
+// The two 8-lane halves of v, low first.
+inline __m256 low_half(__m512 v) { return _mm512_castps512_ps256(v); }
+inline __m256 high_half(__m512 v) { return _mm256_castpd_ps(_mm512_extractf64x4_pd(_mm512_castps_pd(v), 1)); }
+
+}  // namespace fastae::detail::avx512
+#endif
+
 #endif
