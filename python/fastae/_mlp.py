@@ -183,11 +183,11 @@ class _SupervisedEstimator(_NetworkEstimator):
         fastae.Autoencoder.fit (a classifier's classes are the union of every rank's labels).
         Returns self."""
         resume = check_bool("resume_optimizer", resume_optimizer)
-        self._partial_classes = self._global_classes(y, comm)
+        self._classes_given = self._global_classes(y, comm)
         try:
             return self._train(X, validation_data, sample_weight, partial=False, resume=resume, y=y, comm=comm)
         finally:
-            del self._partial_classes
+            del self._classes_given
 
     @staticmethod
     def _global_classes(y: Any, comm: Any) -> Any:
@@ -327,7 +327,7 @@ class MLPClassifier(ClassifierMixin, _SupervisedEstimator):
         y = self._check_target_rows(y, n_samples, name)
         y = self._column_vector(y, name)
         if fitted is None:
-            attributes = self._labels_of(y, name, getattr(self, "_partial_classes", None))
+            attributes = self._labels_of(y, name, getattr(self, "_classes_given", None))
             attributes.update(self._new_fit_attributes(self._validated_params(draw_seed=False)))
         else:
             attributes = dict(fitted)
@@ -425,11 +425,11 @@ class MLPClassifier(ClassifierMixin, _SupervisedEstimator):
                                  f"partial_fit: {self.classes_.tolist()}")
         elif classes is None and np.ndim(y) != 2:
             raise ValueError("classes must be passed on the first call to partial_fit (every label y may hold)")
-        self._partial_classes = classes
+        self._classes_given = classes
         try:
             return self._train(X, validation_data, sample_weight, partial=True, resume=True, y=y, comm=comm)
         finally:
-            del self._partial_classes
+            del self._classes_given
 
     # ---- predicting --------------------------------------------------------------------------
 
