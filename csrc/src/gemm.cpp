@@ -423,17 +423,18 @@ struct Blocked {
 // Measured on Zen 3 (the layers' 21 products, variants alternating per call in one process):
 // KC = 384, MC = 256, NC = 252, or reading B in place always, each moved the totals by 2% or
 // less, inside the machine's noise; these values are the textbook ones for these caches.
-using Avx2Blocked = Blocked<MicroKernel<Avx2Vec, 2, 6>, 256, 128, 504>;
+constexpr int kKC = 256;  // the same for every kernel: gemm_k_block depends on nothing else
+using Avx2Blocked = Blocked<MicroKernel<Avx2Vec, 2, 6>, kKC, 128, 504>;
 
 // The AVX-512 geometry with AVX2 vectors (tests only): same MR, NR and blocks as below.
-using Avx2As32x12Blocked = Blocked<MicroKernel<Avx2Vec, 4, 12>, 256, 128, 504>;
+using Avx2As32x12Blocked = Blocked<MicroKernel<Avx2Vec, 4, 12>, kKC, 128, 504>;
 
 #ifdef FASTAE_GEMM_AVX512
 // AVX-512: 32 x 12 tile = 24 zmm accumulators + 2 A vectors + broadcasts (of 32 zmm). Per step
 // 2 loads + 12 broadcasts feed 24 FMAs (12 cycles on 2 FMA ports). Blocks as for AVX2: B's
 // micro-panel is 12 KB at KC = 256 (L1 is 48 KB on Sapphire Rapids), A's block 128 KB, B's
 // block 504 KB of a 2 MB L2.
-using NativeBlocked = Blocked<MicroKernel<Avx512Vec, 2, 12>, 256, 128, 504>;
+using NativeBlocked = Blocked<MicroKernel<Avx512Vec, 2, 12>, kKC, 128, 504>;
 constexpr const char* kKernelName = "avx512 32x12";
 #else
 using NativeBlocked = Avx2Blocked;
@@ -488,6 +489,14 @@ void GemmWorkspace::reserve_floats(std::size_t need) {
 }
 
 const char* gemm_kernel_name() { return kKernelName; }
+
+#ifdef FASTAE_GEMM_AVX2
+int gemm_k_block(int k) { return k > 0 ? even_block(k, kKC, 1) : 1; }
+bool gemm_sums_in_k_runs() { return true; }
+#else
+int gemm_k_block(int k) { return k > 0 ? k : 1; }
+bool gemm_sums_in_k_runs() { return false; }
+#endif
 
 #ifdef FASTAE_GEMM_AVX2
 

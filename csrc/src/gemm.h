@@ -49,6 +49,15 @@ std::size_t gemm_workspace_floats(int m, int n, int k);
 void gemm(bool trans_a, bool trans_b, int m, int n, int k, float alpha, const float* a, int lda,
           const float* b, int ldb, float beta, float* c, int ldc, GemmWorkspace& ws);
 
+// How the FMA kernels sum: each C element over k = 0..k-1 in runs of gemm_k_block(k)
+// consecutive k (the last may be shorter), each run one chain of FMAs in k order from zero, the
+// first run stored as alpha * run (+ beta C) and the later ones added (C + run; alpha = 1 in
+// every product of the layers). A product that skips zero terms but sums the same runs the same
+// way gets the same bits (sparse_input.h). gemm_sums_in_k_runs is false for the Eigen build,
+// whose order is Eigen's; gemm_k_block(k) is then k.
+int gemm_k_block(int k);
+bool gemm_sums_in_k_runs();
+
 // The micro-kernel this build uses, e.g. "avx2+fma 16x6" or "eigen" (for logs and show_config).
 const char* gemm_kernel_name();
 

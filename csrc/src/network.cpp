@@ -2,6 +2,7 @@
 #include "network.h"
 
 #include <algorithm>
+#include <chrono>
 #include <cmath>
 #include <cstdint>
 #include <cstdio>
@@ -21,6 +22,10 @@ namespace {
 // Largest total parameter count accepted: keeps every index inside 32-bit Eigen-friendly and
 // size_t arithmetic and far beyond any dense network a CPU trains.
 constexpr std::size_t kMaxParams = std::size_t(1) << 32;
+
+double seconds_since(std::chrono::steady_clock::time_point start) {
+    return std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+}
 
 void require(bool ok, const std::string& message) {
     if (!ok) throw std::invalid_argument(message);
@@ -269,12 +274,14 @@ void weight_gradients(const DenseLayer& layer, int l, const MutMatrixMap& dz, co
              layer.n_in, ws.gemm());
         return;
     }
+    const auto start = std::chrono::steady_clock::now();
     if (l == 0 && ws.sparse().active() && !layer.tied_by) {  // the list of this batch's forward pass
         ws.sparse().weight_gradient(dz.data(), layer.n_out, gw);
-        return;
+    } else {
+        gemm(false, true, layer.n_out, layer.n_in, int(b), 1.0f, dz.data(), layer.n_out, a_in, layer.n_in,
+             layer.tied_by ? 1.0f : 0.0f, gw, layer.n_out, ws.gemm());
     }
-    gemm(false, true, layer.n_out, layer.n_in, int(b), 1.0f, dz.data(), layer.n_out, a_in, layer.n_in,
-         layer.tied_by ? 1.0f : 0.0f, gw, layer.n_out, ws.gemm());
+    if (l == 0) ws.first_layer().add(seconds_since(start));
 }
 
 // A variational network's code layer (config.h: VariationalSpec): 2k linear units before a decoder.
@@ -409,9 +416,11 @@ void forward_batch(const Network& net, const float* params, ConstMatrixMap in, i
         float* a = ws.act(l + 1, b).data();
         float* z = (keep_z || layer.gaussian) && !is_output ? ws.z(l + 1) : a;
         const float* a_in = l == first ? in.data() : ws.act(l, b).data();
-        // The network's input may be mostly zeros (images, counts): then only its nonzeros are
-        // multiplied, and the list is kept for the weight gradient (loss_gradient_batch).
-        if (l == 0 && ws.sparse().compress(a_in, layer.n_in, int(b))) {
+        // The network's input may be mostly zeros (images, counts): then only its nonzeros may be
+        // multiplied, and the list is kept for the weight gradient (FirstLayerPath).
+        const auto start = l == 0 ? std::chrono::steady_clock::now() : std::chrono::steady_clock::time_point();
+        if (l == 0) ws.sparse().clear();
+        if (l == 0 && ws.first_layer().next_sparse() && ws.sparse().compress(a_in, layer.n_in, int(b))) {
             ws.sparse().forward(params + layer.offset, layer.n_out, z);
         } else if (layer.tied_to >= 0) {  // W_k^T A: layer k's W is (n_in, n_out) column-major
             gemm(true, false, layer.n_out, int(b), layer.n_in, 1.0f, params + layer.offset, layer.n_in, a_in,
@@ -420,6 +429,7 @@ void forward_batch(const Network& net, const float* params, ConstMatrixMap in, i
             gemm(false, false, layer.n_out, int(b), layer.n_in, 1.0f, params + layer.offset, layer.n_out, a_in,
                  layer.n_in, 0.0f, z, layer.n_out, ws.gemm());
         }
+        if (l == 0) ws.first_layer().add(seconds_since(start));
         if (l == first && first_products_finite) {
             *first_products_finite = ConstMatrixMap(z, layer.n_out, b).allFinite();
         }

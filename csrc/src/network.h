@@ -26,6 +26,7 @@
 #include "fastae/config.h"
 #include "gemm.h"
 #include "head.h"
+#include "measured_choice.h"
 #include "sparse_input.h"
 
 namespace fastae::detail {
@@ -130,6 +131,31 @@ inline double batch_normaliser(const Network& net, double samples) {
     return net.variational() ? samples : head_normaliser(net.head().loss, samples, net.width(net.n_layers()));
 }
 
+// The first layer's products, batch by batch: over the input's nonzeros (sparse_input.h, when the
+// batch is sparse enough) or the dense GEMM, whichever measures faster on this machine (forward
+// and weight gradient timed together; measured_choice.h). Where gemm sums in runs
+// (gemm_sums_in_k_runs) the two paths give the same bits, so the choice changes only the time;
+// with Eigen's product the sparse path is always tried, a fixed rule.
+class FirstLayerPath {
+public:
+    // At a batch's first-layer forward: records the previous batch's time, returns whether to try
+    // the sparse path for this one.
+    bool next_sparse() {
+        if (measuring_) choice_.record(!sparse_, seconds_);
+        seconds_ = 0.0;
+        measuring_ = gemm_sums_in_k_runs();
+        sparse_ = !measuring_ || !choice_.next();
+        return sparse_;
+    }
+    // Time spent on this batch's first-layer products (forward, then weight gradient).
+    void add(double seconds) { seconds_ += seconds; }
+
+private:
+    MeasuredChoice choice_;  // default: sparse; alternative: dense
+    bool measuring_ = false, sparse_ = true;
+    double seconds_ = 0.0;
+};
+
 // Buffers for running up to `capacity` samples through a network; made once, reused per batch
 // (one per thread: the GEMM packing buffers inside are not shareable).
 class Workspace {
@@ -148,6 +174,7 @@ public:
     float* scratch() { return scratch_.data(); }
     GemmWorkspace& gemm() { return gemm_; }
     SparseInput& sparse() { return sparse_; }
+    FirstLayerPath& first_layer() { return first_layer_; }
 
 private:
     std::size_t capacity_;
@@ -158,6 +185,7 @@ private:
     Eigen::VectorXf scratch_;  // Eigen's allocation: aligned to its widest packet
     GemmWorkspace gemm_;       // packing buffers, reserved for every product of the network
     SparseInput sparse_;       // the batch's input nonzeros, when sparse enough (sparse_input.h)
+    FirstLayerPath first_layer_;
 };
 
 // Runs layers [first, last) on in (width(first), b); the result is ws.act(last, b). The last

@@ -1,0 +1,142 @@
+// test_sparse_input.cpp -- the first layer's sparse products give the dense GEMM's bits.
+//
+// The sparse path sums the same terms as the GEMM minus the zero ones, in gemm's runs of k
+// (gemm.h: gemm_k_block), so with the FMA kernels (gemm_sums_in_k_runs) Z = W X and dW = dZ X^T
+// must equal gemm's results bit for bit: that is what lets the engine pick either path by
+// measurement without changing a run's results (network.h: FirstLayerPath). The naive twins in
+// double (test_kernels.cpp) check the values; this file checks the bits.
+#include <cmath>
+#include <cstdio>
+#include <cstring>
+#include <random>
+#include <string>
+#include <vector>
+
+#include "check.h"
+#include "gemm.h"
+#include "network.h"
+#include "sparse_input.h"
+#include "test_data.h"
+
+using namespace fastae::detail;
+using fastae_test::random_vector;
+
+#define CHECK_IN(cond, what)                                                                  \
+    do {                                                                                      \
+        if (!(cond)) fastae_test::fail(__FILE__, __LINE__, std::string(#cond) + " [" + (what) + "]"); \
+    } while (0)
+
+namespace {
+
+bool same_bits(const std::vector<float>& a, const std::vector<float>& b) {
+    return a.size() == b.size() && std::memcmp(a.data(), b.data(), a.size() * sizeof(float)) == 0;
+}
+
+// Index of the first element whose bits differ (size when none), for the failure message.
+std::size_t first_difference(const std::vector<float>& a, const std::vector<float>& b) {
+    for (std::size_t i = 0; i < a.size(); ++i) {
+        if (std::memcmp(&a[i], &b[i], sizeof(float)) != 0) return i;
+    }
+    return a.size();
+}
+
+// x (d, b) with about `density` nonzeros in [-1, 1]; sample `empty` (if < b) all zeros.
+std::vector<float> sparse_batch(int d, int b, double density, int empty, unsigned seed) {
+    std::mt19937 gen(seed);
+    std::uniform_real_distribution<float> unit(0.0f, 1.0f);
+    std::vector<float> x(std::size_t(d) * std::size_t(b));
+    for (float& v : x) v = unit(gen) < density ? unit(gen) * 2.0f - 1.0f : 0.0f;
+    if (empty < b) std::fill(x.begin() + std::ptrdiff_t(empty) * d, x.begin() + std::ptrdiff_t(empty + 1) * d, 0.0f);
+    return x;
+}
+
+// Sparse and dense products of one batch, checked to agree bit for bit.
+void check_products(const std::vector<float>& x, const std::vector<float>& w, const std::vector<float>& dz, int d,
+                    int b, int n_out, const std::string& what) {
+    SparseInput sp(d, std::size_t(b));
+    CHECK_IN(sp.compress(x.data(), d, b), what);
+    std::vector<float> z(std::size_t(n_out) * std::size_t(b), -7.0f), dw(w.size(), -7.0f);
+    sp.forward(w.data(), n_out, z.data());
+    sp.weight_gradient(dz.data(), n_out, dw.data());
+    GemmWorkspace gws;
+    std::vector<float> z_dense(z.size(), 3.0f), dw_dense(dw.size(), 3.0f);
+    gemm(false, false, n_out, b, d, 1.0f, w.data(), n_out, x.data(), d, 0.0f, z_dense.data(), n_out, gws);
+    gemm(false, true, n_out, d, b, 1.0f, dz.data(), n_out, x.data(), d, 0.0f, dw_dense.data(), n_out, gws);
+    CHECK_IN(same_bits(z, z_dense), what + ": Z differs at " + std::to_string(first_difference(z, z_dense)));
+    CHECK_IN(same_bits(dw, dw_dense), what + ": dW differs at " + std::to_string(first_difference(dw, dw_dense)));
+}
+
+}  // namespace
+
+// Inputs of 1 to 4 runs of features (784 = 4 x 196, 600 = 3 x 200, 257 = 2 runs), batches of 1 to
+// 2 runs of samples (300 = 2 x 150), output widths of every vector count and tail, empty samples
+// and never-used features.
+TEST(sparse_products_equal_gemm_bit_for_bit) {
+    if (!gemm_sums_in_k_runs()) {
+        std::printf("skipped: this build's gemm is Eigen's product (its own summation order)\n");
+        return;
+    }
+    unsigned seed = 40;
+    for (int d : {13, 256, 257, 600, 784}) {
+        for (int b : {1, 7, 128, 256, 300}) {
+            for (int n_out : {1, 10, 16, 64, 100, 130}) {
+                if (std::size_t(d) * std::size_t(b) * std::size_t(n_out) > (std::size_t(1) << 24)) continue;
+                const double density = (seed % 3 == 0) ? 0.05 : 0.3;
+                const auto x = sparse_batch(d, b, density, /*empty=*/b / 2, seed++);
+                const auto w = random_vector(std::size_t(d) * std::size_t(n_out), -1.0f, 1.0f, seed++);
+                const auto dz = random_vector(std::size_t(n_out) * std::size_t(b), -1.0f, 1.0f, seed++);
+                check_products(x, w, dz, d, b, n_out,
+                               "d " + std::to_string(d) + ", b " + std::to_string(b) + ", n_out " + std::to_string(n_out));
+            }
+        }
+    }
+}
+
+// A product that underflows to -0 in the first run: gemm's later runs add +0 and make it +0, so
+// the sparse path must add its empty runs too.
+TEST(sparse_products_keep_gemm_signed_zeros) {
+    if (!gemm_sums_in_k_runs()) return;
+    const int d = 784, b = 4, n_out = 16;
+    std::vector<float> x(std::size_t(d) * b, 0.0f);
+    for (int j = 0; j < b; ++j) x[std::size_t(j) * d + 3] = 1e-20f;  // feature 3: in the first run only
+    std::vector<float> w(std::size_t(d) * n_out, 0.5f);
+    for (int o = 0; o < n_out; ++o) w[3 * std::size_t(n_out) + std::size_t(o)] = o % 2 ? -1e-30f : 1e-30f;
+    std::vector<float> dz(std::size_t(n_out) * b, 1.0f);
+    SparseInput sp(d, b);
+    CHECK(sp.compress(x.data(), d, b));
+    std::vector<float> z(std::size_t(n_out) * b);
+    sp.forward(w.data(), n_out, z.data());
+    for (float v : z) CHECK(v == 0.0f && !std::signbit(v));  // -1e-50 rounds to -0, then + 0 = +0
+    check_products(x, w, dz, d, b, n_out, "underflow to -0");
+}
+
+
+// Through a whole training batch: a workspace's first two batches try both paths (the measured
+// choice alternates while it warms up, measured_choice.h), and the loss and every gradient entry
+// come out the same bit for bit.
+TEST(training_batch_gives_the_same_bits_on_either_first_layer_path) {
+    if (!gemm_sums_in_k_runs()) return;
+    using fastae_test::Hidden;
+    const int d = 784, b = 64;
+    const fastae::NetworkSpec spec = fastae_test::make_spec(
+        d, {Hidden{32, fastae::ActivationSpec{fastae::Activation::relu}}}, d,
+        fastae_test::Head{fastae::Loss::bce, fastae::Activation::sigmoid});
+    const Network net(spec);
+    const auto p = random_vector(net.n_params(), -0.1f, 0.1f, 61);
+    auto x = sparse_batch(d, b, 0.2, b, 62);
+    for (float& v : x) v = std::fabs(v);  // BCE targets in [0, 1]
+    Workspace ws(net, std::size_t(b));
+    std::vector<float> grads[2];
+    double losses[2];
+    bool sparse_ran[2];
+    for (int call = 0; call < 2; ++call) {
+        grads[call].assign(net.n_params(), -1.0f);
+        const ConstMatrixMap xm(x.data(), d, b);
+        losses[call] = loss_gradient_batch(net, p.data(), xm, xm, ColumnScale{1.0f / float(b * d), nullptr}, nullptr,
+                                           ws, grads[call].data());
+        sparse_ran[call] = ws.sparse().active();
+    }
+    CHECK(sparse_ran[0] != sparse_ran[1]);  // one batch on each path
+    CHECK(losses[0] == losses[1]);
+    CHECK(same_bits(grads[0], grads[1]));
+}
