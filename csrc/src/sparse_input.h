@@ -6,10 +6,10 @@
 // flops. A batch's nonzeros are listed by sample, features ascending: each sample's output is a
 // sum of the weight rows of its nonzero features (Z), and each feature's gradient row a sum, in
 // sample order, of the dZ columns of the samples where it is nonzero (dW: the entries re-sorted by
-// feature, each row summed in registers). Every
-// sum runs in list order, so a result depends only on the input's values, never on threads,
-// blocking or addresses. The sums run in another order than the dense GEMM's, so the two paths
-// agree to rounding, not bit for bit; which one runs depends only on the batch's values.
+// feature, each row summed in registers). Every sum runs in list order and in the dense GEMM's
+// runs of k (gemm.h: gemm_k_block), so where gemm sums in runs (the FMA kernels) the two paths
+// give the same bits: the terms skipped are exact zeros. Which path runs is then a question of
+// speed alone, measured as training goes (network.h: FirstLayerPath).
 //
 // Layouts as in network.h: X (d, b) column-major (sample j's features contiguous), W of a layer
 // with n_in = d inputs stored so that input i's n_out weights are contiguous (W + i * n_out), Z
@@ -24,9 +24,9 @@ namespace fastae::detail {
 
 class SparseInput {
 public:
-    // Largest fraction of nonzeros for which the sparse products are used: they run the FMA
-    // units at about half the dense kernel's rate (one weight load per FMA), so they win below
-    // ~0.5 and clearly below 0.4.
+    // Largest fraction of nonzeros for which the sparse products are tried: they run the FMA
+    // units at about half the dense kernel's rate (one weight load per FMA), so they cannot win
+    // much above 0.5; below it, FirstLayerPath measures which is faster.
     static constexpr double kMaxDensity = 0.4;
 
     SparseInput() = default;
