@@ -15,11 +15,8 @@
 
 #include <Eigen/Core>
 
+#include "fastae/machine.h"
 #include "gemm.h"
-
-#if defined(__AVX512F__) || (defined(__AVX2__) && defined(__FMA__))
-#include <immintrin.h>
-#endif
 
 namespace {
 
@@ -67,56 +64,15 @@ std::string loadavg() {
     return text;
 }
 
-// GFLOP/s of independent register-only FMAs of the widest vectors this build uses (16 lanes with
-// AVX-512, 8 with AVX2; 2 flops per lane per FMA): the machine's single-core float peak for the
-// instruction set the gemm kernels run, measured, not assumed: the best of many short runs, so
-// that a run the scheduler interrupted does not count. Sets lanes; 0 where the build has neither.
+// Lanes of the widest vectors this build's kernels use, for the peak line (the peak itself is
+// fastae::measured_fma_peak_gflops, fastae/machine.h).
 #if defined(__AVX512F__)
-using PeakVector = __m512;
-inline PeakVector peak_set1(float v) { return _mm512_set1_ps(v); }
-inline PeakVector peak_fma(PeakVector a, PeakVector b, PeakVector c) { return _mm512_fmadd_ps(a, b, c); }
-inline float peak_sum(PeakVector v) { return _mm512_reduce_add_ps(v); }
 constexpr int kPeakLanes = 16;
 #elif defined(__AVX2__) && defined(__FMA__)
-using PeakVector = __m256;
-inline PeakVector peak_set1(float v) { return _mm256_set1_ps(v); }
-inline PeakVector peak_fma(PeakVector a, PeakVector b, PeakVector c) { return _mm256_fmadd_ps(a, b, c); }
-inline float peak_sum(PeakVector v) {
-    float out[8];
-    _mm256_storeu_ps(out, v);
-    return out[0] + out[1] + out[2] + out[3] + out[4] + out[5] + out[6] + out[7];
-}
 constexpr int kPeakLanes = 8;
 #else
 constexpr int kPeakLanes = 0;
 #endif
-
-double measured_fma_peak() {
-#if defined(__AVX512F__) || (defined(__AVX2__) && defined(__FMA__))
-    const long iters = 200'000;  // ~0.5 ms
-    std::vector<double> runs;
-    for (int r = 0; r < 400; ++r) {
-        PeakVector acc[12];
-        for (int i = 0; i < 12; ++i) acc[i] = peak_set1(float(i) * 1e-3f);
-        const PeakVector x = peak_set1(0.999999f), y = peak_set1(1e-7f);
-        const auto t0 = Clock::now();
-        for (long it = 0; it < iters; ++it) {
-            for (int i = 0; i < 12; ++i) acc[i] = peak_fma(acc[i], x, y);
-            __asm__ volatile("" : "+x"(acc[0]), "+x"(acc[1]), "+x"(acc[2]), "+x"(acc[3]),
-                             "+x"(acc[4]), "+x"(acc[5]), "+x"(acc[6]), "+x"(acc[7]),
-                             "+x"(acc[8]), "+x"(acc[9]), "+x"(acc[10]), "+x"(acc[11]));
-        }
-        const double s = seconds_since(t0);
-        float sum = 0.0f;
-        for (int i = 0; i < 12; ++i) sum += peak_sum(acc[i]);
-        if (sum == 12345.0f) std::printf("!");  // keeps the loop's result alive
-        runs.push_back(2.0 * kPeakLanes * 12 * double(iters) / s * 1e-9);
-    }
-    return *std::max_element(runs.begin(), runs.end());
-#else
-    return 0.0;
-#endif
-}
 
 struct Product {
     std::string name;
@@ -267,7 +223,7 @@ int main(int argc, char** argv) {
     std::srand(1);
 
     const double mhz = cpuinfo_mhz();
-    const double peak = measured_fma_peak();
+    const double peak = fastae::measured_fma_peak_gflops();
     std::printf("gemm kernel: %s; Eigen %d.%d.%d; 1 thread\n", fastae::detail::gemm_kernel_name(),
                 EIGEN_WORLD_VERSION, EIGEN_MAJOR_VERSION, EIGEN_MINOR_VERSION);
     std::printf("cpu MHz (/proc/cpuinfo): %.0f; measured register-only %d-lane FMA peak: %.1f GFLOP/s "

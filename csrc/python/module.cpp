@@ -524,6 +524,12 @@ PYBIND11_MODULE(_core, mod) {
     mod.attr("__version__") = fastae::version_string;
     py::register_exception<fastae::TrainingDiverged>(mod, "TrainingDivergedError", PyExc_FloatingPointError);
     mod.def("build_info", &fastae::build_info, "Version, SIMD instruction sets and Eigen version of this build.");
+    mod.def("measured_fma_peak_gflops", &fastae::measured_fma_peak_gflops, py::arg("runs") = 400,
+            py::call_guard<py::gil_scoped_release>(),
+            "Single-core GFLOP/s of register-only FMAs on this build's widest vectors (fastae/machine.h).");
+    mod.def("measured_sgemm_gflops", &fastae::measured_sgemm_gflops, py::arg("n") = 2048, py::arg("seconds") = 1.0,
+            py::call_guard<py::gil_scoped_release>(),
+            "Single-core GFLOP/s of the engine's own n x n x n float product (fastae/machine.h).");
     mod.attr("MODEL_FILE_VERSION") = fastae::model_file_version;
     mod.attr("AUTOENCODER_SHUFFLE_SEED_OFFSET") = fastae::autoencoder_shuffle_seed_offset;
     py::register_exception<fastae::ModelFileError>(mod, "ModelFileError", PyExc_ValueError);

@@ -6,7 +6,7 @@ import collections.abc
 import numpy
 import numpy.typing
 import typing
-__all__: list[str] = ['ACTIVATIONS', 'ACTIVATION_TRAITS', 'AUTOENCODER_SHUFFLE_SEED_OFFSET', 'FILE_CODES', 'INITIALIZERS', 'LOSSES', 'LOSS_TRAITS', 'LR_SCHEDULES', 'MODEL_FILE_VERSION', 'Model', 'ModelFileError', 'NOISES', 'OPTIMIZERS', 'OPTIMIZER_SLOTS', 'PeerFailedError', 'TrainingDivergedError', 'build_info', 'hardware_threads', 'load_model', 'model_from_bytes', 'model_to_bytes', 'param_count', 'save_model']
+__all__: list[str] = ['ACTIVATIONS', 'ACTIVATION_TRAITS', 'AUTOENCODER_SHUFFLE_SEED_OFFSET', 'FILE_CODES', 'INITIALIZERS', 'LOSSES', 'LOSS_TRAITS', 'LR_SCHEDULES', 'MODEL_FILE_VERSION', 'Model', 'ModelFileError', 'NOISES', 'OPTIMIZERS', 'OPTIMIZER_SLOTS', 'PeerFailedError', 'TrainingDivergedError', 'build_info', 'hardware_threads', 'load_model', 'measured_fma_peak_gflops', 'measured_sgemm_gflops', 'model_from_bytes', 'model_to_bytes', 'param_count', 'save_model']
 class TrainingDivergedError(FloatingPointError):
     pass
 class ModelFileError(ValueError):
@@ -129,6 +129,14 @@ def hardware_threads() -> int:
 def load_model(path: bytes) -> tuple:
     """
     Reads a model file: (Model, optimizer settings dict, metadata bytes).
+    """
+def measured_fma_peak_gflops(runs: typing.SupportsInt | typing.SupportsIndex = 400) -> float:
+    """
+    Single-core GFLOP/s of register-only FMAs on this build's widest vectors (fastae/machine.h).
+    """
+def measured_sgemm_gflops(n: typing.SupportsInt | typing.SupportsIndex = 2048, seconds: typing.SupportsFloat | typing.SupportsIndex = 1.0) -> float:
+    """
+    Single-core GFLOP/s of the engine's own n x n x n float product (fastae/machine.h).
     """
 def model_from_bytes(data: bytes) -> tuple:
     """

@@ -4,6 +4,7 @@
 #include "fastae/autoencoder.h"
 #include "fastae/config.h"
 #include "fastae/layout.h"
+#include "fastae/machine.h"
 #include "fastae/model.h"
 #include "fastae/model_file.h"
 #include "fastae/training.h"
