@@ -8,8 +8,12 @@
 // sample order, of the dZ columns of the samples where it is nonzero (dW: the entries re-sorted by
 // feature, each row summed in registers). Every sum runs in list order and in the dense GEMM's
 // runs of k (gemm.h: gemm_k_block), so where gemm sums in runs (the FMA kernels) the two paths
-// give the same bits: the terms skipped are exact zeros. Which path runs is then a question of
-// speed alone, measured as training goes (network.h: FirstLayerPath).
+// give the same bits: the terms skipped are exact zeros, and adding a zero product leaves a sum
+// as it is. One exception, of sign only: a run whose every nonzero term underflows sums to -0,
+// which gemm's later zero terms turn into +0 when one of their weights is positive (-0 + +0 =
+// +0), while the sparse sum stays -0; both are zeros, and every later use (activation, product)
+// treats them alike. Which path runs is then a question of speed alone, measured as training
+// goes (network.h: FirstLayerPath).
 //
 // Layouts as in network.h: X (d, b) column-major (sample j's features contiguous), W of a layer
 // with n_in = d inputs stored so that input i's n_out weights are contiguous (W + i * n_out), Z

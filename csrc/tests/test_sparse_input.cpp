@@ -92,14 +92,17 @@ TEST(sparse_products_equal_gemm_bit_for_bit) {
     }
 }
 
-// A product that underflows to -0 in the first run: gemm's later runs add +0 and make it +0, so
-// the sparse path must add its empty runs too.
+// A product that underflows to -0 in the first run, with every later weight of that run negative
+// (so gemm's zero terms there add -0 and keep it -0): gemm's later runs start from +0 and add it,
+// so the sparse path must add its empty runs too. (With a positive weight later in the same run,
+// gemm would make the -0 a +0 where the sparse sum keeps -0: the one difference of sign that
+// sparse_input.h admits.)
 TEST(sparse_products_keep_gemm_signed_zeros) {
     if (!gemm_sums_in_k_runs()) return;
     const int d = 784, b = 4, n_out = 16;
     std::vector<float> x(std::size_t(d) * b, 0.0f);
     for (int j = 0; j < b; ++j) x[std::size_t(j) * d + 3] = 1e-20f;  // feature 3: in the first run only
-    std::vector<float> w(std::size_t(d) * n_out, 0.5f);
+    std::vector<float> w(std::size_t(d) * n_out, -0.5f);
     for (int o = 0; o < n_out; ++o) w[3 * std::size_t(n_out) + std::size_t(o)] = o % 2 ? -1e-30f : 1e-30f;
     std::vector<float> dz(std::size_t(n_out) * b, 1.0f);
     SparseInput sp(d, b);
