@@ -10,6 +10,7 @@
 #include <chrono>
 #include <cstdio>
 #include <cstdlib>
+#include <new>
 #include <random>
 #include <vector>
 
@@ -18,6 +19,23 @@
 
 using namespace fastae::detail;
 using Clock = std::chrono::steady_clock;
+
+// A 64-byte aligned float buffer with the few vector members used here.
+struct AlignedBuffer {
+    explicit AlignedBuffer(std::size_t n)
+        : n_(n), p_(static_cast<float*>(::operator new[](n * sizeof(float), std::align_val_t(64)))) {}
+    ~AlignedBuffer() { ::operator delete[](p_, std::align_val_t(64)); }
+    AlignedBuffer(const AlignedBuffer&) = delete;
+    AlignedBuffer& operator=(const AlignedBuffer&) = delete;
+    std::size_t size() const { return n_; }
+    float* data() { return p_; }
+    float* begin() { return p_; }
+    float* end() { return p_ + n_; }
+
+private:
+    std::size_t n_;
+    float* p_;
+};
 
 template <class F>
 double best_us(F f, int reps = 300) {
@@ -53,7 +71,9 @@ int main(int argc, char** argv) {
     }
     std::size_t nnz = 0;
     for (float v : x) nnz += v != 0.0f;
-    std::vector<float> w(std::size_t(d) * n_out), z(std::size_t(n_out) * b), dz(z.size()), dw(w.size());
+    // 64-byte aligned, as the engine's parameter, gradient and workspace buffers are (an unaligned
+    // weight row straddles cache lines: the sparse forward measured 89 against 55 us).
+    AlignedBuffer w(std::size_t(d) * n_out), z(std::size_t(n_out) * b), dz(z.size()), dw(w.size());
     for (float& v : w) v = unit(gen) - 0.5f;
     for (float& v : dz) v = unit(gen) - 0.5f;
     SparseInput sparse(d, b);
