@@ -60,8 +60,8 @@ float bce_column_eigen(ZCol&& zc, const XCol& xc, float grad_scale, bool want_gr
 // wider vector 8 lanes at a time, low half first, then across in a fixed order; the column's last
 // d % lanes elements go through the same code as one masked vector whose missing lanes add zeros.
 // So every width gives the same outputs and the same column sum, bit for bit: the sums see the
-// same values in the same order as the 8-lane code's (adding +0 to a sum that starts at +0
-// changes nothing), and each lane does the same IEEE operations.
+// same values in the same order as the 8-lane code's (adding +0 changes no sum that starts at +0,
+// since such a sum is never -0), and each lane does the same IEEE operations.
 template <class V>
 float bce_column(float* z, const float* x, Eigen::Index d, float grad_scale, bool want_grad) {
     using namespace simd;

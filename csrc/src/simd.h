@@ -12,6 +12,9 @@
 //
 // Every operation is lane by lane and exactly rounded (no estimate instructions), so a lane's
 // result depends only on its inputs: never on the lane, the vector it sits in or the address.
+// "The same bits" excludes a NaN's sign and payload: where two NaNs meet (a sum over +NaN and
+// -NaN lanes), x86 returns the first operand's, and compilers order the operands of commutative
+// operations freely; a NaN stays a NaN at every width.
 // max/min return their second operand when either is NaN (and for +0 vs -0), as the x86
 // instructions do. to_int and round use round-to-nearest-even (the default MXCSR mode).
 //
