@@ -16,7 +16,6 @@
 #include <cmath>
 #include <cstddef>
 #include <stdexcept>
-#include <utility>
 
 #include "activation.h"
 #include "eigen_types.h"
