@@ -17,6 +17,13 @@ void save_previous(std::size_t n, const float* p, float* previous) {
     if (previous) std::copy(p, p + n, previous);
 }
 
+// The correctly rounded square root, as the vector kernels take it: Eigen's own sqrt() on float
+// packets is an estimate refined by one Newton step (EIGEN_FAST_MATH), whose last bits differ
+// from it and between instruction sets.
+struct ExactSqrt {
+    float operator()(float x) const { return std::sqrt(x); }
+};
+
 }  // namespace
 #endif
 
@@ -46,7 +53,7 @@ bool Adam::apply(std::size_t n, float* params, const float* grad, float* m_, flo
     if (decay_ != 1.0f) p *= decay_;
     m = b1_ * m + c1_ * g;
     v = b2_ * v + c2_ * g.square();
-    p -= step_size_ * m / (v.sqrt() * inv_sqrt_bc2_ + eps_);
+    p -= step_size_ * m / (v.unaryExpr(ExactSqrt()) * inv_sqrt_bc2_ + eps_);
     return p.allFinite();
 #endif
 }
@@ -118,7 +125,7 @@ bool RmsProp::apply(std::size_t n, float* params, const float* grad, float* s_, 
     Eigen::Map<Eigen::ArrayXf> p(params, size), s(s_, size);
     Eigen::Map<const Eigen::ArrayXf> g(grad, size);
     s = rho_ * s + c_ * g.square();
-    p -= lr_ * g / (s.sqrt() + eps_);
+    p -= lr_ * g / (s.unaryExpr(ExactSqrt()) + eps_);
     return p.allFinite();
 #endif
 }

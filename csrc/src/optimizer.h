@@ -20,8 +20,8 @@
 // Each rule's apply is one sweep that also saves the old p and checks the new one. Where the
 // build has AVX2 it runs apply_lanes<simd::Widest>: the rule written once over simd.h's vector
 // traits (any width gives the same bits; the tests run Vec8, Twin16 and Vec16), each lane doing
-// the operations of the float expression in the order written in apply's Eigen version (no FMA),
-// which other builds run, so every build gives the same bits.
+// the operations of the float expression in the order written in apply's Eigen version (no FMA,
+// a correctly rounded sqrt), which other builds run, so every build gives the same bits.
 #pragma once
 
 #include <cstddef>

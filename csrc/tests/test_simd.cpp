@@ -6,7 +6,9 @@
 // infinite inputs included, and nothing past the end is read or written; (b) the results against
 // an independent reference: std::exp / std::log1p, head.h's naive twin in double, the optimizers'
 // formulas in scalar float (bit for bit: the order the header documents) and their naive twins in
-// double. The traits themselves: masked tails, the documented order of the horizontal sums.
+// double. The traits themselves: masked tails, the documented order of the horizontal sums. And
+// in every build, with or without AVX2, the optimizers as training runs them give the scalar
+// formula's bits.
 #include <cmath>
 #include <cstdint>
 #include <cstring>
@@ -24,23 +26,10 @@
 using namespace fastae;
 using namespace fastae::detail;
 
-#ifdef FASTAE_HAVE_AVX2_MATH
-
 namespace {
 
 const float kNaN = std::numeric_limits<float>::quiet_NaN();
 const float kInf = std::numeric_limits<float>::infinity();
-
-// Calls f(V{}, name) for every width this build has; the first is Vec8, the reference of the
-// bit-for-bit comparisons.
-template <class F>
-void for_each_width(F&& f) {
-    f(simd::Vec8{}, "Vec8");
-    f(simd::Twin16{}, "Twin16");
-#ifdef FASTAE_HAVE_AVX512_MATH
-    f(simd::Vec16{}, "Vec16");
-#endif
-}
 
 // Lengths with every tail size of both geometries, and some past 64.
 std::vector<int> lengths() {
@@ -62,6 +51,147 @@ bool same_bits(const std::vector<float>& a, const std::vector<float>& b) {
         if (!same_bits(a[i], b[i])) return false;
     }
     return true;
+}
+
+// The rule's formula (optimizer.h) in scalar float, one operation at a time in the order written
+// there (the build compiles with -ffp-contract=off, so no operation is fused, and std::sqrt is
+// correctly rounded): every build's update, at every width, must give these bits. Constants as
+// begin_step forms them.
+struct ScalarRule {
+    OptimizerConfig c;
+    std::int64_t t;
+    bool operator()(std::size_t n, float* p, const float* g, float* s0, float* s1, float* previous) const {
+        bool finite = true;
+        const double lr = c.learning_rate;
+        for (std::size_t i = 0; i < n; ++i) {
+            if (previous) previous[i] = p[i];
+            switch (c.kind) {
+                case OptimizerKind::adam:
+                case OptimizerKind::adamw: {
+                    const double wd = c.kind == OptimizerKind::adamw ? c.weight_decay : 0.0;
+                    const float decay = float(1.0 - lr * wd), b1 = float(c.beta1), b2 = float(c.beta2);
+                    const float c1 = float(1.0 - c.beta1), c2 = float(1.0 - c.beta2);
+                    const float step = float(lr / (1.0 - std::pow(c.beta1, double(t))));
+                    const float inv = float(1.0 / std::sqrt(1.0 - std::pow(c.beta2, double(t))));
+                    const float pd = p[i] * decay;
+                    s0[i] = b1 * s0[i] + c1 * g[i];
+                    s1[i] = b2 * s1[i] + c2 * (g[i] * g[i]);
+                    p[i] = pd - step * s0[i] / (std::sqrt(s1[i]) * inv + float(c.epsilon));
+                    break;
+                }
+                case OptimizerKind::sgd: {
+                    const float lrf = float(lr), mu = float(c.momentum);
+                    if (c.momentum == 0) {
+                        p[i] = p[i] - lrf * g[i];
+                    } else {
+                        s0[i] = mu * s0[i] + g[i];
+                        p[i] = p[i] - lrf * (c.nesterov ? g[i] + mu * s0[i] : s0[i]);
+                    }
+                    break;
+                }
+                case OptimizerKind::rmsprop: {
+                    const float lrf = float(lr), rho = float(c.rho), cr = float(1.0 - c.rho);
+                    s0[i] = rho * s0[i] + cr * (g[i] * g[i]);
+                    p[i] = p[i] - lrf * g[i] / (std::sqrt(s0[i]) + float(c.epsilon));
+                    break;
+                }
+            }
+            finite = finite && std::isfinite(p[i]);
+        }
+        return finite;
+    }
+};
+
+std::vector<OptimizerConfig> configs() {
+    std::vector<OptimizerConfig> out;
+    OptimizerConfig c;
+    c.learning_rate = 0.01;
+    for (OptimizerKind kind : all_optimizers()) {
+        c.kind = kind;
+        switch (kind) {
+            case OptimizerKind::adam:
+                out.push_back(c);
+                break;
+            case OptimizerKind::adamw:
+                c.weight_decay = 0.1;
+                out.push_back(c);
+                break;
+            case OptimizerKind::sgd:
+                c.momentum = 0.0;
+                out.push_back(c);
+                c.momentum = 0.9;
+                out.push_back(c);
+                c.nesterov = true;
+                out.push_back(c);
+                break;
+            case OptimizerKind::rmsprop:
+                c.rho = 0.9;
+                c.epsilon = 1e-6;
+                out.push_back(c);
+                break;
+        }
+    }
+    return out;
+}
+
+// The state of one run: p, the two slots, previous; each n values plus 16 guard values.
+struct State {
+    std::vector<float> p, s0, s1, previous;
+    bool operator==(const State& o) const {
+        return same_bits(p, o.p) && same_bits(s0, o.s0) && same_bits(s1, o.s1) && same_bits(previous, o.previous);
+    }
+};
+
+}  // namespace
+
+// The update as training runs it (Optimizer::apply: apply_lanes<simd::Widest> where the build has
+// AVX2, the Eigen expression elsewhere) gives the scalar formula's bits in every build, split
+// into two ranges at every length as the threads split the buffer; its previous values and
+// finite flag too.
+TEST(production_update_same_bits_as_scalar_formula) {
+    for (const OptimizerConfig& c : configs()) {
+        for (int n : lengths()) {
+            std::mt19937 gen{unsigned(n + 5)};
+            std::normal_distribution<float> normal(0.0f, 1.0f);
+            const std::size_t size = std::size_t(n);
+            std::vector<float> p(size), previous(size, -2.0f), want_previous(size, -2.0f);
+            for (float& x : p) x = normal(gen);
+            std::vector<float> want = p, s0(size, 0.0f), s1(size, 0.0f);
+            Optimizer opt(c, size);
+            bool ok = true;
+            for (int t = 1; t <= 3; ++t) {
+                std::vector<float> g(size);
+                for (float& x : g) x = normal(gen) * 0.1f;
+                if (t == 2 && n > 3) g[size - 2] = kInf;
+                opt.begin_step();
+                const std::size_t half = size / 2;
+                const bool finite_low = opt.apply(p.data(), g.data(), 0, half, previous.data());
+                const bool finite = opt.apply(p.data(), g.data(), half, size, previous.data()) && finite_low;
+                ok = ok && finite == ScalarRule{c, t}(size, want.data(), g.data(), s0.data(), s1.data(),
+                                                      want_previous.data());
+            }
+            const OptimizerState state = opt.export_state();
+            const bool slots = same_bits(state.m, s0) && (state.v.empty() || same_bits(state.v, s1));
+            if (!ok || !slots || !same_bits(p, want) || !same_bits(previous, want_previous)) {
+                fastae_test::fail(__FILE__, __LINE__, std::string(name_of(c.kind)) + ", n " + std::to_string(n));
+            }
+        }
+    }
+}
+
+#ifdef FASTAE_HAVE_AVX2_MATH
+
+namespace {
+
+// Calls f(V{}, name) for every width this build has; the first is Vec8, the reference of the
+// bit-for-bit comparisons.
+template <class F>
+void for_each_width(F&& f) {
+    f(simd::Vec8{}, "Vec8");
+    f(simd::Twin16{}, "Twin16");
+#ifdef FASTAE_HAVE_AVX512_MATH
+    f(simd::Vec16{}, "Vec16");
+#endif
 }
 
 // Some values that have to survive every width alike: signed zeros, the edges of exp's clamp,
@@ -302,57 +432,9 @@ TEST(bce_column_same_bits_at_every_width_and_matches_naive) {
     }
 }
 
-// ---- optimizer.h: the update rules ------------------------------------------------------------
+// ---- optimizer.h: the update rules at every width ---------------------------------------------
 
 namespace {
-
-// The rule's formula (optimizer.h) in scalar float, one operation at a time in the order written
-// there (the build compiles with -ffp-contract=off, so no operation is fused): the vector code
-// must give these bits. Constants as begin_step forms them.
-struct ScalarRule {
-    OptimizerConfig c;
-    std::int64_t t;
-    bool operator()(std::size_t n, float* p, const float* g, float* s0, float* s1, float* previous) const {
-        bool finite = true;
-        const double lr = c.learning_rate;
-        for (std::size_t i = 0; i < n; ++i) {
-            if (previous) previous[i] = p[i];
-            switch (c.kind) {
-                case OptimizerKind::adam:
-                case OptimizerKind::adamw: {
-                    const double wd = c.kind == OptimizerKind::adamw ? c.weight_decay : 0.0;
-                    const float decay = float(1.0 - lr * wd), b1 = float(c.beta1), b2 = float(c.beta2);
-                    const float c1 = float(1.0 - c.beta1), c2 = float(1.0 - c.beta2);
-                    const float step = float(lr / (1.0 - std::pow(c.beta1, double(t))));
-                    const float inv = float(1.0 / std::sqrt(1.0 - std::pow(c.beta2, double(t))));
-                    const float pd = p[i] * decay;
-                    s0[i] = b1 * s0[i] + c1 * g[i];
-                    s1[i] = b2 * s1[i] + c2 * (g[i] * g[i]);
-                    p[i] = pd - step * s0[i] / (std::sqrt(s1[i]) * inv + float(c.epsilon));
-                    break;
-                }
-                case OptimizerKind::sgd: {
-                    const float lrf = float(lr), mu = float(c.momentum);
-                    if (c.momentum == 0) {
-                        p[i] = p[i] - lrf * g[i];
-                    } else {
-                        s0[i] = mu * s0[i] + g[i];
-                        p[i] = p[i] - lrf * (c.nesterov ? g[i] + mu * s0[i] : s0[i]);
-                    }
-                    break;
-                }
-                case OptimizerKind::rmsprop: {
-                    const float lrf = float(lr), rho = float(c.rho), cr = float(1.0 - c.rho);
-                    s0[i] = rho * s0[i] + cr * (g[i] * g[i]);
-                    p[i] = p[i] - lrf * g[i] / (std::sqrt(s0[i]) + float(c.epsilon));
-                    break;
-                }
-            }
-            finite = finite && std::isfinite(p[i]);
-        }
-        return finite;
-    }
-};
 
 // One update at width V by the rule of c.kind (apply_lanes of its class).
 template <class V>
@@ -382,46 +464,6 @@ bool apply_at(const OptimizerConfig& c, std::int64_t t, std::size_t n, float* p,
     }
     return false;
 }
-
-std::vector<OptimizerConfig> configs() {
-    std::vector<OptimizerConfig> out;
-    OptimizerConfig c;
-    c.learning_rate = 0.01;
-    for (OptimizerKind kind : all_optimizers()) {
-        c.kind = kind;
-        switch (kind) {
-            case OptimizerKind::adam:
-                out.push_back(c);
-                break;
-            case OptimizerKind::adamw:
-                c.weight_decay = 0.1;
-                out.push_back(c);
-                break;
-            case OptimizerKind::sgd:
-                c.momentum = 0.0;
-                out.push_back(c);
-                c.momentum = 0.9;
-                out.push_back(c);
-                c.nesterov = true;
-                out.push_back(c);
-                break;
-            case OptimizerKind::rmsprop:
-                c.rho = 0.9;
-                c.epsilon = 1e-6;
-                out.push_back(c);
-                break;
-        }
-    }
-    return out;
-}
-
-// The state of one run: p, the two slots, previous; each n values plus 16 guard values.
-struct State {
-    std::vector<float> p, s0, s1, previous;
-    bool operator==(const State& o) const {
-        return same_bits(p, o.p) && same_bits(s0, o.s0) && same_bits(s1, o.s1) && same_bits(previous, o.previous);
-    }
-};
 
 }  // namespace
 
