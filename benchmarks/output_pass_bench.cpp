@@ -1,5 +1,5 @@
-// output_pass_bench.cpp -- the BCE output pass (csrc/src/head.h) as this build runs it (the AVX2
-// column with its own exp where available), against the same formulas in Eigen array
+// output_pass_bench.cpp -- the BCE output pass (csrc/src/head.h) as this build runs it (the vector
+// column, simd.h's widest vectors, with its own exp where available), against the same formulas in Eigen array
 // expressions (bce_column_eigen, the second version) and with Eigen's log1p (the first version),
 // on the tutorial model's output block (784 x 256), alternating, medians. Build with
 // -DFASTAE_BUILD_BENCHMARKS=ON; run build/bench/output_pass_bench.
@@ -81,9 +81,9 @@ int main() {
     }
     std::printf("BCE output pass, 784 x 256, medians of %d alternating runs:\n", reps);
 #if defined(FASTAE_HAVE_AVX512_MATH)
-    const char* name = "AVX-512 column, own exp";
+    const char* name = "Vec16 column, own exp";
 #elif defined(FASTAE_HAVE_AVX2_MATH)
-    const char* name = "AVX2 column, own exp";
+    const char* name = "Vec8 column, own exp";
 #else
     const char* name = "Eigen series (this build)";
 #endif

@@ -16,7 +16,6 @@
 #include <cmath>
 #include <cstddef>
 #include <stdexcept>
-#include <utility>
 
 #include "activation.h"
 #include "eigen_types.h"
@@ -30,8 +29,8 @@ namespace fastae::detail {
 // e = exp(-|z|) is shared by the loss and the sigmoid; log(1 + e) for e in (0, 1] is
 // 2 atanh(t), t = e / (2 + e) <= 1/3, summed as its odd series to t^13 (error < 2e-8
 // relative): Eigen's log1p is not vectorised and cost more than the rest. Two versions of the
-// same formulas: Eigen's array expressions (any build; scratch: 3 * d aligned floats), and AVX2
-// intrinsics with a cheaper exp (vector_math.h), used where available.
+// same formulas: Eigen's array expressions (any build; scratch: 3 * d aligned floats), and
+// bce_column below on simd.h's vectors with a cheaper exp (vector_math.h), used where available.
 template <typename ZCol, typename XCol>
 float bce_column_eigen(ZCol&& zc, const XCol& xc, float grad_scale, bool want_grad, float* scratch) {
     const Eigen::Index d = zc.size();
@@ -55,68 +54,27 @@ float bce_column_eigen(ZCol&& zc, const XCol& xc, float grad_scale, bool want_gr
 }
 
 #ifdef FASTAE_HAVE_AVX2_MATH
-// Lanes are summed in 8 running sums, then across, in a fixed order; the column's last d % 8
-// elements go through the same vector code with masked loads and stores.
-inline float bce_column_avx2(float* z, const float* x, Eigen::Index d, float grad_scale, bool want_grad) {
-    using namespace avx2;
-    const __m256 sign = _mm256_set1_ps(-0.0f), zero = _mm256_setzero_ps(), one = _mm256_set1_ps(1.0f);
-    const __m256 scale = _mm256_set1_ps(grad_scale);
-    __m256 sum = zero;
-    auto lanes = [&](__m256 zv, __m256 xv) {  // returns the outputs, adds the losses to sum
-        const __m256 e = exp_nonpositive(_mm256_or_ps(zv, sign));  // exp(-|z|)
-        const __m256 l = _mm256_add_ps(_mm256_fnmadd_ps(zv, xv, _mm256_max_ps(zv, zero)), log1p_unit(e));
-        const __m256 numerator = _mm256_blendv_ps(e, one, _mm256_cmp_ps(zv, zero, _CMP_GE_OQ));
-        const __m256 sig = _mm256_div_ps(numerator, _mm256_add_ps(one, e));
-        return std::make_pair(l, want_grad ? _mm256_mul_ps(_mm256_sub_ps(sig, xv), scale) : sig);
-    };
-    Eigen::Index i = 0;
-    for (; i + 8 <= d; i += 8) {
-        const auto [l, out] = lanes(_mm256_loadu_ps(z + i), _mm256_loadu_ps(x + i));
-        sum = _mm256_add_ps(sum, l);
-        _mm256_storeu_ps(z + i, out);
-    }
-    if (i < d) {
-        const __m256i mask = first_lanes(int(d - i));
-        const auto [l, out] = lanes(_mm256_maskload_ps(z + i, mask), _mm256_maskload_ps(x + i, mask));
-        sum = _mm256_add_ps(sum, _mm256_and_ps(l, _mm256_castsi256_ps(mask)));
-        _mm256_maskstore_ps(z + i, mask, out);
-    }
-    return horizontal_sum(sum);
-}
-#endif
-
-#ifdef FASTAE_HAVE_AVX512_MATH
-// bce_column_avx2 on 16 lanes: each lane's outputs are the 8-lane code's bits, and each vector's
-// losses are added to the same 8 running sums, low half then high half, which is the 8-lane
-// code's order (a masked tail adds zeros where it has no element): the same column sum, bit for
-// bit, in half the instructions.
-inline float bce_column_avx512(float* z, const float* x, Eigen::Index d, float grad_scale, bool want_grad) {
-    using namespace avx512;
-    const __m512i sign = _mm512_set1_epi32(std::int32_t(0x80000000u));
-    const __m512 zero = _mm512_setzero_ps(), one = _mm512_set1_ps(1.0f), scale = _mm512_set1_ps(grad_scale);
-    __m256 sum = _mm256_setzero_ps();
-    auto lanes = [&](__m512 zv, __m512 xv) {  // returns the losses and the outputs
-        const __m512 e = exp_nonpositive(_mm512_castsi512_ps(_mm512_or_si512(_mm512_castps_si512(zv), sign)));
-        const __m512 l = _mm512_add_ps(_mm512_fnmadd_ps(zv, xv, _mm512_max_ps(zv, zero)), log1p_unit(e));
-        const __m512 numerator = _mm512_mask_blend_ps(_mm512_cmp_ps_mask(zv, zero, _CMP_GE_OQ), e, one);
-        const __m512 sig = _mm512_div_ps(numerator, _mm512_add_ps(one, e));
-        return std::make_pair(l, want_grad ? _mm512_mul_ps(_mm512_sub_ps(sig, xv), scale) : sig);
-    };
-    Eigen::Index i = 0;
-    for (; i + 16 <= d; i += 16) {
-        const auto [l, out] = lanes(_mm512_loadu_ps(z + i), _mm512_loadu_ps(x + i));
-        sum = _mm256_add_ps(_mm256_add_ps(sum, low_half(l)), high_half(l));
-        _mm512_storeu_ps(z + i, out);
-    }
-    if (i < d) {
-        const __mmask16 mask = __mmask16((1u << unsigned(d - i)) - 1u);
-        const auto [l, out] = lanes(_mm512_maskz_loadu_ps(mask, z + i), _mm512_maskz_loadu_ps(mask, x + i));
-        const __m512 kept = _mm512_maskz_mov_ps(mask, l);
-        sum = _mm256_add_ps(sum, low_half(kept));
-        if (d - i > 8) sum = _mm256_add_ps(sum, high_half(kept));
-        _mm512_mask_storeu_ps(z + i, mask, out);
-    }
-    return avx2::horizontal_sum(sum);
+// The same formulas on V's vectors (simd.h: Vec8, Vec16, or Twin16, Vec16's geometry on two
+// halves), with the cheaper exp of vector_math.h. The losses are added into 8 running sums, a
+// wider vector 8 lanes at a time, low half first, then across in a fixed order; the column's last
+// d % lanes elements go through the same code as one masked vector whose missing lanes add zeros.
+// So every width gives the same outputs and the same column sum, bit for bit: the sums see the
+// same values in the same order as the 8-lane code's (adding +0 changes no sum that starts at +0,
+// since such a sum is never -0), and each lane does the same IEEE operations.
+template <class V>
+float bce_column(float* z, const float* x, Eigen::Index d, float grad_scale, bool want_grad) {
+    using namespace simd;
+    const auto zero = V::zero(), one = V::set1(1.0f), scale = V::set1(grad_scale);
+    __m256 sums = Vec8::zero();
+    sweep<V>(std::size_t(d), [&](const auto& at) {
+        const auto zv = at.load(z), xv = at.load(x);
+        const auto e = exp_nonpositive<V>(V::negative_abs(zv));  // exp(-|z|)
+        const auto l = V::add(V::fnmadd(zv, xv, V::max(zv, zero)), log1p_unit<V>(e));
+        const auto sig = V::div(V::select(V::greater_equal(zv, zero), one, e), V::add(one, e));
+        sums = V::add_to_sums8(sums, at.keep(l));
+        at.store(z, want_grad ? V::mul(V::sub(sig, xv), scale) : sig);
+    });
+    return Vec8::sum_across8(sums);
 }
 #endif
 
@@ -210,7 +168,7 @@ inline float softmax_ce_column(float* z, const float* x, Eigen::Index d, float g
 // sample's own loss (its mean over outputs, or its cross-entropy), unweighted. scratch: 3 * d
 // floats at an aligned address, so that nothing is allocated here and every column's sum runs over
 // the same alignment (Eigen's vectorised sums peel by address: summing in place over z or y would
-// make the rounding depend on where the caller's buffers happen to lie; the AVX2 BCE column never
+// make the rounding depend on where the caller's buffers happen to lie; the vector BCE column never
 // peels). Returns the sum over samples of weight * the sample's loss sum (over its outputs); divided
 // by head_normaliser it is the batch's mean loss.
 inline double head_pass(const HeadSpec& head, const ActivationSpec& out, MutMatrixMap z, ConstMatrixMap y,
@@ -227,10 +185,8 @@ inline double head_pass(const HeadSpec& head, const ActivationSpec& out, MutMatr
         float col_sum = 0.0f;
         switch (head.loss) {
             case Loss::bce:
-#if defined(FASTAE_HAVE_AVX512_MATH)
-                col_sum = bce_column_avx512(zc, xc, d, grad_scale, want_grad);
-#elif defined(FASTAE_HAVE_AVX2_MATH)
-                col_sum = bce_column_avx2(zc, xc, d, grad_scale, want_grad);
+#if defined(FASTAE_HAVE_AVX2_MATH)
+                col_sum = bce_column<simd::Widest>(zc, xc, d, grad_scale, want_grad);
 #else
                 col_sum = bce_column_eigen(Eigen::Map<Eigen::ArrayXf>(zc, d), Eigen::Map<const Eigen::ArrayXf>(xc, d),
                                            grad_scale, want_grad, scratch);

@@ -3,64 +3,29 @@
 
 #include <algorithm>
 #include <cmath>
-#include <limits>
 #include <stdexcept>
 
 #include "eigen_types.h"
-#include "vector_math.h"
 
 namespace fastae::detail {
 
+#ifndef FASTAE_HAVE_AVX2_MATH
 namespace {
-
-#ifdef FASTAE_HAVE_AVX2_MATH
-// Adam over [0, n) of the given pointers, with the operations of the Eigen expression in
-// Adam::apply in the same order (no FMA), so both give bit-identical results. decay: AdamW's
-// factor on p before the update (exactly 1 for Adam, which leaves p unchanged).
-bool adam_avx2(std::size_t n, float* p, const float* g, float* m, float* v, float* previous, float b1,
-               float b2, float c1, float c2, float step, float inv_sqrt_bc2, float eps, float decay) {
-    const __m256 vb1 = _mm256_set1_ps(b1), vb2 = _mm256_set1_ps(b2), vc1 = _mm256_set1_ps(c1),
-                 vc2 = _mm256_set1_ps(c2), vstep = _mm256_set1_ps(step),
-                 vinv = _mm256_set1_ps(inv_sqrt_bc2), veps = _mm256_set1_ps(eps),
-                 vdecay = _mm256_set1_ps(decay);
-    const __m256 magnitude = _mm256_castsi256_ps(_mm256_set1_epi32(0x7fffffff));
-    const __m256 inf = _mm256_set1_ps(std::numeric_limits<float>::infinity());
-    __m256 bad = _mm256_setzero_ps();
-    std::size_t i = 0;
-    for (; i + 8 <= n; i += 8) {
-        const __m256 gv = _mm256_loadu_ps(g + i);
-        const __m256 p_old = _mm256_loadu_ps(p + i);
-        if (previous) _mm256_storeu_ps(previous + i, p_old);
-        const __m256 pv = _mm256_mul_ps(p_old, vdecay);
-        const __m256 mv = _mm256_add_ps(_mm256_mul_ps(vb1, _mm256_loadu_ps(m + i)), _mm256_mul_ps(vc1, gv));
-        const __m256 vv = _mm256_add_ps(_mm256_mul_ps(vb2, _mm256_loadu_ps(v + i)),
-                                        _mm256_mul_ps(vc2, _mm256_mul_ps(gv, gv)));
-        const __m256 denom = _mm256_add_ps(_mm256_mul_ps(_mm256_sqrt_ps(vv), vinv), veps);
-        const __m256 pn = _mm256_sub_ps(pv, _mm256_div_ps(_mm256_mul_ps(vstep, mv), denom));
-        _mm256_storeu_ps(m + i, mv);
-        _mm256_storeu_ps(v + i, vv);
-        _mm256_storeu_ps(p + i, pn);
-        bad = _mm256_or_ps(bad, _mm256_cmp_ps(_mm256_and_ps(pn, magnitude), inf, _CMP_NLT_UQ));  // inf or NaN
-    }
-    bool finite = _mm256_movemask_ps(bad) == 0;
-    for (; i < n; ++i) {
-        if (previous) previous[i] = p[i];
-        p[i] *= decay;
-        m[i] = b1 * m[i] + c1 * g[i];
-        v[i] = b2 * v[i] + c2 * (g[i] * g[i]);
-        p[i] -= step * m[i] / (std::sqrt(v[i]) * inv_sqrt_bc2 + eps);
-        finite = finite && std::isfinite(p[i]);
-    }
-    return finite;
-}
-#endif
 
 // Copies p to previous (when given) before an update written as an Eigen expression.
 void save_previous(std::size_t n, const float* p, float* previous) {
     if (previous) std::copy(p, p + n, previous);
 }
 
+// The correctly rounded square root, as the vector kernels take it: Eigen's own sqrt() on float
+// packets is an estimate refined by one Newton step (EIGEN_FAST_MATH), whose last bits differ
+// from it and between instruction sets.
+struct ExactSqrt {
+    float operator()(float x) const { return std::sqrt(x); }
+};
+
 }  // namespace
+#endif
 
 // ---- Adam and AdamW --------------------------------------------------------------------------
 
@@ -79,7 +44,7 @@ void Adam::begin_step(std::int64_t t, double lr) {
 
 bool Adam::apply(std::size_t n, float* params, const float* grad, float* m_, float* v_, float* previous) const {
 #ifdef FASTAE_HAVE_AVX2_MATH
-    return adam_avx2(n, params, grad, m_, v_, previous, b1_, b2_, c1_, c2_, step_size_, inv_sqrt_bc2_, eps_, decay_);
+    return apply_lanes<simd::Widest>(n, params, grad, m_, v_, previous);
 #else
     save_previous(n, params, previous);
     const auto size = static_cast<Eigen::Index>(n);
@@ -88,7 +53,7 @@ bool Adam::apply(std::size_t n, float* params, const float* grad, float* m_, flo
     if (decay_ != 1.0f) p *= decay_;
     m = b1_ * m + c1_ * g;
     v = b2_ * v + c2_ * g.square();
-    p -= step_size_ * m / (v.sqrt() * inv_sqrt_bc2_ + eps_);
+    p -= step_size_ * m / (v.unaryExpr(ExactSqrt()) * inv_sqrt_bc2_ + eps_);
     return p.allFinite();
 #endif
 }
@@ -112,6 +77,9 @@ Sgd::Sgd(const OptimizerConfig& c) : mu_(static_cast<float>(c.momentum)), nester
 void Sgd::begin_step(std::int64_t, double lr) { lr_ = static_cast<float>(lr); }
 
 bool Sgd::apply(std::size_t n, float* params, const float* grad, float* u_, float*, float* previous) const {
+#ifdef FASTAE_HAVE_AVX2_MATH
+    return apply_lanes<simd::Widest>(n, params, grad, u_, previous);
+#else
     save_previous(n, params, previous);
     const auto size = static_cast<Eigen::Index>(n);
     Eigen::Map<Eigen::ArrayXf> p(params, size), u(u_, size);
@@ -127,6 +95,7 @@ bool Sgd::apply(std::size_t n, float* params, const float* grad, float* u_, floa
         }
     }
     return p.allFinite();
+#endif
 }
 
 void Sgd::naive(const OptimizerConfig& c, std::size_t n, double* p, const double* g, double* u) {
@@ -148,13 +117,17 @@ RmsProp::RmsProp(const OptimizerConfig& c)
 void RmsProp::begin_step(std::int64_t, double lr) { lr_ = static_cast<float>(lr); }
 
 bool RmsProp::apply(std::size_t n, float* params, const float* grad, float* s_, float*, float* previous) const {
+#ifdef FASTAE_HAVE_AVX2_MATH
+    return apply_lanes<simd::Widest>(n, params, grad, s_, previous);
+#else
     save_previous(n, params, previous);
     const auto size = static_cast<Eigen::Index>(n);
     Eigen::Map<Eigen::ArrayXf> p(params, size), s(s_, size);
     Eigen::Map<const Eigen::ArrayXf> g(grad, size);
     s = rho_ * s + c_ * g.square();
-    p -= lr_ * g / (s.sqrt() + eps_);
+    p -= lr_ * g / (s.unaryExpr(ExactSqrt()) + eps_);
     return p.allFinite();
+#endif
 }
 
 void RmsProp::naive(const OptimizerConfig& c, std::size_t n, double* p, const double* g, double* s) {

@@ -16,6 +16,12 @@
 //   s <- rho * s + (1 - rho) * g^2
 //   p <- p - lr * g / (sqrt(s) + eps)
 // Constants such as 1 - beta are formed in double, as torch does, before rounding to float.
+//
+// Each rule's apply is one sweep that also saves the old p and checks the new one. Where the
+// build has AVX2 it runs apply_lanes<simd::Widest>: the rule written once over simd.h's vector
+// traits (any width gives the same bits; the tests run Vec8, Twin16 and Vec16), each lane doing
+// the operations of the float expression in the order written in apply's Eigen version (no FMA,
+// a correctly rounded sqrt), which other builds run, so every build gives the same bits.
 #pragma once
 
 #include <cstddef>
@@ -25,6 +31,7 @@
 
 #include "eigen_types.h"
 #include "fastae/config.h"
+#include "simd.h"
 
 namespace fastae::detail {
 
@@ -47,6 +54,10 @@ public:
     // Naive twin: the same update in double (weight_decay as AdamW's).
     static void naive(const OptimizerConfig& c, double weight_decay, std::int64_t t, std::size_t n, double* p,
                       const double* g, double* m, double* v);
+#ifdef FASTAE_HAVE_AVX2_MATH
+    template <class V>
+    bool apply_lanes(std::size_t n, float* p, const float* g, float* m, float* v, float* previous) const;
+#endif
 
 private:
     double beta1_, beta2_, weight_decay_;
@@ -71,6 +82,10 @@ public:
     void begin_step(std::int64_t t, double lr) override;
     bool apply(std::size_t n, float* p, const float* g, float* u, float* unused, float* previous) const override;
     static void naive(const OptimizerConfig& c, std::size_t n, double* p, const double* g, double* u);
+#ifdef FASTAE_HAVE_AVX2_MATH
+    template <class V>
+    bool apply_lanes(std::size_t n, float* p, const float* g, float* u, float* previous) const;
+#endif
 
 private:
     float lr_ = 0.0f, mu_;
@@ -83,6 +98,10 @@ public:
     void begin_step(std::int64_t t, double lr) override;
     bool apply(std::size_t n, float* p, const float* g, float* s, float* unused, float* previous) const override;
     static void naive(const OptimizerConfig& c, std::size_t n, double* p, const double* g, double* s);
+#ifdef FASTAE_HAVE_AVX2_MATH
+    template <class V>
+    bool apply_lanes(std::size_t n, float* p, const float* g, float* s, float* previous) const;
+#endif
 
 private:
     float lr_ = 0.0f, rho_, c_, eps_;
@@ -126,5 +145,66 @@ private:
 // Naive twin of one update of any rule, in double (s0, s1: the slots, as OptimizerState's m, v).
 void optimizer_step_naive(const OptimizerConfig& config, std::int64_t t, std::size_t n, double* params,
                           const double* grad, double* s0, double* s1);
+
+#ifdef FASTAE_HAVE_AVX2_MATH
+// ---- the rules on V's vectors (simd.h) --------------------------------------------------------
+
+// One sweep over p[0, n): rule(at, old p) returns the new p (reading and writing its slots through
+// at); the old p is copied to previous when given, and the result is whether every new p is finite.
+template <class V, class Rule>
+bool update_sweep(std::size_t n, float* p, float* previous, const Rule& rule) {
+    auto bad = V::no_lanes();
+    simd::sweep<V>(n, [&](const auto& at) {
+        const auto p_old = at.load(p);
+        if (previous) at.store(previous, p_old);
+        const auto p_new = rule(at, p_old);
+        at.store(p, p_new);
+        bad = V::mask_or(bad, at.keep_mask(V::not_finite(p_new)));
+    });
+    return !V::any(bad);
+}
+
+template <class V>
+bool Adam::apply_lanes(std::size_t n, float* p, const float* g, float* m, float* v, float* previous) const {
+    const auto b1 = V::set1(b1_), b2 = V::set1(b2_), c1 = V::set1(c1_), c2 = V::set1(c2_);
+    const auto step = V::set1(step_size_), inv = V::set1(inv_sqrt_bc2_), eps = V::set1(eps_), decay = V::set1(decay_);
+    return update_sweep<V>(n, p, previous, [&](const auto& at, auto p_old) {
+        const auto gv = at.load(g);
+        const auto mv = V::add(V::mul(b1, at.load(m)), V::mul(c1, gv));
+        const auto vv = V::add(V::mul(b2, at.load(v)), V::mul(c2, V::mul(gv, gv)));
+        at.store(m, mv);
+        at.store(v, vv);
+        const auto denom = V::add(V::mul(V::sqrt(vv), inv), eps);
+        return V::sub(V::mul(p_old, decay), V::div(V::mul(step, mv), denom));  // p * 1 is p (Adam)
+    });
+}
+
+template <class V>
+bool Sgd::apply_lanes(std::size_t n, float* p, const float* g, float* u, float* previous) const {
+    const auto lr = V::set1(lr_), mu = V::set1(mu_);
+    if (mu_ == 0.0f) {
+        return update_sweep<V>(n, p, previous, [&](const auto& at, auto p_old) {
+            return V::sub(p_old, V::mul(lr, at.load(g)));
+        });
+    }
+    return update_sweep<V>(n, p, previous, [&](const auto& at, auto p_old) {
+        const auto gv = at.load(g);
+        const auto uv = V::add(V::mul(mu, at.load(u)), gv);
+        at.store(u, uv);
+        return V::sub(p_old, V::mul(lr, nesterov_ ? V::add(gv, V::mul(mu, uv)) : uv));
+    });
+}
+
+template <class V>
+bool RmsProp::apply_lanes(std::size_t n, float* p, const float* g, float* s, float* previous) const {
+    const auto lr = V::set1(lr_), rho = V::set1(rho_), c = V::set1(c_), eps = V::set1(eps_);
+    return update_sweep<V>(n, p, previous, [&](const auto& at, auto p_old) {
+        const auto gv = at.load(g);
+        const auto sv = V::add(V::mul(rho, at.load(s)), V::mul(c, V::mul(gv, gv)));
+        at.store(s, sv);
+        return V::sub(p_old, V::div(V::mul(lr, gv), V::add(V::sqrt(sv), eps)));
+    });
+}
+#endif
 
 }  // namespace fastae::detail

@@ -231,7 +231,7 @@ TEST(head_pass_matches_naive_for_every_valid_head) {
     const int n = 7;
     int cases = 0;
     for (Head h : fastae_test::valid_heads()) {
-        for (int d : {3, 19}) {  // 19: vectors and a tail (AVX2 BCE column)
+        for (int d : {3, 19}) {  // 19: vectors and a tail (the vector BCE column)
             for (bool weighted : {false, true}) {
                 for (bool want_grad : {true, false}) {
                     HeadSpec head;
@@ -428,8 +428,9 @@ TEST(cross_entropy_with_probability_targets_matches_hand_values) {
     for (float v : g) CHECK(std::isfinite(v));
 }
 
-// Both versions of the BCE column (Eigen's, used by builds without AVX2, and the AVX2 one the
-// output pass uses here) against the naive twin, for lengths with every tail size.
+// Both versions of the BCE column (Eigen's, used by builds without AVX2, and the vector one the
+// output pass uses here, at this build's widest width) against the naive twin, for lengths with
+// every tail size. test_simd.cpp runs the vector one at every width.
 TEST(bce_column_versions_match_naive) {
     HeadSpec head;
     head.loss = Loss::bce;
@@ -451,7 +452,7 @@ TEST(bce_column_versions_match_naive) {
                                        Eigen::Map<const Eigen::ArrayXf>(y.data(), d), 0.5f, true, scratch.data());
             } else {
 #ifdef FASTAE_HAVE_AVX2_MATH
-                sum = bce_column_avx2(g.data(), y.data(), d, 0.5f, true);
+                sum = bce_column<simd::Widest>(g.data(), y.data(), d, 0.5f, true);
 #else
                 continue;
 #endif
@@ -461,56 +462,6 @@ TEST(bce_column_versions_match_naive) {
         }
     }
 }
-
-#ifdef FASTAE_HAVE_AVX512_MATH
-// The 16-lane BCE column (the output pass of AVX-512 builds) gives the 8-lane one's outputs and
-// column sum bit for bit, for every tail size, both branches of z and NaN, with and without the
-// gradient; the portable wheel's two variants so train alike.
-TEST(bce_column_avx512_equals_avx2_bit_for_bit) {
-    for (int d = 1; d <= 70; ++d) {
-        for (bool want_grad : {true, false}) {
-            auto z = random_vector(std::size_t(d), -30.0f, 30.0f, 31 + unsigned(d));
-            const auto y = random_vector(std::size_t(d), 0.0f, 1.0f, 32 + unsigned(d));
-            z[0] = 0.0f;
-            if (d > 5) z[5] = -100.0f;  // below exp's clamp
-            if (d > 40) z[40] = std::numeric_limits<float>::quiet_NaN();
-            auto a = z, b = z;
-            const float sum8 = bce_column_avx2(a.data(), y.data(), d, 0.25f, want_grad);
-            const float sum16 = bce_column_avx512(b.data(), y.data(), d, 0.25f, want_grad);
-            CHECK(std::memcmp(&sum8, &sum16, sizeof(float)) == 0);
-            CHECK(std::memcmp(a.data(), b.data(), sizeof(float) * std::size_t(d)) == 0);
-        }
-    }
-}
-#endif
-
-#ifdef FASTAE_HAVE_AVX2_MATH
-TEST(vector_exp_is_within_2_ulp) {
-    // Every float in [-87, 0] at a stride, and the edges; below -87 the result is exp(-87).
-    double worst = 0;
-    std::vector<float> inputs = {0.0f, -0.0f, -1e-30f, -87.0f, -0.5f * 0.693147f};
-    for (float a = -87.0f; a < 0.0f; a += 0.000731f) inputs.push_back(a);
-    for (std::size_t i = 0; i + 8 <= inputs.size(); i += 8) {
-        float out[8];
-        _mm256_storeu_ps(out, avx2::exp_nonpositive(_mm256_loadu_ps(&inputs[i])));
-        for (int k = 0; k < 8; ++k) {
-            const double want = std::exp(double(inputs[i + std::size_t(k)]));
-            const double ulp = std::nextafter(float(want), 1.0f) - float(want);
-            worst = std::max(worst, std::fabs(out[k] - want) / ulp);
-        }
-    }
-    CHECK(worst <= 2.0);
-    float out[8];
-    const float nan = std::numeric_limits<float>::quiet_NaN();
-    _mm256_storeu_ps(out, avx2::exp_nonpositive(_mm256_setr_ps(-100.0f, -1e30f, -std::numeric_limits<float>::infinity(),
-                                                                nan, -nan, -3.0f, -4.0f, -5.0f)));
-    CHECK_NEAR(out[0], std::exp(-87.0), 1e-44);
-    CHECK_NEAR(out[1], std::exp(-87.0), 1e-44);
-    CHECK_NEAR(out[2], std::exp(-87.0), 1e-44);
-    CHECK(std::isnan(out[3]));
-    CHECK(std::isnan(out[4]));
-}
-#endif
 
 TEST(bce_propagates_nan_logits_into_the_loss) {
     // The trainer stops on a non-finite loss, so a NaN logit must reach the sum.

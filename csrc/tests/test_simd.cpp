@@ -1,0 +1,562 @@
+// test_simd.cpp -- the kernels written once over simd.h's vector traits, run at every width this
+// machine has: Vec8, Twin16 (Vec16's geometry on two AVX2 halves, so the 16-lane loops, tails,
+// masks and sum orders run on machines without AVX-512) and Vec16 where the build has AVX-512F.
+// For each kernel: (a) every width gives the same bits (outputs, sums, state slots, the saved
+// previous values, the finite flags) for every tail length 0..31 and lengths past 64, NaN and
+// infinite inputs included, and nothing past the end is read or written; (b) the results against
+// an independent reference: std::exp / std::log1p, head.h's naive twin in double, the optimizers'
+// formulas in scalar float (bit for bit: the order the header documents) and their naive twins in
+// double. The traits themselves: masked tails, the documented order of the horizontal sums. And
+// in every build, with or without AVX2, the optimizers as training runs them give the scalar
+// formula's bits.
+#include <cmath>
+#include <cstdint>
+#include <cstring>
+#include <limits>
+#include <random>
+#include <string>
+#include <vector>
+
+#include "check.h"
+#include "head.h"
+#include "optimizer.h"
+#include "test_data.h"
+#include "vector_math.h"
+
+using namespace fastae;
+using namespace fastae::detail;
+
+namespace {
+
+const float kNaN = std::numeric_limits<float>::quiet_NaN();
+const float kInf = std::numeric_limits<float>::infinity();
+
+// Lengths with every tail size of both geometries, and some past 64.
+std::vector<int> lengths() {
+    std::vector<int> n;
+    for (int k = 0; k <= 31; ++k) n.push_back(k);
+    for (int k : {63, 64, 65, 71, 79, 80, 100, 784}) n.push_back(k);
+    return n;
+}
+
+// The same bits, or both NaN. A NaN's sign and payload are not part of any kernel's contract:
+// when two NaNs meet in an addition (a column sum over +NaN and -NaN), x86 returns the first
+// operand's, and the compiler orders the operands of commutative operations as it likes, so two
+// compilations of the same code may give NaNs of either sign. Every other value is compared bit
+// for bit, signed zeros included.
+bool same_bits(float a, float b) { return std::memcmp(&a, &b, sizeof(float)) == 0 || (std::isnan(a) && std::isnan(b)); }
+bool same_bits(const std::vector<float>& a, const std::vector<float>& b) {
+    if (a.size() != b.size()) return false;
+    for (std::size_t i = 0; i < a.size(); ++i) {
+        if (!same_bits(a[i], b[i])) return false;
+    }
+    return true;
+}
+
+// The rule's formula (optimizer.h) in scalar float, one operation at a time in the order written
+// there (the build compiles with -ffp-contract=off, so no operation is fused, and std::sqrt is
+// correctly rounded): every build's update, at every width, must give these bits. Constants as
+// begin_step forms them.
+struct ScalarRule {
+    OptimizerConfig c;
+    std::int64_t t;
+    bool operator()(std::size_t n, float* p, const float* g, float* s0, float* s1, float* previous) const {
+        bool finite = true;
+        const double lr = c.learning_rate;
+        for (std::size_t i = 0; i < n; ++i) {
+            if (previous) previous[i] = p[i];
+            switch (c.kind) {
+                case OptimizerKind::adam:
+                case OptimizerKind::adamw: {
+                    const double wd = c.kind == OptimizerKind::adamw ? c.weight_decay : 0.0;
+                    const float decay = float(1.0 - lr * wd), b1 = float(c.beta1), b2 = float(c.beta2);
+                    const float c1 = float(1.0 - c.beta1), c2 = float(1.0 - c.beta2);
+                    const float step = float(lr / (1.0 - std::pow(c.beta1, double(t))));
+                    const float inv = float(1.0 / std::sqrt(1.0 - std::pow(c.beta2, double(t))));
+                    const float pd = p[i] * decay;
+                    s0[i] = b1 * s0[i] + c1 * g[i];
+                    s1[i] = b2 * s1[i] + c2 * (g[i] * g[i]);
+                    p[i] = pd - step * s0[i] / (std::sqrt(s1[i]) * inv + float(c.epsilon));
+                    break;
+                }
+                case OptimizerKind::sgd: {
+                    const float lrf = float(lr), mu = float(c.momentum);
+                    if (c.momentum == 0) {
+                        p[i] = p[i] - lrf * g[i];
+                    } else {
+                        s0[i] = mu * s0[i] + g[i];
+                        p[i] = p[i] - lrf * (c.nesterov ? g[i] + mu * s0[i] : s0[i]);
+                    }
+                    break;
+                }
+                case OptimizerKind::rmsprop: {
+                    const float lrf = float(lr), rho = float(c.rho), cr = float(1.0 - c.rho);
+                    s0[i] = rho * s0[i] + cr * (g[i] * g[i]);
+                    p[i] = p[i] - lrf * g[i] / (std::sqrt(s0[i]) + float(c.epsilon));
+                    break;
+                }
+            }
+            finite = finite && std::isfinite(p[i]);
+        }
+        return finite;
+    }
+};
+
+std::vector<OptimizerConfig> configs() {
+    std::vector<OptimizerConfig> out;
+    OptimizerConfig c;
+    c.learning_rate = 0.01;
+    for (OptimizerKind kind : all_optimizers()) {
+        c.kind = kind;
+        switch (kind) {
+            case OptimizerKind::adam:
+                out.push_back(c);
+                break;
+            case OptimizerKind::adamw:
+                c.weight_decay = 0.1;
+                out.push_back(c);
+                break;
+            case OptimizerKind::sgd:
+                c.momentum = 0.0;
+                out.push_back(c);
+                c.momentum = 0.9;
+                out.push_back(c);
+                c.nesterov = true;
+                out.push_back(c);
+                break;
+            case OptimizerKind::rmsprop:
+                c.rho = 0.9;
+                c.epsilon = 1e-6;
+                out.push_back(c);
+                break;
+        }
+    }
+    return out;
+}
+
+// The state of one run: p, the two slots, previous; each n values plus 16 guard values.
+struct State {
+    std::vector<float> p, s0, s1, previous;
+    bool operator==(const State& o) const {
+        return same_bits(p, o.p) && same_bits(s0, o.s0) && same_bits(s1, o.s1) && same_bits(previous, o.previous);
+    }
+};
+
+}  // namespace
+
+// The update as training runs it (Optimizer::apply: apply_lanes<simd::Widest> where the build has
+// AVX2, the Eigen expression elsewhere) gives the scalar formula's bits in every build, split
+// into two ranges at every length as the threads split the buffer; its previous values and
+// finite flag too.
+TEST(production_update_same_bits_as_scalar_formula) {
+    for (const OptimizerConfig& c : configs()) {
+        for (int n : lengths()) {
+            std::mt19937 gen{unsigned(n + 5)};
+            std::normal_distribution<float> normal(0.0f, 1.0f);
+            const std::size_t size = std::size_t(n);
+            std::vector<float> p(size), previous(size, -2.0f), want_previous(size, -2.0f);
+            for (float& x : p) x = normal(gen);
+            std::vector<float> want = p, s0(size, 0.0f), s1(size, 0.0f);
+            Optimizer opt(c, size);
+            bool ok = true;
+            for (int t = 1; t <= 3; ++t) {
+                std::vector<float> g(size);
+                for (float& x : g) x = normal(gen) * 0.1f;
+                if (t == 2 && n > 3) g[size - 2] = kInf;
+                opt.begin_step();
+                const std::size_t half = size / 2;
+                const bool finite_low = opt.apply(p.data(), g.data(), 0, half, previous.data());
+                const bool finite = opt.apply(p.data(), g.data(), half, size, previous.data()) && finite_low;
+                ok = ok && finite == ScalarRule{c, t}(size, want.data(), g.data(), s0.data(), s1.data(),
+                                                      want_previous.data());
+            }
+            const OptimizerState state = opt.export_state();
+            const bool slots = same_bits(state.m, s0) && (state.v.empty() || same_bits(state.v, s1));
+            if (!ok || !slots || !same_bits(p, want) || !same_bits(previous, want_previous)) {
+                fastae_test::fail(__FILE__, __LINE__, std::string(name_of(c.kind)) + ", n " + std::to_string(n));
+            }
+        }
+    }
+}
+
+#ifdef FASTAE_HAVE_AVX2_MATH
+
+namespace {
+
+// Calls f(V{}, name) for every width this build has; the first is Vec8, the reference of the
+// bit-for-bit comparisons.
+template <class F>
+void for_each_width(F&& f) {
+    f(simd::Vec8{}, "Vec8");
+    f(simd::Twin16{}, "Twin16");
+#ifdef FASTAE_HAVE_AVX512_MATH
+    f(simd::Vec16{}, "Vec16");
+#endif
+}
+
+// Some values that have to survive every width alike: signed zeros, the edges of exp's clamp,
+// infinities, NaNs of both signs, subnormals.
+std::vector<float> special_values() {
+    return {0.0f, -0.0f, -87.0f, -87.5f, -100.0f, -1e30f, -kInf, kInf, kNaN, -kNaN, 1e-40f, -1e-40f, 88.0f, 3.0f};
+}
+
+// out[i] = fn(in[i]) over n values through sweep<V> (whole vectors and a masked tail). The
+// buffers have 16 guard values past n, which the sweep must neither read into a result nor write.
+template <class V, class Fn>
+std::vector<float> map_values(const std::vector<float>& in, Fn fn) {
+    std::vector<float> src = in, out(in.size() + 16, 7.0f);
+    src.resize(in.size() + 16, kNaN);
+    simd::sweep<V>(in.size(), [&](const auto& at) { at.store(out.data(), fn(at.load(src.data()))); });
+    for (std::size_t i = in.size(); i < out.size(); ++i) CHECK(out[i] == 7.0f);
+    out.resize(in.size());
+    return out;
+}
+
+}  // namespace
+
+// ---- the traits ---------------------------------------------------------------------------------
+
+// first_lanes / load_masked / store_masked: every count 0..lanes reads and writes exactly the first
+// count floats (the rest of a loaded vector is 0); the horizontal sum runs in the order simd.h
+// documents: 8 running sums (lane k, then lane k + 8), then (0+4, 1+5, 2+6, 3+7), (0+2, 1+3), 0+1.
+TEST(traits_masked_tails_and_horizontal_sum_order) {
+    std::mt19937 gen(1);
+    std::uniform_real_distribution<float> unit(-1.0f, 1.0f);
+    for_each_width([&](auto v, const char* name) {
+        using V = decltype(v);
+        for (int count = 0; count <= V::lanes; ++count) {
+            std::vector<float> src(V::lanes), dst(V::lanes, 5.0f), back(V::lanes, 9.0f);
+            for (float& x : src) x = unit(gen) * 1e4f;
+            const auto m = V::first_lanes(count);
+            V::storeu(back.data(), V::load_masked(src.data(), m));
+            V::store_masked(dst.data(), m, V::loadu(src.data()));
+            for (int k = 0; k < V::lanes; ++k) {
+                const bool in = k < count;
+                if (back[std::size_t(k)] != (in ? src[std::size_t(k)] : 0.0f) ||
+                    dst[std::size_t(k)] != (in ? src[std::size_t(k)] : 5.0f)) {
+                    fastae_test::fail(__FILE__, __LINE__, std::string(name) + ": masked lane " + std::to_string(k) +
+                                                              " of count " + std::to_string(count));
+                }
+            }
+            CHECK(V::any(m) == (count > 0));
+            // Sum of values of very different magnitudes, so that the order shows in the bits.
+            for (int k = 0; k < V::lanes; ++k) src[std::size_t(k)] = unit(gen) * std::ldexp(1.0f, 3 * (k % 7));
+            float s8[8];
+            for (int k = 0; k < 8; ++k) s8[k] = 0.0f + src[std::size_t(k)];
+            for (int k = 8; k < V::lanes; ++k) s8[k - 8] = s8[k - 8] + src[std::size_t(k)];
+            const float s4[4] = {s8[0] + s8[4], s8[1] + s8[5], s8[2] + s8[6], s8[3] + s8[7]};
+            const float want = (s4[0] + s4[2]) + (s4[1] + s4[3]);
+            CHECK(same_bits(V::horizontal_sum(V::loadu(src.data())), want));
+        }
+    });
+}
+
+// The comparisons, select, not_finite, max/min on NaN and signed zeros, round, to_int and pow2
+// lane by lane against scalar C++ (the x86 max/min rule: the second operand when either is NaN
+// or both are zero), and the same bits at every width.
+TEST(traits_lanewise_operations_match_scalar_rules) {
+    std::vector<float> a = special_values(), b = special_values();
+    for (std::size_t k = 0; k < b.size(); ++k) b[k] = b[(k * 5 + 3) % a.size()];
+    for (float x : {2.5f, -2.5f, 3.5f, 0.49999997f, -126.0f, 127.0f, 5.0f, -1.0f}) {
+        a.push_back(x);
+        b.push_back(-x);
+    }
+    const std::size_t n = a.size(), kOps = 10;
+    std::vector<std::vector<float>> results;
+    for_each_width([&](auto v, const char* name) {
+        using V = decltype(v);
+        std::vector<float> out(kOps * n);  // out[op * n + i]
+        for (std::size_t i = 0; i < n; i += std::size_t(V::lanes)) {
+            std::vector<float> x(std::size_t(V::lanes), 1.0f), y(std::size_t(V::lanes), 1.0f);
+            for (std::size_t k = 0; k < std::size_t(V::lanes) && i + k < n; ++k) x[k] = a[i + k], y[k] = b[i + k];
+            const auto xv = V::loadu(x.data()), yv = V::loadu(y.data());
+            const auto one = V::set1(1.0f), zero = V::zero();
+            const typename V::type ops[] = {
+                V::max(xv, yv), V::min(xv, yv), V::select(V::greater(xv, yv), one, zero),
+                V::select(V::greater_equal(xv, yv), one, zero), V::select(V::not_finite(xv), one, zero),
+                V::abs(xv), V::negative_abs(xv), V::round(V::min(V::max(xv, V::set1(-1e6f)), V::set1(1e6f))),
+                V::pow2(V::to_int(V::min(V::max(V::round(xv), V::set1(-126.0f)), V::set1(127.0f)))),
+                V::to_float(V::to_int(V::min(V::max(xv, V::set1(-1e6f)), V::set1(1e6f))))};
+            for (std::size_t op = 0; op < kOps; ++op) {
+                std::vector<float> lane(std::size_t(V::lanes));
+                V::storeu(lane.data(), ops[op]);
+                for (std::size_t k = 0; k < std::size_t(V::lanes) && i + k < n; ++k) out[op * n + i + k] = lane[k];
+            }
+        }
+        if (!results.empty() && !same_bits(out, results[0])) {
+            fastae_test::fail(__FILE__, __LINE__, std::string(name) + ": lanewise operations differ from Vec8's");
+        }
+        results.push_back(out);
+    });
+    // The Vec8 results (identical at every width, checked above) against scalar rules.
+    const std::vector<float>& out = results[0];
+    for (std::size_t op = 0; op < kOps; ++op) {
+        for (std::size_t i = 0; i < n; ++i) {
+            {
+                const std::size_t at = op * n + i;
+                const float x = a[i], y = b[i];
+                const float clamped = std::fmin(std::fmax(x, -1e6f), 1e6f);
+                float want = 0;
+                switch (int(op)) {
+                    case 0: want = x > y ? x : y; break;  // x86 max: y unless x > y
+                    case 1: want = x < y ? x : y; break;
+                    case 2: want = x > y ? 1.0f : 0.0f; break;
+                    case 3: want = x >= y ? 1.0f : 0.0f; break;
+                    case 4: want = std::isfinite(x) ? 0.0f : 1.0f; break;
+                    case 5: want = std::fabs(x); break;
+                    case 6: want = -std::fabs(x); break;
+                    case 7: want = std::isnan(x) ? out[at] : std::nearbyint(clamped); break;
+                    case 8:
+                        want = std::isnan(x) ? out[at]
+                                             : std::ldexp(1.0f, int(std::fmin(std::fmax(std::nearbyint(x), -126.0f), 127.0f)));
+                        break;
+                    case 9: want = std::isnan(x) ? out[at] : float(std::lrint(clamped)); break;  // -0.3 -> +0
+                }
+                if (!same_bits(out[at], want)) {
+                    fastae_test::fail(__FILE__, __LINE__, "operation " + std::to_string(op) + " on " + std::to_string(x) +
+                                                              ", " + std::to_string(y) + ": " + std::to_string(out[at]) +
+                                                              " != " + std::to_string(want));
+                }
+            }
+        }
+    }
+}
+
+// ---- vector_math.h ------------------------------------------------------------------------------
+
+// exp_nonpositive: within 2 ulp of exp over [-87, 0] at every width (and the same bits at every
+// width, tails included); below -87 it gives exp(-87); NaN stays NaN. log1p_unit within 4 ulp of
+// log1p over [0, 1].
+TEST(exp_and_log1p_at_every_width) {
+    std::vector<float> exp_in = special_values(), log_in = {0.0f, 1.0f, 1e-30f, 1e-40f, 0.5f, kNaN};
+    for (float a = -87.0f; a < 0.0f; a += 0.000731f) exp_in.push_back(a);
+    for (float e = 0.0f; e <= 1.0f; e += 0.0000613f) log_in.push_back(e);
+    std::vector<float> exp8, log8;
+    for_each_width([&](auto v, const char* name) {
+        using V = decltype(v);
+        for (int n : lengths()) {  // the first n values: every tail length
+            const std::vector<float> head_in(exp_in.begin(), exp_in.begin() + n);
+            const auto a = map_values<V>(head_in, [](auto x) { return simd::exp_nonpositive<V>(x); });
+            const auto b = map_values<simd::Vec8>(head_in, [](auto x) { return simd::exp_nonpositive<simd::Vec8>(x); });
+            if (!same_bits(a, b)) fastae_test::fail(__FILE__, __LINE__, std::string(name) + ": exp, n " + std::to_string(n));
+        }
+        const auto e = map_values<V>(exp_in, [](auto x) { return simd::exp_nonpositive<V>(x); });
+        const auto l = map_values<V>(log_in, [](auto x) { return simd::log1p_unit<V>(x); });
+        if (exp8.empty()) {
+            exp8 = e, log8 = l;
+        } else if (!same_bits(e, exp8) || !same_bits(l, log8)) {
+            fastae_test::fail(__FILE__, __LINE__, std::string(name) + ": exp or log1p differs from Vec8's");
+        }
+    });
+    double worst_exp = 0, worst_log = 0;
+    for (std::size_t i = 0; i < exp_in.size(); ++i) {
+        const float x = exp_in[i];
+        if (std::isnan(x)) {
+            CHECK(std::isnan(exp8[i]));
+        } else if (x > 0.0f) {
+            continue;  // outside the domain
+        } else if (x < -87.0f) {
+            CHECK_NEAR(exp8[i], std::exp(-87.0), 1e-44);
+        } else {
+            const double want = std::exp(double(x));
+            const double ulp = double(std::nextafter(float(want), 1.0f)) - double(float(want));
+            worst_exp = std::max(worst_exp, std::fabs(exp8[i] - want) / ulp);
+        }
+    }
+    for (std::size_t i = 0; i < log_in.size(); ++i) {
+        const float e = log_in[i];
+        if (std::isnan(e)) {
+            CHECK(std::isnan(log8[i]));
+            continue;
+        }
+        const double want = std::log1p(double(e));
+        const double ulp = want > 0 ? double(std::nextafter(float(want), 1.0f)) - double(float(want)) : 1e-45;
+        worst_log = std::max(worst_log, std::fabs(log8[i] - want) / ulp);
+    }
+    CHECK(worst_exp <= 2.0);
+    CHECK(worst_log <= 4.0);
+}
+
+// ---- head.h: the BCE column -------------------------------------------------------------------
+
+// bce_column at every width: the same outputs and column sum, bit for bit, for every length,
+// both branches of z, with and without the gradient, with NaN and infinite logits anywhere
+// (a NaN reaches the sum); and, on finite logits, against head_naive in double.
+TEST(bce_column_same_bits_at_every_width_and_matches_naive) {
+    HeadSpec head;
+    head.loss = Loss::bce;
+    const ActivationSpec out = activation_spec(Activation::sigmoid);
+    const auto specials = special_values();
+    for (int d : lengths()) {
+        for (int variant = 0; variant < 3; ++variant) {  // 0: |z| <= 20; 1: wide; 2: with specials
+            auto z = fastae_test::random_vector(std::size_t(d), variant == 0 ? -20.0f : -120.0f,
+                                                variant == 0 ? 20.0f : 120.0f, 100 + unsigned(d) * 3 + unsigned(variant));
+            const auto y = fastae_test::random_vector(std::size_t(d), 0.0f, 1.0f, 7 + unsigned(d));
+            if (d > 0) z[0] = 0.0f;
+            if (variant == 2) {
+                for (int k = 1; k < d; k += 3) z[std::size_t(k)] = specials[std::size_t(k) % specials.size()];
+            }
+            for (bool want_grad : {true, false}) {
+                std::vector<float> out8;
+                float sum8 = 0;
+                bool first = true;
+                for_each_width([&](auto v, const char* name) {
+                    using V = decltype(v);
+                    auto g = z;
+                    g.resize(std::size_t(d) + 16, 3.0f);  // guard past the column
+                    auto x = y;
+                    x.resize(std::size_t(d) + 16, kNaN);
+                    const float sum = bce_column<V>(g.data(), x.data(), d, 0.25f, want_grad);
+                    for (std::size_t i = std::size_t(d); i < g.size(); ++i) CHECK(g[i] == 3.0f);
+                    g.resize(std::size_t(d));
+                    if (first) {
+                        out8 = g, sum8 = sum, first = false;
+                    } else if (!same_bits(g, out8) || !same_bits(sum, sum8)) {
+                        fastae_test::fail(__FILE__, __LINE__, std::string(name) + ": bce column differs from Vec8's, d " +
+                                                                  std::to_string(d) + " variant " + std::to_string(variant));
+                    }
+                });
+                bool any_nan = false;
+                for (float v : z) any_nan = any_nan || std::isnan(v);
+                if (any_nan) CHECK(std::isnan(sum8));
+                if (variant != 0 || d == 0) continue;
+                std::vector<double> zd(z.begin(), z.end()), yd(y.begin(), y.end()), dz(static_cast<std::size_t>(d));
+                const double want = head_naive(head, out, zd.data(), yd.data(), d, dz.data());
+                CHECK_NEAR(sum8, want, 2e-6 * (1 + std::fabs(want)));
+                for (int i = 0; i < d; ++i) {
+                    const double sig = dz[std::size_t(i)] + yd[std::size_t(i)];
+                    CHECK_NEAR(out8[std::size_t(i)], want_grad ? 0.25 * dz[std::size_t(i)] : sig, 3e-7);
+                }
+            }
+        }
+    }
+}
+
+// ---- optimizer.h: the update rules at every width ---------------------------------------------
+
+namespace {
+
+// One update at width V by the rule of c.kind (apply_lanes of its class).
+template <class V>
+bool apply_at(const OptimizerConfig& c, std::int64_t t, std::size_t n, float* p, const float* g, float* s0, float* s1,
+              float* previous) {
+    switch (c.kind) {
+        case OptimizerKind::adam: {
+            Adam rule(c);
+            rule.begin_step(t, c.learning_rate);
+            return rule.template apply_lanes<V>(n, p, g, s0, s1, previous);
+        }
+        case OptimizerKind::adamw: {
+            AdamW rule(c);
+            rule.begin_step(t, c.learning_rate);
+            return rule.template apply_lanes<V>(n, p, g, s0, s1, previous);
+        }
+        case OptimizerKind::sgd: {
+            Sgd rule(c);
+            rule.begin_step(t, c.learning_rate);
+            return rule.template apply_lanes<V>(n, p, g, s0, previous);
+        }
+        case OptimizerKind::rmsprop: {
+            RmsProp rule(c);
+            rule.begin_step(t, c.learning_rate);
+            return rule.template apply_lanes<V>(n, p, g, s0, previous);
+        }
+    }
+    return false;
+}
+
+}  // namespace
+
+// Every rule, every length, three steps (the second with a non-finite gradient in some runs,
+// at the start, in the last vector or in the tail): every width gives the scalar formula's bits
+// for p, the slots and previous, and its finite flag; the guard values past n stay untouched
+// (and a NaN there never reaches the flag). Without a previous buffer the update is the same.
+TEST(update_rules_same_bits_at_every_width_as_scalar_formula) {
+    int runs = 0;
+    for (const OptimizerConfig& c : configs()) {
+        for (int n : lengths()) {
+            for (int bad : {-1, 0, n - 1, n / 2}) {  // -1: every gradient finite
+                if (bad >= n) continue;
+                std::mt19937 gen{unsigned(n * 31 + bad + 2)};
+                std::normal_distribution<float> normal(0.0f, 1.0f);
+                const std::size_t size = std::size_t(n) + 16;
+                State start{std::vector<float>(size), std::vector<float>(size), std::vector<float>(size),
+                            std::vector<float>(size, -2.0f)};
+                for (std::size_t i = 0; i < size; ++i) {
+                    start.p[i] = normal(gen);
+                    start.s0[i] = normal(gen) * 0.1f;
+                    start.s1[i] = std::fabs(normal(gen)) * 0.01f;
+                }
+                std::vector<std::vector<float>> grads(3, std::vector<float>(size, kNaN));  // NaN past n
+                for (auto& g : grads) {
+                    for (int i = 0; i < n; ++i) g[std::size_t(i)] = normal(gen) * 0.1f;
+                }
+                if (bad >= 0) grads[1][std::size_t(bad)] = bad % 2 ? kInf : kNaN;
+                State want = start;
+                std::vector<bool> want_finite;
+                for (int t = 1; t <= 3; ++t) {
+                    want_finite.push_back(ScalarRule{c, t}(std::size_t(n), want.p.data(), grads[std::size_t(t - 1)].data(),
+                                                          want.s0.data(), want.s1.data(), want.previous.data()));
+                }
+                for_each_width([&](auto v, const char* name) {
+                    using V = decltype(v);
+                    State got = start, got_no_previous = start;
+                    bool ok = true;
+                    for (int t = 1; t <= 3; ++t) {
+                        const float* g = grads[std::size_t(t - 1)].data();
+                        const bool finite = apply_at<V>(c, t, std::size_t(n), got.p.data(), g, got.s0.data(),
+                                                        got.s1.data(), got.previous.data());
+                        apply_at<V>(c, t, std::size_t(n), got_no_previous.p.data(), g, got_no_previous.s0.data(),
+                                    got_no_previous.s1.data(), nullptr);
+                        ok = ok && finite == want_finite[std::size_t(t - 1)];
+                    }
+                    got_no_previous.previous = got.previous;
+                    if (!ok || !(got == want) || !(got_no_previous == want)) {
+                        fastae_test::fail(__FILE__, __LINE__, std::string(name) + " " + name_of(c.kind) +
+                                                                  ": differs from the scalar formula, n " + std::to_string(n) +
+                                                                  " bad at " + std::to_string(bad));
+                    }
+                });
+                if (bad >= 0) CHECK(!want_finite[1]);
+                ++runs;
+            }
+        }
+    }
+    CHECK(runs > 500);
+}
+
+// The rules at every width against their naive twins in double (Adam::naive etc.: bias
+// corrections in double, no reassociation), 10 steps over lengths with every tail size.
+TEST(update_rules_at_every_width_match_naive_twin) {
+    for (const OptimizerConfig& c : configs()) {
+        for (int n : {1, 7, 15, 17, 31, 100}) {
+            for_each_width([&](auto v, const char* name) {
+                using V = decltype(v);
+                std::mt19937 gen{unsigned(n)};
+                std::normal_distribution<float> normal(0.0f, 1.0f);
+                const std::size_t size = std::size_t(n);
+                std::vector<float> p(size), g(size), s0(size, 0.0f), s1(size, 0.0f);
+                for (float& x : p) x = normal(gen);
+                std::vector<double> pd(p.begin(), p.end()), gd(size), s0d(size, 0.0), s1d(size, 0.0);
+                for (int t = 1; t <= 10; ++t) {
+                    for (std::size_t i = 0; i < size; ++i) gd[i] = g[i] = normal(gen) * 0.1f;
+                    CHECK(apply_at<V>(c, t, size, p.data(), g.data(), s0.data(), s1.data(), nullptr));
+                    optimizer_step_naive(c, t, size, pd.data(), gd.data(), s0d.data(), s1d.data());
+                }
+                double worst = 0, worst_slot = 0;  // relative errors
+                for (std::size_t i = 0; i < size; ++i) {
+                    worst = std::max(worst, std::fabs(p[i] - pd[i]) / (1 + std::fabs(pd[i])));
+                    worst_slot = std::max(worst_slot, std::fabs(s0[i] - s0d[i]) / (1e-3 + std::fabs(s0d[i])));
+                    worst_slot = std::max(worst_slot, std::fabs(s1[i] - s1d[i]) / (1e-6 + std::fabs(s1d[i])));
+                }
+                if (!(worst <= 2e-5 && worst_slot <= 1e-4)) {
+                    fastae_test::fail(__FILE__, __LINE__, std::string(name) + " " + name_of(c.kind) + ", n " +
+                                                              std::to_string(n) + ": error " + std::to_string(worst) +
+                                                              ", slots " + std::to_string(worst_slot));
+                }
+            });
+        }
+    }
+}
+
+#endif  // builds without AVX2 have no vector kernels: their Eigen versions are tested elsewhere
