@@ -7,11 +7,14 @@
 #include <type_traits>
 
 #include "gemm.h"
-#include "vector_math.h"
 
 namespace fastae::detail {
 
 namespace {
+
+template <class V>
+void sum_block(const std::uint32_t* idx, const float* val, std::size_t count, const float* w, std::size_t stride,
+               int width, float* out, bool add);
 
 #ifdef FASTAE_HAVE_AVX2_MATH
 // lanes[m]: the indices of the set bits of m, in increasing order, packed to the front.
@@ -29,121 +32,87 @@ struct PackTable {
 const PackTable kPackTable;
 #endif
 
-// The inner loops, over one block of at most 64 outputs (width) and the list entries [0, count)
-// of one run of one sample (for the weight gradient, of one feature). Each output's sum runs in
-// list order from zero, one fused multiply-add per term (std::fma rounds as the vector FMA does,
-// so every build gives the same bits), whatever the blocking; with `add` the run's sum is then
-// added to out (the gemm's C = C + run, gemm.h: gemm_k_block).
+// The inner loops, written once over simd.h's vectors (V: Vec8, Vec16, or Twin16 in the tests),
+// over one block of at most 64 outputs (width) and the list entries [0, count) of one run of one
+// sample (for the weight gradient, of one feature). Each output's sum runs in list order from
+// zero, one fused multiply-add per term, whatever the vector width (the last width % lanes outputs
+// in one masked vector) or blocking, and builds without AVX2 run the same FMAs one output at a
+// time (std::fma rounds as the vector FMA does): every build gives the same bits. With `add` the
+// run's sum is then added to out (the gemm's C = C + run, gemm.h: gemm_k_block).
 //
 // sum_rows: out[o] (+)= sum over k of val[k] * w[idx[k] * stride + o] (the forward product over a
 // sample's features, and the weight gradient over a feature's samples).
 #ifdef FASTAE_HAVE_AVX2_MATH
-template <int NV>
+template <class V, int NV>
 inline void sum_rows(const std::uint32_t* idx, const float* val, std::size_t count, const float* w,
-                     std::size_t stride, float* out, bool add) {
-    __m256 acc[NV];
-    for (int q = 0; q < NV; ++q) acc[q] = _mm256_setzero_ps();
+                     std::size_t stride, float* out, int rest, bool add) {
+    constexpr int L = V::lanes;
+    const typename V::mask tail = V::first_lanes(rest);
+    typename V::type acc[NV + 1];
+    for (int q = 0; q <= NV; ++q) acc[q] = V::zero();
     for (std::size_t k = 0; k < count; ++k) {
-        const __m256 v = _mm256_set1_ps(val[k]);
+        const typename V::type v = V::set1(val[k]);
         const float* row = w + std::size_t(idx[k]) * stride;
-        for (int q = 0; q < NV; ++q) acc[q] = _mm256_fmadd_ps(_mm256_loadu_ps(row + 8 * q), v, acc[q]);
-    }
-    for (int q = 0; q < NV; ++q) {
-        _mm256_storeu_ps(out + 8 * q, add ? _mm256_add_ps(_mm256_loadu_ps(out + 8 * q), acc[q]) : acc[q]);
-    }
-}
-
-// The last width % 8 outputs (rest, 1 to 7) as one masked vector: the same sums, one FMA per term
-// in list order, so the same bits as the scalar loop, without its chain of dependent scalar FMAs
-// (a width of 100, 64 + 36, left 4 outputs that took longer than the other 96).
-inline __m256i tail_mask(int rest) {
-    return _mm256_cmpgt_epi32(_mm256_set1_epi32(rest), _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7));
-}
-
-inline void sum_rows_tail(const std::uint32_t* idx, const float* val, std::size_t count, const float* w,
-                          std::size_t stride, float* out, int rest, bool add) {
-    const __m256i mask = tail_mask(rest);
-    __m256 acc = _mm256_setzero_ps();
-    for (std::size_t k = 0; k < count; ++k) {
-        acc = _mm256_fmadd_ps(_mm256_maskload_ps(w + std::size_t(idx[k]) * stride, mask), _mm256_set1_ps(val[k]), acc);
-    }
-    if (add) acc = _mm256_add_ps(_mm256_maskload_ps(out, mask), acc);
-    _mm256_maskstore_ps(out, mask, acc);
-}
-
-// Calls kernel(std::integral_constant<int, NV>) with NV = width / 8 (width <= 64), the whole
-// vectors of a block, and returns how many outputs they cover.
-template <typename Kernel>
-int in_vectors(int width, Kernel&& kernel) {
-    switch (width / 8) {
-        case 8: kernel(std::integral_constant<int, 8>()); break;
-        case 7: kernel(std::integral_constant<int, 7>()); break;
-        case 6: kernel(std::integral_constant<int, 6>()); break;
-        case 5: kernel(std::integral_constant<int, 5>()); break;
-        case 4: kernel(std::integral_constant<int, 4>()); break;
-        case 3: kernel(std::integral_constant<int, 3>()); break;
-        case 2: kernel(std::integral_constant<int, 2>()); break;
-        case 1: kernel(std::integral_constant<int, 1>()); break;
-        default: break;
-    }
-    return width / 8 * 8;
-}
-#endif
-
-#if defined(__AVX512F__)
-// The same kernels with 16-lane vectors where the build has AVX-512: per output the same FMAs in
-// the same order (the same bits as the 8-lane and scalar code), half the instructions. The last
-// width % 16 outputs go in one masked vector.
-template <int NV>
-inline void sum_rows16(const std::uint32_t* idx, const float* val, std::size_t count, const float* w,
-                       std::size_t stride, float* out, int rest, bool add) {
-    const __mmask16 tail = __mmask16((1u << rest) - 1u);
-    __m512 acc[NV + 1];
-    for (int q = 0; q <= NV; ++q) acc[q] = _mm512_setzero_ps();
-    for (std::size_t k = 0; k < count; ++k) {
-        const __m512 v = _mm512_set1_ps(val[k]);
-        const float* row = w + std::size_t(idx[k]) * stride;
-        for (int q = 0; q < NV; ++q) acc[q] = _mm512_fmadd_ps(_mm512_loadu_ps(row + 16 * q), v, acc[q]);
-        if (rest) acc[NV] = _mm512_fmadd_ps(_mm512_maskz_loadu_ps(tail, row + 16 * NV), v, acc[NV]);
+        for (int q = 0; q < NV; ++q) acc[q] = V::fma(V::loadu(row + L * q), v, acc[q]);
+        if (rest) acc[NV] = V::fma(V::load_masked(row + L * NV, tail), v, acc[NV]);
     }
     if (add) {
-        for (int q = 0; q < NV; ++q) acc[q] = _mm512_add_ps(_mm512_loadu_ps(out + 16 * q), acc[q]);
-        if (rest) acc[NV] = _mm512_add_ps(_mm512_maskz_loadu_ps(tail, out + 16 * NV), acc[NV]);
+        for (int q = 0; q < NV; ++q) acc[q] = V::add(V::loadu(out + L * q), acc[q]);
+        if (rest) acc[NV] = V::add(V::load_masked(out + L * NV, tail), acc[NV]);
     }
-    for (int q = 0; q < NV; ++q) _mm512_storeu_ps(out + 16 * q, acc[q]);
-    if (rest) _mm512_mask_storeu_ps(out + 16 * NV, tail, acc[NV]);
+    for (int q = 0; q < NV; ++q) V::storeu(out + L * q, acc[q]);
+    if (rest) V::store_masked(out + L * NV, tail, acc[NV]);
 }
 
-// Calls kernel(std::integral_constant<int, NV>) with NV = width / 16 (width <= 64).
-template <typename Kernel>
-void in_vectors16(int width, Kernel&& kernel) {
-    switch (width / 16) {
-        case 4: kernel(std::integral_constant<int, 4>()); break;
-        case 3: kernel(std::integral_constant<int, 3>()); break;
-        case 2: kernel(std::integral_constant<int, 2>()); break;
-        case 1: kernel(std::integral_constant<int, 1>()); break;
-        default: kernel(std::integral_constant<int, 0>()); break;
+// The weight gradient sample by sample: for each entry (feature f, value v) of sample j's list,
+// dW row f (the block's outputs) = v * dZ column j + that row, one FMA in place (rows start at
+// +0). Per row the terms come in sample order, one FMA each: the chain sum_rows runs over the
+// feature's list, so the same bits, with dZ's column held in registers and no re-sorting of the
+// entries by feature. For one run of samples only (b <= gemm_k_block(b)).
+template <class V, int NV>
+inline void scatter_rows(const std::uint32_t* feature, const float* value, const std::uint32_t* sample_start, int b,
+                         const float* dz, std::size_t stride, float* dw, int rest) {
+    constexpr int L = V::lanes;
+    const typename V::mask tail = V::first_lanes(rest);
+    for (int j = 0; j < b; ++j) {
+        const float* col = dz + std::size_t(j) * stride;
+        typename V::type g[NV + 1];
+        for (int q = 0; q < NV; ++q) g[q] = V::loadu(col + L * q);
+        if (rest) g[NV] = V::load_masked(col + L * NV, tail);
+        for (std::uint32_t k = sample_start[j]; k < sample_start[j + 1]; ++k) {
+            const typename V::type x = V::set1(value[k]);
+            float* row = dw + std::size_t(feature[k]) * stride;
+            for (int q = 0; q < NV; ++q) V::storeu(row + L * q, V::fma(g[q], x, V::loadu(row + L * q)));
+            if (rest) V::store_masked(row + L * NV, tail, V::fma(g[NV], x, V::load_masked(row + L * NV, tail)));
+        }
     }
 }
-#endif
 
-void sum_block(const std::uint32_t* idx, const float* val, std::size_t count, const float* w, std::size_t stride,
-               int width, float* out, bool add) {
-    int o = 0;
-#if defined(__AVX512F__)
-    in_vectors16(width, [&](auto nv) {
-        sum_rows16<decltype(nv)::value>(idx, val, count, w, stride, out, width % 16, add);
-    });
-    return;
-#endif
-#ifdef FASTAE_HAVE_AVX2_MATH
-    o = in_vectors(width, [&](auto nv) { sum_rows<decltype(nv)::value>(idx, val, count, w, stride, out, add); });
-    if (o < width) {
-        sum_rows_tail(idx, val, count, w + o, stride, out + o, width - o, add);
+// Calls kernel(std::integral_constant<int, NV>) for nv = NV, the whole vectors of a block of at
+// most 64 outputs (nv <= 64 / lanes).
+template <class V, int NV = 64 / V::lanes, class Kernel>
+void in_vectors(int nv, Kernel&& kernel) {
+    if (nv == NV) {
+        kernel(std::integral_constant<int, NV>());
         return;
     }
+    if constexpr (NV > 0) in_vectors<V, NV - 1>(nv, kernel);
+}
+
+template <class V>
+void sum_block(const std::uint32_t* idx, const float* val, std::size_t count, const float* w, std::size_t stride,
+               int width, float* out, bool add) {
+    in_vectors<V>(width / V::lanes, [&](auto nv) {
+        sum_rows<V, decltype(nv)::value>(idx, val, count, w, stride, out, width % V::lanes, add);
+    });
+}
 #endif
-    for (; o < width; ++o) {  // outputs past the vectors (all of them without AVX2)
+
+// The scalar build's block: the same FMAs, one output at a time.
+template <>
+void sum_block<ScalarLanes>(const std::uint32_t* idx, const float* val, std::size_t count, const float* w,
+                            std::size_t stride, int width, float* out, bool add) {
+    for (int o = 0; o < width; ++o) {
         float acc = 0.0f;
         for (std::size_t k = 0; k < count; ++k) acc = std::fma(w[std::size_t(idx[k]) * stride + std::size_t(o)], val[k], acc);
         out[o] = add ? out[o] + acc : acc;
@@ -154,13 +123,14 @@ void sum_block(const std::uint32_t* idx, const float* val, std::size_t count, co
 // into out as gemm sums its k = total terms (gemm.h: gemm_k_block): in runs of `run` keys, each
 // from zero, the first stored and the others added, empty runs included (gemm adds their +0,
 // which turns a -0 into +0), so the bits are gemm's.
+template <class V>
 void sum_runs(const std::uint32_t* idx, const float* val, std::size_t k0, std::size_t k1, int total, int run,
               const float* w, std::size_t stride, int n_out, float* out) {
     for (int first = 0; first < total; first += run) {
         const std::uint32_t limit = std::uint32_t(std::min(first + run, total));
         const std::size_t k_end = std::size_t(std::lower_bound(idx + k0, idx + k1, limit) - idx);
         for (int o0 = 0; o0 < n_out; o0 += 64) {
-            sum_block(idx + k0, val + k0, k_end - k0, w + o0, stride, std::min(64, n_out - o0), out + o0, first > 0);
+            sum_block<V>(idx + k0, val + k0, k_end - k0, w + o0, stride, std::min(64, n_out - o0), out + o0, first > 0);
         }
         k0 = k_end;
     }
@@ -224,14 +194,16 @@ bool SparseInput::compress(const float* x, int d, int b) {
     return true;
 }
 
-void SparseInput::forward(const float* w, int n_out, float* z) {
+template <class V>
+void SparseInput::forward_with(const float* w, int n_out, float* z) const {
     // Each sample's list in gemm's runs of features (gemm_k_block: 4 runs of 196 for 784): blocking
     // the features for L1 instead measured slower (153 against 136 us for a 256 x 784 MNIST batch
-    // and 64 outputs, on Zen 3).
+    // and 64 outputs, on Zen 3; no faster on Zen 5).
     const int run = gemm_k_block(d_);
     for (int j = 0; j < b_; ++j) {
-        sum_runs(feature_of_.data(), sample_value_.data(), sample_start_[std::size_t(j)], sample_start_[std::size_t(j) + 1],
-                 d_, run, w, std::size_t(n_out), n_out, z + std::size_t(j) * std::size_t(n_out));
+        sum_runs<V>(feature_of_.data(), sample_value_.data(), sample_start_[std::size_t(j)],
+                    sample_start_[std::size_t(j) + 1], d_, run, w, std::size_t(n_out), n_out,
+                    z + std::size_t(j) * std::size_t(n_out));
     }
 }
 
@@ -251,10 +223,27 @@ void SparseInput::by_feature() {
     }
 }
 
-// Each feature's gradient row is summed in registers over the samples where it is nonzero, in
-// sample order (the order and the FMAs of adding sample by sample into the row, so the same
-// bits), and stored once: a row per feature instead of a load and a store of it per entry.
-void SparseInput::weight_gradient(const float* dz, int n_out, float* dw) {
+// Up to 64 outputs and one run of samples (b <= gemm_k_block(b): every batch of up to 256), the
+// rows are built sample by sample (scatter_rows): for a 256 x 784 MNIST batch on Zen 5 that
+// measured 73-76 against 85-87 us at 64 outputs, 36-41 against 75-76 at 32 (with Vec8: 91-93
+// against 103-104 at 64). Otherwise each feature's gradient row is summed in registers over the
+// samples where it is nonzero, in gemm's runs of samples (the entries re-sorted by feature): at
+// 100 outputs 165 against 231 us for the scatter, whose rows then straddle cache lines and whose
+// lists are read once per 64 outputs.
+template <class V>
+void SparseInput::weight_gradient_with(const float* dz, int n_out, float* dw) {
+#ifdef FASTAE_HAVE_AVX2_MATH
+    if constexpr (!std::is_same_v<V, ScalarLanes>) {
+        if (gemm_k_block(b_) >= b_ && n_out <= 64) {
+            std::fill(dw, dw + std::size_t(d_) * std::size_t(n_out), 0.0f);
+            in_vectors<V>(n_out / V::lanes, [&](auto nv) {
+                scatter_rows<V, decltype(nv)::value>(feature_of_.data(), sample_value_.data(), sample_start_.data(), b_,
+                                                     dz, std::size_t(n_out), dw, n_out % V::lanes);
+            });
+            return;
+        }
+    }
+#endif
     by_feature();
     const int run = gemm_k_block(b_);  // gemm sums the batch's samples in runs
     for (int f = 0; f < d_; ++f) {
@@ -264,9 +253,27 @@ void SparseInput::weight_gradient(const float* dz, int n_out, float* dw) {
             std::fill(row, row + n_out, 0.0f);
             continue;
         }
-        sum_runs(sample_of_.data(), feature_value_.data(), p0, p1, b_, run, dz, std::size_t(n_out), n_out, row);
+        sum_runs<V>(sample_of_.data(), feature_value_.data(), p0, p1, b_, run, dz, std::size_t(n_out), n_out, row);
     }
 }
+
+void SparseInput::forward(const float* w, int n_out, float* z) const { forward_with<NativeLanes>(w, n_out, z); }
+void SparseInput::weight_gradient(const float* dz, int n_out, float* dw) {
+    weight_gradient_with<NativeLanes>(dz, n_out, dw);
+}
+
+template void SparseInput::forward_with<ScalarLanes>(const float*, int, float*) const;
+template void SparseInput::weight_gradient_with<ScalarLanes>(const float*, int, float*);
+#ifdef FASTAE_HAVE_AVX2_MATH
+template void SparseInput::forward_with<simd::Vec8>(const float*, int, float*) const;
+template void SparseInput::weight_gradient_with<simd::Vec8>(const float*, int, float*);
+template void SparseInput::forward_with<simd::Twin16>(const float*, int, float*) const;
+template void SparseInput::weight_gradient_with<simd::Twin16>(const float*, int, float*);
+#endif
+#ifdef FASTAE_HAVE_AVX512_MATH
+template void SparseInput::forward_with<simd::Vec16>(const float*, int, float*) const;
+template void SparseInput::weight_gradient_with<simd::Vec16>(const float*, int, float*);
+#endif
 
 void sparse_forward_naive(const float* x, int d, int b, const float* w, int n_out, double* z) {
     for (int j = 0; j < b; ++j) {

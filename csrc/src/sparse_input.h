@@ -24,7 +24,18 @@
 #include <cstdint>
 #include <vector>
 
+#include "simd.h"
+
 namespace fastae::detail {
+
+// One output at a time with std::fma: the kernels of a build without AVX2 (and a geometry the
+// tests compare the vector ones with).
+struct ScalarLanes {};
+#ifdef FASTAE_HAVE_AVX2_MATH
+using NativeLanes = simd::Widest;
+#else
+using NativeLanes = ScalarLanes;
+#endif
 
 class SparseInput {
 public:
@@ -45,9 +56,16 @@ public:
     void clear() { active_ = false; }
 
     // Z (n_out, b) = W X for the compressed batch (n_in = d).
-    void forward(const float* w, int n_out, float* z);
+    void forward(const float* w, int n_out, float* z) const;
     // dW (d rows of n_out) = dZ X^T for the compressed batch.
     void weight_gradient(const float* dz, int n_out, float* dw);
+
+    // The same products on the vectors V (simd.h: Vec8, Twin16, Vec16 where the build has them,
+    // or ScalarLanes): all give the same bits; production runs NativeLanes, the tests every one.
+    template <class V>
+    void forward_with(const float* w, int n_out, float* z) const;
+    template <class V>
+    void weight_gradient_with(const float* dz, int n_out, float* dw);
 
 private:
     void by_feature();

@@ -3,8 +3,10 @@
 // The sparse path sums the same terms as the GEMM minus the zero ones, in gemm's runs of k
 // (gemm.h: gemm_k_block), so with the FMA kernels (gemm_sums_in_k_runs) Z = W X and dW = dZ X^T
 // must equal gemm's results bit for bit: that is what lets the engine pick either path by
-// measurement without changing a run's results (network.h: FirstLayerPath). The naive twins in
-// double (test_kernels.cpp) check the values; this file checks the bits.
+// measurement without changing a run's results (network.h: FirstLayerPath). Each product runs at
+// every vector geometry the build has (simd.h: Vec8, Twin16 -- the 16-lane loops and masked
+// tails on AVX2 machines -- and Vec16 with AVX-512) and one output at a time (ScalarLanes). The
+// naive twins in double (test_kernels.cpp) check the values; this file checks the bits.
 #include <cmath>
 #include <cstdio>
 #include <cstring>
@@ -55,15 +57,32 @@ void check_products(const std::vector<float>& x, const std::vector<float>& w, co
                     int b, int n_out, const std::string& what) {
     SparseInput sp(d, std::size_t(b));
     CHECK_IN(sp.compress(x.data(), d, b), what);
-    std::vector<float> z(std::size_t(n_out) * std::size_t(b), -7.0f), dw(w.size(), -7.0f);
-    sp.forward(w.data(), n_out, z.data());
-    sp.weight_gradient(dz.data(), n_out, dw.data());
     GemmWorkspace gws;
-    std::vector<float> z_dense(z.size(), 3.0f), dw_dense(dw.size(), 3.0f);
+    std::vector<float> z_dense(std::size_t(n_out) * std::size_t(b), 3.0f), dw_dense(w.size(), 3.0f);
     gemm(false, false, n_out, b, d, 1.0f, w.data(), n_out, x.data(), d, 0.0f, z_dense.data(), n_out, gws);
     gemm(false, true, n_out, d, b, 1.0f, dz.data(), n_out, x.data(), d, 0.0f, dw_dense.data(), n_out, gws);
-    CHECK_IN(same_bits(z, z_dense), what + ": Z differs at " + std::to_string(first_difference(z, z_dense)));
-    CHECK_IN(same_bits(dw, dw_dense), what + ": dW differs at " + std::to_string(first_difference(dw, dw_dense)));
+    // Every vector geometry of the build (the production one, NativeLanes, among them).
+    auto check = [&](auto lanes, const char* name) {
+        using V = decltype(lanes);
+        std::vector<float> z(z_dense.size(), -7.0f), dw(dw_dense.size(), -7.0f);
+        sp.forward_with<V>(w.data(), n_out, z.data());
+        sp.weight_gradient_with<V>(dz.data(), n_out, dw.data());
+        const std::string where = what + ", " + name;
+        CHECK_IN(same_bits(z, z_dense), where + ": Z differs at " + std::to_string(first_difference(z, z_dense)));
+        CHECK_IN(same_bits(dw, dw_dense), where + ": dW differs at " + std::to_string(first_difference(dw, dw_dense)));
+    };
+    check(ScalarLanes{}, "scalar");
+#ifdef FASTAE_HAVE_AVX2_MATH
+    check(simd::Vec8{}, "Vec8");
+    check(simd::Twin16{}, "Twin16");
+#endif
+#ifdef FASTAE_HAVE_AVX512_MATH
+    check(simd::Vec16{}, "Vec16");
+#endif
+    std::vector<float> z(z_dense.size(), -7.0f), dw(dw_dense.size(), -7.0f);
+    sp.forward(w.data(), n_out, z.data());
+    sp.weight_gradient(dz.data(), n_out, dw.data());
+    CHECK_IN(same_bits(z, z_dense) && same_bits(dw, dw_dense), what + ", production");
 }
 
 }  // namespace
