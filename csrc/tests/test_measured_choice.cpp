@@ -1,0 +1,76 @@
+// test_measured_choice.cpp -- the timed choice between two ways of the same work
+// (measured_choice.h), on scripted timings.
+#include <vector>
+
+#include "check.h"
+#include "measured_choice.h"
+
+using fastae::detail::MeasuredChoice;
+
+namespace {
+
+// Runs `steps` runs with way times (default, alternative) given by cost(step, way) and returns
+// how many ran the alternative.
+template <class Cost>
+int run(MeasuredChoice& choice, int steps, Cost cost, int first_step = 0) {
+    int alternative_runs = 0;
+    for (int s = first_step; s < first_step + steps; ++s) {
+        const bool alt = choice.next();
+        alternative_runs += alt;
+        choice.record(alt, cost(s, alt));
+    }
+    return alternative_runs;
+}
+
+}  // namespace
+
+// The faster way runs except for the warm-up block and the probes (4 runs in 64).
+TEST(measured_choice_runs_the_faster_way) {
+    for (bool alternative_faster : {false, true}) {
+        MeasuredChoice choice;
+        const int alt = run(choice, 640, [&](int, bool a) { return a == alternative_faster ? 1.0 : 1.3; });
+        if (alternative_faster) {
+            CHECK(alt >= 640 - 4 - 10 * 4 - 4);
+        } else {
+            CHECK(alt <= 4 + 10 * 4 + 4);
+        }
+        CHECK(choice.best() == alternative_faster);
+    }
+}
+
+// The runs right after a switch pay for cold caches: the first must not count, or the way that
+// is not running would look slower than it is and the first choice would stick. Here the two
+// runs after every switch cost 3x and the alternative is 20% faster: it must win (counting the
+// first of them puts half of each probe's runs at 3x, and the median with them).
+TEST(measured_choice_ignores_the_run_after_a_switch) {
+    MeasuredChoice choice;
+    bool last = false;
+    int since_switch = 0, alt = 0;
+    for (int s = 0; s < 640; ++s) {
+        const bool a = choice.next();
+        alt += a;
+        since_switch = s > 0 && a != last ? 0 : since_switch + 1;
+        last = a;
+        choice.record(a, (a ? 1.0 : 1.2) * (s > 0 && since_switch < 2 ? 3.0 : 1.0));
+    }
+    CHECK(choice.best());
+    CHECK(alt > 560);
+}
+
+// Spikes (one run in 5 at 4x, on the faster way only) do not move the median of 7: the faster
+// way keeps running.
+TEST(measured_choice_is_robust_to_spikes) {
+    MeasuredChoice choice;
+    const int alt = run(choice, 640, [](int s, bool a) { return a ? (s % 5 == 0 ? 4.0 : 1.0) : 1.25; });
+    CHECK(choice.best());
+    CHECK(alt > 560);
+}
+
+// When the ways' costs cross, the probes find it and the choice follows within a few periods.
+TEST(measured_choice_follows_a_change) {
+    MeasuredChoice choice;
+    run(choice, 320, [](int, bool a) { return a ? 1.0 : 1.5; });
+    CHECK(choice.best());
+    run(choice, 320, [](int, bool a) { return a ? 1.5 : 1.0; }, 320);
+    CHECK(!choice.best());
+}
