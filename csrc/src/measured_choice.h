@@ -16,12 +16,17 @@ namespace fastae::detail {
 
 class MeasuredChoice {
 public:
+    // probe_runs of the other way every probe_period runs; skip_after_switch: whether the first
+    // run after the way changed goes uncounted (record).
+    explicit MeasuredChoice(int probe_period = 64, int probe_runs = 2, bool skip_after_switch = false)
+        : probe_period_(probe_period), probe_runs_(probe_runs), skip_after_switch_(skip_after_switch) {}
+
     // The way for the next run of the work: true = the alternative, false = the default.
     bool next() {
         ++runs_;
         if (runs_ <= kWarmup) return runs_ > kWarmup / 2;  // a block of each to seed both estimates
         const bool alternative = best();
-        if (runs_ % kProbePeriod < kProbeRuns) return !alternative;
+        if (runs_ % probe_period_ < probe_runs_) return !alternative;
         return alternative;
     }
     // The way measured faster so far (the default until both are measured), without advancing
@@ -31,14 +36,15 @@ public:
         return median(1) < median(0);
     }
 
-    // A run right after the other way ran is not counted: it pays for the caches that way left
-    // (its buffers evicted, the packing or list buffers cold), so every probe would measure the
-    // way that is not running as slower than it is, and a choice once made would stick.
+    // With skip_after_switch, a run right after the other way ran is not counted: it pays for the
+    // caches that way left (its buffers evicted, the packing or list buffers cold), so every probe
+    // would measure the way that is not running as slower than it is, and a choice once made
+    // would stick.
     void record(bool alternative, double seconds) {
         const int k = alternative ? 1 : 0;
         const bool after_switch = last_ != k;
         last_ = k;
-        if (after_switch) return;
+        if (after_switch && skip_after_switch_) return;
         recent_[k][next_[k]] = seconds;
         next_[k] = (next_[k] + 1) % kWindow;
         count_[k] = std::min(count_[k] + 1, kWindow);
@@ -46,8 +52,6 @@ public:
 
 private:
     static constexpr int kWarmup = 8;
-    static constexpr int kProbePeriod = 64;
-    static constexpr int kProbeRuns = 4;  // the first of them uncounted
     static constexpr int kWindow = 7;
 
     double median(int k) const {
@@ -57,6 +61,8 @@ private:
         return v[count_[k] / 2];
     }
 
+    int probe_period_, probe_runs_;
+    bool skip_after_switch_;
     long runs_ = 0;
     double recent_[2][kWindow] = {};  // each way's last counted runs (default, alternative), a ring
     int next_[2] = {0, 0}, count_[2] = {0, 0};

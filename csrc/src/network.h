@@ -151,7 +151,10 @@ public:
     void add(double seconds) { seconds_ += seconds; }
 
 private:
-    MeasuredChoice choice_;  // default: sparse; alternative: dense
+    // Default: sparse; alternative: dense. The paths' costs move slowly (with the data's
+    // density), and a probe costs a slower batch: 4 runs in 256, the first after a switch
+    // uncounted (the other path's buffers are cold then).
+    MeasuredChoice choice_{256, 4, true};
     bool measuring_ = false, sparse_ = true;
     double seconds_ = 0.0;
 };

@@ -119,20 +119,18 @@ void sum_block<ScalarLanes>(const std::uint32_t* idx, const float* val, std::siz
     }
 }
 
-// Sums the list entries [k0, k1) (keys ascending: features of a sample, or samples of a feature)
-// into out as gemm sums its k = total terms (gemm.h: gemm_k_block): in runs of `run` keys, each
-// from zero, the first stored and the others added, empty runs included (gemm adds their +0,
-// which turns a -0 into +0), so the bits are gemm's.
+// Sums the list entries [start[0], end) into out as gemm sums its k terms (gemm.h:
+// gemm_k_block): in runs, run r being entries [start[r], start[r + 1]) (the last ends at end),
+// each from zero, the first stored and the others added, empty runs included (gemm adds their
+// +0, which turns a -0 into +0), so the bits are gemm's.
 template <class V>
-void sum_runs(const std::uint32_t* idx, const float* val, std::size_t k0, std::size_t k1, int total, int run,
+void sum_runs(const std::uint32_t* idx, const float* val, const std::uint32_t* start, int runs, std::size_t end,
               const float* w, std::size_t stride, int n_out, float* out) {
-    for (int first = 0; first < total; first += run) {
-        const std::uint32_t limit = std::uint32_t(std::min(first + run, total));
-        const std::size_t k_end = std::size_t(std::lower_bound(idx + k0, idx + k1, limit) - idx);
+    for (int r = 0; r < runs; ++r) {
+        const std::size_t k0 = start[r], k1 = r + 1 < runs ? start[r + 1] : end;
         for (int o0 = 0; o0 < n_out; o0 += 64) {
-            sum_block<V>(idx + k0, val + k0, k_end - k0, w + o0, stride, std::min(64, n_out - o0), out + o0, first > 0);
+            sum_block<V>(idx + k0, val + k0, k1 - k0, w + o0, stride, std::min(64, n_out - o0), out + o0, r > 0);
         }
-        k0 = k_end;
     }
 }
 
@@ -146,6 +144,9 @@ SparseInput::SparseInput(int d, std::size_t capacity) : d_(d) {
     // batches) the lists stay empty and compress always declines.
     if (room > std::size_t(UINT32_MAX) || capacity == 0) return;
     sample_start_.resize(capacity + 1);
+    feature_run_ = gemm_k_block(d);
+    feature_runs_ = (d + feature_run_ - 1) / feature_run_;
+    run_start_.resize(capacity * std::size_t(feature_runs_));
     feature_of_.resize(room);
     sample_value_.resize(room);
     feature_start_.resize(std::size_t(d) + 1);
@@ -157,10 +158,16 @@ SparseInput::SparseInput(int d, std::size_t capacity) : d_(d) {
 bool SparseInput::compress(const float* x, int d, int b) {
     active_ = false;
     if (d != d_ || b < 1 || std::size_t(b) + 1 > sample_start_.size()) return false;
+    if ((b + gemm_k_block(b) - 1) / gemm_k_block(b) > kMaxSampleRuns) return false;  // weight_gradient's run table
     const std::size_t budget = std::min(max_nonzeros_, std::size_t(kMaxDensity * double(d) * double(b)));
     std::size_t k = 0;
     for (int j = 0; j < b; ++j) {
         sample_start_[std::size_t(j)] = std::uint32_t(k);
+        // Where each of gemm's runs of features starts in the list (forward_with): recorded as the
+        // loop passes each boundary, a branch taken at the same places for every sample.
+        std::uint32_t* runs = run_start_.data() + std::size_t(j) * std::size_t(feature_runs_);
+        runs[0] = std::uint32_t(k);
+        int r = 1, boundary = feature_run_;
         const float* col = x + std::size_t(j) * std::size_t(d);
         int i = 0;
 #ifdef FASTAE_HAVE_AVX2_MATH
@@ -175,10 +182,14 @@ bool SparseInput::compress(const float* x, int d, int b) {
             _mm256_storeu_ps(sample_value_.data() + k, _mm256_permutevar8x32_ps(v, perm));
             _mm256_storeu_si256(reinterpret_cast<__m256i*>(feature_of_.data() + k),
                                 _mm256_add_epi32(perm, _mm256_set1_epi32(i)));
+            for (; r < feature_runs_ && boundary < i + 8; ++r, boundary += feature_run_) {
+                runs[r] = std::uint32_t(k) + std::uint32_t(__builtin_popcount(unsigned(mask) & ((1u << (boundary - i)) - 1u)));
+            }
             k += std::size_t(__builtin_popcount(unsigned(mask)));
         }
 #endif
         for (; i < d; ++i) {
+            for (; r < feature_runs_ && boundary <= i; ++r, boundary += feature_run_) runs[r] = std::uint32_t(k);
             if (!(col[i] == 0.0f)) {
                 feature_of_[k] = std::uint32_t(i);
                 sample_value_[k] = col[i];
@@ -199,10 +210,9 @@ void SparseInput::forward_with(const float* w, int n_out, float* z) const {
     // Each sample's list in gemm's runs of features (gemm_k_block: 4 runs of 196 for 784): blocking
     // the features for L1 instead measured slower (153 against 136 us for a 256 x 784 MNIST batch
     // and 64 outputs, on Zen 3; no faster on Zen 5).
-    const int run = gemm_k_block(d_);
     for (int j = 0; j < b_; ++j) {
-        sum_runs<V>(feature_of_.data(), sample_value_.data(), sample_start_[std::size_t(j)],
-                    sample_start_[std::size_t(j) + 1], d_, run, w, std::size_t(n_out), n_out,
+        sum_runs<V>(feature_of_.data(), sample_value_.data(), run_start_.data() + std::size_t(j) * std::size_t(feature_runs_),
+                    feature_runs_, sample_start_[std::size_t(j) + 1], w, std::size_t(n_out), n_out,
                     z + std::size_t(j) * std::size_t(n_out));
     }
 }
@@ -246,6 +256,8 @@ void SparseInput::weight_gradient_with(const float* dz, int n_out, float* dw) {
 #endif
     by_feature();
     const int run = gemm_k_block(b_);  // gemm sums the batch's samples in runs
+    const int runs = (b_ + run - 1) / run;
+    std::uint32_t start[kMaxSampleRuns];
     for (int f = 0; f < d_; ++f) {
         const std::size_t p0 = feature_start_[std::size_t(f)], p1 = feature_start_[std::size_t(f) + 1];
         float* row = dw + std::size_t(f) * std::size_t(n_out);
@@ -253,7 +265,11 @@ void SparseInput::weight_gradient_with(const float* dz, int n_out, float* dw) {
             std::fill(row, row + n_out, 0.0f);
             continue;
         }
-        sum_runs<V>(sample_of_.data(), feature_value_.data(), p0, p1, b_, run, dz, std::size_t(n_out), n_out, row);
+        const std::uint32_t* samples = sample_of_.data();
+        for (int r = 0; r < runs; ++r) {  // where run r's samples start in the feature's list
+            start[r] = std::uint32_t(std::lower_bound(samples + p0, samples + p1, std::uint32_t(r * run)) - samples);
+        }
+        sum_runs<V>(samples, feature_value_.data(), start, runs, p1, dz, std::size_t(n_out), n_out, row);
     }
 }
 

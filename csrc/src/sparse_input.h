@@ -75,6 +75,11 @@ private:
     bool active_ = false;
     // Sample j's nonzeros, features ascending, are entries [sample_start[j], sample_start[j + 1]).
     std::vector<std::uint32_t> sample_start_, feature_of_;
+    // Sample j's list split at gemm's runs of features (gemm_k_block(d) of them, feature_runs_
+    // runs): run r starts at entry run_start_[j * feature_runs_ + r].
+    int feature_run_ = 1, feature_runs_ = 1;
+    std::vector<std::uint32_t> run_start_;
+    static constexpr int kMaxSampleRuns = 64;  // gemm's runs of samples in a batch (at most 4096 / 256)
     std::vector<float> sample_value_;
     // The same entries by feature (for the weight gradient): feature f's are [feature_start[f],
     // feature_start[f + 1]), samples ascending; fill_ is the counting sort's cursor per feature.

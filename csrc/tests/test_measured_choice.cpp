@@ -24,10 +24,10 @@ int run(MeasuredChoice& choice, int steps, Cost cost, int first_step = 0) {
 
 }  // namespace
 
-// The faster way runs except for the warm-up block and the probes (4 runs in 64).
+// The faster way runs except for the warm-up block and the probes (4 runs in 64 here).
 TEST(measured_choice_runs_the_faster_way) {
     for (bool alternative_faster : {false, true}) {
-        MeasuredChoice choice;
+        MeasuredChoice choice(64, 4, true);
         const int alt = run(choice, 640, [&](int, bool a) { return a == alternative_faster ? 1.0 : 1.3; });
         if (alternative_faster) {
             CHECK(alt >= 640 - 4 - 10 * 4 - 4);
@@ -43,7 +43,7 @@ TEST(measured_choice_runs_the_faster_way) {
 // runs after every switch cost 3x and the alternative is 20% faster: it must win (counting the
 // first of them puts half of each probe's runs at 3x, and the median with them).
 TEST(measured_choice_ignores_the_run_after_a_switch) {
-    MeasuredChoice choice;
+    MeasuredChoice choice(64, 4, true);
     bool last = false;
     int since_switch = 0, alt = 0;
     for (int s = 0; s < 640; ++s) {
@@ -60,7 +60,7 @@ TEST(measured_choice_ignores_the_run_after_a_switch) {
 // Spikes (one run in 5 at 4x, on the faster way only) do not move the median of 7: the faster
 // way keeps running.
 TEST(measured_choice_is_robust_to_spikes) {
-    MeasuredChoice choice;
+    MeasuredChoice choice(64, 2, false);
     const int alt = run(choice, 640, [](int s, bool a) { return a ? (s % 5 == 0 ? 4.0 : 1.0) : 1.25; });
     CHECK(choice.best());
     CHECK(alt > 560);
@@ -68,7 +68,7 @@ TEST(measured_choice_is_robust_to_spikes) {
 
 // When the ways' costs cross, the probes find it and the choice follows within a few periods.
 TEST(measured_choice_follows_a_change) {
-    MeasuredChoice choice;
+    MeasuredChoice choice(64, 2, false);
     run(choice, 320, [](int, bool a) { return a ? 1.0 : 1.5; });
     CHECK(choice.best());
     run(choice, 320, [](int, bool a) { return a ? 1.5 : 1.0; }, 320);
