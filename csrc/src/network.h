@@ -151,10 +151,9 @@ public:
     void add(double seconds) { seconds_ += seconds; }
 
 private:
-    // Default: sparse; alternative: dense. The paths' costs move slowly (with the data's
-    // density), and a probe costs a slower batch: 4 runs in 256, the first after a switch
-    // uncounted (the other path's buffers are cold then).
-    MeasuredChoice choice_{256, 4, true};
+    // Default: sparse; alternative: dense. Probes of 4 runs, the first after a switch uncounted
+    // (the other path's buffers are cold then), 16 to 256 runs apart.
+    MeasuredChoice choice_{16, 256, 4, true};
     bool measuring_ = false, sparse_ = true;
     double seconds_ = 0.0;
 };

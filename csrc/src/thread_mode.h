@@ -20,11 +20,11 @@ public:
     void record(bool solo, double seconds) { choice_.record(solo, seconds); }
 
 private:
-    // 2 runs of the other mode in 256. A core that gets busy shows at once in the running team's
-    // own times; one that frees up is found by the probes, within 256 steps (a fraction of an
-    // epoch). Probing 2 in 64 cost the 2-thread deep model 3% of its epoch on free cores (its
-    // solo probes take twice a team step: 2.8 against 1.4 ms, Zen 5).
-    MeasuredChoice choice_{256, 2, false};
+    // Probes of 2 steps in the other mode, 16 to 256 steps apart (measured_choice.h). A core that
+    // gets busy shows at once in the running team's own times; one that frees up is found by the
+    // probes. A fixed 64-step gap cost a 2-thread deep-model epoch on free cores about 3% (its solo
+    // probes take twice a team step: 2.8 against 1.4 ms, Zen 5).
+    MeasuredChoice choice_{16, 256, 2, false};
 };
 
 }  // namespace fastae::detail
