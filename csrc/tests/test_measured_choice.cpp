@@ -87,3 +87,15 @@ TEST(measured_choice_recovers_from_a_burst) {
     CHECK(!choice.best());
     CHECK(alt <= 40 + 4 * 2);
 }
+
+// The way not running is judged on its latest probe alone: its old times are stale (they are what
+// made it lose). After 600 runs where the alternative is slow, it becomes twice as fast as the
+// default: the next probe (at most 256 runs away) must be enough, where old probe times kept in
+// its window of 7 would outvote two fresh ones for several probes.
+TEST(measured_choice_judges_the_idle_way_on_its_latest_probe) {
+    MeasuredChoice choice(16, 256, 2, false);
+    run(choice, 600, [](int, bool a) { return a ? 3.0 : 1.0; });
+    CHECK(!choice.best());
+    run(choice, 300, [](int, bool a) { return a ? 0.5 : 1.0; }, 600);
+    CHECK(choice.best());
+}
