@@ -21,6 +21,7 @@
 #include "fastae/model.h"
 #include "network.h"
 #include "simd.h"
+#include "thread_mode.h"
 #include "worker_pool.h"
 
 namespace fastae::detail {
@@ -234,6 +235,19 @@ struct Model::Impl {
     std::optional<OptimizerState> optimizer;
     mutable detail::UseGuard guard;
     detail::InferenceCache inference;  // inference's threads and workspaces (model.cpp: for_each_chunk)
+
+    // The team-or-solo choice of training steps (thread_mode.h), kept from session to session so
+    // that a loop of partial_fit calls does not warm it up again (4 solo steps among the first 8)
+    // in every call; made anew when the team's size changes.
+    detail::ThreadModeChooser& thread_mode_for(int team) {
+        if (team != thread_mode_team) {
+            thread_mode = detail::ThreadModeChooser();
+            thread_mode_team = team;
+        }
+        return thread_mode;
+    }
+    detail::ThreadModeChooser thread_mode;
+    int thread_mode_team = 0;
 };
 
 }  // namespace fastae

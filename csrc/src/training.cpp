@@ -86,7 +86,8 @@ TrainingSession::Impl::Impl(Model::Impl& model_, const TrainingData& data_, cons
       batch_capacity(std::min<std::size_t>(std::size_t(options_.batch_size), data_.n)),
       n_shards(int(std::max<std::size_t>(1, std::min<std::size_t>(std::size_t(options_.n_threads), batch_capacity)))),
       pool(n_shards),
-      targets_are_inputs(data_.y == nullptr || data_.y == data_.x) {
+      targets_are_inputs(data_.y == nullptr || data_.y == data_.x),
+      chooser(model_.thread_mode_for(n_shards)) {
     const std::size_t shard_capacity = (batch_capacity + std::size_t(n_shards) - 1) / std::size_t(n_shards);
     grads.assign(std::size_t(n_shards), AlignedFloats(n_params, 0.0f));
     shard_loss.assign(std::size_t(n_shards), 0.0);

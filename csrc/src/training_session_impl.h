@@ -104,7 +104,7 @@ struct TrainingSession::Impl {
     std::vector<detail::AlignedFloats> batch_means;          // [l + 1]: the whole batch's means
     std::vector<double> chunk_sums;         // evaluation
     detail::AlignedFloats val_buffers;      // evaluation of 8-bit data: one chunk per member
-    detail::ThreadModeChooser chooser;
+    detail::ThreadModeChooser& chooser;  // the model's (Model::Impl::thread_mode_for)
 
     // The current step.
     Batch batch;
