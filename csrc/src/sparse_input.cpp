@@ -158,7 +158,8 @@ SparseInput::SparseInput(int d, std::size_t capacity) : d_(d) {
 bool SparseInput::compress(const float* x, int d, int b) {
     active_ = false;
     if (d != d_ || b < 1 || std::size_t(b) + 1 > sample_start_.size()) return false;
-    if ((b + gemm_k_block(b) - 1) / gemm_k_block(b) > kMaxSampleRuns) return false;  // weight_gradient's run table
+    const int sample_run = gemm_k_block(b);
+    if ((b + sample_run - 1) / sample_run > kMaxSampleRuns) return false;  // weight_gradient's run table
     const std::size_t budget = std::min(max_nonzeros_, std::size_t(kMaxDensity * double(d) * double(b)));
     std::size_t k = 0;
     for (int j = 0; j < b; ++j) {
