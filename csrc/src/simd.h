@@ -83,8 +83,9 @@ struct Vec8 {
     static type select(mask m, type if_set, type if_clear) { return _mm256_blendv_ps(if_clear, if_set, m); }
 
     // Sums of 8 running lanes: v's lanes added to sum8 (for wider vectors, 8 lanes at a time,
-    // low first), and the 8 sums added across in a fixed order.
+    // low first), and the 8 sums added across in a fixed order. mul_into8: products likewise.
     static __m256 add_to_sums8(__m256 sum8, type v) { return _mm256_add_ps(sum8, v); }
+    static __m256 mul_into8(__m256 product8, type v) { return _mm256_mul_ps(product8, v); }
     static float sum_across8(__m256 s8) {
         __m128 s = _mm_add_ps(_mm256_castps256_ps128(s8), _mm256_extractf128_ps(s8, 1));
         s = _mm_add_ps(s, _mm_movehl_ps(s, s));
@@ -153,6 +154,7 @@ struct Twin16 {
     static type select(mask m, type a, type b) { return {Vec8::select(m.lo, a.lo, b.lo), Vec8::select(m.hi, a.hi, b.hi)}; }
 
     static __m256 add_to_sums8(__m256 sum8, type v) { return Vec8::add(Vec8::add(sum8, v.lo), v.hi); }
+    static __m256 mul_into8(__m256 product8, type v) { return Vec8::mul(Vec8::mul(product8, v.lo), v.hi); }
     static float sum_across8(__m256 s8) { return Vec8::sum_across8(s8); }
     static float horizontal_sum(type v) { return sum_across8(add_to_sums8(_mm256_setzero_ps(), v)); }
 };
@@ -210,6 +212,10 @@ struct Vec16 {
     static __m256 add_to_sums8(__m256 sum8, type v) {
         const __m256 hi = _mm256_castpd_ps(_mm512_extractf64x4_pd(_mm512_castps_pd(v), 1));
         return _mm256_add_ps(_mm256_add_ps(sum8, _mm512_castps512_ps256(v)), hi);
+    }
+    static __m256 mul_into8(__m256 product8, type v) {
+        const __m256 hi = _mm256_castpd_ps(_mm512_extractf64x4_pd(_mm512_castps_pd(v), 1));
+        return _mm256_mul_ps(_mm256_mul_ps(product8, _mm512_castps512_ps256(v)), hi);
     }
     static float sum_across8(__m256 s8) { return Vec8::sum_across8(s8); }
     static float horizontal_sum(type v) { return sum_across8(add_to_sums8(_mm256_setzero_ps(), v)); }

@@ -52,6 +52,19 @@ inline typename V::type log1p_unit(typename V::type e) {
     return V::mul(V::add(t, t), s);
 }
 
+// log(x) on 8 lanes, for x in [1, 2^126] (NaN stays NaN): x = 2^k m with m in [1, 2), and
+// log x = k ln 2 + log(1 + (m - 1)), k ln 2 in Cody-Waite's two parts. For the BCE column's
+// products of 1 + e terms (head.h).
+inline __m256 log_at_least_one8(__m256 x) {
+    const __m256i bits = _mm256_castps_si256(x);
+    const __m256 k = _mm256_cvtepi32_ps(_mm256_sub_epi32(_mm256_srli_epi32(bits, 23), _mm256_set1_epi32(127)));
+    const __m256 m = _mm256_castsi256_ps(
+        _mm256_or_si256(_mm256_and_si256(bits, _mm256_set1_epi32(0x007fffff)), _mm256_set1_epi32(0x3f800000)));
+    const __m256 low = Vec8::fma(k, Vec8::set1(-2.12194440e-4f), log1p_unit<Vec8>(Vec8::sub(m, Vec8::set1(1.0f))));
+    const __m256 log = Vec8::fma(k, Vec8::set1(0.693359375f), low);
+    return Vec8::add(log, Vec8::sub(x, x));  // + NaN where x is NaN (the bits above lose it), else + 0
+}
+
 }  // namespace fastae::detail::simd
 
 #endif

@@ -377,6 +377,29 @@ TEST(exp_and_log1p_at_every_width) {
     CHECK(worst_log <= 4.0);
 }
 
+// log_at_least_one8 (the log of the BCE column's products): within 3e-7 of log's magnitude over
+// [1, 2^126] (powers of 2 and the values between), 0 at 1, NaN for NaN.
+TEST(log_at_least_one8_against_std_log) {
+    std::vector<float> in = {1.0f, std::nextafter(1.0f, 2.0f), 2.0f, 1.5f, 3.0f, 1e10f, 1.8446744e19f, 0x1p126f, kNaN};
+    for (float x = 1.0f; x < 0x1p126f; x *= 1.0173f) in.push_back(x);
+    double worst = 0;
+    for (std::size_t i = 0; i < in.size(); i += 8) {
+        alignas(32) float block[8], out[8];
+        for (int k = 0; k < 8; ++k) block[k] = in[std::min(i + std::size_t(k), in.size() - 1)];
+        _mm256_store_ps(out, simd::log_at_least_one8(_mm256_load_ps(block)));
+        for (int k = 0; k < 8; ++k) {
+            if (std::isnan(block[k])) {
+                CHECK(std::isnan(out[k]));
+                continue;
+            }
+            const double want = std::log(double(block[k]));
+            worst = std::max(worst, std::fabs(out[k] - want) / std::max(1.0, want));
+            if (block[k] == 1.0f) CHECK(out[k] == 0.0f && !std::signbit(out[k]));
+        }
+    }
+    CHECK(worst <= 3e-7);
+}
+
 // ---- head.h: the BCE column -------------------------------------------------------------------
 
 // bce_column at every width: the same outputs and column sum, bit for bit, for every length,
@@ -387,10 +410,14 @@ TEST(bce_column_same_bits_at_every_width_and_matches_naive) {
     head.loss = Loss::bce;
     const ActivationSpec out = activation_spec(Activation::sigmoid);
     const auto specials = special_values();
-    for (int d : lengths()) {
-        for (int variant = 0; variant < 3; ++variant) {  // 0: |z| <= 20; 1: wide; 2: with specials
-            auto z = fastae_test::random_vector(std::size_t(d), variant == 0 ? -20.0f : -120.0f,
-                                                variant == 0 ? 20.0f : 120.0f, 100 + unsigned(d) * 3 + unsigned(variant));
+    // Past 512 the products' logs are taken on the way (after every 512 elements): lengths that
+    // end a whole vector, a tail, or a column at such a point, and a long column.
+    std::vector<int> ds = lengths();
+    for (int d : {511, 512, 513, 1016, 1020, 1024, 1031, 3000}) ds.push_back(d);
+    for (int d : ds) {
+        for (int variant = 0; variant < 4; ++variant) {  // 0: |z| <= 20; 1: wide; 2: with specials; 3: |z| <= 1e-3
+            const float range = variant == 0 ? 20.0f : variant == 3 ? 1e-3f : 120.0f;
+            auto z = fastae_test::random_vector(std::size_t(d), -range, range, 100 + unsigned(d) * 3 + unsigned(variant));
             const auto y = fastae_test::random_vector(std::size_t(d), 0.0f, 1.0f, 7 + unsigned(d));
             if (d > 0) z[0] = 0.0f;
             if (variant == 2) {
@@ -419,7 +446,8 @@ TEST(bce_column_same_bits_at_every_width_and_matches_naive) {
                 bool any_nan = false;
                 for (float v : z) any_nan = any_nan || std::isnan(v);
                 if (any_nan) CHECK(std::isnan(sum8));
-                if (variant != 0 || d == 0) continue;
+                // variant 3: every 1 + e near 2, so each lane's product nears 2^64 by 512 elements.
+                if ((variant != 0 && variant != 3) || d == 0) continue;
                 std::vector<double> zd(z.begin(), z.end()), yd(y.begin(), y.end()), dz(static_cast<std::size_t>(d));
                 const double want = head_naive(head, out, zd.data(), yd.data(), d, dz.data());
                 CHECK_NEAR(sum8, want, 2e-6 * (1 + std::fabs(want)));
