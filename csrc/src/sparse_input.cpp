@@ -68,22 +68,31 @@ inline void sum_rows(const std::uint32_t* idx, const float* val, std::size_t cou
 // dW row f (the block's outputs) = v * dZ column j + that row, one FMA in place (rows start at
 // +0). Per row the terms come in sample order, one FMA each: the chain sum_rows runs over the
 // feature's list, so the same bits, with dZ's column held in registers and no re-sorting of the
-// entries by feature. For one run of samples only (b <= gemm_k_block(b)).
+// entries by feature. Run by run of features (the compaction's gemm runs: 196 of 784), each over
+// all the samples, so that the run's rows of dW (49 KB at 64 outputs) stay in L1 while every
+// sample adds into them; sample by sample through all the features, every entry's row came from
+// L2 and went back (sparse_input_bench, 256 x 784 MNIST batch, 64 outputs, Zen 5: 59-65 against
+// 84-107 us). For one run of samples only (b <= gemm_k_block(b)).
 template <class V, int NV>
-inline void scatter_rows(const std::uint32_t* feature, const float* value, const std::uint32_t* sample_start, int b,
-                         const float* dz, std::size_t stride, float* dw, int rest) {
+inline void scatter_rows(const std::uint32_t* feature, const float* value, const std::uint32_t* run_start, int runs,
+                         const std::uint32_t* sample_start, int b, const float* dz, std::size_t stride, float* dw,
+                         int rest) {
     constexpr int L = V::lanes;
     const typename V::mask tail = V::first_lanes(rest);
-    for (int j = 0; j < b; ++j) {
-        const float* col = dz + std::size_t(j) * stride;
-        typename V::type g[NV + 1];
-        for (int q = 0; q < NV; ++q) g[q] = V::loadu(col + L * q);
-        if (rest) g[NV] = V::load_masked(col + L * NV, tail);
-        for (std::uint32_t k = sample_start[j]; k < sample_start[j + 1]; ++k) {
-            const typename V::type x = V::set1(value[k]);
-            float* row = dw + std::size_t(feature[k]) * stride;
-            for (int q = 0; q < NV; ++q) V::storeu(row + L * q, V::fma(g[q], x, V::loadu(row + L * q)));
-            if (rest) V::store_masked(row + L * NV, tail, V::fma(g[NV], x, V::load_masked(row + L * NV, tail)));
+    for (int r = 0; r < runs; ++r) {
+        for (int j = 0; j < b; ++j) {
+            const float* col = dz + std::size_t(j) * stride;
+            typename V::type g[NV + 1];
+            for (int q = 0; q < NV; ++q) g[q] = V::loadu(col + L * q);
+            if (rest) g[NV] = V::load_masked(col + L * NV, tail);
+            const std::uint32_t* starts = run_start + std::size_t(j) * std::size_t(runs);
+            const std::uint32_t end = r + 1 < runs ? starts[r + 1] : sample_start[j + 1];
+            for (std::uint32_t k = starts[r]; k < end; ++k) {
+                const typename V::type x = V::set1(value[k]);
+                float* row = dw + std::size_t(feature[k]) * stride;
+                for (int q = 0; q < NV; ++q) V::storeu(row + L * q, V::fma(g[q], x, V::loadu(row + L * q)));
+                if (rest) V::store_masked(row + L * NV, tail, V::fma(g[NV], x, V::load_masked(row + L * NV, tail)));
+            }
         }
     }
 }
@@ -246,7 +255,8 @@ void SparseInput::by_feature() {
 // Up to 64 outputs and one run of samples (b <= gemm_k_block(b): every batch of up to 256), the
 // rows are built sample by sample (scatter_rows): for a 256 x 784 MNIST batch on Zen 5 that
 // measured 73-76 against 85-87 us at 64 outputs, 36-41 against 75-76 at 32 (with Vec8: 91-93
-// against 103-104 at 64). Otherwise each feature's gradient row is summed in registers over the
+// against 103-104 at 64), before it went run by run (58-59 us at 64 outputs, 36 at 32; Vec8
+// 85-87). Otherwise each feature's gradient row is summed in registers over the
 // samples where it is nonzero, in gemm's runs of samples (the entries re-sorted by feature): at
 // 100 outputs 165 against 231 us for the scatter, whose rows then straddle cache lines and whose
 // lists are read once per 64 outputs.
@@ -257,8 +267,8 @@ void SparseInput::weight_gradient_with(const float* dz, int n_out, float* dw) {
         if (gemm_k_block(b_) >= b_ && n_out <= 64) {
             std::fill(dw, dw + std::size_t(d_) * std::size_t(n_out), 0.0f);
             in_vectors<V>(n_out / V::lanes, [&](auto nv) {
-                scatter_rows<V, decltype(nv)::value>(feature_of_.data(), sample_value_.data(), sample_start_.data(), b_,
-                                                     dz, std::size_t(n_out), dw, n_out % V::lanes);
+                scatter_rows<V, decltype(nv)::value>(feature_of_.data(), sample_value_.data(), run_start_.data(), feature_runs_,
+                                                     sample_start_.data(), b_, dz, std::size_t(n_out), dw, n_out % V::lanes);
             });
             return;
         }
