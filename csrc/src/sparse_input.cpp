@@ -256,20 +256,27 @@ void SparseInput::by_feature() {
 // rows are built sample by sample (scatter_rows): for a 256 x 784 MNIST batch on Zen 5 that
 // measured 73-76 against 85-87 us at 64 outputs, 36-41 against 75-76 at 32 (with Vec8: 91-93
 // against 103-104 at 64), before it went run by run (58-59 us at 64 outputs, 36 at 32; Vec8
-// 85-87). Otherwise each feature's gradient row is summed in registers over the
-// samples where it is nonzero, in gemm's runs of samples (the entries re-sorted by feature): at
-// 100 outputs 165 against 231 us for the scatter, whose rows then straddle cache lines and whose
-// lists are read once per 64 outputs.
+// 85-87). Run by run it also wins in blocks of 64 outputs for widths of whole 16-float vectors up
+// to 192 (80: 90 against 126 us; 96: 102 / 126-138; 112: 111 / 152-156; 128: 143-145 /
+// 176-183; 192: 180-182 / 269-274; Vec8 at 128: 193 / 207). Otherwise each feature's gradient
+// row is summed in registers over the samples where it is nonzero, in gemm's runs of samples
+// (the entries re-sorted by feature), which measured faster at 100 outputs (164-165 against
+// 172-174 us: the last vector's rows straddle cache lines) and at 256 and 512 (335-354 against
+// 361-371, 746-752 against 807-815: the rows' power-of-2 stride crowds a few L1 sets).
 template <class V>
 void SparseInput::weight_gradient_with(const float* dz, int n_out, float* dw) {
 #ifdef FASTAE_HAVE_AVX2_MATH
     if constexpr (!std::is_same_v<V, ScalarLanes>) {
-        if (gemm_k_block(b_) >= b_ && n_out <= 64) {
+        if (gemm_k_block(b_) >= b_ && (n_out <= 64 || (n_out <= 192 && n_out % 16 == 0))) {
             std::fill(dw, dw + std::size_t(d_) * std::size_t(n_out), 0.0f);
-            in_vectors<V>(n_out / V::lanes, [&](auto nv) {
-                scatter_rows<V, decltype(nv)::value>(feature_of_.data(), sample_value_.data(), run_start_.data(), feature_runs_,
-                                                     sample_start_.data(), b_, dz, std::size_t(n_out), dw, n_out % V::lanes);
-            });
+            for (int o0 = 0; o0 < n_out; o0 += 64) {  // blocks of 64 outputs
+                const int width = std::min(64, n_out - o0);
+                in_vectors<V>(width / V::lanes, [&](auto nv) {
+                    scatter_rows<V, decltype(nv)::value>(feature_of_.data(), sample_value_.data(), run_start_.data(),
+                                                         feature_runs_, sample_start_.data(), b_, dz + o0,
+                                                         std::size_t(n_out), dw + o0, width % V::lanes);
+                });
+            }
             return;
         }
     }

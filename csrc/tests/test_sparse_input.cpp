@@ -88,8 +88,9 @@ void check_products(const std::vector<float>& x, const std::vector<float>& w, co
 }  // namespace
 
 // Inputs of 1 to 4 runs of features (784 = 4 x 196, 600 = 3 x 200, 257 = 2 runs), batches of 1 to
-// 2 runs of samples (300 = 2 x 150), output widths of every vector count and tail, empty samples
-// and never-used features.
+// 2 runs of samples (300 = 2 x 150), output widths of every vector count and tail (and 80 and
+// 128: the weight gradient's scatter in blocks of 64 outputs), empty samples and never-used
+// features.
 TEST(sparse_products_equal_gemm_bit_for_bit) {
     if (!gemm_sums_in_k_runs()) {
         std::printf("skipped: this build's gemm is Eigen's product (its own summation order)\n");
@@ -98,7 +99,7 @@ TEST(sparse_products_equal_gemm_bit_for_bit) {
     unsigned seed = 40;
     for (int d : {13, 256, 257, 600, 784}) {
         for (int b : {1, 7, 128, 256, 300}) {
-            for (int n_out : {1, 10, 16, 64, 100, 130}) {
+            for (int n_out : {1, 10, 16, 64, 80, 100, 128, 130}) {
                 if (std::size_t(d) * std::size_t(b) * std::size_t(n_out) > (std::size_t(1) << 24)) continue;
                 const double density = (seed % 3 == 0) ? 0.05 : 0.3;
                 const auto x = sparse_batch(d, b, density, /*empty=*/b / 2, seed++);
