@@ -23,11 +23,11 @@ _loader.load_core()
 from . import _core  # noqa: E402  (the module load_core registered)
 from ._anomaly import AnomalyDetector  # noqa: E402
 from ._autoencoder import Autoencoder  # noqa: E402
-from ._base import ModelFileError, from_bytes, load  # noqa: E402
 from ._code_size import CodeSizeReport, choose_code_size  # noqa: E402
 from ._compat import NotFittedError  # noqa: E402
 from ._core import TrainingDivergedError  # noqa: E402
 from ._mlp import MLPClassifier, MLPRegressor  # noqa: E402
+from ._persistence import ModelFileError, from_bytes, load  # noqa: E402
 from ._vae import VariationalAutoencoder  # noqa: E402
 from ._validation import available_cpus, resolve_n_threads  # noqa: E402
 from .datasets import load_digits  # noqa: E402

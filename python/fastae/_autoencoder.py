@@ -1,8 +1,8 @@
 """fastae.Autoencoder: a scikit-learn estimator over the C++ engine (fastae._core).
 
 What every estimator on the engine shares (parameters, input checks, the training driver,
-weights, model files, pickling) is in _base.py; this file holds what is the autoencoder's own:
-its parameters, its mirrored network, and its methods.
+weights; model files and pickling from _persistence.py) is in _base.py; this file holds what is
+the autoencoder's own: its parameters, its mirrored network, and its methods.
 """
 
 from __future__ import annotations

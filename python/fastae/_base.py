@@ -1,10 +1,11 @@
 """What every estimator on fastae's engine shares: the parameter contract and its checks, input
-validation (arrays, data frames, SciPy sparse matrices, feature names), the training driver,
-weights, model files and pickling. A concrete estimator (``Autoencoder``; the supervised models
-and the variational autoencoder as they land) adds only what is its own:
+validation (arrays, data frames, SciPy sparse matrices, feature names), the training driver and
+weights; model files and pickling come from the mixin ``_persistence._Persistent``. A concrete
+estimator (``Autoencoder``; the supervised models and the variational autoencoder as they land)
+adds only what is its own:
 
 - ``_ESTIMATOR_NAME``: the kind its model files' metadata names (``fastae.load`` returns that
-  class);
+  class; declared in _persistence.py);
 - ``_param_checks``: its constructor parameters' checks, usually the base's table plus its own;
 - ``_network_spec(n_features, p)``: the engine's network for resolved hyperparameters;
 - ``_params_of_network(spec, sizes)``: the hyperparameters that describe a network read from a
@@ -16,21 +17,22 @@ With scikit-learn installed the base is a ``sklearn.base.BaseEstimator`` (``_com
 
 from __future__ import annotations
 
-import json
 import math
-import numbers
-import os
 import re
 import sys
 import warnings
 from contextlib import contextmanager
-from typing import Any, Optional, Union
+from typing import Any, NamedTuple, Optional
 
 import numpy as np
 
-from . import _core, _progress
+from . import _core, _persistence, _progress
 from . import distributed as _distributed
 from ._compat import BaseEstimator, NotFittedError, tags_with
+
+# Model files and pickling. ModelFileError, load and from_bytes are re-exported: they were
+# fastae._base's before _persistence.py (fastae itself imports them from there).
+from ._persistence import ModelFileError, _Persistent, from_bytes, load  # noqa: F401
 from ._validation import (
     INITIALIZERS,
     MAX_INT,
@@ -43,7 +45,6 @@ from ._validation import (
     Real,
     check_activations,
     check_array,
-    check_bool,
     check_bytes,
     check_callbacks,
     check_hidden_layer_sizes,
@@ -69,14 +70,6 @@ from ._validation import (
 # with shuffle seed (seed + offset) mod 2^64 after init_weights(seed). Defined once, in C++
 # (fastae/autoencoder.h), so that C++ programs can train the same network.
 _SHUFFLE_SEED_OFFSET = _core.AUTOENCODER_SHUFFLE_SEED_OFFSET
-
-ModelFileError = _core.ModelFileError
-
-# Model-file metadata kind -> estimator class (filled as the classes are defined).
-_REGISTRY: dict[str, type[_NetworkEstimator]] = {}
-# The class for a model file without fastae's metadata (one saved from C++).
-_DEFAULT_KIND = "fastae.Autoencoder"
-_VARIATIONAL_KIND = "fastae.VariationalAutoencoder"  # the same, for a variational network
 
 
 # The options every layer of a network takes (penalties on its weights, dropout on its output):
@@ -115,10 +108,8 @@ def _engine_errors():
         raise ValueError(fixed) from None
 
 
-class _NetworkEstimator(BaseEstimator):
+class _NetworkEstimator(_Persistent, BaseEstimator):
     """The base of fastae's estimators (see the module docstring). Not public: use its subclasses."""
-
-    _ESTIMATOR_NAME: Optional[str] = None
 
     # Every constructor parameter's check, run in this order by _validated_params, each given the
     # values checked before it. tests/test_robustness.py holds bad values for every parameter.
@@ -158,11 +149,6 @@ class _NetworkEstimator(BaseEstimator):
         "callbacks": Check(check_callbacks),
         "max_time": Real(0.0, optional=True),
     }
-
-    def __init_subclass__(cls, **kwargs):
-        super().__init_subclass__(**kwargs)
-        if cls.__dict__.get("_ESTIMATOR_NAME"):
-            _REGISTRY[cls._ESTIMATOR_NAME] = cls
 
     # ---- scikit-learn's estimator contract -------------------------------------------------
 
@@ -393,9 +379,36 @@ class _NetworkEstimator(BaseEstimator):
         supervised models' targets (None for the autoencoder). comm: an MPI communicator for
         data-parallel training, which fastae.distributed turns into its Group."""
         p = self._validated_params()
-        scale = p["input_scale"]
         fitted = getattr(self, "_model", None) is not None
         continuing = partial and fitted  # partial_fit on a fitted model: same inputs, same network
+        data = self._training_data(X, validation_data, sample_weight, y, p["input_scale"], continuing, comm)
+        p = self._training_params(p, data, continuing, comm)
+        model = self._starting_model(p, data, partial, resume, fitted)
+        epochs = 1 if partial else p["epochs"]
+        record = _EpochRecord(self.history_ if continuing else None, p, epochs,
+                              validating=data.X_val is not None or p["validation_split"] > 0.0,
+                              verbose=p["verbose"] if comm is None or comm.rank == 0 else 0)
+        cut_due = False
+        if continuing:
+            # The engine's monitor starts afresh each call: the best epoch so far and a plateau cut
+            # due come from the history, so that partial_fit tracks and cuts as one fit would.
+            cut_due = record.replay_monitor(p["lr_patience"])
+            if self._stopped_early(p, record.best.get("epoch"), len(record.history["loss"])):
+                return self
+        options = self._engine_options(p, epochs, record, partial, resume and fitted, cut_due,
+                                       data.X_val is not None)
+        if comm is not None:
+            comm.check_model(model)  # the same network everywhere, rank 0's weights
+        self._fit_model(model, data, p, options, record, continuing, comm)
+        if partial and p["early_stopping"] and p["restore_best_weights"]:
+            if record.best.get("epoch") == len(record.history["loss"]):  # this call's epoch is the best so far
+                self._best_params = (record.best["epoch"], model.get_params())  # kept for _stopped_early
+        return self
+
+    def _training_data(self, X, validation_data, sample_weight, y, scale, continuing, comm):
+        """The training call's data checked and converted as the engine takes them (_TrainingData),
+        in this order: the feature names (partial_fit on a fitted model: those fit saw), X,
+        validation_data's X, y, validation_data's y, sample_weight, validation_data's weights."""
         names = None
         if continuing:
             self._check_feature_names(X)
@@ -417,161 +430,144 @@ class _NetworkEstimator(BaseEstimator):
                              "contain at least one non-zero number)")
         val_weight = None if X_val is None else check_sample_weight(val_weight, X_val.shape[0],
                                                                     "validation_data's sample weights")
+        return _TrainingData(X, Y, sample_weight, X_val, Y_val, val_weight, scale, names, target_attributes)
 
+    def _training_params(self, p, data, continuing, comm):
+        """p completed for the network to train: its head (a fitted network's own for partial_fit,
+        else "auto" resolved from the training data's range) and what the targets give it
+        (_network_params). With comm, the ranks agree first (Group.setup)."""
+        X, scale = data.X, data.scale
         if comm is not None:  # every rank's shapes, rank 0's seed, the global data range
-            comm.setup(self, p, X, sample_weight, self._needs_target_range(p),
+            comm.setup(self, p, X, data.sample_weight, self._needs_target_range(p),
                        lambda: self._targets_in_unit_range(X, scale))
         if continuing:  # the network goes on as it is, its head included
             p["loss"], p["output_activation"] = self._model.loss, self._model.output_activation
         else:
             self._resolve_head(p, (self._targets_in_unit_range(X, scale) if comm is None else comm.unit_range)
                                if self._needs_target_range(p) else None)
-        p = self._network_params(p, target_attributes)
-        model = self._new_model(X.shape[1], p, float_data=X.dtype != np.uint8)
+        return self._network_params(p, data.target_attributes)
+
+    def _starting_model(self, p, data, partial, resume, fitted):
+        """The network to train: the fitted one continued (partial_fit, or warm_start=True, on a
+        fitted estimator: _continued_model), else a new one, its weights drawn from p's seed."""
+        model = self._new_model(data.X.shape[1], p, float_data=data.X.dtype != np.uint8)
         if (partial or p["warm_start"]) and fitted:
-            if list(self._model.layer_sizes) != list(model.layer_sizes):
-                what = "partial_fit" if partial else "warm_start=True"
-                raise ValueError(f"{what} needs the fitted layer sizes {list(self._model.layer_sizes)}; the "
-                                 f"current parameters and X give {list(model.layer_sizes)}")
-            ties = [[layer["tied_to"] for layer in m.spec()["layers"]] for m in (self._model, model)]
-            if not partial and ties[0] != ties[1]:
-                raise ValueError(f"warm_start=True needs the fitted network's weight ties (tied_weights="
-                                 f"{any(t >= 0 for t in ties[0])}): its weights do not fit a network with "
-                                 f"tied_weights={any(t >= 0 for t in ties[1])}")
-            if partial:
-                model = self._model.copy()  # weights and optimizer state continued (if any)
-            else:
-                model.set_params(self._model.get_params())
-            if resume and not partial:
-                state = self._model.optimizer_state()
-                if state is None:
-                    raise ValueError("resume_optimizer=True, but the model has no optimizer state to resume (its "
-                                     "weights came from set_weights, or from a file saved with "
-                                     "include_optimizer_state=False)")
-                if state["config"]["optimizer"] != p["optimizer"]:
-                    raise ValueError(f"resume_optimizer=True, but the saved optimizer state is "
-                                     f"{state['config']['optimizer']!r}'s and optimizer={p['optimizer']!r}")
-                model.set_optimizer_state(state)
-        else:
-            if resume and not partial:
-                raise ValueError("resume_optimizer=True needs warm_start=True and a fitted (or loaded) model: it "
-                                 "continues the training that model went through")
-            model.init_weights(p["seed"])
-            self._seed_weights(model, p)
-        resume = resume and fitted
-        epochs = 1 if partial else p["epochs"]
+            return self._continued_model(model, p, partial, resume)
+        if resume and not partial:
+            raise ValueError("resume_optimizer=True needs warm_start=True and a fitted (or loaded) model: it "
+                             "continues the training that model went through")
+        model.init_weights(p["seed"])
+        self._seed_weights(model, p)
+        return model
 
-        history = {k: list(v) for k, v in self.history_.items()} if continuing else {"loss": [], "seconds": []}
-        if X_val is not None or p["validation_split"] > 0.0:
-            history.setdefault("val_loss", [float("nan")] * len(history["loss"]))
-        first_epoch = len(history["loss"])
-        display = _progress.display(p["verbose"] if comm is None or comm.rank == 0 else 0, first_epoch + epochs)
-        callbacks = list(p["callbacks"] or ())
-        raised = []  # exceptions of the user's callables: fit publishes what was done, then raises them
-        best = {}
-        cut_due = False
-        if continuing:
-            # The engine's monitor starts afresh each call: the best epoch so far and a plateau cut
-            # due come from the history, so that partial_fit tracks and cuts as one fit would.
-            best_epoch, best_loss, cut_due = _monitor_replay(history, p["min_delta"], p["lr_patience"])
-            if best_epoch is not None:
-                best.update(epoch=best_epoch, loss=best_loss)
-            # Early stopping over partial_fit calls: once patience epochs have passed without a
-            # better one, a call trains no more; the model goes back to the best epoch's weights
-            # (kept by the calls, below) with restore_best_weights.
-            if partial and p["early_stopping"] and best_epoch is not None and \
-                    len(history["loss"]) - best_epoch >= p["patience"]:
-                kept = getattr(self, "_best_params", None)
-                if p["restore_best_weights"] and kept is not None and kept[0] == best_epoch:
-                    restored = self._model.copy()
-                    restored.set_params(kept[1])
-                    self._model = restored
-                self.stop_reason_ = "early_stopping"
-                return self
+    def _continued_model(self, model, p, partial, resume):
+        """The fitted network, continued, once checked against model (a new network of the current
+        parameters and data): for partial_fit a copy of it (its weights and optimizer state, if
+        any); for warm_start=True model with its weights (and, with resume, its optimizer state)."""
+        if list(self._model.layer_sizes) != list(model.layer_sizes):
+            what = "partial_fit" if partial else "warm_start=True"
+            raise ValueError(f"{what} needs the fitted layer sizes {list(self._model.layer_sizes)}; the "
+                             f"current parameters and X give {list(model.layer_sizes)}")
+        ties = [[layer["tied_to"] for layer in m.spec()["layers"]] for m in (self._model, model)]
+        if not partial and ties[0] != ties[1]:
+            raise ValueError(f"warm_start=True needs the fitted network's weight ties (tied_weights="
+                             f"{any(t >= 0 for t in ties[0])}): its weights do not fit a network with "
+                             f"tied_weights={any(t >= 0 for t in ties[1])}")
+        if partial:
+            return self._model.copy()  # weights and optimizer state continued (if any)
+        model.set_params(self._model.get_params())
+        if resume:
+            model.set_optimizer_state(self._resumed_optimizer_state(p))
+        return model
 
-        def on_epoch(report):
-            _append_history(history, report)
-            monitored = report.get("val_loss", report["loss"])
-            if report["improved"] and ("loss" not in best or monitored < best["loss"] - p["min_delta"]):
-                best.update(epoch=report["epoch"], loss=monitored)
-            if display is not None:
-                display.epoch(report)
-            logs = {k: v for k, v in report.items() if k not in ("epoch", "improved")}
-            keep_going = True
-            try:
-                for callback in callbacks:  # an exception stops training and is raised by fit
-                    keep_going = callback(report["epoch"] - 1, logs) is not False and keep_going
-            except BaseException as exc:
-                raised.append(exc)
-                raise
-            return keep_going
+    def _resumed_optimizer_state(self, p):
+        """The fitted model's optimizer state, for fit(..., resume_optimizer=True) with warm_start."""
+        state = self._model.optimizer_state()
+        if state is None:
+            raise ValueError("resume_optimizer=True, but the model has no optimizer state to resume (its "
+                             "weights came from set_weights, or from a file saved with "
+                             "include_optimizer_state=False)")
+        if state["config"]["optimizer"] != p["optimizer"]:
+            raise ValueError(f"resume_optimizer=True, but the saved optimizer state is "
+                             f"{state['config']['optimizer']!r}'s and optimizer={p['optimizer']!r}")
+        return state
 
-        # Threads: while this model trains, other threads keep using the previous one (none but
-        # this thread can reach the new model -- partial_fit trains a copy -- so fastae::Model's
-        # guard never refuses them; see model.h). The new model and its learned state become the
-        # estimator's in one dict update (one step under the GIL: a reader sees the old state or
-        # the new, never a mix) when training ends, however it ends: an interrupted fit (Ctrl-C)
-        # or a divergence leaves the weights of the last completed (finite) step. Except when the
-        # engine refused the data or its buffers: ValueError (it checks NaN/inf and ranges as the
-        # first epoch reads the data, and undoes any step before a bad value) or MemoryError:
-        # then the previous state stays.
-        def publish(reason):
-            self.__dict__.update(_model=model, _input_scale=scale, n_features_in_=X.shape[1], history_=history,
-                                 n_iter_=len(history["loss"]),
-                                 loss_=history["loss"][-1] if history["loss"] else float("nan"),
-                                 best_epoch_=best.get("epoch"), best_loss_=best.get("loss"), stop_reason_=reason,
-                                 **self._head_attributes(model), **target_attributes,
-                                 **({"feature_names_in_": names} if names is not None else {}))
-            if not continuing and names is None:
-                self.__dict__.pop("feature_names_in_", None)
+    def _stopped_early(self, p, best_epoch, n_epochs):
+        """Early stopping over partial_fit calls: once patience epochs have passed without a better
+        one than best_epoch, a call trains no more (returns True); the model goes back to the best
+        epoch's weights (kept by the calls, _best_params) with restore_best_weights."""
+        if not (p["early_stopping"] and best_epoch is not None and n_epochs - best_epoch >= p["patience"]):
+            return False
+        kept = getattr(self, "_best_params", None)
+        if p["restore_best_weights"] and kept is not None and kept[0] == best_epoch:
+            restored = self._model.copy()
+            restored.set_params(kept[1])
+            self._model = restored
+        self.stop_reason_ = "early_stopping"
+        return True
 
-        # Each call shuffles differently: the engine draws the shuffles from this seed and
-        # initial_epoch (the epochs already run); the seed alone picks validation_split's rows,
-        # so that every partial_fit call holds out the same ones.
+    def _engine_options(self, p, epochs, record, partial, resume, cut_due, has_validation_data):
+        """The engine's options (fastae::TrainOptions) for this call. Each call shuffles
+        differently: the engine draws the shuffles from this seed and initial_epoch (the epochs
+        already run); the seed alone picks validation_split's rows, so that every partial_fit call
+        holds out the same ones."""
+        history = record.history
         shuffle_seed = (p["seed"] + _SHUFFLE_SEED_OFFSET) & 0xFFFFFFFFFFFFFFFF
         options = {"epochs": epochs, "batch_size": p["batch_size"], "shuffle": p["shuffle"], "seed": shuffle_seed,
-                   "n_threads": p["n_threads"], "resume_optimizer": resume, "initial_epoch": first_epoch,
-                   **self._training_controls(p, X_val is not None)}
+                   "n_threads": p["n_threads"], "resume_optimizer": resume, "initial_epoch": record.first_epoch,
+                   **self._training_controls(p, has_validation_data)}
         if partial and history.get("lr") and math.isfinite(history["lr"][-1]) and history["lr"][-1] > 0:
             options["lr_in_force"] = history["lr"][-1]  # plateau and a callable continue from it
             if cut_due and p["lr_schedule"] == "plateau":
                 options["lr_in_force"] = max(options["lr_in_force"] * p["lr_decay_rate"], p["lr_min"])
-        lr_function = None
-        if callable(p["lr_schedule"]):
-            schedule = p["lr_schedule"]
+        return options
 
-            def lr_function(epoch, lr):
-                try:
-                    return schedule(epoch, lr)
-                except BaseException as exc:
-                    raised.append(exc)
-                    raise
-        if comm is not None:
-            comm.check_model(model)  # the same network everywhere, rank 0's weights
+    # Threads: while this model trains, other threads keep using the previous one (none but this
+    # thread can reach the new model -- partial_fit trains a copy -- so fastae::Model's guard never
+    # refuses them; see model.h). The new model and its learned state become the estimator's in one
+    # dict update (_publish: one step under the GIL, so a reader sees the old state or the new,
+    # never a mix) when training ends, however it ends: an interrupted fit (Ctrl-C) or a divergence
+    # leaves the weights of the last completed (finite) step. Except when the engine refused the
+    # data or its buffers: ValueError (it checks NaN/inf and ranges as the first epoch reads the
+    # data, and undoes any step before a bad value) or MemoryError: then the previous state stays.
+
+    def _fit_model(self, model, data, p, options, record, continuing, comm):
+        """Runs the engine's epoch loop on model (calling back record) and publishes the result,
+        however training ends but for the engine's refusals (see the comment above)."""
         try:
             _, reason = model.fit(
-                X.engine_input if isinstance(X, _CsrRows) else X, Y, sample_weight, X_val, Y_val, val_weight,
-                scale=1.0 if scale is None else scale,
-                optimizer=self._optimizer_settings(p), options=options, on_epoch=on_epoch,
-                on_progress=display.progress if display is not None else None, lr_function=lr_function,
+                data.X.engine_input if isinstance(data.X, _CsrRows) else data.X, data.Y, data.sample_weight,
+                data.X_val, data.Y_val, data.val_weight, scale=1.0 if data.scale is None else data.scale,
+                optimizer=self._optimizer_settings(p), options=options, on_epoch=record.on_epoch,
+                on_progress=record.display.progress if record.display is not None else None,
+                lr_function=record.lr_function if record.schedule is not None else None,
                 processes=None if comm is None else comm.engine_args())
         except BaseException as exc:
-            from_user = any(exc is e for e in raised)
+            from_user = record.raised_by_user(exc)
             if isinstance(exc, (MemoryError, ValueError)) and not from_user:
                 # the engine refused the data, a rate or its buffers: the previous state stays
                 with _engine_errors():
                     raise
-            publish("interrupted" if isinstance(exc, KeyboardInterrupt) else
-                    "diverged" if isinstance(exc, _core.TrainingDivergedError) else "callback")
+            self._publish(model, data, record, continuing,
+                          "interrupted" if isinstance(exc, KeyboardInterrupt) else
+                          "diverged" if isinstance(exc, _core.TrainingDivergedError) else "callback")
             raise
         finally:
-            if display is not None:
-                display.close()
-        publish(reason)
-        if partial and p["early_stopping"] and p["restore_best_weights"]:
-            if best.get("epoch") == len(history["loss"]):  # this call's epoch is the best so far: keep it
-                self._best_params = (best["epoch"], model.get_params())
-        return self
+            if record.display is not None:
+                record.display.close()
+        self._publish(model, data, record, continuing, reason)
+
+    def _publish(self, model, data, record, continuing, reason):
+        """The trained model and its learned state made the estimator's, in one dict update."""
+        history, best, names = record.history, record.best, data.names
+        self.__dict__.update(_model=model, _input_scale=data.scale, n_features_in_=data.X.shape[1], history_=history,
+                             n_iter_=len(history["loss"]),
+                             loss_=history["loss"][-1] if history["loss"] else float("nan"),
+                             best_epoch_=best.get("epoch"), best_loss_=best.get("loss"), stop_reason_=reason,
+                             **self._head_attributes(model), **data.target_attributes,
+                             **({"feature_names_in_": names} if names is not None else {}))
+        if not continuing and names is None:
+            self.__dict__.pop("feature_names_in_", None)
 
     @staticmethod
     def _head_attributes(model):
@@ -653,180 +649,10 @@ class _NetworkEstimator(BaseEstimator):
             self.history_: dict[str, list[float]] = {"loss": [], "seconds": []}
         return self
 
-    # ---- model files ---------------------------------------------------------------------------
 
-    def save(self, path: Union[str, bytes, os.PathLike], *, include_optimizer_state: bool = True) -> None:
-        """Writes the fitted estimator to ``path`` (str, bytes or os.PathLike) as a fastae model
-        file (docs/model-format.md): the network, its weights, the optimizer settings and, unless
-        include_optimizer_state=False, the optimizer state (about twice the weights' size) that
-        ``fit(X, resume_optimizer=True)`` continues from; the hyperparameters, ``history_`` and the
-        other fitted attributes go into the file's metadata as JSON. The file is written to a
-        temporary file beside ``path`` and renamed over it: if the save fails, the previous file
-        is left intact. C++ loads it with fastae::load_model. A random_state that is a RandomState
-        or Generator is saved as None (with a warning); pickle keeps it.
-        """
-        model = self._check_fitted()
-        include = check_bool("include_optimizer_state", include_optimizer_state)
-        p = self._validated_params(draw_seed=False)
-        _core.save_model(model, os.fsencode(path), self._optimizer_settings(p), include, self._metadata())
-
-    def to_bytes(self, *, include_optimizer_state: bool = False) -> bytes:
-        """The model file ``save`` writes, as bytes (``fastae.from_bytes`` reads it back): how a
-        fitted estimator ships to other processes (fastae.dask sends it to the workers once)."""
-        model = self._check_fitted()
-        include = check_bool("include_optimizer_state", include_optimizer_state)
-        p = self._validated_params(draw_seed=False)
-        return bytes(_core.model_to_bytes(model, self._optimizer_settings(p), include, self._metadata()))
-
-    @classmethod
-    def load(cls, path: Union[str, bytes, os.PathLike]) -> _NetworkEstimator:
-        """Reads a model file written by ``save`` (or by C++'s fastae::save_model) and returns
-        the fitted estimator. Raises fastae.ModelFileError (a ValueError) when the file is not a
-        valid model file (truncated, corrupted, another version, hostile) or holds another kind
-        of estimator, and OSError when it cannot be read. Loading never executes code from the file.
-
-        A file without the estimator's metadata (one saved from C++) gets its hyperparameters
-        from the network (hidden_layer_sizes, activations, loss) and the file's optimizer
-        settings; the others keep their defaults.
-        """
-        model, settings, metadata = _core.load_model(os.fsencode(path))
-        kind = _metadata_kind(metadata)
-        if kind in _REGISTRY and _REGISTRY[kind] is not cls:
-            raise ModelFileError(f"model file: it holds a {kind}, not a {cls._ESTIMATOR_NAME}; load it with "
-                                 f"fastae.load")
-        return cls._from_model(model, settings, metadata)
-
-    def _metadata(self):
-        """The hyperparameters and training record as UTF-8 JSON (no NaN: null instead)."""
-        params = {}
-        for name in self._get_param_names():
-            value = getattr(self, name)
-            if name == "hidden_layer_sizes":
-                value = list(self._param_checks[name](name, value, {}))
-            elif name == "activation" and isinstance(value, (list, tuple)):
-                value = list(value)
-            elif isinstance(value, np.generic):
-                value = value.item()
-            elif hasattr(value, "get_params"):  # an estimator (an encoder): what it gave is in the network
-                value = None
-            if name == "random_state" and not (value is None or isinstance(value, numbers.Integral)):
-                warnings.warn(f"save stores random_state={value!r} as None (only None or an int fit in a model file; "
-                              f"pickle keeps it)", UserWarning, stacklevel=3)
-                value = None
-            params[name] = value
-        history = {key: [_finite_or_none(v) for v in values] for key, values in getattr(self, "history_", {}).items()}
-        attributes = {"history_": history}
-        if hasattr(self, "n_iter_"):
-            attributes["n_iter_"] = int(self.n_iter_)
-        if hasattr(self, "loss_"):
-            attributes["loss_"] = _finite_or_none(self.loss_)
-        for name in ("loss_function_", "output_activation_"):
-            if hasattr(self, name):
-                attributes[name] = getattr(self, name)
-        if getattr(self, "feature_names_in_", None) is not None:
-            attributes["feature_names_in_"] = [str(n) for n in self.feature_names_in_]
-        attributes.update(self._saved_attributes())
-        doc = {"estimator": self._ESTIMATOR_NAME, "params": params, "attributes": attributes}
-        return json.dumps(doc, allow_nan=False, sort_keys=True).encode("utf-8")
-
-    @classmethod
-    def _from_model(cls, model, settings, metadata):
-        """The estimator for a model read from a model file (see load)."""
-        sizes = list(model.layer_sizes)
-        doc = None
-        if metadata:
-            try:
-                doc = json.loads(metadata.decode("utf-8"))
-            except (UnicodeDecodeError, ValueError, RecursionError) as exc:
-                raise ModelFileError(f"model file: its metadata is not UTF-8 JSON ({exc})") from None
-            if not (isinstance(doc, dict) and doc.get("estimator") == cls._ESTIMATOR_NAME):
-                doc = None  # metadata of some other program: derive the hyperparameters
-        est = cls()
-        held = model.spec()
-        if doc is not None:
-            params, attributes = doc.get("params"), doc.get("attributes", {})
-            if not isinstance(params, dict) or not isinstance(attributes, dict):
-                raise ModelFileError("model file: its metadata's 'params' and 'attributes' must be JSON objects")
-            valid = set(cls._get_param_names())
-            unknown = sorted(set(params) - valid)
-            if unknown:
-                warnings.warn(f"model file: ignoring unknown hyperparameters {unknown} (saved by a newer fastae?)",
-                              UserWarning, stacklevel=3)
-            for name in valid & set(params):
-                value = params[name]
-                as_tuple = name in ("hidden_layer_sizes", "decoder_layer_sizes") and isinstance(value, list)
-                setattr(est, name, tuple(value) if as_tuple else value)
-        else:
-            attributes = {}
-            est.set_params(**cls._params_of_network(held, sizes))
-            est.set_params(optimizer=settings["optimizer"], learning_rate=settings["learning_rate"],
-                           beta_1=settings["beta1"], beta_2=settings["beta2"], epsilon=settings["epsilon"],
-                           momentum=settings["momentum"], nesterov=settings["nesterov"],
-                           weight_decay=settings["weight_decay"], rho=settings["rho"])
-        # The hyperparameters must describe the network the file holds ("auto" as it resolves for
-        # data in [0, 1] or for other data).
-        try:
-            cls._param_checks["hidden_layer_sizes"]("hidden_layer_sizes", est.hidden_layer_sizes, {})
-        except ValueError as exc:
-            raise ModelFileError(f"model file: bad hidden_layer_sizes in its metadata: {exc}") from None
-        try:
-            est._restore_attributes(attributes)
-        except (AttributeError, TypeError, ValueError) as exc:
-            raise ModelFileError(f"model file: bad fitted attributes in its metadata: {exc}") from None
-        try:
-            p = est._network_params(est._validated_params(draw_seed=False), est._target_attributes())
-            described = [cls._network_spec(sizes[0], est._resolve_head(dict(p), unit_range))
-                         for unit_range in (True, False)]
-        except ValueError as exc:
-            raise ModelFileError(f"model file: bad hyperparameters in its metadata: {exc}") from None
-        if held not in described:
-            raise ModelFileError(f"model file: its metadata describes the network {described[0]} but the file holds "
-                                 f"{held}")
-        head = cls._head_attributes(model)
-        try:
-            history = attributes.get("history_", {"loss": [], "seconds": []})
-            est.history_ = {str(key): [float("nan") if v is None else float(v) for v in values]
-                            for key, values in history.items()}
-            if "n_iter_" in attributes:
-                est.n_iter_ = int(attributes["n_iter_"])
-            if "loss_" in attributes:
-                est.loss_ = float("nan") if attributes["loss_"] is None else float(attributes["loss_"])
-            for name, value in head.items():
-                if name in attributes and attributes[name] != value:
-                    raise ValueError(f"{name} is {attributes[name]!r} but the network's is {value!r}")
-            names = attributes.get("feature_names_in_")
-            if names is not None:
-                if not (isinstance(names, list) and len(names) == sizes[0] and all(isinstance(n, str) for n in names)):
-                    raise ValueError(f"feature_names_in_ must be {sizes[0]} strings")
-                est.feature_names_in_ = np.asarray(names, dtype=object)
-        except (AttributeError, TypeError, ValueError) as exc:
-            raise ModelFileError(f"model file: bad training record in its metadata: {exc}") from None
-        est.__dict__.update(head)
-        est._model = model
-        est._input_scale = p["input_scale"]  # inference scales its inputs as training did
-        est.n_features_in_ = sizes[0]
-        return est
-
-    # ---- pickling (copy, deepcopy, pickle, joblib) -----------------------------------------
-
-    # The model travels as model-file bytes (weights and optimizer state, checked on the way
-    # back); everything else in __dict__, hyperparameters included, is pickled as usual.
-
-    def __getstate__(self):
-        state = self.__dict__.copy()
-        model = state.pop("_model", None)
-        if model is not None:
-            state["_model_file"] = _core.model_to_bytes(model, None, True, b"")
-        return state
-
-    def __setstate__(self, state):
-        state = dict(state)
-        data = state.pop("_model_file", None)
-        self.__dict__.update(state)
-        if data is not None:
-            self._model = _core.model_from_bytes(bytes(data))[0]
-            for name, value in self._head_attributes(self._model).items():
-                self.__dict__.setdefault(name, value)  # pickles of fastae before these attributes
+# The name of the estimators' type in the annotations of _persistence's load and from_bytes, for
+# typing.get_type_hints at run time (_persistence imports it only for mypy: _base imports it).
+_persistence._NetworkEstimator = _NetworkEstimator  # type: ignore[misc]
 
 
 class _CsrRows:
@@ -853,6 +679,78 @@ class _CsrRows:
         self.indptr = np.ascontiguousarray(X.indptr, dtype=np.int64)
         self.indices = np.ascontiguousarray(X.indices, dtype=np.int32)
         self.engine_input = ("csr", self.indptr, self.indices, self.values, int(X.shape[0]))
+
+
+class _TrainingData(NamedTuple):
+    """A training call's data as the engine takes them (_NetworkEstimator._training_data)."""
+
+    X: Any  # float32 or uint8, C-contiguous, or _CsrRows
+    Y: Any  # the targets (float32), or None where they are the inputs
+    sample_weight: Any
+    X_val: Any  # validation_data's, or None
+    Y_val: Any
+    val_weight: Any
+    scale: Optional[float]  # input_scale
+    names: Any  # X's feature names, or None (always None for partial_fit on a fitted model)
+    target_attributes: dict[str, Any]  # the fitted attributes y sets (_training_targets)
+
+
+class _EpochRecord:
+    """What a training call records as the engine reports its epochs (on_epoch): ``history_``
+    (partial_fit on a fitted model continues the estimator's), the best epoch as the engine's
+    monitor sees it, the display of verbose, and the exceptions of the user's callables (the
+    callbacks, a callable lr_schedule), which fit raises after publishing what was done."""
+
+    def __init__(self, history, p, epochs, validating, verbose):
+        self.history = {k: list(v) for k, v in history.items()} if history is not None else {"loss": [], "seconds": []}
+        if validating:
+            self.history.setdefault("val_loss", [float("nan")] * len(self.history["loss"]))
+        self.first_epoch = len(self.history["loss"])
+        self.display = _progress.display(verbose, self.first_epoch + epochs)
+        self.callbacks = list(p["callbacks"] or ())
+        self.schedule = p["lr_schedule"] if callable(p["lr_schedule"]) else None
+        self.min_delta = p["min_delta"]
+        self.raised = []  # exceptions of the user's callables: fit publishes what was done, then raises them
+        self.best = {}
+
+    def replay_monitor(self, lr_patience):
+        """The best epoch so far from the history (_monitor_replay); returns whether the plateau
+        rule cuts the rate after its last epoch."""
+        best_epoch, best_loss, cut_due = _monitor_replay(self.history, self.min_delta, lr_patience)
+        if best_epoch is not None:
+            self.best.update(epoch=best_epoch, loss=best_loss)
+        return cut_due
+
+    def on_epoch(self, report):
+        """The engine's call after each epoch; returns whether training goes on (False when a
+        callback returned False)."""
+        _append_history(self.history, report)
+        monitored = report.get("val_loss", report["loss"])
+        if report["improved"] and ("loss" not in self.best or monitored < self.best["loss"] - self.min_delta):
+            self.best.update(epoch=report["epoch"], loss=monitored)
+        if self.display is not None:
+            self.display.epoch(report)
+        logs = {k: v for k, v in report.items() if k not in ("epoch", "improved")}
+        keep_going = True
+        try:
+            for callback in self.callbacks:  # an exception stops training and is raised by fit
+                keep_going = callback(report["epoch"] - 1, logs) is not False and keep_going
+        except BaseException as exc:
+            self.raised.append(exc)
+            raise
+        return keep_going
+
+    def lr_function(self, epoch, lr):
+        """The callable lr_schedule as the engine calls it."""
+        try:
+            return self.schedule(epoch, lr)
+        except BaseException as exc:
+            self.raised.append(exc)
+            raise
+
+    def raised_by_user(self, exc):
+        """Whether exc came from one of the user's callables."""
+        return any(exc is e for e in self.raised)
 
 
 def _caller_stacklevel():
@@ -921,36 +819,3 @@ def _layer_shapes(model):
         shapes.append((n_in, layer["units"]))
         n_in = layer["units"] // 2 if "variational" in spec and i == spec["code_layer"] else layer["units"]
     return shapes
-
-
-def _metadata_kind(metadata):
-    """The estimator kind a model file's metadata names, or None (no metadata, or not fastae's;
-    _from_model reports metadata that is not JSON)."""
-    try:
-        doc = json.loads(metadata.decode("utf-8")) if metadata else None
-    except (UnicodeDecodeError, ValueError, RecursionError):
-        return None
-    return doc.get("estimator") if isinstance(doc, dict) and isinstance(doc.get("estimator"), str) else None
-
-
-def load(path: Union[str, bytes, os.PathLike]) -> _NetworkEstimator:
-    """Reads an estimator saved with ``save`` (or a model saved from C++, read as an Autoencoder,
-    or a VariationalAutoencoder when its network is variational) and returns it as the class its
-    metadata names."""
-    return _estimator_of(*_core.load_model(os.fsencode(path)))
-
-
-def from_bytes(data: bytes | bytearray | memoryview) -> _NetworkEstimator:
-    """The estimator of a model file's bytes (``to_bytes``), as ``load`` reads a file."""
-    return _estimator_of(*_core.model_from_bytes(bytes(data)))
-
-
-def _estimator_of(model, settings, metadata):
-    default = _VARIATIONAL_KIND if "variational" in model.spec() else _DEFAULT_KIND
-    cls = _REGISTRY.get(_metadata_kind(metadata), _REGISTRY[default])
-    return cls._from_model(model, settings, metadata)
-
-
-def _finite_or_none(value):
-    value = float(value)
-    return value if math.isfinite(value) else None
