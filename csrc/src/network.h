@@ -15,7 +15,8 @@
 // nothing below first_trainable() gets a dZ.
 // f' comes from the layer's output A (in place over Z: the fast path) or, for layers that keep Z
 // (an activation that needs it, or dropout, whose A is masked), from Z.
-// The naive twins (forward_naive, loss_gradient_naive) do the same in double with plain loops.
+// The naive twins (forward_naive, loss_gradient_naive; network_naive.cpp) do the same in double
+// with plain loops.
 #pragma once
 
 #include <cstddef>

@@ -1,6 +1,6 @@
 // check.h -- the smallest test harness: TEST(name) registers a function, CHECK* record failures
 // with file and line, main() runs every test (printing its time) and returns non-zero if any
-// check failed.
+// check failed; contains and invalid_argument_of help check error messages.
 #pragma once
 
 #include <chrono>
@@ -8,6 +8,7 @@
 #include <cstdio>
 #include <exception>
 #include <functional>
+#include <stdexcept>
 #include <string>
 #include <vector>
 
@@ -29,6 +30,19 @@ struct Register {
 inline void fail(const char* file, int line, const std::string& what) {
     ++Registry::get().failures;
     std::printf("  FAILED %s:%d: %s\n", file, line, what.c_str());
+}
+
+inline bool contains(const std::string& text, const std::string& part) { return text.find(part) != std::string::npos; }
+
+// The message of the std::invalid_argument `call` throws, or "" if it throws nothing.
+template <typename Call>
+std::string invalid_argument_of(Call&& call) {
+    try {
+        call();
+    } catch (const std::invalid_argument& e) {
+        return e.what();
+    }
+    return "";
 }
 
 }  // namespace fastae_test

@@ -1,5 +1,6 @@
 // test_data.h -- what several C++ tests share: seeded data generators, the vocabulary's valid
-// pairings read from its traits (never hand-written lists), and small helpers on models.
+// pairings read from its traits (never hand-written lists), and small helpers on models and their
+// training.
 #pragma once
 
 #include <algorithm>
@@ -158,6 +159,20 @@ inline fastae::NetworkConfig small_config(int d) {
 
 inline std::vector<float> params_of(const fastae::Model& m) {
     return std::vector<float>(m.params(), m.params() + m.n_params());
+}
+
+// An optimizer configuration of each kind for the training tests (a switch with no default: a
+// new kind does not compile until it has one here).
+inline fastae::OptimizerConfig training_optimizer(fastae::OptimizerKind kind) {
+    fastae::OptimizerConfig c;
+    c.kind = kind;
+    switch (kind) {
+        case fastae::OptimizerKind::adam: c.learning_rate = 3e-3; break;
+        case fastae::OptimizerKind::adamw: c.learning_rate = 3e-3; c.weight_decay = 0.1; break;
+        case fastae::OptimizerKind::sgd: c.learning_rate = 0.5; c.momentum = 0.9; c.nesterov = true; break;
+        case fastae::OptimizerKind::rmsprop: c.learning_rate = 1e-3; c.rho = 0.8; break;
+    }
+    return c;
 }
 
 // Largest |a - b| over two buffers, and the largest |b|.
