@@ -21,8 +21,11 @@ optimizer, both split over the T threads by slices of the P parameters. So
   a wider team waits longer on its slowest member).
 
 Its one free term (sync) is fitted to the measured 2-thread step at the batch size asked for; the
-model is then checked against 2-thread measurements at half and twice that batch size, and
-predicts 4 to 64 threads. It
+model is then checked against 2-thread measurements at half and twice that batch size, and predicts
+4 to 64 threads. Every measurement is taken --rounds times, the rounds one after the other and each
+round going through all of them, and the medians are used: on a shared machine the speed moves by
+10-40% from one minute to the next, and measuring the terms at different moments once each made
+the fit (and its sync term) follow the moments, not the code. It
 assumes every thread has its own core, that the shards' memory traffic fits the machine's
 bandwidth, and equal shards; it ignores cross-socket effects. Its limits are printed with it.
 """
@@ -68,23 +71,31 @@ def main():
     ap.add_argument("--model", choices=list(MODELS), default="tutorial")
     ap.add_argument("--batch", type=int, default=256)
     ap.add_argument("--rows", type=int, default=30000, help="training rows (fewer: a faster run)")
+    ap.add_argument("--rounds", type=int, default=3, help="rounds of all the measurements (medians are used)")
     args = ap.parse_args()
     X = load(args.data)[:args.rows]
     hidden, b, n = MODELS[args.model], args.batch, args.rows
     print(f"model 784-{'-'.join(map(str, hidden))}-...-784, batch {b}, {n} rows; {os.cpu_count()} CPUs; "
           f"load average {os.getloadavg()[0]:.1f}")
 
-    # One core: step time against the batch size -> per-sample shard cost and per-step fixed cost.
-    sizes = [32, 64, 128, 256]
-    steps_of = {s: -(-n // s) for s in sizes}
-    step_1 = {}
-    for s in sizes:
-        seconds, P = epoch_seconds(X, hidden, s, 1)
-        step_1[s] = seconds / steps_of[s]
+    # Rounds of every measurement: 1 thread at several batch sizes (step time against the batch
+    # size -> per-sample shard cost and per-step fixed cost), 2 threads at b, b / 2 and 2 b.
+    sizes = sorted({32, 64, 128, b})
+    runs = [(s, 1) for s in sizes] + [(s, 2) for s in (b, b // 2, 2 * b)]
+    times = {run: [] for run in runs}
+    for _ in range(args.rounds):
+        for s, threads in runs:
+            seconds, P = epoch_seconds(X, hidden, s, threads)
+            times[(s, threads)].append(seconds / -(-n // s))
+    step = {run: float(np.median(v)) for run, v in times.items()}
+    step_1 = {s: step[(s, 1)] for s in sizes}
     slope, intercept = np.polyfit(sizes, [step_1[s] for s in sizes], 1)
-    print("one core, seconds per step:", ", ".join(f"b={s}: {step_1[s] * 1e3:.3f} ms" for s in sizes))
-    print(f"  line fit: {slope * 1e6:.2f} us per sample + {intercept * 1e3:.3f} ms per step (update, gather, "
-          f"head, per-step overhead); P = {P} parameters")
+    print(f"medians of {args.rounds} rounds (each round's values in brackets), ms/step:")
+    for s, threads in runs:
+        print(f"  b={s}, {threads} thread(s): {step[(s, threads)] * 1e3:.3f} "
+              f"[{', '.join(f'{v * 1e3:.3f}' for v in times[(s, threads)])}]")
+    print(f"  line fit (1 thread): {slope * 1e6:.2f} us per sample + {intercept * 1e3:.3f} ms per step (update, "
+          f"gather, head, per-step overhead); P = {P} parameters")
 
     def shard(samples):  # one shard's forward and backward at this many samples (interpolated)
         return slope * samples
@@ -96,19 +107,15 @@ def main():
         reduce = add * (T - 1) / T  # each thread: T - 1 additions of its P / T slice
         return shard(b / T) + intercept / T + reduce + sync
 
-    measured_2, _ = epoch_seconds(X, hidden, b, 2)
-    steps = -(-n // b)
-    step_2 = measured_2 / steps
+    step_1b, step_2 = step_1[b], step[(b, 2)]
     sync = max(0.0, step_2 - predict(2, 0.0))
-    step_1b = step_1[b] if b in step_1 else slope * b + intercept
-    print(f"\nmeasured at batch {b}: 1 thread {step_1b * 1e3:.3f} ms/step, 2 threads {step_2 * 1e3:.3f} ms/step "
+    print(f"\nat batch {b}: 1 thread {step_1b * 1e3:.3f} ms/step, 2 threads {step_2 * 1e3:.3f} ms/step "
           f"({step_1b / step_2:.2f}x); the model without sync predicts {predict(2, 0.0) * 1e3:.3f} ms at 2 threads, "
           f"so sync = {sync * 1e3:.3f} ms per step")
     # The check: sync was fitted at batch b; the model then predicts other batch sizes at 2 threads.
     print("\ncheck at 2 threads, other batch sizes (sync fitted at batch %d only):" % b)
     for other in (b // 2, 2 * b):
-        seconds, _ = epoch_seconds(X, hidden, other, 2)
-        measured = seconds / -(-n // other)
+        measured = step[(other, 2)]
         predicted = shard(other / 2) + intercept / 2 + add / 2 + sync
         print(f"  batch {other}: measured {measured * 1e3:.3f} ms/step, predicted {predicted * 1e3:.3f} "
               f"({(predicted / measured - 1) * 100:+.1f}%)")
