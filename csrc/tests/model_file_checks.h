@@ -13,6 +13,7 @@
 #include <cstring>
 #include <filesystem>
 #include <fstream>
+#include <initializer_list>
 #include <iterator>
 #include <new>
 #include <random>
@@ -157,6 +158,39 @@ inline void expect_rejected(const Bytes& bad, const std::vector<std::string>& ex
 }
 
 #define REJECTED(bytes, ...) fastae_test::expect_rejected(bytes, {__VA_ARGS__}, #bytes, __FILE__, __LINE__)
+
+// Every byte past the 24-byte header (but the checksum) of `good` set to each of `values` where it
+// differs, the checksum recomputed, and loaded: each must load, and then on_loaded(file, bad)
+// checks it, or throw ModelFileError; nothing else may escape, and no allocation may exceed 4
+// times the file's size. Counts the changed files that loaded and were rejected; a failure is
+// reported at (file, line).
+template <class OnLoaded>
+void load_every_byte_change(const Bytes& good, std::initializer_list<std::uint8_t> values, OnLoaded on_loaded,
+                            int& loaded, int& rejected, const char* file, int line) {
+    for (std::size_t i = 24; i + 4 < good.size(); ++i) {
+        for (std::uint8_t value : values) {
+            if (good[i] == value) continue;
+            Bytes bad = good;
+            bad[i] = value;
+            reseal(bad);
+            g_largest_allocation = 0;
+            std::string e;
+            try {
+                on_loaded(fastae::model_from_bytes(bad.data(), bad.size()), bad);
+            } catch (const fastae::ModelFileError& err) {
+                e = err.what();
+            } catch (...) {
+                fail(file, line, "byte " + std::to_string(i) + " set to " + std::to_string(value) +
+                                     ": an exception other than ModelFileError");
+            }
+            if (g_largest_allocation > 4 * good.size()) {
+                fail(file, line, "byte " + std::to_string(i) + " set to " + std::to_string(value) + ": allocated " +
+                                     std::to_string(std::size_t(g_largest_allocation)) + " bytes at once");
+            }
+            (e.empty() ? loaded : rejected)++;
+        }
+    }
+}
 
 // A small, complete version-2 file as parts: 3 -> 2 -> 3 (relu, sigmoid, bce), zero weights,
 // default Adam settings, an Adam state of 3 steps, metadata "meta". Its NETW has the 72-byte layer
