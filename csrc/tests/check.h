@@ -34,15 +34,21 @@ inline void fail(const char* file, int line, const std::string& what) {
 
 inline bool contains(const std::string& text, const std::string& part) { return text.find(part) != std::string::npos; }
 
-// The message of the std::invalid_argument `call` throws, or "" if it throws nothing.
-template <typename Call>
-std::string invalid_argument_of(Call&& call) {
+// The message of the exception of type Error that `call` throws, or "" if it throws nothing
+// (an exception of another type propagates).
+template <typename Error, typename Call>
+std::string message_of(Call&& call) {
     try {
         call();
-    } catch (const std::invalid_argument& e) {
+    } catch (const Error& e) {
         return e.what();
     }
     return "";
+}
+
+template <typename Call>
+std::string invalid_argument_of(Call&& call) {
+    return message_of<std::invalid_argument>(call);
 }
 
 }  // namespace fastae_test

@@ -30,15 +30,10 @@ NetworkConfig config(int d, int hidden) {
     return c;
 }
 
-// The message of the std::runtime_error `call` throws, or "" if it throws nothing.
+// The message of the std::runtime_error (a refusal) `call` throws, or "" if it throws nothing.
 template <typename Call>
 std::string refusal_of(Call&& call) {
-    try {
-        call();
-    } catch (const std::runtime_error& e) {
-        return e.what();
-    }
-    return "";
+    return fastae_test::message_of<std::runtime_error>(call);
 }
 
 }  // namespace
