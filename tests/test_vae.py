@@ -20,7 +20,7 @@ from conftest import smooth_data
 
 import fastae
 from fastae import ModelFileError, VariationalAutoencoder, _core
-from fastae._base import _SHUFFLE_SEED_OFFSET
+from fastae._training import _SHUFFLE_SEED_OFFSET
 
 # ---- the NumPy reference -------------------------------------------------------------------
 

@@ -13,8 +13,9 @@ import numpy as np
 from numpy.typing import ArrayLike
 
 from . import _core
-from ._base import _LAYER_OPTION_CHECKS, _engine_errors, _feature_names_out, _NetworkEstimator
+from ._base import _LAYER_OPTION_CHECKS, _feature_names_out, _NetworkEstimator
 from ._compat import TransformerMixin, tags_with
+from ._engine_input import engine_errors
 from ._validation import (
     ACTIVATIONS,
     LOSSES,
@@ -425,7 +426,7 @@ class Autoencoder(TransformerMixin, _NetworkEstimator):
         elif is_dataframe(Z):
             Z = dataframe_to_array(Z, "Z")
         Z = check_array(Z, "Z", model.code_size, finite=False, owner=type(self).__name__)
-        with _engine_errors():
+        with engine_errors():
             return model.decode(Z, n_threads=self._inference_threads())
 
     def decode(self, Z: ArrayLike) -> np.ndarray:

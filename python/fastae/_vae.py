@@ -14,8 +14,9 @@ from numpy.typing import ArrayLike
 
 from . import _core
 from ._autoencoder import Autoencoder
-from ._base import _engine_errors, _layer_spec, _NetworkEstimator
+from ._base import _layer_spec, _NetworkEstimator
 from ._compat import TransformerMixin, tags_with
+from ._engine_input import engine_errors
 from ._validation import (
     ACTIVATIONS,
     MAX_INT,
@@ -246,7 +247,7 @@ class VariationalAutoencoder(TransformerMixin, _NetworkEstimator):
         if isinstance(n, (bool, np.bool_)) or not isinstance(n, (int, np.integer)) or n < 0:
             raise ValueError(f"n must be an int >= 0; got {n!r}")
         seed = seed_from(random_state)
-        with _engine_errors():
+        with engine_errors():
             return model.sample(int(n), seed, n_threads=self._inference_threads())
 
     def interpolate(self, x0: ArrayLike, x1: ArrayLike, steps: int = 10) -> np.ndarray:
@@ -266,7 +267,7 @@ class VariationalAutoencoder(TransformerMixin, _NetworkEstimator):
             ends.append(self.transform(row[None, :])[0].astype(np.float64))
         t = np.linspace(0.0, 1.0, int(steps))[:, None]
         codes = ((1.0 - t) * ends[0] + t * ends[1]).astype(np.float32)
-        with _engine_errors():
+        with engine_errors():
             return model.decode(codes, n_threads=self._inference_threads())
 
     def _elbo_terms(self, X, random_state):
