@@ -63,6 +63,12 @@ std::string invalid_argument_of(Call&& call) {
         if (!(cond)) fastae_test::fail(__FILE__, __LINE__, #cond);             \
     } while (0)
 
+// cond, naming on failure which case (`what`, a string) the check belongs to.
+#define CHECK_IN(cond, what)                                                   \
+    do {                                                                       \
+        if (!(cond)) fastae_test::fail(__FILE__, __LINE__, std::string(#cond) + " [" + (what) + "]"); \
+    } while (0)
+
 // |a - b| <= tol, printing both values on failure.
 #define CHECK_NEAR(a, b, tol)                                                  \
     do {                                                                       \
