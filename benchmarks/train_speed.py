@@ -18,6 +18,11 @@ Zen 5, 93 against 201 GFLOP/s). The "GEMM limit" of an epoch is its dense-produc
 peak; the register-only FMA peak of fastae's widest
 vectors (fastae._core.measured_fma_peak_gflops) is printed beside it.
 
+Then fastae alone: 1 thread against T in pairs of epochs back to back, the sgemm peak measured
+afresh before each pair, the speedup and the 1-thread share of the GEMM limit taken within each
+pair (medians over the pairs): the figures of the train section come from medians taken minutes
+apart on a machine whose speed can move by 10-40% in that time.
+
 Then encoding (transform) of the 10000 test images at each thread count, the peak RSS of a fit,
 and fastae's default n_threads against 1 thread while another process keeps a core busy.
 Prints a table per section and ends with one JSON line holding every figure.
@@ -71,7 +76,9 @@ def epoch_gflop(sizes, n):
 
 def sgemm_peak(torch, fastae, seconds=1.0):
     """The single-core sgemm peak: the faster of torch.matmul and fastae's product (2048^2)."""
+    threads = torch.get_num_threads()
     torch_rate = torch_sgemm(torch, seconds)
+    torch.set_num_threads(threads)
     fastae_rate = fastae._core.measured_sgemm_gflops(2048, seconds)
     fma = fastae._core.measured_fma_peak_gflops()
     return {"torch": torch_rate, "fastae": fastae_rate, "fma": fma, "peak": max(torch_rate, fastae_rate)}
@@ -181,6 +188,36 @@ def train_section(torch, fastae, x_train, x_test, model_name, threads, epochs, p
     return row
 
 
+def scaling_section(torch, fastae, x_train, model_name, threads, pairs):
+    """fastae alone, 1 thread against `threads`, in pairs of epochs taken back to back (1 thread,
+    then `threads`), each pair after the sgemm peak is measured afresh (as at the start: the best
+    of 1 s of torch's and of fastae's products). The ratio and the share of the GEMM limit are taken within each pair and
+    their medians reported: on a machine whose speed moves from minute to minute, figures taken
+    seconds apart compare what the train section's medians, taken minutes apart, cannot."""
+    sizes = layer_sizes(MODELS[model_name])
+    gflop = epoch_gflop(sizes, x_train.shape[0])
+    start = glorot(sizes, seed=0)
+    models = {t: fastae.Autoencoder(hidden_layer_sizes=MODELS[model_name], batch_size=256, learning_rate=1e-3,
+                                    random_state=0, n_threads=t).set_weights(start) for t in (1, threads)}
+    one, many, ratios, pct, peaks = [], [], [], [], []
+    for _ in range(pairs):
+        peak = sgemm_peak(torch, fastae)["peak"]
+        times = {}
+        for t, ae in models.items():
+            time.sleep(SETTLE_S)
+            t0 = time.perf_counter()
+            ae.partial_fit(x_train)
+            times[t] = time.perf_counter() - t0
+        one.append(times[1])
+        many.append(times[threads])
+        ratios.append(times[1] / times[threads])
+        pct.append(100 * gflop / times[1] / peak)
+        peaks.append(peak)
+    return {"model": model_name, "threads": threads, "pairs": pairs, "one_thread_s": summarize(one),
+            "threads_s": summarize(many), "speedup": summarize(ratios), "pct_of_1core_peak": summarize(pct),
+            "sgemm_peak_gflops": summarize(peaks)}
+
+
 def encode_section(torch, fastae, x_train, x_test, threads=1, repeats=15):
     torch.set_num_threads(threads)
     ae = fastae.Autoencoder(hidden_layer_sizes=(64,), epochs=1, random_state=0, n_threads=1).fit(x_train[:2048])
@@ -288,12 +325,14 @@ def main():
     ap.add_argument("--epochs", type=int, default=5, help="timed epochs per framework (tutorial model)")
     ap.add_argument("--deep-epochs", type=int, default=3, help="timed epochs per framework (deep model)")
     ap.add_argument("--threads", type=int, nargs="+", default=[1, 2])
+    ap.add_argument("--pairs", type=int, default=7, help="pairs of epochs in the scaling section (tutorial model)")
+    ap.add_argument("--deep-pairs", type=int, default=5, help="pairs of epochs in the scaling section (deep model)")
     ap.add_argument("--models", nargs="+", default=list(MODELS), choices=list(MODELS))
     ap.add_argument("--no-contention", action="store_true", help="skip the busy-core measurement")
     ap.add_argument("--quick", action="store_true", help="2 epochs each, tutorial model only")
     args = ap.parse_args()
     if args.quick:
-        args.epochs, args.deep_epochs, args.models = 2, 1, ["tutorial"]
+        args.epochs, args.deep_epochs, args.models, args.pairs = 2, 1, ["tutorial"], 2
 
     import torch
 
@@ -322,6 +361,25 @@ def main():
             row = train_section(torch, fastae, x_train, x_test, name, threads, epochs, peak)
             rows.append(row)
             print(fmt_row(row), flush=True)
+
+    scaling = []
+    if len(args.threads) > 1 and min(args.threads) == 1:
+        print(f"\nfastae alone, thread scaling in pairs of epochs back to back (1 thread, then T), each pair "
+              f"after measuring the sgemm peak afresh; medians of the pairs' figures (min-max):")
+        print("model   T  pairs  1 thread s/epoch  T threads s/epoch  T over 1  1-thread %peak  sgemm peak")
+        for name in args.models:
+            for threads in args.threads:
+                if threads == 1 or threads > cpus:
+                    continue
+                pairs = args.pairs if name == "tutorial" else args.deep_pairs
+                sc = scaling_section(torch, fastae, x_train, name, threads, pairs)
+                scaling.append(sc)
+                o, m, r, q, k = (sc[key] for key in ("one_thread_s", "threads_s", "speedup", "pct_of_1core_peak",
+                                                     "sgemm_peak_gflops"))
+                print(f"{name:<9}{threads:>2}  {pairs:>4}  {o['median']:.3f} ({o['min']:.3f}-{o['max']:.3f})  "
+                      f"{m['median']:.3f} ({m['min']:.3f}-{m['max']:.3f})  "
+                      f"{r['median']:.2f}x ({r['min']:.2f}-{r['max']:.2f})  "
+                      f"{q['median']:.1f}% ({q['min']:.1f}-{q['max']:.1f})  {k['median']:.0f} GFLOP/s", flush=True)
 
     print()
     encs = []
@@ -354,7 +412,7 @@ def main():
 
     print(json.dumps({"data": source, "cpus": cpus, "sgemm_peak_gflops": peak, "sgemm_rates_gflops": rates,
                       "build": fastae._core.build_info(),
-                      "torch": torch.__version__, "train": rows, "encode": enc, "encode_by_threads": encs, "rss": rss,
+                      "torch": torch.__version__, "train": rows, "scaling": scaling, "encode": enc, "encode_by_threads": encs, "rss": rss,
                       "contention": cont}))
 
 
