@@ -23,6 +23,7 @@
 #pragma once
 
 #include <cstddef>
+#include <cstdint>
 #include <limits>
 
 #if defined(__AVX2__) && defined(__FMA__)
@@ -30,6 +31,21 @@
 #include <immintrin.h>
 
 namespace fastae::detail::simd {
+
+// lanes[m]: the indices of the set bits of m, in increasing order, packed to the front (Vec8's
+// compress_store).
+struct PackTable {
+    alignas(32) std::int32_t lanes[256][8];
+    constexpr PackTable() : lanes() {
+        for (int m = 0; m < 256; ++m) {
+            int k = 0;
+            for (int bit = 0; bit < 8; ++bit) {
+                if (m >> bit & 1) lanes[m][k++] = bit;
+            }
+        }
+    }
+};
+inline constexpr PackTable kPackTable{};
 
 struct Vec8 {
     using type = __m256;
@@ -84,6 +100,19 @@ struct Vec8 {
 
     // Sums of 8 running lanes: v's lanes added to sum8 (for wider vectors, 8 lanes at a time,
     // low first), and the 8 sums added across in a fixed order. mul_into8: products likewise.
+    // Compaction (the sparse first layer's lists): the lanes that are not zero (NaN included) as
+    // bits, and compress_store: the lanes set in `bits` packed to the front, their values into
+    // values[0, n) and first + their lane into index[0, n) (n = popcount(bits)), whole vectors
+    // stored (lanes - n entries of slack past n written too).
+    static unsigned nonzero_bits(type v) {
+        return unsigned(_mm256_movemask_ps(_mm256_cmp_ps(v, _mm256_setzero_ps(), _CMP_NEQ_UQ)));
+    }
+    static void compress_store(float* values, std::uint32_t* index, type v, unsigned bits, int first) {
+        const __m256i perm = _mm256_load_si256(reinterpret_cast<const __m256i*>(kPackTable.lanes[bits]));
+        _mm256_storeu_ps(values, _mm256_permutevar8x32_ps(v, perm));
+        _mm256_storeu_si256(reinterpret_cast<__m256i*>(index), _mm256_add_epi32(perm, _mm256_set1_epi32(first)));
+    }
+
     static __m256 add_to_sums8(__m256 sum8, type v) { return _mm256_add_ps(sum8, v); }
     static __m256 mul_into8(__m256 product8, type v) { return _mm256_mul_ps(product8, v); }
     static float sum_across8(__m256 s8) {
@@ -153,6 +182,13 @@ struct Twin16 {
     static bool any(mask m) { return Vec8::any(Vec8::mask_or(m.lo, m.hi)); }
     static type select(mask m, type a, type b) { return {Vec8::select(m.lo, a.lo, b.lo), Vec8::select(m.hi, a.hi, b.hi)}; }
 
+    static unsigned nonzero_bits(type v) { return Vec8::nonzero_bits(v.lo) | Vec8::nonzero_bits(v.hi) << 8; }
+    static void compress_store(float* values, std::uint32_t* index, type v, unsigned bits, int first) {
+        Vec8::compress_store(values, index, v.lo, bits & 0xFFu, first);
+        const int n = __builtin_popcount(bits & 0xFFu);
+        Vec8::compress_store(values + n, index + n, v.hi, bits >> 8, first + 8);
+    }
+
     static __m256 add_to_sums8(__m256 sum8, type v) { return Vec8::add(Vec8::add(sum8, v.lo), v.hi); }
     static __m256 mul_into8(__m256 product8, type v) { return Vec8::mul(Vec8::mul(product8, v.lo), v.hi); }
     static float sum_across8(__m256 s8) { return Vec8::sum_across8(s8); }
@@ -208,6 +244,13 @@ struct Vec16 {
     static mask mask_or(mask a, mask b) { return mask(a | b); }
     static bool any(mask m) { return m != 0; }
     static type select(mask m, type if_set, type if_clear) { return _mm512_mask_blend_ps(m, if_clear, if_set); }
+
+    static unsigned nonzero_bits(type v) { return _mm512_cmp_ps_mask(v, _mm512_setzero_ps(), _CMP_NEQ_UQ); }
+    static void compress_store(float* values, std::uint32_t* index, type v, unsigned bits, int first) {
+        const __m512i lane = _mm512_set_epi32(15, 14, 13, 12, 11, 10, 9, 8, 7, 6, 5, 4, 3, 2, 1, 0);
+        _mm512_storeu_ps(values, _mm512_maskz_compress_ps(mask(bits), v));
+        _mm512_storeu_si512(index, _mm512_maskz_compress_epi32(mask(bits), _mm512_add_epi32(lane, _mm512_set1_epi32(first))));
+    }
 
     static __m256 add_to_sums8(__m256 sum8, type v) {
         const __m256 hi = _mm256_castpd_ps(_mm512_extractf64x4_pd(_mm512_castps_pd(v), 1));

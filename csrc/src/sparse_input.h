@@ -60,8 +60,11 @@ public:
     // dW (d rows of n_out) = dZ X^T for the compressed batch.
     void weight_gradient(const float* dz, int n_out, float* dw);
 
-    // The same products on the vectors V (simd.h: Vec8, Twin16, Vec16 where the build has them,
-    // or ScalarLanes): all give the same bits; production runs NativeLanes, the tests every one.
+    // The same compaction and products on the vectors V (simd.h: Vec8, Twin16, Vec16 where the
+    // build has them, or ScalarLanes): all give the same lists and bits; production runs
+    // NativeLanes, the tests every one.
+    template <class V>
+    bool compress_with(const float* x, int d, int b);
     template <class V>
     void forward_with(const float* w, int n_out, float* z) const;
     template <class V>

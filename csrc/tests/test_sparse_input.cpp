@@ -57,12 +57,14 @@ void check_products(const std::vector<float>& x, const std::vector<float>& w, co
     gemm(false, false, n_out, b, d, 1.0f, w.data(), n_out, x.data(), d, 0.0f, z_dense.data(), n_out, gws);
     gemm(false, true, n_out, d, b, 1.0f, dz.data(), n_out, x.data(), d, 0.0f, dw_dense.data(), n_out, gws);
     // Every vector geometry of the build (the production one, NativeLanes, among them).
+    // Each compacts the batch itself (compress_with), so its lists are checked through the products.
     auto check = [&](auto lanes, const char* name) {
         using V = decltype(lanes);
+        const std::string where = what + ", " + name;
+        CHECK_IN(sp.compress_with<V>(x.data(), d, b), where + ": compress declined");
         std::vector<float> z(z_dense.size(), -7.0f), dw(dw_dense.size(), -7.0f);
         sp.forward_with<V>(w.data(), n_out, z.data());
         sp.weight_gradient_with<V>(dz.data(), n_out, dw.data());
-        const std::string where = what + ", " + name;
         CHECK_IN(same_bits(z, z_dense), where + ": Z differs at " + std::to_string(first_difference(z, z_dense)));
         CHECK_IN(same_bits(dw, dw_dense), where + ": dW differs at " + std::to_string(first_difference(dw, dw_dense)));
     };
@@ -74,6 +76,7 @@ void check_products(const std::vector<float>& x, const std::vector<float>& w, co
 #ifdef FASTAE_HAVE_AVX512_MATH
     check(simd::Vec16{}, "Vec16");
 #endif
+    CHECK_IN(sp.compress(x.data(), d, b), what + ", production: compress declined");
     std::vector<float> z(z_dense.size(), -7.0f), dw(dw_dense.size(), -7.0f);
     sp.forward(w.data(), n_out, z.data());
     sp.weight_gradient(dz.data(), n_out, dw.data());
@@ -216,26 +219,40 @@ TEST(sparse_input_products_match_naive) {
     }
 }
 
+// At every geometry's compaction (a NaN in a whole vector, an infinity in the first lanes, and
+// past d = 50's last whole vector of 16 a NaN in the scalar tail).
 TEST(sparse_input_declines_dense_batches_and_keeps_non_finite_values) {
-    const int d = 50, b = 40;
-    std::vector<float> x(std::size_t(d) * b, 0.0f);
-    for (std::size_t i = 0; i < x.size(); i += 2) x[i] = 0.5f;  // 50% nonzeros: over the 40% budget
-    SparseInput sp(d, 64);
-    CHECK(!sp.compress(x.data(), d, b));
-    CHECK(!sp.active());
-    CHECK(!sp.compress(x.data(), d, 65));  // more samples than its capacity
-    std::fill(x.begin(), x.end(), 0.0f);
-    x[3 * d + 7] = std::numeric_limits<float>::quiet_NaN();
-    x[5 * d + 1] = std::numeric_limits<float>::infinity();
-    CHECK(sp.compress(x.data(), d, b));
-    auto w = random_vector(std::size_t(d) * 8, -1.0f, 1.0f, 24);
-    w[1 * 8 + 2] = 0.0f;  // inf * 0 is NaN: still non-finite
-    std::vector<float> z(std::size_t(8) * b);
-    sp.forward(w.data(), 8, z.data());
-    for (int j = 0; j < b; ++j) {
-        for (int o = 0; o < 8; ++o) {
-            const bool finite = std::isfinite(z[std::size_t(j) * 8 + std::size_t(o)]);
-            CHECK(finite == (j != 3 && j != 5));
+    auto check = [](auto lanes, const char* name) {
+        using V = decltype(lanes);
+        const int d = 50, b = 40;
+        std::vector<float> x(std::size_t(d) * b, 0.0f);
+        for (std::size_t i = 0; i < x.size(); i += 2) x[i] = 0.5f;  // 50% nonzeros: over the 40% budget
+        SparseInput sp(d, 64);
+        CHECK_IN(!sp.compress_with<V>(x.data(), d, b), name);
+        CHECK_IN(!sp.active(), name);
+        CHECK_IN(!sp.compress_with<V>(x.data(), d, 65), name);  // more samples than its capacity
+        std::fill(x.begin(), x.end(), 0.0f);
+        x[3 * d + 7] = std::numeric_limits<float>::quiet_NaN();
+        x[5 * d + 1] = std::numeric_limits<float>::infinity();
+        x[9 * d + 49] = std::numeric_limits<float>::quiet_NaN();
+        CHECK_IN(sp.compress_with<V>(x.data(), d, b), name);
+        auto w = random_vector(std::size_t(d) * 8, -1.0f, 1.0f, 24);
+        w[1 * 8 + 2] = 0.0f;  // inf * 0 is NaN: still non-finite
+        std::vector<float> z(std::size_t(8) * b);
+        sp.forward_with<V>(w.data(), 8, z.data());
+        for (int j = 0; j < b; ++j) {
+            for (int o = 0; o < 8; ++o) {
+                const bool finite = std::isfinite(z[std::size_t(j) * 8 + std::size_t(o)]);
+                CHECK_IN(finite == (j != 3 && j != 5 && j != 9), std::string(name) + ", sample " + std::to_string(j));
+            }
         }
-    }
+    };
+    check(ScalarLanes{}, "scalar");
+#ifdef FASTAE_HAVE_AVX2_MATH
+    check(simd::Vec8{}, "Vec8");
+    check(simd::Twin16{}, "Twin16");
+#endif
+#ifdef FASTAE_HAVE_AVX512_MATH
+    check(simd::Vec16{}, "Vec16");
+#endif
 }
