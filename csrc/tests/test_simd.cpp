@@ -22,9 +22,11 @@
 #include "optimizer.h"
 #include "test_data.h"
 #include "vector_math.h"
+#include "widths.h"
 
 using namespace fastae;
 using namespace fastae::detail;
+using fastae_test::for_each_width;
 
 namespace {
 
@@ -182,17 +184,6 @@ TEST(production_update_same_bits_as_scalar_formula) {
 #ifdef FASTAE_HAVE_AVX2_MATH
 
 namespace {
-
-// Calls f(V{}, name) for every width this build has; the first is Vec8, the reference of the
-// bit-for-bit comparisons.
-template <class F>
-void for_each_width(F&& f) {
-    f(simd::Vec8{}, "Vec8");
-    f(simd::Twin16{}, "Twin16");
-#ifdef FASTAE_HAVE_AVX512_MATH
-    f(simd::Vec16{}, "Vec16");
-#endif
-}
 
 // Some values that have to survive every width alike: signed zeros, the edges of exp's clamp,
 // infinities, NaNs of both signs, subnormals.

@@ -19,8 +19,10 @@
 #include "network.h"
 #include "sparse_input.h"
 #include "test_data.h"
+#include "widths.h"
 
 using namespace fastae::detail;
+using fastae_test::for_each_width;
 using fastae_test::random_vector;
 
 namespace {
@@ -69,13 +71,7 @@ void check_products(const std::vector<float>& x, const std::vector<float>& w, co
         CHECK_IN(same_bits(dw, dw_dense), where + ": dW differs at " + std::to_string(first_difference(dw, dw_dense)));
     };
     check(ScalarLanes{}, "scalar");
-#ifdef FASTAE_HAVE_AVX2_MATH
-    check(simd::Vec8{}, "Vec8");
-    check(simd::Twin16{}, "Twin16");
-#endif
-#ifdef FASTAE_HAVE_AVX512_MATH
-    check(simd::Vec16{}, "Vec16");
-#endif
+    for_each_width(check);
     CHECK_IN(sp.compress(x.data(), d, b), what + ", production: compress declined");
     std::vector<float> z(z_dense.size(), -7.0f), dw(dw_dense.size(), -7.0f);
     sp.forward(w.data(), n_out, z.data());
@@ -248,11 +244,5 @@ TEST(sparse_input_declines_dense_batches_and_keeps_non_finite_values) {
         }
     };
     check(ScalarLanes{}, "scalar");
-#ifdef FASTAE_HAVE_AVX2_MATH
-    check(simd::Vec8{}, "Vec8");
-    check(simd::Twin16{}, "Twin16");
-#endif
-#ifdef FASTAE_HAVE_AVX512_MATH
-    check(simd::Vec16{}, "Vec16");
-#endif
+    for_each_width(check);
 }
