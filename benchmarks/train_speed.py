@@ -191,9 +191,10 @@ def train_section(torch, fastae, x_train, x_test, model_name, threads, epochs, p
 def scaling_section(torch, fastae, x_train, model_name, threads, pairs):
     """fastae alone, 1 thread against `threads`, in pairs of epochs taken back to back (1 thread,
     then `threads`), each pair after the sgemm peak is measured afresh (as at the start: the best
-    of 1 s of torch's and of fastae's products). The ratio and the share of the GEMM limit are taken within each pair and
-    their medians reported: on a machine whose speed moves from minute to minute, figures taken
-    seconds apart compare what the train section's medians, taken minutes apart, cannot."""
+    of 1 s of torch's and of fastae's products). The ratio and the share of the GEMM limit are
+    taken within each pair and their medians reported: on a machine whose speed moves from minute
+    to minute, figures taken seconds apart compare what the train section's medians, taken
+    minutes apart, cannot."""
     sizes = layer_sizes(MODELS[model_name])
     gflop = epoch_gflop(sizes, x_train.shape[0])
     start = glorot(sizes, seed=0)
@@ -364,8 +365,8 @@ def main():
 
     scaling = []
     if len(args.threads) > 1 and min(args.threads) == 1:
-        print(f"\nfastae alone, thread scaling in pairs of epochs back to back (1 thread, then T), each pair "
-              f"after measuring the sgemm peak afresh; medians of the pairs' figures (min-max):")
+        print("\nfastae alone, thread scaling in pairs of epochs back to back (1 thread, then T), each pair "
+              "after measuring the sgemm peak afresh; medians of the pairs' figures (min-max):")
         print("model   T  pairs  1 thread s/epoch  T threads s/epoch  T over 1  1-thread %peak  sgemm peak")
         for name in args.models:
             for threads in args.threads:
@@ -412,8 +413,8 @@ def main():
 
     print(json.dumps({"data": source, "cpus": cpus, "sgemm_peak_gflops": peak, "sgemm_rates_gflops": rates,
                       "build": fastae._core.build_info(),
-                      "torch": torch.__version__, "train": rows, "scaling": scaling, "encode": enc, "encode_by_threads": encs, "rss": rss,
-                      "contention": cont}))
+                      "torch": torch.__version__, "train": rows, "scaling": scaling, "encode": enc,
+                      "encode_by_threads": encs, "rss": rss, "contention": cont}))
 
 
 if __name__ == "__main__":
