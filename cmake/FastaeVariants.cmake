@@ -96,8 +96,8 @@ endfunction()
 # The extension modules _core_<variant>, installed into the package beside the Python files. Every
 # one exports PyInit__core: the loader imports it under the name fastae._core, so classes and
 # exceptions are fastae._core.* whichever variant runs (pickles do not name a CPU), and no variant
-# can be imported by its file name by mistake. The binding's sources are those of _core in
-# CMakeLists.txt: keep the two lists alike.
+# can be imported by its file name by mistake. The binding's sources are those of _core
+# (FASTAE_BINDING_SOURCES, CMakeLists.txt).
 function(fastae_add_portable_modules)
   find_package(Python 3.9 REQUIRED COMPONENTS Interpreter Development.Module)
   find_package(pybind11 CONFIG REQUIRED)
@@ -111,7 +111,7 @@ function(fastae_add_portable_modules)
       set(engine fastae_${variant})
       set(flags fastae_kernel_flags_${variant})
     endif()
-    pybind11_add_module(_core_${variant} csrc/python/module.cpp)
+    pybind11_add_module(_core_${variant} ${FASTAE_BINDING_SOURCES})
     target_link_libraries(_core_${variant} PRIVATE ${engine} ${flags})
     install(TARGETS _core_${variant} LIBRARY DESTINATION fastae)
   endforeach()

@@ -20,6 +20,7 @@
 #include <cstring>
 
 #include "float_env.h"
+#include "training_checks.h"
 #include "csr_rows.h"
 #include "process_group.h"
 #include "vae.h"

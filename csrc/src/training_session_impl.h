@@ -22,11 +22,6 @@ namespace detail {
 using Clock = std::chrono::steady_clock;
 }  // namespace detail
 
-// The checks fit and a session make before anything else: optimizer and options in range, and
-// the data's pointers and sizes (validation data too, when given). Throws std::invalid_argument.
-void check_training_arguments(const Model::Impl& model, const TrainingData& data, const TrainingData* validation,
-                              const OptimizerConfig& optimizer, const TrainOptions& options);
-
 struct TrainingSession::Impl {
     Impl(Model::Impl& model, const TrainingData& data, const OptimizerConfig& optimizer, const TrainOptions& options);
 

@@ -25,7 +25,7 @@ OPTIMIZERS = tuple(_core.OPTIMIZERS)
 INITIALIZERS = tuple(_core.INITIALIZERS)
 
 # bce targets must lie in [0, 1]; this much rounding outside is forgiven (a MinMaxScaler's 1 can
-# come out as 1.0000001 in float32). The C++ core uses the same slack (model.cpp).
+# come out as 1.0000001 in float32). The C++ core uses the same slack (model_impl.h, kUnitRangeSlack).
 UNIT_RANGE_SLACK = 1e-6
 
 # Rows checked for NaN/inf at a time: bounds the temporary boolean array to a few MB.
