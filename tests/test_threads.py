@@ -199,7 +199,7 @@ def test_engine_refuses_use_that_overlaps_a_fit_with_runtime_error():
             while not stop.is_set():
                 try:
                     m.predict(big)
-                except RuntimeError:  # both sides may back out in a close race (model.cpp, UseGuard)
+                except RuntimeError:  # both sides may back out in a close race (model_impl.h, UseGuard)
                     pass
         reading = threading.Thread(target=read)
         reading.start()
