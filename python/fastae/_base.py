@@ -25,30 +25,10 @@ from typing import Any
 import numpy as np
 
 from . import _core, _persistence
-from ._compat import BaseEstimator, NotFittedError, tags_with
-from ._engine_input import CsrRows, engine_errors
-
-# Model files and pickling. ModelFileError, load and from_bytes are re-exported: they were
-# fastae._base's before _persistence.py (fastae itself imports them from there).
-from ._persistence import ModelFileError, _Persistent, from_bytes, load  # noqa: F401
-from ._training import _Trainer
-from ._validation import (
-    INITIALIZERS,
-    MAX_INT,
-    OPTIMIZERS,
+from ._arrays import (
     SPARSE_CHUNK_ROWS,
-    Boolean,
-    Check,
-    Integer,
-    Options,
-    Real,
-    check_activations,
     check_array,
     check_bytes,
-    check_callbacks,
-    check_hidden_layer_sizes,
-    check_lr_schedule,
-    check_network_size,
     check_sparse,
     dataframe_to_array,
     densify,
@@ -58,10 +38,32 @@ from ._validation import (
     is_dataframe,
     is_sparse,
     ndim_or_none,
+)
+from ._compat import BaseEstimator, NotFittedError, tags_with
+from ._engine_input import CsrRows, engine_errors
+from ._params import (
+    INITIALIZERS,
+    MAX_INT,
+    OPTIMIZERS,
+    Boolean,
+    Check,
+    Integer,
+    Options,
+    Real,
+    check_activations,
+    check_callbacks,
+    check_hidden_layer_sizes,
+    check_lr_schedule,
+    check_network_size,
     resolve_head,
     resolve_n_threads,
     seed_from,
 )
+
+# Model files and pickling. ModelFileError, load and from_bytes are re-exported: they were
+# fastae._base's before _persistence.py (fastae itself imports them from there).
+from ._persistence import ModelFileError, _Persistent, from_bytes, load  # noqa: F401
+from ._training import _Trainer
 
 # The options every layer of a network takes (penalties on its weights, dropout on its output):
 # constructor parameters of each estimator that offers them.

@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Any, Optional, Union
 import numpy as np
 
 from . import _core
-from ._validation import check_bool
+from ._params import check_bool
 
 if TYPE_CHECKING:
     from ._base import _NetworkEstimator
