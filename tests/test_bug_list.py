@@ -1,5 +1,5 @@
 """Issue 14's "Found when tried as a new user would" items that live in the input checks
-(python/fastae/_validation.py) and the dataset loader; the command-line ones are in test_cli.py.
+(python/fastae/_arrays.py) and the dataset loader; the command-line ones are in test_cli.py.
 NaN named by position in every method and sparse input are tested in test_sklearn.py."""
 
 import numpy as np

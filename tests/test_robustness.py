@@ -17,7 +17,7 @@ from conftest import REPO, smooth_data
 from test_bad_inputs import BAD_X
 from test_numpy_reference import np_adam, np_forward, np_loss_and_grads
 
-from fastae import Autoencoder, _core, _validation
+from fastae import Autoencoder, _core, _params
 
 # ---- a fitted model, and proof that it did not change -----------------------------------------
 
@@ -333,7 +333,7 @@ def run_limited(code, address_space_gib, timeout=120):
         limit = int({address_space_gib} * 2**30)
         resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
         import numpy as np
-        from fastae import Autoencoder, _core, _validation
+        from fastae import Autoencoder, _core, _params
         X = np.random.default_rng(0).uniform(size=(20, 6)).astype(np.float32)
         def outcome(call):
             try:
@@ -368,7 +368,7 @@ def test_a_network_larger_than_the_memory_raises_memory_error():
     result = run_limited("""
         real = outcome(lambda: Autoencoder(hidden_layer_sizes=(10**8,)).fit(X))  # about 29 GiB to train
         core = outcome(lambda: _core.Model([6, 10**8, 6], "relu", "sigmoid", "bce"))  # 5.2 GB of parameters
-        _validation.memory_available_bytes = lambda: 2**30  # as if 1 GiB were free
+        _params.memory_available_bytes = lambda: 2**30  # as if 1 GiB were free
         print(json.dumps({"real": real, "core": core,
                           "adam": outcome(lambda: Autoencoder(hidden_layer_sizes=(10**8,), n_threads=1).fit(X)),
                           "sgd": outcome(lambda: Autoencoder(hidden_layer_sizes=(10**8,), optimizer="sgd",
@@ -390,18 +390,18 @@ def test_a_network_larger_than_the_memory_raises_memory_error():
 
 
 def test_memory_check_counts_the_engine_buffers(monkeypatch):
-    monkeypatch.setattr(_validation, "memory_available_bytes", lambda: 6 * 2**30)
-    _validation.check_network_size([1024, 2**18, 1024])  # 2**29 + 2**18 + 1024 parameters: 2 GiB fit in 6
+    monkeypatch.setattr(_params, "memory_available_bytes", lambda: 6 * 2**30)
+    _params.check_network_size([1024, 2**18, 1024])  # 2**29 + 2**18 + 1024 parameters: 2 GiB fit in 6
     # 1 GiB a buffer; params and their copy, 1 gradient, u and its copy (8-bit data: no weights kept from before fit)
-    _validation.check_network_size([1024, 2**17, 1024], 1, "sgd", float_data=False)
+    _params.check_network_size([1024, 2**17, 1024], 1, "sgd", float_data=False)
     with pytest.raises(MemoryError, match=r"its copy, the weights before fit\) needs at least 6.0 GiB"):
-        _validation.check_network_size([1024, 2**17, 1024], 1, "sgd")  # float data: one buffer more
+        _params.check_network_size([1024, 2**17, 1024], 1, "sgd")  # float data: one buffer more
     with pytest.raises(MemoryError, match=r"training it \(parameters and their last-step copy, 2 gradient "
                                           r"buffer\(s\), adam's state and its copy, the weights before fit\) needs "
                                           r"at least 9.0 GiB, more than the 6.0 GiB"):
-        _validation.check_network_size([1024, 2**17, 1024], 2, "adam")
+        _params.check_network_size([1024, 2**17, 1024], 2, "adam")
     with pytest.raises(MemoryError, match="storing its parameters needs at least 6.0 GiB"):
-        _validation.check_network_size([1024, 3 * 2**18, 1024])
+        _params.check_network_size([1024, 3 * 2**18, 1024])
 
 
 def test_memory_error_from_the_engine_during_fit_keeps_the_previous_model():
@@ -417,7 +417,7 @@ def test_memory_error_from_the_engine_during_fit_keeps_the_previous_model():
             return ([w.tolist() for pair in ae.get_weights() for w in pair], s["steps"], s["m"].tolist(),
                     s["v"].tolist(), ae.history_, ae.n_iter_, ae.n_features_in_)
         before = state()
-        _validation.memory_available_bytes = lambda: 2**40
+        _params.memory_available_bytes = lambda: 2**40
         with open("/proc/self/status") as f:
             vm = next(int(l.split()[1]) * 1024 for l in f if l.startswith("VmSize:"))
         buffer = 4 * (6 * 8 * 10**6 * 2 + 8 * 10**6 + 6)  # one float32 buffer of [6, 8e6, 6]: 416 MB

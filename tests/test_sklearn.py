@@ -293,11 +293,11 @@ SPARSE_FORMATS = ["csr_matrix", "csc_matrix", "coo_matrix", "lil_matrix", "dok_m
 @pytest.mark.parametrize("fmt", SPARSE_FORMATS)
 def test_sparse_input_gives_the_dense_results(fmt, monkeypatch):
     sparse = pytest.importorskip("scipy.sparse")
+    import fastae._arrays
     import fastae._base
-    import fastae._validation
 
     monkeypatch.setattr(fastae._base, "SPARSE_CHUNK_ROWS", 7)  # several chunks for inference
-    monkeypatch.setattr(fastae._validation, "SPARSE_CHUNK_ROWS", 7)  # and for fit's densifying
+    monkeypatch.setattr(fastae._arrays, "SPARSE_CHUNK_ROWS", 7)  # and for fit's densifying
     rng = np.random.default_rng(5)
     X = np.where(rng.uniform(size=(40, 9)) < 0.7, 0.0, rng.uniform(size=(40, 9)))
     S = getattr(sparse, fmt)(X)

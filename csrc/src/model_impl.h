@@ -30,7 +30,7 @@ inline void require(bool ok, const std::string& message) {
     if (!ok) throw std::invalid_argument(message);
 }
 
-// bce targets must lie in [0, 1]; this much rounding outside is forgiven (python/_validation.py
+// bce targets must lie in [0, 1]; this much rounding outside is forgiven (python/fastae/_arrays.py
 // uses the same slack).
 inline constexpr float kUnitRangeSlack = 1e-6f;
 

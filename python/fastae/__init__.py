@@ -27,9 +27,9 @@ from ._code_size import CodeSizeReport, choose_code_size  # noqa: E402
 from ._compat import NotFittedError  # noqa: E402
 from ._core import TrainingDivergedError  # noqa: E402
 from ._mlp import MLPClassifier, MLPRegressor  # noqa: E402
+from ._params import available_cpus, resolve_n_threads  # noqa: E402
 from ._persistence import ModelFileError, from_bytes, load  # noqa: E402
 from ._vae import VariationalAutoencoder  # noqa: E402
-from ._validation import available_cpus, resolve_n_threads  # noqa: E402
 from .datasets import load_digits  # noqa: E402
 
 __version__ = _core.__version__

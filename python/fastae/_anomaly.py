@@ -15,10 +15,7 @@ from typing import Any
 import numpy as np
 from numpy.typing import ArrayLike
 
-from ._autoencoder import Autoencoder
-from ._base import _NetworkEstimator
-from ._compat import BaseEstimator, NotFittedError, OutlierMixin, clone, tags_with
-from ._validation import (
+from ._arrays import (
     check_array,
     check_sparse,
     dataframe_to_array,
@@ -27,6 +24,9 @@ from ._validation import (
     is_dataframe,
     is_sparse,
 )
+from ._autoencoder import Autoencoder
+from ._base import _NetworkEstimator
+from ._compat import BaseEstimator, NotFittedError, OutlierMixin, clone, tags_with
 
 SCORES = ("squared_error", "model")
 

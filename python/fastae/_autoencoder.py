@@ -13,27 +13,29 @@ import numpy as np
 from numpy.typing import ArrayLike
 
 from . import _core
-from ._base import _LAYER_OPTION_CHECKS, _feature_names_out, _NetworkEstimator
-from ._compat import TransformerMixin, tags_with
-from ._engine_input import engine_errors
-from ._validation import (
-    ACTIVATIONS,
-    LOSSES,
-    Boolean,
-    Check,
-    Options,
-    Real,
+from ._arrays import (
     check_array,
-    check_bool,
-    check_hidden_layer_sizes,
-    check_noise,
-    check_output_and_loss,
     check_sample_weight,
     check_sparse,
     dataframe_to_array,
     densify_all,
     is_dataframe,
     is_sparse,
+)
+from ._base import _LAYER_OPTION_CHECKS, _feature_names_out, _NetworkEstimator
+from ._compat import TransformerMixin, tags_with
+from ._engine_input import engine_errors
+from ._params import (
+    ACTIVATIONS,
+    LOSSES,
+    Boolean,
+    Check,
+    Options,
+    Real,
+    check_bool,
+    check_hidden_layer_sizes,
+    check_noise,
+    check_output_and_loss,
     resolve_head,
 )
 

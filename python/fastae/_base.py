@@ -25,30 +25,10 @@ from typing import Any
 import numpy as np
 
 from . import _core, _persistence
-from ._compat import BaseEstimator, NotFittedError, tags_with
-from ._engine_input import CsrRows, engine_errors
-
-# Model files and pickling. ModelFileError, load and from_bytes are re-exported: they were
-# fastae._base's before _persistence.py (fastae itself imports them from there).
-from ._persistence import ModelFileError, _Persistent, from_bytes, load  # noqa: F401
-from ._training import _Trainer
-from ._validation import (
-    INITIALIZERS,
-    MAX_INT,
-    OPTIMIZERS,
+from ._arrays import (
     SPARSE_CHUNK_ROWS,
-    Boolean,
-    Check,
-    Integer,
-    Options,
-    Real,
-    check_activations,
     check_array,
     check_bytes,
-    check_callbacks,
-    check_hidden_layer_sizes,
-    check_lr_schedule,
-    check_network_size,
     check_sparse,
     dataframe_to_array,
     densify,
@@ -58,10 +38,32 @@ from ._validation import (
     is_dataframe,
     is_sparse,
     ndim_or_none,
+)
+from ._compat import BaseEstimator, NotFittedError, tags_with
+from ._engine_input import CsrRows, engine_errors
+from ._params import (
+    INITIALIZERS,
+    MAX_INT,
+    OPTIMIZERS,
+    Boolean,
+    Check,
+    Integer,
+    Options,
+    Real,
+    check_activations,
+    check_callbacks,
+    check_hidden_layer_sizes,
+    check_lr_schedule,
+    check_network_size,
     resolve_head,
     resolve_n_threads,
     seed_from,
 )
+
+# Model files and pickling. ModelFileError, load and from_bytes are re-exported: they were
+# fastae._base's before _persistence.py (fastae itself imports them from there).
+from ._persistence import ModelFileError, _Persistent, from_bytes, load  # noqa: F401
+from ._training import _Trainer
 
 # The options every layer of a network takes (penalties on its weights, dropout on its output):
 # constructor parameters of each estimator that offers them.
@@ -380,53 +382,26 @@ class _NetworkEstimator(_Persistent, _Trainer, BaseEstimator):
         set them explicitly for other data. A tied layer's W (tied_weights) may be None; given,
         it must be exactly its mirror layer's W transposed (as get_weights gives it), else
         ValueError: the two layers share one matrix."""
-        try:
-            pairs = [(None if W is None else np.asarray(W), np.asarray(b)) for W, b in weights]
-        except (TypeError, ValueError):
-            raise ValueError("weights must be a list of (W, b) pairs") from None
-        if getattr(self, "_model", None) is not None:
-            model = self._model.copy()
-        else:
-            p = self._resolve_head(self._validated_params(draw_seed=False), None)
-            p = self._network_params(p, self._target_attributes())
-            if not pairs or pairs[0][0] is None or pairs[0][0].ndim != 2:
-                raise ValueError("weights must be a non-empty list of (W, b) pairs with 2-D W")
-            model = self._new_model(pairs[0][0].shape[0], p, for_training=False)
-        sizes = model.layer_sizes
-        if len(pairs) != model.n_layers:
-            raise ValueError(f"weights has {len(pairs)} layers; the model has {model.n_layers} (layer sizes {sizes})")
-        flat = np.empty(model.n_params, dtype=np.float32)
-        ties = [layer["tied_to"] for layer in model.spec()["layers"]]
-        shapes = _layer_shapes(model)
-        for layer, (W, b) in enumerate(pairs):
-            want_w, want_b = shapes[layer], (shapes[layer][1],)
-            if W is None and ties[layer] < 0:
-                raise ValueError(f"layer {layer}: W is None, but only a tied layer (tied_weights) may leave it out")
-            shape = want_w if W is None else W.shape
-            if shape != want_w or b.shape != want_b:
-                raise ValueError(f"layer {layer}: W has shape {shape} and b {b.shape}; expected {want_w} and {want_b}")
-            if (W is not None and W.dtype.kind not in "biuf") or b.dtype.kind not in "biuf":
-                raise ValueError(f"layer {layer}: weights must be real numbers; got "
-                                 f"{W.dtype if W is not None else None} and {b.dtype}")
-            flat[model.bias_offset(layer):model.bias_offset(layer) + b.size] = b
-            if ties[layer] < 0 and W is not None:  # (an untied layer's W is never None: checked above)
-                off = model.param_offset(layer)
-                flat[off:off + W.size] = W.reshape(-1)
-        for layer, (W, _) in enumerate(pairs):  # a tied layer's W, when given, must be its mirror's W^T
-            mirror = ties[layer]
-            if mirror >= 0 and W is not None and not np.array_equal(
-                    W.astype(np.float32), pairs[mirror][0].astype(np.float32).T):
-                raise ValueError(f"layer {layer}: tied_weights: its W must be layer {mirror}'s W transposed (the "
-                                 f"two share one matrix), or None")
-        model.set_params(flat)  # checks finiteness; the model is untouched if this raises
+        pairs = _weight_pairs(weights)
+        model = self._model.copy() if getattr(self, "_model", None) is not None else self._model_for_weights(pairs)
+        model.set_params(_flat_weights(model, pairs))  # checks finiteness; the model is untouched if this raises
         self._model = model
-        self.n_features_in_ = sizes[0]
+        self.n_features_in_ = model.layer_sizes[0]
         self.__dict__.update(self._head_attributes(model))
         if not hasattr(self, "_input_scale"):
             self._input_scale = self._validated_params(draw_seed=False)["input_scale"]
         if not hasattr(self, "history_"):
             self.history_: dict[str, list[float]] = {"loss": [], "seconds": []}
         return self
+
+    def _model_for_weights(self, pairs):
+        """set_weights' network on an unfitted estimator: the hyperparameters' ("auto" as for data
+        in [0, 1]), on as many inputs as the first W has rows."""
+        p = self._resolve_head(self._validated_params(draw_seed=False), None)
+        p = self._network_params(p, self._target_attributes())
+        if not pairs or pairs[0][0] is None or pairs[0][0].ndim != 2:
+            raise ValueError("weights must be a non-empty list of (W, b) pairs with 2-D W")
+        return self._new_model(pairs[0][0].shape[0], p, for_training=False)
 
 
 # The name of the estimators' type in the annotations of _persistence's load and from_bytes, for
@@ -469,3 +444,55 @@ def _layer_shapes(model):
         shapes.append((n_in, layer["units"]))
         n_in = layer["units"] // 2 if "variational" in spec and i == spec["code_layer"] else layer["units"]
     return shapes
+
+
+def _weight_pairs(weights):
+    """set_weights' argument as a list of (W, b) NumPy arrays (W may be None)."""
+    try:
+        return [(None if W is None else np.asarray(W), np.asarray(b)) for W, b in weights]
+    except (TypeError, ValueError):
+        raise ValueError("weights must be a list of (W, b) pairs") from None
+
+
+def _flat_weights(model, pairs):
+    """The (W, b) pairs in model's flat parameter layout, once each is checked against its layer
+    (_check_weight_pair) and each tied layer's W given against its mirror's (_check_tied_weights)."""
+    if len(pairs) != model.n_layers:
+        raise ValueError(f"weights has {len(pairs)} layers; the model has {model.n_layers} (layer sizes "
+                         f"{model.layer_sizes})")
+    flat = np.empty(model.n_params, dtype=np.float32)
+    ties = [layer["tied_to"] for layer in model.spec()["layers"]]
+    shapes = _layer_shapes(model)
+    for layer, (W, b) in enumerate(pairs):
+        _check_weight_pair(layer, W, b, shapes[layer], tied=ties[layer] >= 0)
+        flat[model.bias_offset(layer):model.bias_offset(layer) + b.size] = b
+        if ties[layer] < 0 and W is not None:  # (an untied layer's W is never None: checked above)
+            off = model.param_offset(layer)
+            flat[off:off + W.size] = W.reshape(-1)
+    _check_tied_weights(pairs, ties)
+    return flat
+
+
+def _check_weight_pair(layer, W, b, want_w, tied):
+    """Layer `layer`'s (W, b): W given unless the layer is tied, the shapes (want_w: W's, (n_in,
+    n_out)) and real dtypes."""
+    want_b = (want_w[1],)
+    if W is None and not tied:
+        raise ValueError(f"layer {layer}: W is None, but only a tied layer (tied_weights) may leave it out")
+    shape = want_w if W is None else W.shape
+    if shape != want_w or b.shape != want_b:
+        raise ValueError(f"layer {layer}: W has shape {shape} and b {b.shape}; expected {want_w} and {want_b}")
+    if (W is not None and W.dtype.kind not in "biuf") or b.dtype.kind not in "biuf":
+        raise ValueError(f"layer {layer}: weights must be real numbers; got "
+                         f"{W.dtype if W is not None else None} and {b.dtype}")
+
+
+def _check_tied_weights(pairs, ties):
+    """A tied layer's W, when given, must be its mirror's W transposed (ties: each layer's mirror,
+    or -1)."""
+    for layer, (W, _) in enumerate(pairs):
+        mirror = ties[layer]
+        if mirror >= 0 and W is not None and not np.array_equal(
+                W.astype(np.float32), pairs[mirror][0].astype(np.float32).T):
+            raise ValueError(f"layer {layer}: tied_weights: its W must be layer {mirror}'s W transposed (the "
+                             f"two share one matrix), or None")

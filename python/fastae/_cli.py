@@ -64,7 +64,7 @@ _TRAIN_PARAMS = [
 
 def _add_train_parser(sub):
     from . import _core
-    from ._validation import HIDDEN_ACTIVATIONS
+    from ._params import HIDDEN_ACTIVATIONS
 
     p = sub.add_parser("train", help="train an autoencoder on DATA and save it", description=(
         "Train an autoencoder on DATA (.npy, .npz, .csv or MNIST IDX; images are flattened) and save it as a "

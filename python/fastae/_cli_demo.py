@@ -120,7 +120,7 @@ class _EpochPrinter:
 
 
 def _add_demo_parser(sub):
-    from ._validation import HIDDEN_ACTIVATIONS
+    from ._params import HIDDEN_ACTIVATIONS
 
     p = sub.add_parser("demo", help="show what an autoencoder does: compress digits, print them beside their "
                                     "reconstructions", description=(
@@ -172,7 +172,7 @@ def _demo(args):
     import numpy as np
 
     from . import Autoencoder
-    from ._validation import resolve_head
+    from ._params import resolve_head
 
     hidden = tuple(w for group in args.hidden for w in group)
     if args.show < 0:

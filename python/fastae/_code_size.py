@@ -10,7 +10,7 @@ from typing import Any, Sequence
 
 import numpy as np
 
-from ._validation import available_cpus, check_hidden_layer_sizes, check_real, seed_from
+from ._params import available_cpus, check_hidden_layer_sizes, check_real, seed_from
 
 
 def recommend_code_size(sizes: Sequence[int], val_losses: Sequence[float], tolerance: float) -> int:

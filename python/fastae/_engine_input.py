@@ -9,7 +9,7 @@ from typing import Any, Optional
 
 import numpy as np
 
-from ._validation import value_text
+from ._arrays import value_text
 
 
 @contextmanager

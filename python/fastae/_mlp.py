@@ -16,9 +16,10 @@ import numpy as np
 from numpy.typing import ArrayLike
 
 from . import _core
+from ._arrays import check_sample_weight
 from ._base import _LAYER_OPTION_CHECKS, _caller_stacklevel, _layer_spec, _NetworkEstimator
 from ._compat import ClassifierMixin, DataConversionWarning, RegressorMixin, tags_with
-from ._validation import Boolean, Check, Options, Real, check_bool, check_hidden_layer_sizes, check_sample_weight
+from ._params import Boolean, Check, Options, Real, check_bool, check_hidden_layer_sizes
 
 _HIDDEN_LAYER_SIZES = Check(lambda v: check_hidden_layer_sizes(v, allow_empty=True))
 

@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Any, Optional, Union
 import numpy as np
 
 from . import _core
-from ._validation import check_bool
+from ._params import check_bool
 
 if TYPE_CHECKING:
     from ._base import _NetworkEstimator
@@ -132,81 +132,113 @@ class _Persistent:
 
     @classmethod
     def _from_model(cls, model, settings, metadata):
-        """The estimator for a model read from a model file (see load)."""
+        """The estimator for a model read from a model file (see load), in steps: the metadata read
+        (_fastae_document), the hyperparameters set from it (_set_saved_params) or, without it,
+        from the network and the file's optimizer settings (_set_network_params), checked against
+        the network the file holds (_params_of_held_network), the training record restored
+        (_restore_training_record), and the model made the estimator's."""
         sizes = list(model.layer_sizes)
-        doc = None
-        if metadata:
-            try:
-                doc = json.loads(metadata.decode("utf-8"))
-            except (UnicodeDecodeError, ValueError, RecursionError) as exc:
-                raise ModelFileError(f"model file: its metadata is not UTF-8 JSON ({exc})") from None
-            if not (isinstance(doc, dict) and doc.get("estimator") == cls._ESTIMATOR_NAME):
-                doc = None  # metadata of some other program: derive the hyperparameters
+        doc = cls._fastae_document(metadata)
         est = cls()
         held = model.spec()
         if doc is not None:
-            params, attributes = doc.get("params"), doc.get("attributes", {})
-            if not isinstance(params, dict) or not isinstance(attributes, dict):
-                raise ModelFileError("model file: its metadata's 'params' and 'attributes' must be JSON objects")
-            valid = set(cls._get_param_names())
-            unknown = sorted(set(params) - valid)
-            if unknown:
-                warnings.warn(f"model file: ignoring unknown hyperparameters {unknown} (saved by a newer fastae?)",
-                              UserWarning, stacklevel=3)
-            for name in valid & set(params):
-                value = params[name]
-                as_tuple = name in ("hidden_layer_sizes", "decoder_layer_sizes") and isinstance(value, list)
-                setattr(est, name, tuple(value) if as_tuple else value)
+            attributes = est._set_saved_params(doc)
         else:
             attributes = {}
-            est.set_params(**cls._params_of_network(held, sizes))
-            est.set_params(optimizer=settings["optimizer"], learning_rate=settings["learning_rate"],
-                           beta_1=settings["beta1"], beta_2=settings["beta2"], epsilon=settings["epsilon"],
-                           momentum=settings["momentum"], nesterov=settings["nesterov"],
-                           weight_decay=settings["weight_decay"], rho=settings["rho"])
-        # The hyperparameters must describe the network the file holds ("auto" as it resolves for
-        # data in [0, 1] or for other data).
+            est._set_network_params(held, sizes, settings)
+        p = est._params_of_held_network(held, sizes[0], attributes)
+        head = cls._head_attributes(model)
+        est._restore_training_record(attributes, head, sizes[0])
+        est.__dict__.update(head)
+        est._model = model
+        est._input_scale = p["input_scale"]  # inference scales its inputs as training did
+        est.n_features_in_ = sizes[0]
+        return est
+
+    @classmethod
+    def _fastae_document(cls, metadata):
+        """A model file's metadata as this estimator's JSON document, or None (no metadata, or
+        another program's: the hyperparameters are then derived from the network)."""
+        if not metadata:
+            return None
         try:
-            cls._param_checks["hidden_layer_sizes"]("hidden_layer_sizes", est.hidden_layer_sizes, {})
+            doc = json.loads(metadata.decode("utf-8"))
+        except (UnicodeDecodeError, ValueError, RecursionError) as exc:
+            raise ModelFileError(f"model file: its metadata is not UTF-8 JSON ({exc})") from None
+        if not (isinstance(doc, dict) and doc.get("estimator") == cls._ESTIMATOR_NAME):
+            return None  # metadata of some other program: derive the hyperparameters
+        return doc
+
+    def _set_saved_params(self, doc):
+        """The hyperparameters the metadata holds set on this (new) estimator, with a warning for
+        those it does not know; returns the metadata's fitted attributes."""
+        params, attributes = doc.get("params"), doc.get("attributes", {})
+        if not isinstance(params, dict) or not isinstance(attributes, dict):
+            raise ModelFileError("model file: its metadata's 'params' and 'attributes' must be JSON objects")
+        valid = set(self._get_param_names())
+        unknown = sorted(set(params) - valid)
+        if unknown:  # (stacklevel 4: load's caller, this being a step of _from_model)
+            warnings.warn(f"model file: ignoring unknown hyperparameters {unknown} (saved by a newer fastae?)",
+                          UserWarning, stacklevel=4)
+        for name in valid & set(params):
+            value = params[name]
+            as_tuple = name in ("hidden_layer_sizes", "decoder_layer_sizes") and isinstance(value, list)
+            setattr(self, name, tuple(value) if as_tuple else value)
+        return attributes
+
+    def _set_network_params(self, held, sizes, settings):
+        """The hyperparameters of a file without fastae's metadata: the network's (held: its spec)
+        and the file's optimizer settings."""
+        self.set_params(**self._params_of_network(held, sizes))
+        self.set_params(optimizer=settings["optimizer"], learning_rate=settings["learning_rate"],
+                        beta_1=settings["beta1"], beta_2=settings["beta2"], epsilon=settings["epsilon"],
+                        momentum=settings["momentum"], nesterov=settings["nesterov"],
+                        weight_decay=settings["weight_decay"], rho=settings["rho"])
+
+    def _params_of_held_network(self, held, n_inputs, attributes):
+        """The validated parameters (p), once the hyperparameters and the fitted attributes they
+        depend on are checked to describe the network the file holds (held: its spec; "auto" as
+        it resolves for data in [0, 1] or for other data)."""
+        try:
+            self._param_checks["hidden_layer_sizes"]("hidden_layer_sizes", self.hidden_layer_sizes, {})
         except ValueError as exc:
             raise ModelFileError(f"model file: bad hidden_layer_sizes in its metadata: {exc}") from None
         try:
-            est._restore_attributes(attributes)
+            self._restore_attributes(attributes)
         except (AttributeError, TypeError, ValueError) as exc:
             raise ModelFileError(f"model file: bad fitted attributes in its metadata: {exc}") from None
         try:
-            p = est._network_params(est._validated_params(draw_seed=False), est._target_attributes())
-            described = [cls._network_spec(sizes[0], est._resolve_head(dict(p), unit_range))
+            p = self._network_params(self._validated_params(draw_seed=False), self._target_attributes())
+            described = [self._network_spec(n_inputs, self._resolve_head(dict(p), unit_range))
                          for unit_range in (True, False)]
         except ValueError as exc:
             raise ModelFileError(f"model file: bad hyperparameters in its metadata: {exc}") from None
         if held not in described:
             raise ModelFileError(f"model file: its metadata describes the network {described[0]} but the file holds "
                                  f"{held}")
-        head = cls._head_attributes(model)
+        return p
+
+    def _restore_training_record(self, attributes, head, n_inputs):
+        """history_, n_iter_, loss_ and feature_names_in_ from the metadata's attributes, whose
+        head attributes (loss_function_, output_activation_) must be the network's (head)."""
         try:
             history = attributes.get("history_", {"loss": [], "seconds": []})
-            est.history_ = {str(key): [float("nan") if v is None else float(v) for v in values]
-                            for key, values in history.items()}
+            self.history_ = {str(key): [float("nan") if v is None else float(v) for v in values]
+                             for key, values in history.items()}
             if "n_iter_" in attributes:
-                est.n_iter_ = int(attributes["n_iter_"])
+                self.n_iter_ = int(attributes["n_iter_"])
             if "loss_" in attributes:
-                est.loss_ = float("nan") if attributes["loss_"] is None else float(attributes["loss_"])
+                self.loss_ = float("nan") if attributes["loss_"] is None else float(attributes["loss_"])
             for name, value in head.items():
                 if name in attributes and attributes[name] != value:
                     raise ValueError(f"{name} is {attributes[name]!r} but the network's is {value!r}")
             names = attributes.get("feature_names_in_")
             if names is not None:
-                if not (isinstance(names, list) and len(names) == sizes[0] and all(isinstance(n, str) for n in names)):
-                    raise ValueError(f"feature_names_in_ must be {sizes[0]} strings")
-                est.feature_names_in_ = np.asarray(names, dtype=object)
+                if not (isinstance(names, list) and len(names) == n_inputs and all(isinstance(n, str) for n in names)):
+                    raise ValueError(f"feature_names_in_ must be {n_inputs} strings")
+                self.feature_names_in_ = np.asarray(names, dtype=object)
         except (AttributeError, TypeError, ValueError) as exc:
             raise ModelFileError(f"model file: bad training record in its metadata: {exc}") from None
-        est.__dict__.update(head)
-        est._model = model
-        est._input_scale = p["input_scale"]  # inference scales its inputs as training did
-        est.n_features_in_ = sizes[0]
-        return est
 
     # ---- pickling (copy, deepcopy, pickle, joblib) -----------------------------------------
 

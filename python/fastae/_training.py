@@ -14,8 +14,8 @@ import numpy as np
 
 from . import _core, _progress
 from . import distributed as _distributed
+from ._arrays import check_sample_weight, feature_names_of
 from ._engine_input import CsrRows, engine_errors
-from ._validation import check_sample_weight, feature_names_of
 
 # Keeps the shuffle stream apart from the weight-initialisation stream of the same seed: fit trains
 # with shuffle seed (seed + offset) mod 2^64 after init_weights(seed). Defined once, in C++

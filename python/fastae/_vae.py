@@ -13,11 +13,12 @@ import numpy as np
 from numpy.typing import ArrayLike
 
 from . import _core
+from ._arrays import check_sample_weight
 from ._autoencoder import Autoencoder
 from ._base import _layer_spec, _NetworkEstimator
 from ._compat import TransformerMixin, tags_with
 from ._engine_input import engine_errors
-from ._validation import (
+from ._params import (
     ACTIVATIONS,
     MAX_INT,
     Check,
@@ -27,7 +28,6 @@ from ._validation import (
     check_activations,
     check_bool,
     check_output_and_loss,
-    check_sample_weight,
     resolve_head,
     seed_from,
 )

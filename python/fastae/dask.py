@@ -77,8 +77,8 @@ def _output_columns(est, method):
 
 def _map(est, X, method, n_threads):
     dask = _dask()
-    from . import _validation
-    n_threads = _validation.resolve_n_threads(n_threads)
+    from . import _params
+    n_threads = _params.resolve_n_threads(n_threads)
     payload = dask.delayed(est.to_bytes(), pure=True)  # one node of the graph: shipped once per worker
     columns = _output_columns(est, method)
     width = None if columns is None else len(columns)
