@@ -27,25 +27,42 @@ void sum_block(const std::uint32_t* idx, const float* val, std::size_t count, co
 // sum_rows: out[o] (+)= sum over k of val[k] * w[idx[k] * stride + o] (the forward product over a
 // sample's features, and the weight gradient over a feature's samples).
 #ifdef FASTAE_HAVE_AVX2_MATH
+// One sample's (or feature's) sums over a block: NV whole vectors and, when rest > 0, a masked
+// vector of the last rest outputs.
 template <class V, int NV>
-inline void sum_rows(const std::uint32_t* idx, const float* val, std::size_t count, const float* w,
-                     std::size_t stride, float* out, int rest, bool add) {
-    constexpr int L = V::lanes;
-    const typename V::mask tail = V::first_lanes(rest);
+struct BlockSums {
     typename V::type acc[NV + 1];
-    for (int q = 0; q <= NV; ++q) acc[q] = V::zero();
-    for (std::size_t k = 0; k < count; ++k) {
-        const typename V::type v = V::set1(val[k]);
-        const float* row = w + std::size_t(idx[k]) * stride;
+    int rest;
+    typename V::mask tail;
+
+    explicit BlockSums(int rest_outputs) : rest(rest_outputs), tail(V::first_lanes(rest_outputs)) {
+        for (int q = 0; q <= NV; ++q) acc[q] = V::zero();
+    }
+    // acc += value * the block's outputs of row, one FMA per vector.
+    void add_row(const float* row, float value) {
+        constexpr int L = V::lanes;
+        const typename V::type v = V::set1(value);
         for (int q = 0; q < NV; ++q) acc[q] = V::fma(V::loadu(row + L * q), v, acc[q]);
         if (rest) acc[NV] = V::fma(V::load_masked(row + L * NV, tail), v, acc[NV]);
     }
-    if (add) {
-        for (int q = 0; q < NV; ++q) acc[q] = V::add(V::loadu(out + L * q), acc[q]);
-        if (rest) acc[NV] = V::add(V::load_masked(out + L * NV, tail), acc[NV]);
+    // out = acc, or with `add` out + acc.
+    void store(float* out, bool add) {
+        constexpr int L = V::lanes;
+        if (add) {
+            for (int q = 0; q < NV; ++q) acc[q] = V::add(V::loadu(out + L * q), acc[q]);
+            if (rest) acc[NV] = V::add(V::load_masked(out + L * NV, tail), acc[NV]);
+        }
+        for (int q = 0; q < NV; ++q) V::storeu(out + L * q, acc[q]);
+        if (rest) V::store_masked(out + L * NV, tail, acc[NV]);
     }
-    for (int q = 0; q < NV; ++q) V::storeu(out + L * q, acc[q]);
-    if (rest) V::store_masked(out + L * NV, tail, acc[NV]);
+};
+
+template <class V, int NV>
+inline void sum_rows(const std::uint32_t* idx, const float* val, std::size_t count, const float* w,
+                     std::size_t stride, float* out, int rest, bool add) {
+    BlockSums<V, NV> sums(rest);
+    for (std::size_t k = 0; k < count; ++k) sums.add_row(w + std::size_t(idx[k]) * stride, val[k]);
+    sums.store(out, add);
 }
 
 // Two samples' sums at once (the forward product of samples j and j + 1 over one run): each
@@ -57,34 +74,17 @@ template <class V, int NV>
 inline void sum_rows_pair(const std::uint32_t* idx_a, const float* val_a, std::size_t count_a, float* out_a,
                           const std::uint32_t* idx_b, const float* val_b, std::size_t count_b, float* out_b,
                           const float* w, std::size_t stride, int rest, bool add) {
-    constexpr int L = V::lanes;
-    const typename V::mask tail = V::first_lanes(rest);
-    typename V::type a[NV + 1], c[NV + 1];
-    for (int q = 0; q <= NV; ++q) a[q] = c[q] = V::zero();
-    auto term = [&](typename V::type* acc, std::uint32_t feature, float value) {
-        const typename V::type v = V::set1(value);
-        const float* row = w + std::size_t(feature) * stride;
-        for (int q = 0; q < NV; ++q) acc[q] = V::fma(V::loadu(row + L * q), v, acc[q]);
-        if (rest) acc[NV] = V::fma(V::load_masked(row + L * NV, tail), v, acc[NV]);
-    };
+    BlockSums<V, NV> a(rest), b(rest);
     const std::size_t both = std::min(count_a, count_b);
     std::size_t k = 0;
     for (; k < both; ++k) {
-        term(a, idx_a[k], val_a[k]);
-        term(c, idx_b[k], val_b[k]);
+        a.add_row(w + std::size_t(idx_a[k]) * stride, val_a[k]);
+        b.add_row(w + std::size_t(idx_b[k]) * stride, val_b[k]);
     }
-    for (std::size_t ka = k; ka < count_a; ++ka) term(a, idx_a[ka], val_a[ka]);
-    for (std::size_t kb = k; kb < count_b; ++kb) term(c, idx_b[kb], val_b[kb]);
-    auto finish = [&](typename V::type* acc, float* out) {
-        if (add) {
-            for (int q = 0; q < NV; ++q) acc[q] = V::add(V::loadu(out + L * q), acc[q]);
-            if (rest) acc[NV] = V::add(V::load_masked(out + L * NV, tail), acc[NV]);
-        }
-        for (int q = 0; q < NV; ++q) V::storeu(out + L * q, acc[q]);
-        if (rest) V::store_masked(out + L * NV, tail, acc[NV]);
-    };
-    finish(a, out_a);
-    finish(c, out_b);
+    for (std::size_t ka = k; ka < count_a; ++ka) a.add_row(w + std::size_t(idx_a[ka]) * stride, val_a[ka]);
+    for (std::size_t kb = k; kb < count_b; ++kb) b.add_row(w + std::size_t(idx_b[kb]) * stride, val_b[kb]);
+    a.store(out_a, add);
+    b.store(out_b, add);
 }
 
 // The weight gradient sample by sample: for each entry (feature f, value v) of sample j's list,
