@@ -54,6 +54,9 @@ public:
     bool compress(const float* x, int d, int b);
     bool active() const { return active_; }
     void clear() { active_ = false; }
+    // Whether compress asks for samples ahead of the one it reads (for inputs that stream from
+    // memory: inference reads the caller's array in place).
+    void set_prefetch_input(bool on) { prefetch_input_ = on; }
 
     // Z (n_out, b) = W X for the compressed batch (n_in = d).
     void forward(const float* w, int n_out, float* z) const;
@@ -76,6 +79,7 @@ private:
     int d_ = 0, b_ = 0;
     std::size_t max_nonzeros_ = 0;
     bool active_ = false;
+    bool prefetch_input_ = false;
     // Sample j's nonzeros, features ascending, are entries [sample_start[j], sample_start[j + 1]).
     std::vector<std::uint32_t> sample_start_, feature_of_;
     // Sample j's list split at gemm's runs of features (gemm_k_block(d) of them, feature_runs_
