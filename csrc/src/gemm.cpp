@@ -345,14 +345,32 @@ struct Blocked {
         return a_floats(m, k) + round_up(std::size_t(std::min(k, KC)) * cols, kAlignFloats);
     }
 
-    // alpha != 0, m, n, k > 0; work holds workspace_floats(m, n, k), 64-byte aligned.
+    // op(A) packed ahead (SharedPackedA): run's blocks of A, block (pc / kc) * m_blocks + ic / mc
+    // at that index times a_floats(m, k).
+    static int a_blocks(int m, int k) {
+        const int kc = even_block(k, KC, 1), mc = even_block(m, MC, MR);
+        return ((k + kc - 1) / kc) * ((m + mc - 1) / mc);
+    }
+    static void pack_a_block(bool trans_a, int m, int k, const float* a, std::ptrdiff_t lda, int block, float* packed) {
+        const int kc = even_block(k, KC, 1), mc = even_block(m, MC, MR);
+        const int m_blocks = (m + mc - 1) / mc;
+        const int pc = block / m_blocks * kc, ic = block % m_blocks * mc;
+        const std::ptrdiff_t a_rs = trans_a ? lda : 1, a_cs = trans_a ? 1 : lda;
+        pack_a<MR>(trans_a, std::min(mc, m - ic), std::min(kc, k - pc), a + ic * a_rs + pc * a_cs, lda,
+                   packed + std::ptrdiff_t(block) * std::ptrdiff_t(a_floats(m, k)));
+    }
+
+    // alpha != 0, m, n, k > 0; work holds workspace_floats(m, n, k), 64-byte aligned. With
+    // a_packed, op(A)'s blocks are read from there (pack_a_block's) instead of packed.
     static void run(bool trans_a, bool trans_b, int m, int n, int k, float alpha, const float* a,
                     std::ptrdiff_t lda, const float* b, std::ptrdiff_t ldb, float beta, float* c,
-                    std::ptrdiff_t ldc, float* work) {
+                    std::ptrdiff_t ldc, float* work, const float* a_packed = nullptr) {
         const int kc = even_block(k, KC, 1);
         const int mc = even_block(m, MC, MR);
         const int nc = even_block(n, NC, NR);
-        float* a_pack = work;
+        const int m_blocks = (m + mc - 1) / mc;
+        float* const a_work = work;
+        const float* a_pack = a_work;
         float* b_pack = work + a_floats(m, k);
         const std::ptrdiff_t a_rs = trans_a ? lda : 1, a_cs = trans_a ? 1 : lda;
         const std::ptrdiff_t b_rs = trans_b ? ldb : 1, b_cs = trans_b ? 1 : ldb;
@@ -379,7 +397,11 @@ struct Blocked {
                 const float beta_block = pc == 0 ? beta : 1.0f;
                 for (int ic = 0; ic < m; ic += mc) {
                     const int mb = std::min(mc, m - ic);
-                    pack_a<MR>(trans_a, mb, kb, a + ic * a_rs + pc * a_cs, lda, a_pack);
+                    if (a_packed) {
+                        a_pack = a_packed + std::ptrdiff_t((pc / kc) * m_blocks + ic / mc) * std::ptrdiff_t(a_floats(m, k));
+                    } else {
+                        pack_a<MR>(trans_a, mb, kb, a + ic * a_rs + pc * a_cs, lda, a_work);
+                    }
                     // B's micro-panel stays in L1 while A's micro-panels stream from L2.
                     for (int jr = 0; jr < nb; jr += NR) {
                         float* c_col = c + (jc + jr) * ldc + ic;
@@ -486,6 +508,54 @@ void GemmWorkspace::reserve_floats(std::size_t need) {
     buffer_.reset(static_cast<float*>(
         ::operator new[](need * sizeof(float), std::align_val_t(kAlignBytes))));
     capacity_ = need;
+}
+
+SharedPackedA::SharedPackedA(bool trans_a, int m, int k, const float* a, int lda)
+    : trans_a_(trans_a), m_(m), k_(k), lda_(lda), a_(a) {
+    check_arguments(trans_a, false, m, 0, k, a, lda, a, std::max(k, 1), nullptr, std::max(m, 1));  // sizes, lda
+    if (m > 0 && k > 0 && a == nullptr) throw std::invalid_argument("SharedPackedA: a is null");
+#ifdef FASTAE_GEMM_AVX2
+    if (m > 0 && k > 0) {
+        blocks_ = NativeBlocked::a_blocks(m, k);
+        buffer_.reserve_floats(std::size_t(blocks_) * NativeBlocked::a_floats(m, k));
+    }
+#endif
+}
+
+void SharedPackedA::invalidate() {
+    next_.store(0, std::memory_order_relaxed);
+    done_.store(0, std::memory_order_relaxed);
+}
+
+void SharedPackedA::pack() {
+#ifdef FASTAE_GEMM_AVX2
+    for (int block; (block = next_.fetch_add(1, std::memory_order_relaxed)) < blocks_;) {
+        NativeBlocked::pack_a_block(trans_a_, m_, k_, a_, lda_, block, buffer_.data());
+        done_.fetch_add(1, std::memory_order_release);
+    }
+    while (done_.load(std::memory_order_acquire) < blocks_) _mm_pause();
+#endif
+}
+
+bool SharedPackedA::packed() const { return done_.load(std::memory_order_acquire) >= blocks_; }
+
+void gemm_shared_a(const SharedPackedA& a, bool trans_b, int n, const float* b, int ldb, float beta, float* c,
+                   int ldc, GemmWorkspace& ws) {
+#ifdef FASTAE_GEMM_AVX2
+    const int m = a.m_, k = a.k_;
+    check_arguments(a.trans_a_, trans_b, m, n, k, a.a_, a.lda_, b, ldb, c, ldc);
+    if (!a.packed()) throw std::logic_error("gemm_shared_a: A is not packed (call pack() first)");
+    if (m == 0 || n == 0) return;
+    if (k == 0) {
+        scale_c(m, n, beta, c, ldc);
+        return;
+    }
+    ws.reserve_floats(NativeBlocked::workspace_floats(m, n, k));  // no-op once big enough
+    NativeBlocked::run(a.trans_a_, trans_b, m, n, k, 1.0f, a.a_, a.lda_, b, ldb, beta, c, ldc, ws.data(),
+                       a.buffer_.data());
+#else
+    gemm(a.trans_a_, trans_b, a.m_, n, a.k_, 1.0f, a.a_, a.lda_, b, ldb, beta, c, ldc, ws);
+#endif
 }
 
 const char* gemm_kernel_name() { return kKernelName; }

@@ -3,6 +3,7 @@
 // FMA micro-kernels (AVX-512 or AVX2+FMA, chosen at compile time), Eigen's product elsewhere.
 #pragma once
 
+#include <atomic>
 #include <cstddef>
 #include <memory>
 
@@ -24,6 +25,7 @@ public:
     void reserve_floats(std::size_t floats);
     std::size_t capacity_floats() const { return capacity_; }
     float* data() { return buffer_.get(); }
+    const float* data() const { return buffer_.get(); }
 
 private:
     struct AlignedFree {
@@ -48,6 +50,45 @@ std::size_t gemm_workspace_floats(int m, int n, int k);
 // leading dimension that is too small, or a null pointer for a non-empty matrix.
 void gemm(bool trans_a, bool trans_b, int m, int n, int k, float alpha, const float* a, int lda,
           const float* b, int ldb, float beta, float* c, int ldc, GemmWorkspace& ws);
+
+// op(A) of products that several threads run with the same A, each with its own B: the shards
+// of a training step each multiply a layer's W (or W^T) by their own columns. Packed by every
+// product, W would be packed once per shard, a cost that does not shrink as the shards do (for
+// a 784 x 256 W about 20 us a product on Zen 5, against 240 us for 128 columns); shared, its
+// blocks (gemm's cache blocks of A) are packed once a step by whichever threads need it first,
+// each claiming blocks no other has, and the products read them as gemm would have packed
+// them: the same bits as gemm. Allocates in the constructor only.
+class SharedPackedA {
+public:
+    // op(A) (m, k) as in gemm: A (m, k) with leading dimension lda, or, if trans_a, A^T.
+    SharedPackedA(bool trans_a, int m, int k, const float* a, int lda);
+    SharedPackedA(const SharedPackedA&) = delete;
+    SharedPackedA& operator=(const SharedPackedA&) = delete;
+    // A's values changed: the next pack() packs them again. Call it when no thread is in pack()
+    // or a product, and publish it to them (a thread pool's start of a run does).
+    void invalidate();
+    // Packs the blocks no thread has claimed yet, then waits until every block is packed (by
+    // whichever thread claimed it, each packing without waiting on anything). Thread-safe.
+    void pack();
+    bool packed() const;
+    int m() const { return m_; }
+    int k() const { return k_; }
+
+private:
+    friend void gemm_shared_a(const SharedPackedA&, bool, int, const float*, int, float, float*, int, GemmWorkspace&);
+    bool trans_a_;
+    int m_, k_, lda_;
+    const float* a_;
+    int blocks_ = 0;
+    GemmWorkspace buffer_;  // the packed blocks
+    std::atomic<int> next_{0}, done_{0};
+};
+
+// C (m, n) = op(A) op(B) + beta C for a shared op(A) (m, k) that pack() has packed; op(B) and
+// the rest as in gemm (alpha 1). The bits are gemm's for the same operands. Throws
+// std::logic_error if A is not packed, std::invalid_argument as gemm does.
+void gemm_shared_a(const SharedPackedA& a, bool trans_b, int n, const float* b, int ldb, float beta, float* c,
+                   int ldc, GemmWorkspace& ws);
 
 // How the FMA kernels sum: each C element over k = 0..k-1 in runs of gemm_k_block(k)
 // consecutive k (the last may be shorter), each run one chain of FMAs in k order from zero, the

@@ -97,6 +97,7 @@ TrainingSession::Impl::Impl(Model::Impl& model_, const TrainingData& data_, cons
     slice_finite.assign(std::size_t(n_shards), 1);
     slice_penalty.assign(std::size_t(n_shards), 0.0);
     slice_square_sum.assign(std::size_t(n_shards), 0.0);
+    if (n_shards > 1) shared_weights = std::make_unique<detail::SharedWeights>(net, params);
     ws.reserve(std::size_t(n_shards));
     for (int t = 0; t < n_shards; ++t) ws.emplace_back(net, std::max<std::size_t>(shard_capacity, 1));
     xb.resize(std::size_t(d_in) * batch_capacity);
@@ -225,6 +226,7 @@ detail::StepContext& TrainingSession::Impl::step_context(int shard) {
                             &shard_terms[std::size_t(shard)]};
     c.row_offset = options.processes.row_offset;  // draws keyed by the dataset's row, in a group too
     c.code_kl = &shard_kl[std::size_t(shard)];
+    c.weights = shared_weights.get();
     return c;
 }
 
@@ -394,6 +396,7 @@ double TrainingSession::compute_gradients(const Batch& batch) {
     s.solo = s.n_shards > 1 && s.chooser.next_solo();
     s.pool.set_solo(s.solo);
     s.step_start = detail::Clock::now();
+    if (s.shared_weights) s.shared_weights->invalidate();  // the weights of this step, packed anew
     auto task = [&s](int shard, int) { s.shard_gradient(shard); };
     s.pool.run(task, s.n_shards);
     std::exception_ptr failed;

@@ -67,6 +67,8 @@ struct TrainingSession::Impl {
     };
     std::vector<Range> trainable;
 
+    // With more than one shard: the layers' W packed once a step for all of them (network.h).
+    std::unique_ptr<detail::SharedWeights> shared_weights;
     std::vector<detail::AlignedFloats> grads;  // one per shard; grads[0] holds the sum after reduce
     std::vector<double> shard_loss;
     std::vector<std::exception_ptr> shard_error;

@@ -9,6 +9,7 @@
 #include <random>
 #include <stdexcept>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "check.h"
@@ -164,6 +165,15 @@ void check_large(GemmFn fn) {
             check_case(c, fn, ws, seed++);
         }
     }
+}
+
+// gemm_shared_a through gemm's signature (alpha 1 only): packs op(A) in the call, then multiplies.
+void shared_a_fn(bool trans_a, bool trans_b, int m, int n, int k, float alpha, const float* a, int lda,
+                 const float* b, int ldb, float beta, float* c, int ldc, GemmWorkspace& ws) {
+    if (alpha != 1.0f) throw std::logic_error("shared_a_fn: alpha must be 1");
+    fastae::detail::SharedPackedA packed(trans_a, m, k, a, lda);
+    packed.pack();
+    fastae::detail::gemm_shared_a(packed, trans_b, n, b, ldb, beta, c, ldc, ws);
 }
 
 }  // namespace
@@ -337,4 +347,78 @@ TEST(gemm_reports_its_kernel) {
     const std::string name = fastae::detail::gemm_kernel_name();
     std::printf("  kernel: %s\n", name.c_str());
     CHECK(name == "avx512 32x12" || name == "avx2+fma 16x6" || name == "eigen");
+}
+
+// A shared op(A) (SharedPackedA): the products against the double reference, as gemm's are.
+TEST(gemm_shared_a_against_the_reference) {
+    check_cube(shared_a_fn, {1, 7, 12, 13, 31, 32, 33, 64}, 1.0f, 0.0f, 0);
+    check_cube(shared_a_fn, {1, 11, 33}, 1.0f, 2.0f, 2);
+    GemmWorkspace ws;
+    unsigned seed = 5000;
+    for (Case c : large_cases()) {
+        for (int t = 0; t < 4; ++t) {
+            c.trans_a = (t & 1) != 0;
+            c.trans_b = (t & 2) != 0;
+            if (std::int64_t(c.m) * c.n * c.k > 20'000'000 && t != 0) continue;
+            check_case(c, shared_a_fn, ws, seed++);
+        }
+    }
+}
+
+// The shards of a step: several threads pack one A together (each claiming blocks), then each
+// multiplies it by its own B; every C is gemm's bit for bit. After invalidate() and new values in
+// A, the next round packs the new values. Shapes past one cache block of A in m and in k.
+TEST(gemm_shared_a_packed_by_several_threads_equals_gemm) {
+    struct Shape { bool trans_a; int m, k, n; };
+    const Shape shapes[] = {{false, 784, 256, 64}, {true, 256, 784, 64}, {false, 300, 600, 37}, {true, 64, 784, 128},
+                            {false, 1, 1, 5}};
+    std::mt19937 gen(7);
+    for (const Shape& sh : shapes) {
+        const int a_rows = sh.trans_a ? sh.k : sh.m, a_cols = sh.trans_a ? sh.m : sh.k;
+        std::vector<float> a = random_matrix(a_rows, a_cols, 0, gen);
+        fastae::detail::SharedPackedA packed(sh.trans_a, sh.m, sh.k, a.data(), a_rows);
+        constexpr int kThreads = 4;
+        std::vector<std::vector<float>> b(kThreads), got(kThreads), want(kThreads);
+        for (int t = 0; t < kThreads; ++t) b[std::size_t(t)] = random_matrix(sh.k, sh.n, 0, gen);
+        for (int round = 0; round < 3; ++round) {
+            if (round > 0) {  // new weights, as after an update
+                for (float& v : a) v = v * 0.5f + 0.25f;
+                packed.invalidate();
+            }
+            CHECK(!packed.packed() || !fastae::detail::gemm_sums_in_k_runs());  // (the Eigen build packs nothing)
+            std::vector<std::thread> team;
+            for (int t = 0; t < kThreads; ++t) {
+                team.emplace_back([&, t] {
+                    GemmWorkspace ws;
+                    packed.pack();
+                    got[std::size_t(t)].assign(std::size_t(sh.m) * std::size_t(sh.n), -1.0f);
+                    fastae::detail::gemm_shared_a(packed, false, sh.n, b[std::size_t(t)].data(), sh.k, 0.0f,
+                                                  got[std::size_t(t)].data(), sh.m, ws);
+                });
+            }
+            for (std::thread& th : team) th.join();
+            GemmWorkspace ws;
+            for (int t = 0; t < kThreads; ++t) {
+                want[std::size_t(t)].assign(std::size_t(sh.m) * std::size_t(sh.n), -2.0f);
+                fastae::detail::gemm(sh.trans_a, false, sh.m, sh.n, sh.k, 1.0f, a.data(), a_rows, b[std::size_t(t)].data(),
+                                     sh.k, 0.0f, want[std::size_t(t)].data(), sh.m, ws);
+                CHECK(std::memcmp(got[std::size_t(t)].data(), want[std::size_t(t)].data(),
+                                  want[std::size_t(t)].size() * sizeof(float)) == 0);
+            }
+        }
+    }
+}
+
+TEST(gemm_shared_a_refuses_an_unpacked_a_and_bad_sizes) {
+    std::vector<float> a(64, 1.0f), b(64, 1.0f), c(64, 0.0f);
+    GemmWorkspace ws;
+    fastae::detail::SharedPackedA packed(false, 4, 3, a.data(), 4);
+    if (fastae::detail::gemm_sums_in_k_runs()) {  // the Eigen build packs nothing
+        CHECK_THROWS(fastae::detail::gemm_shared_a(packed, false, 2, b.data(), 3, 0.0f, c.data(), 4, ws), std::logic_error);
+    }
+    packed.pack();
+    CHECK_THROWS(fastae::detail::gemm_shared_a(packed, false, 2, b.data(), 2, 0.0f, c.data(), 4, ws), std::invalid_argument);
+    CHECK_THROWS(fastae::detail::SharedPackedA(false, 4, 3, a.data(), 3), std::invalid_argument);  // lda < m
+    CHECK_THROWS(fastae::detail::SharedPackedA(false, -1, 3, a.data(), 3), std::invalid_argument);
+    CHECK_THROWS(fastae::detail::SharedPackedA(false, 4, 3, nullptr, 4), std::invalid_argument);
 }

@@ -469,3 +469,51 @@ TEST(session_claims_the_model) {
     CHECK_THROWS(TrainingSession(m, no_targets, OptimizerConfig{}, t), std::invalid_argument);
     m.predict(50, ds.x.data(), out.data());  // not claimed by the refused sessions
 }
+
+// The shards of a step share each layer's packed W (network.h: SharedWeights), packed anew every
+// step. Training with 1, 2 and 3 threads then follows the same path up to the order of the
+// gradient sums (a few units of 2^-24); weights packed one step late would move it by the
+// learning rate. W of 300 x 140 and 140 x 300 spans two of gemm's cache blocks of A in m and in
+// k; a tied decoder layer reads W transposed.
+TEST(shards_share_each_steps_weights) {
+    const int d = 300;
+    const std::vector<float> x = make_data(240, d, 31);
+    for (bool tied : {false, true}) {
+        NetworkSpec spec;
+        spec.n_inputs = d;
+        spec.layers.resize(3);
+        spec.layers[0].units = 140;
+        spec.layers[1].units = 40;
+        spec.layers[2].units = d;
+        spec.layers[2].activation = activation_spec(Activation::sigmoid);
+        spec.head.loss = Loss::bce;
+        if (tied) {
+            spec.layers.resize(4);
+            spec.layers[2].units = 140;
+            spec.layers[2].activation = activation_spec(Activation::relu);
+            spec.layers[2].tied_to = 1;
+            spec.layers[3].units = d;
+            spec.layers[3].activation = activation_spec(Activation::sigmoid);
+            spec.layers[3].tied_to = 0;
+        }
+        std::vector<std::vector<float>> runs;
+        for (int threads : {1, 2, 3}) {
+            Model m(spec);
+            m.init_weights(5);
+            TrainOptions t;
+            t.epochs = 2;
+            t.batch_size = 60;
+            t.n_threads = threads;
+            OptimizerConfig opt;
+            opt.learning_rate = 1e-2;
+            m.fit(240, x.data(), nullptr, 0, nullptr, nullptr, opt, t);
+            runs.push_back(params_of(m));
+        }
+        for (std::size_t r = 1; r < runs.size(); ++r) {
+            double worst = 0.0;
+            for (std::size_t i = 0; i < runs[0].size(); ++i) worst = std::max(worst, double(std::fabs(runs[r][i] - runs[0][i])));
+            CHECK(worst < 1e-4);
+            CHECK(worst > 0.0 || r == 0);  // different sums: the runs are not one path replayed
+        }
+    }
+}
