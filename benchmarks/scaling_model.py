@@ -3,16 +3,20 @@
     python benchmarks/scaling_model.py [--data ../shared/data/mnist.npz] [--model tutorial|deep]
 
 A step of batch b on T threads (csrc/src/training.cpp) runs T shards of b/T samples in parallel
-(forward and backward, each into its own gradient buffer), then sums the T buffers and applies the
-optimizer, both split over the T threads by slices of the P parameters. So
+(forward and backward, each into its own gradient buffer; the layers' W packed for the products
+once a step, shared by the shards), then sums the T buffers and applies the optimizer, both split
+over the T threads by slices of the P parameters. So
 
-    step(T) = shard(b / T) + update(P) / T + reduce(P, T) + sync(T)
+    step(T) = shard(b / T) + fixed / T + reduce(P, T) + sync(T)
 
-- shard(s): one shard's forward and backward at s samples, measured on one core as the epoch time
-  of a one-thread fit at batch size s, minus its update, per step;
-- update(P): the optimizer pass over the P parameters (and the gather of the batch), measured as
-  the intercept of the one-thread step time against the batch size (a line through the step times
-  at several batch sizes: the per-step cost that does not grow with the samples);
+- fixed: what a step costs whatever its samples (the optimizer pass over the P parameters, the
+  packing of the layers' W, the gather's and the head's per-step parts), measured as the intercept
+  of the one-thread step time against the batch size: a line through the step times of one-thread
+  fits at batch sizes 32 and up, where the products run near their full rate;
+- shard(s): one shard's forward and backward at s samples, measured on one core as the step time
+  of a one-thread fit at batch size s minus `fixed`, at every shard size the prediction uses (b/T
+  for T up to 64, down to 4 samples): small shards multiply narrow matrices, below the products'
+  full rate, and a line through the large sizes would hide that;
 - reduce(P, T): each thread sums T slices of P / T floats: P floats read per buffer in all, so
   (T - 1) * P / T reads per thread at the measured rate of a one-core sum (the vectorised add of
   two float buffers, timed here with NumPy, which reads at the same memory rate);
@@ -39,6 +43,7 @@ import numpy as np
 import fastae
 
 MODELS = {"tutorial": (64,), "deep": (256, 64)}
+THREADS = (1, 2, 4, 8, 16, 32, 64)
 
 
 def load(path):
@@ -78,9 +83,11 @@ def main():
     print(f"model 784-{'-'.join(map(str, hidden))}-...-784, batch {b}, {n} rows; {os.cpu_count()} CPUs; "
           f"load average {os.getloadavg()[0]:.1f}")
 
-    # Rounds of every measurement: 1 thread at several batch sizes (step time against the batch
-    # size -> per-sample shard cost and per-step fixed cost), 2 threads at b, b / 2 and 2 b.
-    sizes = sorted({32, 64, 128, b})
+    # Rounds of every measurement: 1 thread at every shard size the prediction needs and at the
+    # sizes of the line fit (per-step fixed cost), 2 threads at b, b / 2 and 2 b.
+    shard_sizes = sorted({b // T for T in THREADS if b // T >= 4})
+    fit_sizes = sorted({s for s in (32, 64, 128, b) if s >= 32})
+    sizes = sorted(set(shard_sizes) | set(fit_sizes))
     runs = [(s, 1) for s in sizes] + [(s, 2) for s in (b, b // 2, 2 * b)]
     times = {run: [] for run in runs}
     for _ in range(args.rounds):
@@ -89,16 +96,20 @@ def main():
             times[(s, threads)].append(seconds / -(-n // s))
     step = {run: float(np.median(v)) for run, v in times.items()}
     step_1 = {s: step[(s, 1)] for s in sizes}
-    slope, intercept = np.polyfit(sizes, [step_1[s] for s in sizes], 1)
+    slope, intercept = np.polyfit(fit_sizes, [step_1[s] for s in fit_sizes], 1)
     print(f"medians of {args.rounds} rounds (each round's values in brackets), ms/step:")
     for s, threads in runs:
         print(f"  b={s}, {threads} thread(s): {step[(s, threads)] * 1e3:.3f} "
               f"[{', '.join(f'{v * 1e3:.3f}' for v in times[(s, threads)])}]")
-    print(f"  line fit (1 thread): {slope * 1e6:.2f} us per sample + {intercept * 1e3:.3f} ms per step (update, "
-          f"gather, head, per-step overhead); P = {P} parameters")
+    print(f"  line fit (1 thread, batch {', '.join(map(str, fit_sizes))}): {slope * 1e6:.2f} us per sample + "
+          f"{intercept * 1e3:.3f} ms per step (update, W packing, gather and head overheads); P = {P} parameters")
+    def shard(samples):  # one shard's forward and backward: measured less the fixed cost, interpolated
+        return max(0.0, float(np.interp(samples, sizes, [step_1[s] - intercept for s in sizes])))
 
-    def shard(samples):  # one shard's forward and backward at this many samples (interpolated)
-        return slope * samples
+    print("  one shard's forward and backward, measured (1-thread step less the fixed cost) against the line:")
+    for s in shard_sizes:
+        print(f"    {s:4d} samples: {shard(s) * 1e3:.3f} ms, {shard(s) / s * 1e6:.2f} us a sample "
+              f"(line: {slope * 1e6:.2f})")
 
     add = sum_rate(P)
     print(f"  summing two {P}-float buffers on one core: {add * 1e3:.3f} ms")
@@ -119,17 +130,16 @@ def main():
         predicted = shard(other / 2) + intercept / 2 + add / 2 + sync
         print(f"  batch {other}: measured {measured * 1e3:.3f} ms/step, predicted {predicted * 1e3:.3f} "
               f"({(predicted / measured - 1) * 100:+.1f}%)")
-    print("\n| threads | predicted ms/step | speed-up over 1 thread | shard | update / T | reduce | sync |")
+    print("\n| threads | predicted ms/step | speed-up over 1 thread | shard | fixed / T | reduce | sync |")
     print("| ---: | ---: | ---: | ---: | ---: | ---: | ---: |")
-    for T in (1, 2, 4, 8, 16, 32, 64):
+    for T in THREADS:
         t = predict(T, sync if T > 1 else 0.0)
         print(f"| {T} | {t * 1e3:.3f} | {step_1b / t:.2f}x | {shard(b / T) * 1e3:.3f} | {intercept / T * 1e3:.3f} | "
               f"{add * (T - 1) / T * 1e3:.3f} | {(sync if T > 1 else 0.0) * 1e3:.3f} |")
     print("\nLimits: the reduction's cost does not fall with T (every thread reads T - 1 slices of P / T), and "
-          "the sync term is a lower bound; at batch 256 a shard of 64 threads is 4 samples, where the products "
-          "run far below their large-batch rate (the line fit extrapolates below its smallest measured size, 32). "
-          "Memory bandwidth shared by the cores is not modelled.")
-
+          "the sync term is a lower bound; the fixed cost is taken to split over the threads (the update's "
+          "slices and the shared W packing do; memory bandwidth shared by the cores is not modelled). Shards "
+          "below the smallest measured size (4 samples) are extrapolated.")
 
 if __name__ == "__main__":
     main()
