@@ -9,6 +9,7 @@
 #include <new>
 #include <stdexcept>
 #include <string>
+#include <thread>
 
 #if defined(__AVX2__) && defined(__FMA__)
 #define FASTAE_GEMM_AVX2 1
@@ -533,7 +534,15 @@ void SharedPackedA::pack() {
         NativeBlocked::pack_a_block(trans_a_, m_, k_, a_, lda_, block, buffer_.data());
         done_.fetch_add(1, std::memory_order_release);
     }
-    while (done_.load(std::memory_order_acquire) < blocks_) _mm_pause();
+    // A packer descheduled mid-block (more threads than free cores) may need this core: spin a
+    // little, then give the core up between looks.
+    for (int spins = 0; done_.load(std::memory_order_acquire) < blocks_; ++spins) {
+        if (spins < 4096) {
+            _mm_pause();
+        } else {
+            std::this_thread::yield();
+        }
+    }
 #endif
 }
 
