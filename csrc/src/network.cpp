@@ -14,6 +14,7 @@
 #include "activation.h"
 #include "head.h"
 #include "rng.h"
+#include "shared_weights.h"
 #include "vae.h"
 
 namespace fastae::detail {
@@ -407,44 +408,6 @@ Workspace::Workspace(const Network& net, std::size_t capacity) : capacity_(capac
     scratch_ = Eigen::VectorXf::Zero(3 * Eigen::Index(net.max_width()));
 }
 
-SharedWeights::SharedWeights(const Network& net, const float* params) {
-    const int n = net.n_layers();
-    forward.resize(std::size_t(n));
-    backward.resize(std::size_t(n));
-    for (int l = 0; l < n; ++l) {
-        const DenseLayer& layer = net.layer(l);
-        const float* w = params + layer.offset;
-        const bool tied = layer.tied_to >= 0;  // layer k's W, (n_in, n_out) column-major
-        forward[std::size_t(l)] = std::make_unique<SharedPackedA>(tied, layer.n_out, layer.n_in, w,
-                                                                  tied ? layer.n_in : layer.n_out);
-        if (l == 0) continue;  // no gradient for the network's input
-        backward[std::size_t(l)] = std::make_unique<SharedPackedA>(!tied, layer.n_in, layer.n_out, w,
-                                                                   tied ? layer.n_in : layer.n_out);
-    }
-}
-
-void SharedWeights::invalidate() {
-    for (auto& p : forward) {
-        if (p) p->invalidate();
-    }
-    for (auto& p : backward) {
-        if (p) p->invalidate();
-    }
-}
-
-namespace {
-
-// The shared packing of layer l's W for this product, packed now if no shard has done it yet; or
-// null (no step context, or a step of one shard).
-SharedPackedA* shared_product(const StepContext* context, int l, bool forward) {
-    if (context == nullptr || context->weights == nullptr) return nullptr;
-    SharedPackedA* a = (forward ? context->weights->forward : context->weights->backward)[std::size_t(l)].get();
-    if (a) a->pack();
-    return a;
-}
-
-}  // namespace
-
 void forward_batch(const Network& net, const float* params, ConstMatrixMap in, int first, int last, Workspace& ws,
                    bool activate_output, bool keep_z, const StepContext* dropout, bool* first_products_finite) {
     const Eigen::Index b = in.cols();
@@ -461,7 +424,7 @@ void forward_batch(const Network& net, const float* params, ConstMatrixMap in, i
         if (l == 0) ws.sparse().clear();
         if (l == 0 && ws.first_layer().next_sparse() && ws.sparse().compress(a_in, layer.n_in, int(b))) {
             ws.sparse().forward(params + layer.offset, layer.n_out, z);
-        } else if (SharedPackedA* w = shared_product(dropout, l, /*forward=*/true)) {
+        } else if (SharedPackedA* w = shared_product(dropout ? dropout->weights : nullptr, l, /*forward=*/true)) {
             gemm_shared_a(*w, false, int(b), a_in, layer.n_in, 0.0f, z, layer.n_out, ws.gemm());
         } else if (layer.tied_to >= 0) {  // W_k^T A: layer k's W is (n_in, n_out) column-major
             gemm(true, false, layer.n_out, int(b), layer.n_in, 1.0f, params + layer.offset, layer.n_in, a_in,
@@ -514,7 +477,7 @@ double loss_gradient_batch(const Network& net, const float* params, ConstMatrixM
         }
         if (l == stop) break;  // no layer below needs a gradient
         MutMatrixMap da = ws.delta(layer.n_in, b);
-        if (SharedPackedA* w = shared_product(context, l, /*forward=*/false)) {
+        if (SharedPackedA* w = shared_product(context ? context->weights : nullptr, l, /*forward=*/false)) {
             gemm_shared_a(*w, false, int(b), dz.data(), layer.n_out, 0.0f, da.data(), layer.n_in, ws.gemm());
         } else if (layer.tied_to >= 0) {  // (W_k^T)^T dZ = W_k dZ
             gemm(false, false, layer.n_in, int(b), layer.n_out, 1.0f, params + layer.offset, layer.n_in, dz.data(),

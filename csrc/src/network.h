@@ -21,7 +21,6 @@
 
 #include <cstddef>
 #include <cstdint>
-#include <memory>
 #include <vector>
 
 #include "eigen_types.h"
@@ -85,7 +84,7 @@ struct StepContext {
     double* code_kl = nullptr;
     // Inference with a VAE's draws (the ELBO of given data): eps is drawn, dropout is not.
     bool draws_only = false;
-    // The step's weights packed once for all its shards (SharedWeights), or null.
+    // The step's weights packed once for all its shards (shared_weights.h), or null.
     SharedWeights* weights = nullptr;
     std::size_t row(Eigen::Index j) const { return (rows ? rows[j] : first + std::size_t(j)) + row_offset; }
 };
@@ -194,16 +193,6 @@ private:
     GemmWorkspace gemm_;       // packing buffers, reserved for every product of the network
     SparseInput sparse_;       // the batch's input nonzeros, when sparse enough (sparse_input.h)
     FirstLayerPath first_layer_;
-};
-
-// The products of a step cut into shards whose A is a layer's W: every shard multiplies the same
-// W (forward: W A, or W_k^T A for a tied layer) and W^T (backward: W^T dZ, or W_k dZ) by its own
-// columns, so each is packed once a step and shared (gemm.h: SharedPackedA), not once a shard.
-// forward[l] and backward[l] (l >= 1) for every layer; invalidate() when the weights change.
-struct SharedWeights {
-    SharedWeights(const Network& net, const float* params);
-    void invalidate();
-    std::vector<std::unique_ptr<SharedPackedA>> forward, backward;
 };
 
 // Runs layers [first, last) on in (width(first), b); the result is ws.act(last, b). The last

@@ -13,6 +13,7 @@
 #include "model_impl.h"
 #include "network.h"
 #include "optimizer.h"
+#include "shared_weights.h"
 #include "thread_mode.h"
 #include "worker_pool.h"
 
@@ -67,7 +68,7 @@ struct TrainingSession::Impl {
     };
     std::vector<Range> trainable;
 
-    // With more than one shard: the layers' W packed once a step for all of them (network.h).
+    // With more than one shard: the layers' W packed once a step for all of them (shared_weights.h).
     std::unique_ptr<detail::SharedWeights> shared_weights;
     std::vector<detail::AlignedFloats> grads;  // one per shard; grads[0] holds the sum after reduce
     std::vector<double> shard_loss;
