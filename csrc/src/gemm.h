@@ -102,12 +102,12 @@ bool gemm_sums_in_k_runs();
 // The micro-kernel this build uses, e.g. "avx2+fma 16x6" or "eigen" (for logs and show_config).
 const char* gemm_kernel_name();
 
-// The AVX-512 build's blocking (32x12 micro-tiles, its packing and edge handling) run with AVX2
+// The AVX-512 build's blocking (32x8 micro-tiles, its packing and edge handling) run with AVX2
 // vectors, so that machines without AVX-512 test everything but that build's few vector
 // intrinsics. Only in builds with AVX2+FMA; for tests, slower than gemm.
-void gemm_avx2_as_32x12(bool trans_a, bool trans_b, int m, int n, int k, float alpha,
+void gemm_avx512_geometry_on_avx2(bool trans_a, bool trans_b, int m, int n, int k, float alpha,
                         const float* a, int lda, const float* b, int ldb, float beta, float* c,
                         int ldc, GemmWorkspace& ws);
-bool gemm_avx2_as_32x12_available();
+bool gemm_avx512_geometry_on_avx2_available();
 
 }  // namespace fastae::detail

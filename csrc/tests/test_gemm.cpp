@@ -133,7 +133,7 @@ void check_cube(GemmFn fn, const std::vector<int>& sizes, float alpha, float bet
     }
 }
 
-// Around the micro-tiles (16 x 6, 32 x 12), blocks (k: 256; m: 128; n: 504) and the layers'
+// Around the micro-tiles (16 x 6, 32 x 8), blocks (k: 256; m: 128; n: 504) and the layers'
 // shapes; combinations, not the whole cube, to keep the test short.
 const std::vector<int> kSmall = {1, 2, 5, 7, 15, 16, 17, 31, 33, 63, 64, 65};
 
@@ -332,26 +332,26 @@ TEST(gemm_rejects_bad_arguments) {
 }
 
 TEST(gemm_avx512_geometry_with_avx2_vectors) {
-    // The AVX-512 build's 32 x 12 tiling (packing, edges, blocks), run where AVX2 is all we have.
-    if (!fastae::detail::gemm_avx2_as_32x12_available()) {
+    // The AVX-512 build's 32 x 8 tiling (packing, edges, blocks), run where AVX2 is all we have.
+    if (!fastae::detail::gemm_avx512_geometry_on_avx2_available()) {
         std::printf("  (skipped: this build has no AVX2+FMA kernel; kernel is %s)\n",
                     fastae::detail::gemm_kernel_name());
         return;
     }
-    check_cube(fastae::detail::gemm_avx2_as_32x12, {1, 7, 12, 13, 31, 32, 33, 64}, 1.0f, 0.0f, 0);
-    check_cube(fastae::detail::gemm_avx2_as_32x12, {1, 11, 33}, -0.5f, 2.0f, 2);
-    check_large(fastae::detail::gemm_avx2_as_32x12);
+    check_cube(fastae::detail::gemm_avx512_geometry_on_avx2, {1, 7, 8, 9, 12, 13, 16, 17, 31, 32, 33, 64}, 1.0f, 0.0f, 0);
+    check_cube(fastae::detail::gemm_avx512_geometry_on_avx2, {1, 11, 33}, -0.5f, 2.0f, 2);
+    check_large(fastae::detail::gemm_avx512_geometry_on_avx2);
 }
 
 TEST(gemm_reports_its_kernel) {
     const std::string name = fastae::detail::gemm_kernel_name();
     std::printf("  kernel: %s\n", name.c_str());
-    CHECK(name == "avx512 32x12" || name == "avx2+fma 16x6" || name == "eigen");
+    CHECK(name == "avx512 32x8" || name == "avx2+fma 16x6" || name == "eigen");
 }
 
 // A shared op(A) (SharedPackedA): the products against the double reference, as gemm's are.
 TEST(gemm_shared_a_against_the_reference) {
-    check_cube(shared_a_fn, {1, 7, 12, 13, 31, 32, 33, 64}, 1.0f, 0.0f, 0);
+    check_cube(shared_a_fn, {1, 7, 8, 9, 12, 13, 16, 17, 31, 32, 33, 64}, 1.0f, 0.0f, 0);
     check_cube(shared_a_fn, {1, 11, 33}, 1.0f, 2.0f, 2);
     GemmWorkspace ws;
     unsigned seed = 5000;
