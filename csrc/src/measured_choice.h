@@ -9,9 +9,9 @@
 // across often enough that the first layer ran its slower path for a quarter of the steps of an
 // MNIST epoch, or most of them (medians 188 against 235 us a step, Zen 5). The way not running is
 // judged on its latest probe alone, and probes come soon after a switch and ever rarer while the
-// choice holds (16 runs apart, up to 256 for the first layer's path and 1024 for the thread
-// mode): with a fixed 256-run gap and old probe times kept, a 2-thread deep-model epoch once ran
-// solo throughout (0.686 s against 0.436) after a few slow team steps.
+// choice holds (16 to 256 runs apart): with a fixed 256-run gap and old probe times kept, a
+// 2-thread deep-model epoch once ran solo throughout (0.686 s against 0.436) after a few slow team
+// steps.
 #pragma once
 
 #include <algorithm>

@@ -20,18 +20,14 @@ public:
     void record(bool solo, double seconds) { choice_.record(solo, seconds); }
 
 private:
-    // Probes of 3 steps in the other mode, 16 to 1024 steps apart (measured_choice.h), the first
+    // Probes of 3 steps in the other mode, 16 to 256 steps apart (measured_choice.h), the first
     // step after a switch uncounted: a team step after solo ones waits for its worker to wake
     // from sleep, and counting it kept a model that had once chosen solo in solo for good (a loop
     // of partial_fit calls at 2 threads then ran at 1-thread speed). A core that gets busy shows
     // at once in the running team's own times; one that frees up is found by the probes. A fixed
     // 64-step gap cost a 2-thread deep-model epoch on free cores about 3% (its solo probes take
-    // twice a team step: 2.8 against 1.4 ms, Zen 5). The gap grows to 1024 steps: against 256,
-    // epoch_bench's 2-thread deep epoch took 0.311-0.329 s against 0.322-0.339 on free cores
-    // (alternating, 4 pairs), and its 2-thread tutorial epoch beside a busy core 0.165-0.169
-    // against 0.170-0.177 (1 thread: 0.159). The price: a core that frees up is found within
-    // 1024 steps (at 1 thread 0.7 s of the tutorial model, 2.5 s of the deep one).
-    MeasuredChoice choice_{16, 1024, 3, true};
+    // twice a team step: 2.8 against 1.4 ms, Zen 5).
+    MeasuredChoice choice_{16, 256, 3, true};
 };
 
 }  // namespace fastae::detail
