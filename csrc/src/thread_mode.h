@@ -26,7 +26,11 @@ private:
     // of partial_fit calls at 2 threads then ran at 1-thread speed). A core that gets busy shows
     // at once in the running team's own times; one that frees up is found by the probes. A fixed
     // 64-step gap cost a 2-thread deep-model epoch on free cores about 3% (its solo probes take
-    // twice a team step: 2.8 against 1.4 ms, Zen 5).
+    // twice a team step: 2.8 against 1.4 ms, Zen 5). A gap growing to 1024 steps instead of 256
+    // gained on free cores (epoch_bench, 2-thread deep epoch: 0.311-0.329 against 0.322-0.339 s)
+    // and lost beside a busy core (train_speed.py's contention section, 6 runs alternating:
+    // default n_threads over 1 thread 1.11-1.21x against 1.06-1.14x): a wrong choice made in a
+    // noisy probe then lasts 4 times longer.
     MeasuredChoice choice_{16, 256, 3, true};
 };
 
