@@ -396,9 +396,12 @@ def test_memory_check_counts_the_engine_buffers(monkeypatch):
     _params.check_network_size([1024, 2**17, 1024], 1, "sgd", float_data=False)
     with pytest.raises(MemoryError, match=r"its copy, the weights before fit\) needs at least 6.0 GiB"):
         _params.check_network_size([1024, 2**17, 1024], 1, "sgd")  # float data: one buffer more
+    # 2 threads: 9 buffers, and the weights packed for the threads' products, 0.5 GiB a layer's W:
+    # both layers' forward products, the second layer's backward one
     with pytest.raises(MemoryError, match=r"training it \(parameters and their last-step copy, 2 gradient "
-                                          r"buffer\(s\), adam's state and its copy, the weights before fit\) needs "
-                                          r"at least 9.0 GiB, more than the 6.0 GiB"):
+                                          r"buffer\(s\), adam's state and its copy, the weights before fit, the "
+                                          r"weights packed for the threads\) needs at least 10.5 GiB, more than the "
+                                          r"6.0 GiB"):
         _params.check_network_size([1024, 2**17, 1024], 2, "adam")
     with pytest.raises(MemoryError, match="storing its parameters needs at least 6.0 GiB"):
         _params.check_network_size([1024, 3 * 2**18, 1024])

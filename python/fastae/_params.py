@@ -278,8 +278,10 @@ def check_network_size(spec: dict[str, Any] | Sequence[int], n_threads: Optional
     and nothing else (so it never refuses what fits): the parameters and, for training
     (n_threads given), the copy of the weights the trainer keeps to undo a diverging step, one
     gradient buffer per thread, the optimizer's state slots (2 for Adam, 1 for SGD) and the copy of
-    them the model keeps after fit, and for float data (float_data) the weights as they were
-    before fit, restored if the first epoch finds a bad value. Allocations that fail for other reasons
+    them the model keeps after fit, for float data (float_data) the weights as they were before
+    fit, restored if the first epoch finds a bad value, and for more than one thread the weights
+    packed once a step for the threads' products (each layer's W forward, and again for the
+    backward product of every layer past the first). Allocations that fail for other reasons
     (ulimit -v, a cgroup without accounting) raise MemoryError from the engine.
     """
     if not isinstance(spec, dict):  # a list of widths: a plain network of them
@@ -292,12 +294,15 @@ def check_network_size(spec: dict[str, Any] | Sequence[int], n_threads: Optional
     n_params = _core.param_count(spec)  # the engine's count (and its checks of the spec)
     moments = len(_core.OPTIMIZER_SLOTS[optimizer]) if optimizer is not None else 0
     buffers = 1 if n_threads is None else 2 + n_threads + 2 * moments + (1 if float_data else 0)
-    need = 4 * n_params * buffers
+    weights = [a * b for a, b in zip(layer_sizes[:-1], layer_sizes[1:])]
+    packed = sum(weights) + sum(weights[1:]) if n_threads is not None and n_threads > 1 else 0
+    need = 4 * (n_params * buffers + packed)
     have = memory_available_bytes()
     if need > have:
         what = "storing its parameters" if n_threads is None else (
             f"training it (parameters and their last-step copy, {n_threads} gradient buffer(s), {optimizer}'s state "
-            f"and its copy{', the weights before fit' if float_data else ''})")
+            f"and its copy{', the weights before fit' if float_data else ''}"
+            f"{', the weights packed for the threads' if packed else ''})")
         raise MemoryError(f"the network {list(layer_sizes)} has {n_params} parameters; {what} needs at least "
                           f"{need / 2**30:.1f} GiB, more than the {have / 2**30:.1f} GiB of memory available now")
 
