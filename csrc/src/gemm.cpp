@@ -65,17 +65,21 @@ void scale_c(int m, int n, float beta, float* c, std::ptrdiff_t ldc) {
 
 #ifdef FASTAE_GEMM_AVX2
 
+// a_packed: op(A)'s blocks packed ahead (SharedPackedA), or null; with a_packed, a_ready says
+// whether they are all packed (checked after the arguments).
 template <class Impl>
 void gemm_with(bool trans_a, bool trans_b, int m, int n, int k, float alpha, const float* a,
-               int lda, const float* b, int ldb, float beta, float* c, int ldc, GemmWorkspace& ws) {
+               int lda, const float* b, int ldb, float beta, float* c, int ldc, GemmWorkspace& ws,
+               const float* a_packed = nullptr, bool a_ready = true) {
     check_arguments(trans_a, trans_b, m, n, k, a, lda, b, ldb, c, ldc);
+    if (!a_ready) throw std::logic_error("gemm_shared_a: A is not packed (call pack() first)");
     if (m == 0 || n == 0) return;
     if (k == 0 || alpha == 0.0f) {
         scale_c(m, n, beta, c, ldc);
         return;
     }
     ws.reserve_floats(Impl::workspace_floats(m, n, k));  // no-op once big enough
-    Impl::run(trans_a, trans_b, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc, ws.data());
+    Impl::run(trans_a, trans_b, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc, ws.data(), a_packed);
 }
 
 #else  // no AVX2 + FMA: Eigen's product
@@ -152,17 +156,8 @@ bool SharedPackedA::packed() const { return done_.load(std::memory_order_acquire
 void gemm_shared_a(const SharedPackedA& a, bool trans_b, int n, const float* b, int ldb, float beta, float* c,
                    int ldc, GemmWorkspace& ws) {
 #ifdef FASTAE_GEMM_AVX2
-    const int m = a.m_, k = a.k_;
-    check_arguments(a.trans_a_, trans_b, m, n, k, a.a_, a.lda_, b, ldb, c, ldc);
-    if (!a.packed()) throw std::logic_error("gemm_shared_a: A is not packed (call pack() first)");
-    if (m == 0 || n == 0) return;
-    if (k == 0) {
-        scale_c(m, n, beta, c, ldc);
-        return;
-    }
-    ws.reserve_floats(NativeBlocked::workspace_floats(m, n, k));  // no-op once big enough
-    NativeBlocked::run(a.trans_a_, trans_b, m, n, k, 1.0f, a.a_, a.lda_, b, ldb, beta, c, ldc, ws.data(),
-                       a.buffer_.data());
+    gemm_with<NativeBlocked>(a.trans_a_, trans_b, a.m_, n, a.k_, 1.0f, a.a_, a.lda_, b, ldb, beta, c, ldc, ws,
+                             a.buffer_.data(), a.packed());
 #else
     gemm(a.trans_a_, trans_b, a.m_, n, a.k_, 1.0f, a.a_, a.lda_, b, ldb, beta, c, ldc, ws);
 #endif
