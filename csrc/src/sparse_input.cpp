@@ -219,6 +219,9 @@ bool SparseInput::compress_with(const float* x, int d, int b) {
     if ((b + sample_run - 1) / sample_run > kMaxSampleRuns) return false;  // weight_gradient's run table
     const std::size_t budget = std::min(max_nonzeros_, std::size_t(kMaxDensity * double(d) * double(b)));
     std::size_t k = 0;
+    // In locals: the vector stores may alias any object, so members would be read again each time.
+    float* const values = sample_value_.data();
+    std::uint32_t* const features = feature_of_.data();
     for (int j = 0; j < b; ++j) {
         sample_start_[std::size_t(j)] = std::uint32_t(k);
         // Where each of gemm's runs of features starts in the list (forward_with): recorded as the
@@ -235,7 +238,7 @@ bool SparseInput::compress_with(const float* x, int d, int b) {
             for (; i + L <= d; i += L) {
                 const typename V::type v = V::loadu(col + i);
                 const unsigned bits = V::nonzero_bits(v);  // NaN counts as nonzero
-                V::compress_store(sample_value_.data() + k, feature_of_.data() + k, v, bits, i);
+                V::compress_store(values + k, features + k, v, bits, i);
                 for (; r < feature_runs_ && boundary < i + L; ++r, boundary += feature_run_) {
                     runs[r] = std::uint32_t(k) + std::uint32_t(__builtin_popcount(bits & ((1u << (boundary - i)) - 1u)));
                 }
@@ -246,8 +249,8 @@ bool SparseInput::compress_with(const float* x, int d, int b) {
         for (; i < d; ++i) {
             for (; r < feature_runs_ && boundary <= i; ++r, boundary += feature_run_) runs[r] = std::uint32_t(k);
             if (!(col[i] == 0.0f)) {
-                feature_of_[k] = std::uint32_t(i);
-                sample_value_[k] = col[i];
+                features[k] = std::uint32_t(i);
+                values[k] = col[i];
                 ++k;
             }
         }
