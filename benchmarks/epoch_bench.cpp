@@ -2,14 +2,16 @@
 // Python, no peer; for comparing two builds of fastae (run the two binaries alternately and
 // compare medians; the machines are shared and noisy).
 //
-//   epoch_bench [--deep] [--threads T] [--epochs E] [--data x.f32]
+//   epoch_bench [--deep] [--threads T] [--solo] [--epochs E] [--batch B] [--data x.f32]
 //
 // --data: 60000 x 784 float32 in [0, 1], raw, row-major (MNIST: python -c "import numpy as np;
 // d = np.load('../shared/data/mnist.npz'); (d['x_train'].reshape(-1, 784) / np.float32(255))
 // .astype(np.float32).tofile('x.f32')"); without it, synthetic data of the same shape and
 // sparsity (80% zeros). The model is 784-64-784 (--deep: 784-256-64-256-784), relu and sigmoid,
-// BCE, Adam lr 1e-3, batch 256, shuffled, weights from seed 0. Prints each epoch's engine time
-// and loss, then the median.
+// BCE, Adam lr 1e-3, batch 256 (or B), shuffled, weights from seed 0. Prints each epoch's engine time
+// and loss, then the median. --solo: the T shards of each step run one after another on the
+// calling thread (TrainOptions::thread_mode), so the epoch takes what T shards cost in all on
+// one core (benchmarks/scaling_model.py).
 #include <fastae/model.h>
 
 #include <algorithm>
@@ -21,21 +23,25 @@
 #include <vector>
 
 int main(int argc, char** argv) {
-    bool deep = false;
-    int threads = 1, epochs = 3;
+    bool deep = false, solo = false;
+    int threads = 1, epochs = 3, batch = 256;
     std::string data_path;
     for (int i = 1; i < argc; ++i) {
         const std::string arg = argv[i];
         if (arg == "--deep") {
             deep = true;
+        } else if (arg == "--solo") {
+            solo = true;
         } else if (arg == "--threads" && i + 1 < argc) {
             threads = std::atoi(argv[++i]);
         } else if (arg == "--epochs" && i + 1 < argc) {
             epochs = std::atoi(argv[++i]);
+        } else if (arg == "--batch" && i + 1 < argc) {
+            batch = std::atoi(argv[++i]);
         } else if (arg == "--data" && i + 1 < argc) {
             data_path = argv[++i];
         } else {
-            std::fprintf(stderr, "usage: %s [--deep] [--threads T] [--epochs E] [--data x.f32]\n", argv[0]);
+            std::fprintf(stderr, "usage: %s [--deep] [--threads T] [--solo] [--epochs E] [--batch B] [--data x.f32]\n", argv[0]);
             return 2;
         }
     }
@@ -60,6 +66,8 @@ int main(int argc, char** argv) {
     fastae::TrainOptions options;
     options.epochs = epochs;
     options.n_threads = threads;
+    options.batch_size = batch;
+    if (solo) options.thread_mode = fastae::ThreadMode::solo;
     std::vector<fastae::EpochReport> history;
     try {
         model.fit(n, x.data(), nullptr, 0, nullptr, nullptr, fastae::OptimizerConfig{}, options, &history);
@@ -73,6 +81,7 @@ int main(int argc, char** argv) {
         seconds.push_back(r.seconds);
     }
     std::sort(seconds.begin(), seconds.end());
-    std::printf("%s, %d thread(s), %s: median %.4f s/epoch\n", deep ? "784-256-64-256-784" : "784-64-784", threads,
-                data_path.empty() ? "synthetic data" : data_path.c_str(), seconds[seconds.size() / 2]);
+    std::printf("%s, %d thread(s)%s, batch %d, %s: median %.4f s/epoch\n", deep ? "784-256-64-256-784" : "784-64-784",
+                threads, solo ? " solo" : "", batch, data_path.empty() ? "synthetic data" : data_path.c_str(),
+                seconds[seconds.size() / 2]);
 }

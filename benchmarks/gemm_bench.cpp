@@ -1,6 +1,7 @@
 // gemm_bench.cpp -- fastae's gemm (csrc/src/gemm.h) against Eigen's product on the dense layers'
-// shapes (784-64-784 and 784-256-64-256-784 at batch 256, and the 128-sample shards of a 2-thread
-// step), one thread. Runs the two side by side, alternating, and prints medians of GFLOP/s.
+// shapes (784-64-784 and 784-256-64-256-784 at batch 256, the 128-sample shards of a 2-thread
+// step and the deep model's 16-sample shards of a 16-thread one), one thread. Runs the two side
+// by side, alternating, and prints medians of GFLOP/s.
 // Usage: gemm_bench [sample pairs (default 201)] [milliseconds per sample (default 0: one run)]
 // One run per sample (0.1-4 ms) keeps most samples clear of the scheduler on a busy machine.
 #include <algorithm>
@@ -245,6 +246,7 @@ int main(int argc, char** argv) {
     add_group("784-64-784, batch 256: tutorial", {784, 64, 784}, 256);
     add_group("784-256-64-256-784, batch 256: deep", {784, 256, 64, 256, 784}, 256);
     add_group("784-64-784, shard of 128 (2 threads)", {784, 64, 784}, 128);
+    add_group("784-256-64-256-784, shard of 16 (16 threads)", {784, 256, 64, 256, 784}, 16);
 
     GemmWorkspace ws(1024, 1024, 1024);
     std::printf("%-38s %-2s %4s %4s %4s | %7s %7s %6s %6s | %7s %7s\n", "product", "op", "m", "n",

@@ -213,7 +213,7 @@ void prefetch_row(const float* row, int d) {
 
 template <class V>
 bool SparseInput::compress_with(const float* x, int d, int b) {
-    active_ = false;
+    active_ = deferred_ = false;
     if (d != d_ || b < 1 || std::size_t(b) + 1 > sample_start_.size()) return false;
     const int sample_run = gemm_k_block(b);
     if ((b + sample_run - 1) / sample_run > kMaxSampleRuns) return false;  // weight_gradient's run table
@@ -329,6 +329,18 @@ void SparseInput::by_feature() {
     }
 }
 
+// Whether the rows are built sample by sample (below), not summed by feature.
+template <class V>
+bool SparseInput::scatters(int n_out) const {
+#ifdef FASTAE_HAVE_AVX2_MATH
+    if constexpr (!std::is_same_v<V, ScalarLanes>) {
+        return gemm_k_block(b_) >= b_ && (n_out <= 64 || (n_out <= 192 && n_out % 16 == 0));
+    }
+#endif
+    (void)n_out;
+    return false;
+}
+
 // Up to 64 outputs and one run of samples (b <= gemm_k_block(b): every batch of up to 256), the
 // rows are built sample by sample (scatter_rows): for a 256 x 784 MNIST batch on Zen 5 that
 // measured 73-76 against 85-87 us at 64 outputs, 36-41 against 75-76 at 32 (with Vec8: 91-93
@@ -344,7 +356,7 @@ template <class V>
 void SparseInput::weight_gradient_with(const float* dz, int n_out, float* dw) {
 #ifdef FASTAE_HAVE_AVX2_MATH
     if constexpr (!std::is_same_v<V, ScalarLanes>) {
-        if (gemm_k_block(b_) >= b_ && (n_out <= 64 || (n_out <= 192 && n_out % 16 == 0))) {
+        if (scatters<V>(n_out)) {
             std::fill(dw, dw + std::size_t(d_) * std::size_t(n_out), 0.0f);
             for (int o0 = 0; o0 < n_out; o0 += 64) {  // blocks of 64 outputs
                 const int width = std::min(64, n_out - o0);
@@ -359,22 +371,36 @@ void SparseInput::weight_gradient_with(const float* dz, int n_out, float* dw) {
     }
 #endif
     by_feature();
+    if (defer_) {  // the rows come later, from feature_row
+        deferred_ = true;
+        deferred_dz_ = dz;
+        deferred_n_out_ = n_out;
+        return;
+    }
+    for (int f = 0; f < d_; ++f) feature_row_with<V>(f, dz, n_out, dw + std::size_t(f) * std::size_t(n_out));
+}
+
+// Row f of dW from the lists by feature (by_feature): the feature's entries in gemm's runs of
+// samples, each run summed from zero and the runs added in order (sum_runs).
+template <class V>
+void SparseInput::feature_row_with(int f, const float* dz, int n_out, float* row) const {
+    const std::size_t p0 = feature_start_[std::size_t(f)], p1 = feature_start_[std::size_t(f) + 1];
+    if (p0 == p1) {
+        std::fill(row, row + n_out, 0.0f);
+        return;
+    }
     const int run = gemm_k_block(b_);  // gemm sums the batch's samples in runs
     const int runs = (b_ + run - 1) / run;
     std::uint32_t start[kMaxSampleRuns];
-    for (int f = 0; f < d_; ++f) {
-        const std::size_t p0 = feature_start_[std::size_t(f)], p1 = feature_start_[std::size_t(f) + 1];
-        float* row = dw + std::size_t(f) * std::size_t(n_out);
-        if (p0 == p1) {
-            std::fill(row, row + n_out, 0.0f);
-            continue;
-        }
-        const std::uint32_t* samples = sample_of_.data();
-        for (int r = 0; r < runs; ++r) {  // where run r's samples start in the feature's list
-            start[r] = std::uint32_t(std::lower_bound(samples + p0, samples + p1, std::uint32_t(r * run)) - samples);
-        }
-        sum_runs<V>(samples, feature_value_.data(), start, runs, p1, dz, std::size_t(n_out), n_out, row);
+    const std::uint32_t* samples = sample_of_.data();
+    for (int r = 0; r < runs; ++r) {  // where run r's samples start in the feature's list
+        start[r] = std::uint32_t(std::lower_bound(samples + p0, samples + p1, std::uint32_t(r * run)) - samples);
     }
+    sum_runs<V>(samples, feature_value_.data(), start, runs, p1, dz, std::size_t(n_out), n_out, row);
+}
+
+void SparseInput::feature_row(int f, float* out) const {
+    feature_row_with<NativeLanes>(f, deferred_dz_, deferred_n_out_, out);
 }
 
 bool SparseInput::compress(const float* x, int d, int b) { return compress_with<NativeLanes>(x, d, b); }
@@ -386,18 +412,22 @@ void SparseInput::weight_gradient(const float* dz, int n_out, float* dw) {
 template bool SparseInput::compress_with<ScalarLanes>(const float*, int, int);
 template void SparseInput::forward_with<ScalarLanes>(const float*, int, float*) const;
 template void SparseInput::weight_gradient_with<ScalarLanes>(const float*, int, float*);
+template void SparseInput::feature_row_with<ScalarLanes>(int, const float*, int, float*) const;
 #ifdef FASTAE_HAVE_AVX2_MATH
 template bool SparseInput::compress_with<simd::Vec8>(const float*, int, int);
 template void SparseInput::forward_with<simd::Vec8>(const float*, int, float*) const;
 template void SparseInput::weight_gradient_with<simd::Vec8>(const float*, int, float*);
+template void SparseInput::feature_row_with<simd::Vec8>(int, const float*, int, float*) const;
 template bool SparseInput::compress_with<simd::Twin16>(const float*, int, int);
 template void SparseInput::forward_with<simd::Twin16>(const float*, int, float*) const;
 template void SparseInput::weight_gradient_with<simd::Twin16>(const float*, int, float*);
+template void SparseInput::feature_row_with<simd::Twin16>(int, const float*, int, float*) const;
 #endif
 #ifdef FASTAE_HAVE_AVX512_MATH
 template bool SparseInput::compress_with<simd::Vec16>(const float*, int, int);
 template void SparseInput::forward_with<simd::Vec16>(const float*, int, float*) const;
 template void SparseInput::weight_gradient_with<simd::Vec16>(const float*, int, float*);
+template void SparseInput::feature_row_with<simd::Vec16>(int, const float*, int, float*) const;
 #endif
 
 void sparse_forward_naive(const float* x, int d, int b, const float* w, int n_out, double* z) {

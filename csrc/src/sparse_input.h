@@ -53,7 +53,7 @@ public:
     // NaN and infinities count as nonzero, so they reach the products as in the dense path.
     bool compress(const float* x, int d, int b);
     bool active() const { return active_; }
-    void clear() { active_ = false; }
+    void clear() { active_ = deferred_ = false; }
     // Whether compress asks for samples ahead of the one it reads (for inputs that stream from
     // memory: inference reads the caller's array in place).
     void set_prefetch_input(bool on) { prefetch_input_ = on; }
@@ -62,6 +62,17 @@ public:
     void forward(const float* w, int n_out, float* z) const;
     // dW (d rows of n_out) = dZ X^T for the compressed batch.
     void weight_gradient(const float* dz, int n_out, float* dw);
+
+    // The weight gradient left for later, row by row (a training step of several shards: the
+    // session computes the first layer's dW rows of every shard in its sum over the shards, by
+    // slices of the parameters, instead of each shard writing all d rows into its own buffer and
+    // the sum reading them back). With set_defer(true), weight_gradient does not write dw when it
+    // would sum by feature (n_out past the scatter's widths: by_feature's lists): it keeps dz and
+    // marks the batch deferred(); feature_row then computes row f of dW into out (n_out floats)
+    // with weight_gradient's bits. dz must stay as it was until then. compress and clear end it.
+    void set_defer(bool on) { defer_ = on; }
+    bool deferred() const { return deferred_; }
+    void feature_row(int f, float* out) const;
 
     // The same compaction and products on the vectors V (simd.h: Vec8, Twin16, Vec16 where the
     // build has them, or ScalarLanes): all give the same lists and bits; production runs
@@ -72,14 +83,21 @@ public:
     void forward_with(const float* w, int n_out, float* z) const;
     template <class V>
     void weight_gradient_with(const float* dz, int n_out, float* dw);
+    template <class V>
+    void feature_row_with(int f, const float* dz, int n_out, float* out) const;
 
 private:
     void by_feature();
+    template <class V>
+    bool scatters(int n_out) const;  // whether weight_gradient_with builds the rows sample by sample
 
     int d_ = 0, b_ = 0;
     std::size_t max_nonzeros_ = 0;
     bool active_ = false;
     bool prefetch_input_ = false;
+    bool defer_ = false, deferred_ = false;
+    const float* deferred_dz_ = nullptr;
+    int deferred_n_out_ = 0;
     // Sample j's nonzeros, features ascending, are entries [sample_start[j], sample_start[j + 1]).
     std::vector<std::uint32_t> sample_start_, feature_of_;
     // Sample j's list split at gemm's runs of features (gemm_k_block(d) of them, feature_runs_

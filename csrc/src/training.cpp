@@ -100,6 +100,17 @@ TrainingSession::Impl::Impl(Model::Impl& model_, const TrainingData& data_, cons
     if (n_shards > 1) shared_weights = std::make_unique<detail::SharedWeights>(net, params);
     ws.reserve(std::size_t(n_shards));
     for (int t = 0; t < n_shards; ++t) ws.emplace_back(net, std::max<std::size_t>(shard_capacity, 1));
+    // The first layer's dW is deferred to the sum where only its own product writes it (not a tied
+    // pair's, nor with a contractive term added after it).
+    const detail::DenseLayer& first = net.layer(0);
+    defer_first_layer = n_shards > 1 && first.trainable && first.tied_to < 0 && !first.tied_by && first.contractive == 0.0f;
+    if (defer_first_layer) {
+        dw1_begin = first.offset;
+        dw1_end = first.bias_offset();
+        row_scratch.assign(std::size_t(n_shards), AlignedFloats(std::size_t(first.n_out)));
+        shard_deferred.assign(std::size_t(n_shards), 0);
+        for (detail::Workspace& w : ws) w.sparse().set_defer(true);
+    }
     xb.resize(std::size_t(d_in) * batch_capacity);
     if (net.layer(0).noise != Noise::none) nb.resize(std::size_t(d_in) * batch_capacity);
     shard_data.resize(std::size_t(n_shards));
@@ -145,6 +156,7 @@ void TrainingSession::Impl::shard_gradient(int shard) {
     shard_terms[std::size_t(shard)] = 0.0;
     shard_kl[std::size_t(shard)] = 0.0;
     sd.cols = Eigen::Index(c1 - c0);
+    ws[std::size_t(shard)].sparse().clear();  // no rows deferred from an earlier step
     if (c1 == c0) {
         float* grad = grads[std::size_t(shard)].data();
         std::fill(grad, grad + n_params, 0.0f);
@@ -312,6 +324,7 @@ void TrainingSession::Impl::update_slice(int slice) {
 // norm summed slice by slice in slice order, and the factor min(1, clipnorm / norm) kept for the
 // update pass (torch.nn.utils.clip_grad_norm_ and Keras' clipnorm; a norm of 0 is left alone).
 void TrainingSession::Impl::clip_norm() {
+    if (!reduced) sum_deferred_rows();
     auto task = [this](int slice, int) {
         penalise_slice(slice);
         const std::size_t p0 = part_begin(n_params, n_shards, slice), p1 = part_begin(n_params, n_shards, slice + 1);
@@ -328,11 +341,81 @@ void TrainingSession::Impl::clip_norm() {
     clip_factor = norm > options.clipnorm ? float(options.clipnorm / norm) : 1.0f;
 }
 
+// TrainOptions::thread_mode: forced, or measured by the model's chooser (thread_mode.h).
+bool TrainingSession::Impl::next_solo() {
+    switch (options.thread_mode) {
+    case ThreadMode::team:
+        return false;
+    case ThreadMode::solo:
+        return true;
+    case ThreadMode::automatic:
+        break;
+    }
+    return chooser.next_solo();
+}
+
+// Slice [p0, p1) of the shards' gradients summed into grads[0], in shard order (the rows of a
+// deferred first-layer dW are summed before, by sum_deferred_rows).
 void TrainingSession::Impl::sum_slice(std::size_t p0, std::size_t p1) {
     float* g0 = grads[0].data();
-    for (int s = 1; s < n_shards; ++s) {
-        const float* gs = grads[std::size_t(s)].data();
-        for (std::size_t i = p0; i < p1; ++i) g0[i] += gs[i];
+    auto add = [&](std::size_t a, std::size_t e) {
+        for (int s = 1; s < n_shards; ++s) {
+            const float* gs = grads[std::size_t(s)].data();
+            for (std::size_t i = a; i < e; ++i) g0[i] += gs[i];
+        }
+    };
+    const std::size_t a = std::max(p0, dw1_begin), e = std::min(p1, dw1_end);
+    if (!dw1_summed || a >= e) {
+        add(p0, p1);
+        return;
+    }
+    add(p0, a);
+    add(e, p1);
+}
+
+// The first layer's dW when a shard deferred it (sparse_input.h: set_defer): its rows split
+// evenly over the threads in a pass of their own (they cost the weight gradient's FMAs, which a
+// slice of the parameters would not share evenly), each row summed over the shards as the
+// buffers' sum would: shard 0's stored, the others' added in shard order. A shard that deferred
+// computes each row here (feature_row), with the bits its own pass would have written; one that
+// did not (its batch was dense, or empty) wrote its rows into its buffer. Then sum_slice leaves
+// dW1 alone. The pass's time goes to the deferring shards' path choice (network.h:
+// FirstLayerPath compares it with the dense path's, whose weight gradient ran in the shard).
+void TrainingSession::Impl::sum_deferred_rows() {
+    if (!defer_first_layer || dw1_summed) return;
+    std::vector<char>& deferred = shard_deferred;
+    int n_deferred = 0;
+    for (int s = 0; s < n_shards; ++s) {
+        deferred[std::size_t(s)] = ws[std::size_t(s)].sparse().deferred();
+        n_deferred += deferred[std::size_t(s)];
+    }
+    if (n_deferred == 0) return;
+    const auto start = detail::Clock::now();
+    const auto n_out = std::size_t(net.layer(0).n_out);
+    const auto d = std::size_t(net.layer(0).n_in);
+    auto task = [&](int slice, int) {
+        float* row = row_scratch[std::size_t(slice)].data();
+        for (std::size_t f = part_begin(d, n_shards, slice); f < part_begin(d, n_shards, slice + 1); ++f) {
+            float* sum = grads[0].data() + dw1_begin + f * n_out;
+            for (int s = 0; s < n_shards; ++s) {
+                const float* part = grads[std::size_t(s)].data() + dw1_begin + f * n_out;
+                if (deferred[std::size_t(s)]) {
+                    ws[std::size_t(s)].sparse().feature_row(int(f), row);
+                    part = row;
+                }
+                if (s == 0) {
+                    if (part != sum) std::copy(part, part + n_out, sum);
+                } else {
+                    for (std::size_t o = 0; o < n_out; ++o) sum[o] += part[o];
+                }
+            }
+        }
+    };
+    pool.run(task, n_shards);
+    dw1_summed = true;
+    const double share = std::chrono::duration<double>(detail::Clock::now() - start).count() / n_deferred;
+    for (int s = 0; s < n_shards; ++s) {
+        if (deferred[std::size_t(s)]) ws[std::size_t(s)].first_layer().add(share);
     }
 }
 
@@ -393,7 +476,7 @@ double TrainingSession::compute_gradients(const Batch& batch) {
     ++s.step_in_epoch;
     const std::size_t global = batch.global_size ? batch.global_size : batch.size;
     s.grad_scale = float(1.0 / detail::batch_normaliser(s.net, double(global)));
-    s.solo = s.n_shards > 1 && s.chooser.next_solo();
+    s.solo = s.n_shards > 1 && s.next_solo();
     s.pool.set_solo(s.solo);
     s.step_start = detail::Clock::now();
     if (s.shared_weights) s.shared_weights->invalidate();  // the weights of this step, packed anew
@@ -416,6 +499,7 @@ double TrainingSession::compute_gradients(const Batch& batch) {
         s.pool.run(rest, s.n_shards);
     }
     s.reduced = false;
+    s.dw1_summed = false;
     double loss = 0.0, terms = 0.0;
     for (double v : s.shard_loss) loss += v;
     for (double v : s.shard_terms) terms += v;
@@ -437,6 +521,7 @@ void TrainingSession::reduce() {
     auto task = [&s](int slice, int) {
         s.sum_slice(part_begin(s.n_params, s.n_shards, slice), part_begin(s.n_params, s.n_shards, slice + 1));
     };
+    s.sum_deferred_rows();
     s.pool.run(task, s.n_shards);
     s.reduced = true;
 }
@@ -451,6 +536,7 @@ double TrainingSession::apply(double loss) {
     if (s.options.clipnorm > 0.0) s.clip_norm();
     s.opt.begin_step();
     auto task = [&s](int slice, int) { s.update_slice(slice); };
+    if (!s.reduced) s.sum_deferred_rows();
     s.pool.run(task, s.n_shards);
     if (std::find(s.slice_finite.begin(), s.slice_finite.end(), 0) != s.slice_finite.end()) {
         for (const Impl::Range& r : s.trainable) {  // what the update saved
@@ -459,7 +545,8 @@ double TrainingSession::apply(double loss) {
         }
         throw s.diverged(loss, "weights");
     }
-    if (s.n_shards > 1 && s.batch.size == s.batch_capacity) {  // full batches only: comparable times
+    // Full batches only (comparable times), and only what the chooser picked.
+    if (s.n_shards > 1 && s.batch.size == s.batch_capacity && s.options.thread_mode == ThreadMode::automatic) {
         s.chooser.record(s.solo, std::chrono::duration<double>(detail::Clock::now() - s.step_start).count());
     }
     s.reduced = true;  // grads[0] now holds the whole gradient
@@ -510,6 +597,9 @@ double TrainingSession::evaluate(const TrainingData& val) {
     detail::FlushDenormalsGuard ftz;
     Impl& s = *impl_;
     if (val.n == 0) return 0.0;
+    // The shards' workspaces serve the evaluation: a step's gradient is summed before (deferred
+    // first-layer rows read their lists), as apply would.
+    if (!s.reduced) reduce();
     s.reserve_evaluation(val);  // nothing to do when the driver reserved it before the first step
     const std::size_t chunk = s.ws[0].capacity();
     const std::size_t n_chunks = (val.n + chunk - 1) / chunk;
@@ -529,7 +619,8 @@ double TrainingSession::evaluate(const TrainingData& val) {
             s.net, s.params, ConstMatrixMap(xv, s.d_in, vb), ConstMatrixMap(yv, s.d_out, vb),
             val.sample_weight ? val.sample_weight + first : nullptr, s.ws[std::size_t(member)], nullptr);
     };
-    s.pool.set_solo(s.chooser.best_solo());
+    s.pool.set_solo(s.options.thread_mode == ThreadMode::automatic ? s.chooser.best_solo()
+                                                                     : s.options.thread_mode == ThreadMode::solo);
     s.pool.run(task, int(n_chunks));
     double total = 0.0;
     for (double v : s.chunk_sums) total += v;

@@ -50,6 +50,9 @@ void validate(const TrainOptions& t) {
     require(t.epochs >= 0, "epochs must be >= 0, got " + std::to_string(t.epochs));
     require(t.batch_size >= 1, "batch_size must be >= 1, got " + std::to_string(t.batch_size));
     require(t.n_threads >= 1, "n_threads must be >= 1, got " + std::to_string(t.n_threads));
+    require(t.thread_mode == ThreadMode::automatic || t.thread_mode == ThreadMode::team ||
+                t.thread_mode == ThreadMode::solo,
+            "thread_mode must be automatic, team or solo, got " + std::to_string(static_cast<int>(t.thread_mode)));
     require(t.initial_epoch >= 0, "initial_epoch must be >= 0, got " + std::to_string(t.initial_epoch));
     require(finite_at_least(t.validation_split, 0.0) && t.validation_split < 1.0,
             "validation_split must be in [0, 1), got " + std::to_string(t.validation_split));

@@ -32,6 +32,8 @@ struct TrainingSession::Impl {
     double batch_statistics(const std::exception_ptr& failed);  // between the phases: means and the KL
     detail::StepContext& step_context(int shard);
     void sum_slice(std::size_t p0, std::size_t p1);
+    void sum_deferred_rows();  // a deferred first-layer dW, summed row by row before sum_slice
+    bool next_solo();  // this step on the calling thread alone (TrainOptions::thread_mode)
     void update_slice(int slice);
     void penalise_slice(int slice);  // sums (unless reduced) and adds the penalties into grads[0]
     void clip_norm();                // with options.clipnorm: the gradient's norm, clipped
@@ -71,6 +73,14 @@ struct TrainingSession::Impl {
     // With more than one shard: the layers' W packed once a step for all of them (shared_weights.h).
     std::unique_ptr<detail::SharedWeights> shared_weights;
     std::vector<detail::AlignedFloats> grads;  // one per shard; grads[0] holds the sum after reduce
+    // The first layer's dW, when its shards defer it (sparse_input.h: set_defer): computed row by
+    // row in the sum over the shards, into grads[0] only (sum_deferred_rows). Its range of the
+    // parameters, whether this step's rows are summed, which shards deferred, a row per thread.
+    bool defer_first_layer = false;
+    std::size_t dw1_begin = 0, dw1_end = 0;
+    bool dw1_summed = false;
+    std::vector<char> shard_deferred;
+    std::vector<detail::AlignedFloats> row_scratch;
     std::vector<double> shard_loss;
     std::vector<std::exception_ptr> shard_error;
     // The weights before the current update, so that a step that makes any of them non-finite

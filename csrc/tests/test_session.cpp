@@ -4,6 +4,7 @@
 // and the session's claim on the model.
 #include <algorithm>
 #include <cmath>
+#include <cstring>
 #include <limits>
 #include <numeric>
 #include <stdexcept>
@@ -515,5 +516,103 @@ TEST(shards_share_each_steps_weights) {
             CHECK(worst < 1e-4);
             CHECK(worst > 0.0);  // different sums: the runs are not one path replayed
         }
+    }
+}
+
+// d -> units (relu) -> d (sigmoid), BCE.
+NetworkSpec bce_autoencoder(int d, int units) {
+    NetworkSpec spec;
+    spec.n_inputs = d;
+    spec.layers.resize(2);
+    spec.layers[0].units = units;
+    spec.layers[1].units = d;
+    spec.layers[1].activation = activation_spec(Activation::sigmoid);
+    spec.head.loss = Loss::bce;
+    return spec;
+}
+
+// TrainOptions::thread_mode: the team, the calling thread alone and the measured choice run the
+// same shards, so a run gives the same weights in every mode, bit for bit; a different thread
+// count (other shards) does not.
+TEST(thread_modes_give_the_same_bits) {
+    const int d = 120;
+    const std::vector<float> x = make_data(200, d, 41);
+    const NetworkSpec spec = bce_autoencoder(d, 30);
+    auto train = [&](int threads, ThreadMode mode) {
+        Model m(spec);
+        m.init_weights(9);
+        TrainOptions t;
+        t.epochs = 3;
+        t.batch_size = 50;
+        t.n_threads = threads;
+        t.thread_mode = mode;
+        t.validation_split = 0.2;  // the validation pass runs in the mode too
+        m.fit(200, x.data(), nullptr, 0, nullptr, nullptr, OptimizerConfig{}, t);
+        return params_of(m);
+    };
+    const std::vector<float> automatic = train(3, ThreadMode::automatic);
+    CHECK(train(3, ThreadMode::team) == automatic);
+    CHECK(train(3, ThreadMode::solo) == automatic);
+    CHECK(train(2, ThreadMode::solo) != automatic);
+    CHECK(train(1, ThreadMode::solo) == train(1, ThreadMode::team));
+}
+
+// The shards' gradients are summed in shard order: a 3-thread step's gradient equals, bit for
+// bit, the three shards' gradients computed alone (1-thread sessions on each shard's rows, with
+// global_size the whole batch) added as (g0 + g1) + g2. Sparse inputs (80% zeros) take the first
+// layer's sparse path, and its 100 outputs the weight gradient by feature, which the shards defer
+// to the sum (sparse_input.h: set_defer): so this checks the deferred rows too, every parameter.
+// A batch of 2 rows on 3 threads leaves a shard empty.
+TEST(shard_gradients_sum_in_shard_order) {
+    const int d = 200, n = 60;
+    std::vector<float> x = make_data(n, d, 17);
+    detail::Rng rng(5);
+    for (float& v : x) v = rng.uniform() < 0.8 ? 0.0f : v;
+    const NetworkSpec spec = bce_autoencoder(d, 100);
+    TrainingData data;
+    data.n = n;
+    data.x = x.data();
+    for (const std::size_t size : {std::size_t(60), std::size_t(2)}) {
+        const int threads = 3;
+        TrainOptions t;
+        t.batch_size = int(size);
+        t.n_threads = threads;
+        Model whole(spec);
+        whole.init_weights(3);
+        std::vector<float> summed;
+        {
+            TrainingSession s(whole, data, OptimizerConfig{}, t);
+            Batch b;
+            b.size = size;
+            s.compute_gradients(b);
+            s.reduce();
+            summed = gradient_of(s);
+        }
+        std::vector<float> expected;
+        for (int shard = 0; shard < threads; ++shard) {
+            const std::size_t c0 = size * std::size_t(shard) / threads, c1 = size * std::size_t(shard + 1) / threads;
+            Model alone(spec);
+            alone.init_weights(3);
+            TrainOptions one = t;
+            one.n_threads = 1;
+            TrainingSession s(alone, data, OptimizerConfig{}, one);
+            std::vector<float> g(s.n_params(), 0.0f);
+            if (c1 > c0) {
+                Batch b;
+                b.first = c0;
+                b.size = c1 - c0;
+                b.global_size = size;
+                s.compute_gradients(b);
+                s.reduce();
+                g = gradient_of(s);
+            }
+            if (shard == 0) {
+                expected = g;
+            } else {
+                for (std::size_t i = 0; i < g.size(); ++i) expected[i] += g[i];
+            }
+        }
+        CHECK(summed.size() == expected.size());
+        CHECK(std::memcmp(summed.data(), expected.data(), summed.size() * sizeof(float)) == 0);
     }
 }

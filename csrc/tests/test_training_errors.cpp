@@ -42,6 +42,10 @@ TEST(bad_arguments_throw_invalid_argument) {
     TrainOptions t;
     t.batch_size = 0;
     CHECK_THROWS(m.fit(10, x.data(), nullptr, 0, nullptr, nullptr, OptimizerConfig{}, t), std::invalid_argument);
+    TrainOptions bad_mode;
+    bad_mode.thread_mode = static_cast<ThreadMode>(7);  // no such mode: named, not run as another
+    CHECK(contains(invalid_argument_of([&] { m.fit(10, x.data(), nullptr, 0, nullptr, nullptr, OptimizerConfig{}, bad_mode); }),
+                   "thread_mode must be automatic, team or solo, got 7"));
     x[13] = std::nanf("");
     CHECK(contains(invalid_argument_of([&] { m.fit(10, x.data(), nullptr, 0, nullptr, nullptr, OptimizerConfig{}, TrainOptions{}); }),
                    "non-finite value (nan) at row 1, column 5"));

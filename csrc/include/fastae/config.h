@@ -188,12 +188,20 @@ struct ProcessGroup {
     std::function<void(float* values, std::size_t n, double* figures, std::size_t n_figures)> sum;
 };
 
+// How the shards of a step run when n_threads > 1. automatic: the team, or the calling thread
+// alone when that measures faster as training goes (a core busy with another process makes a
+// fork/join wait for the OS). team: always the team. solo: every shard on the calling thread, one
+// after another: the same work and the same bits as the team's, on one core (what T shards cost
+// in all, for benchmarks/scaling_model.py; or a machine known to be busy).
+enum class ThreadMode { automatic, team, solo };
+
 struct TrainOptions {
     int epochs = 10;
     int batch_size = 256;
     bool shuffle = true;
     std::uint64_t seed = 0;    // drives the per-epoch shuffles, the dropout masks and validation_split
     int n_threads = 1;         // threads that split each batch (1 = the calling thread only)
+    ThreadMode thread_mode = ThreadMode::automatic;
     // false: a fresh optimizer state (zero moments, t = 0). true: continue from the model's
     // saved state (Model::optimizer_state) when it is of the same optimizer kind, with the
     // hyperparameters given to fit; a fresh state otherwise.
