@@ -33,6 +33,10 @@ using detail::ConstMatrixMap;
 namespace {
 
 // Start of part t when `total` items are cut into `parts` near-equal contiguous parts.
+// From this many shards a sparse first layer's weight gradient by feature is deferred to the sum
+// (Impl::sum_deferred_rows; measured in the constructor).
+constexpr int kDeferFirstLayerShards = 8;
+
 inline std::size_t part_begin(std::size_t total, int parts, int t) {
     return total * std::size_t(t) / std::size_t(parts);
 }
@@ -100,10 +104,15 @@ TrainingSession::Impl::Impl(Model::Impl& model_, const TrainingData& data_, cons
     if (n_shards > 1) shared_weights = std::make_unique<detail::SharedWeights>(net, params);
     ws.reserve(std::size_t(n_shards));
     for (int t = 0; t < n_shards; ++t) ws.emplace_back(net, std::max<std::size_t>(shard_capacity, 1));
-    // The first layer's dW is deferred to the sum where only its own product writes it (not a tied
-    // pair's, nor with a contractive term added after it).
+    // The first layer's dW is deferred to the sum (sum_deferred_rows) from 8 shards on, where only
+    // its own product writes it (not a tied pair's, nor with a contractive term added after it).
+    // The T shards of a deep-model step on one core (epoch_bench --deep --solo, Zen 5), deferred
+    // against not: T = 16 0.93-0.99 against 1.05-1.14 s an epoch (the T buffers' dW1 neither
+    // written nor summed); T = 8 even (medians 0.749 / 0.747); T = 4 0.62-0.69 against
+    // 0.62-0.67; and at 2 threads on 2 cores 2-3% slower (0.307-0.312 against 0.297-0.306): the
+    // rows' pass reads every shard's lists and dZ, where each shard summed its own in cache.
     const detail::DenseLayer& first = net.layer(0);
-    defer_first_layer = n_shards > 1 && first.trainable && first.tied_to < 0 && !first.tied_by && first.contractive == 0.0f;
+    defer_first_layer = n_shards >= kDeferFirstLayerShards && first.trainable && first.tied_to < 0 && !first.tied_by && first.contractive == 0.0f;
     if (defer_first_layer) {
         dw1_begin = first.offset;
         dw1_end = first.bias_offset();

@@ -9,6 +9,7 @@
 #include <numeric>
 #include <stdexcept>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "check.h"
@@ -557,12 +558,12 @@ TEST(thread_modes_give_the_same_bits) {
     CHECK(train(1, ThreadMode::solo) == train(1, ThreadMode::team));
 }
 
-// The shards' gradients are summed in shard order: a 3-thread step's gradient equals, bit for
-// bit, the three shards' gradients computed alone (1-thread sessions on each shard's rows, with
-// global_size the whole batch) added as (g0 + g1) + g2. Sparse inputs (80% zeros) take the first
-// layer's sparse path, and its 100 outputs the weight gradient by feature, which the shards defer
-// to the sum (sparse_input.h: set_defer): so this checks the deferred rows too, every parameter.
-// A batch of 2 rows on 3 threads leaves a shard empty.
+// The shards' gradients are summed in shard order: a T-thread step's gradient equals, bit for
+// bit, the T shards' gradients computed alone (1-thread sessions on each shard's rows, with
+// global_size the whole batch) added as ((g0 + g1) + g2) + .... Sparse inputs (80% zeros) take
+// the first layer's sparse path, and its 100 outputs the weight gradient by feature, which 9
+// shards defer to the sum (sparse_input.h: set_defer; 3 do not): so this checks the deferred
+// rows too, every parameter. A batch of 2 rows leaves shards empty.
 TEST(shard_gradients_sum_in_shard_order) {
     const int d = 200, n = 60;
     std::vector<float> x = make_data(n, d, 17);
@@ -572,10 +573,9 @@ TEST(shard_gradients_sum_in_shard_order) {
     TrainingData data;
     data.n = n;
     data.x = x.data();
-    for (const std::size_t size : {std::size_t(60), std::size_t(2)}) {
-        const int threads = 3;
+    for (const auto& [size, threads] : {std::pair<std::size_t, int>{60, 3}, {60, 9}, {2, 3}, {2, 9}}) {
         TrainOptions t;
-        t.batch_size = int(size);
+        t.batch_size = n;  // the session's shards: 3 or 9 whatever the batch (so 2 rows leave some empty)
         t.n_threads = threads;
         Model whole(spec);
         whole.init_weights(3);
@@ -590,7 +590,8 @@ TEST(shard_gradients_sum_in_shard_order) {
         }
         std::vector<float> expected;
         for (int shard = 0; shard < threads; ++shard) {
-            const std::size_t c0 = size * std::size_t(shard) / threads, c1 = size * std::size_t(shard + 1) / threads;
+            const std::size_t c0 = size * std::size_t(shard) / std::size_t(threads);
+            const std::size_t c1 = size * std::size_t(shard + 1) / std::size_t(threads);
             Model alone(spec);
             alone.init_weights(3);
             TrainOptions one = t;
