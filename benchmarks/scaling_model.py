@@ -37,6 +37,13 @@ round going through all of them, and the medians are used: on a shared machine t
 the fit (and its sync term) follow the moments, not the code. It
 assumes every thread has its own core, that the shards' memory traffic fits the machine's
 bandwidth, and equal shards; it ignores cross-socket effects. Its limits are printed with it.
+
+A third form needs no composition: `epoch_bench --solo` (a build with -DFASTAE_BUILD_BENCHMARKS=ON,
+--epoch-bench) runs each step's T shards one after another on one core, with everything a T-thread
+step does (the shared W packing, the T gradient buffers, their sum, the update's slices): the work
+of T shards, measured. Spread over T cores and with the 2-thread team step's rest added, it is
+the pessimistic bound: one core's caches then hold all T shards' buffers, which T cores' caches
+share out.
 """
 
 import argparse
@@ -241,9 +248,10 @@ def main():
             print(f"| {T} | {solo[(T, True)]:.3f} | {solo[(T, True)] / solo[(1, True)]:.2f}x | {t3:.3f} | "
                   f"{solo[(1, True)] / t3:.2f}x |")
 
-    print("\nThe two forms bound the sync term's behaviour on more cores: held constant (the first), or its "
-          "shared-machine part scaled with the shard at the factor c measured on these 2 cores (the second). "
-          "More cores sharing one L3 and memory may raise c; neither form models that.")
+    print("\nThe forms bracket more cores: sync held constant (the first); its shared-machine part scaled with the "
+          "shard at the factor c measured on these 2 cores (the second, optimistic: more cores sharing one L3 and "
+          "memory may raise c); the shards' measured work spread over T cores (the third, when epoch_bench is built: "
+          "pessimistic, as one core's caches then hold all T shards' buffers).")
     print("\nLimits: the reduction's cost does not fall with T (every thread reads T - 1 slices of P / T), and "
           "the sync term is a lower bound; the fixed cost is taken to split over the threads (the update's "
           "slices and the shared W packing do; memory bandwidth shared by the cores is not modelled). Shards "
