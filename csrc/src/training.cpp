@@ -32,11 +32,11 @@ using detail::ConstMatrixMap;
 
 namespace {
 
-// Start of part t when `total` items are cut into `parts` near-equal contiguous parts.
 // From this many shards a sparse first layer's weight gradient by feature is deferred to the sum
 // (Impl::sum_deferred_rows; measured in the constructor).
 constexpr int kDeferFirstLayerShards = 8;
 
+// Start of part t when `total` items are cut into `parts` near-equal contiguous parts.
 inline std::size_t part_begin(std::size_t total, int parts, int t) {
     return total * std::size_t(t) / std::size_t(parts);
 }
@@ -112,7 +112,8 @@ TrainingSession::Impl::Impl(Model::Impl& model_, const TrainingData& data_, cons
     // 0.62-0.67; and at 2 threads on 2 cores 2-3% slower (0.307-0.312 against 0.297-0.306): the
     // rows' pass reads every shard's lists and dZ, where each shard summed its own in cache.
     const detail::DenseLayer& first = net.layer(0);
-    defer_first_layer = n_shards >= kDeferFirstLayerShards && first.trainable && first.tied_to < 0 && !first.tied_by && first.contractive == 0.0f;
+    defer_first_layer = n_shards >= kDeferFirstLayerShards && first.trainable && !first.tied_by &&
+                        first.contractive == 0.0f;
     if (defer_first_layer) {
         dw1_begin = first.offset;
         dw1_end = first.bias_offset();
