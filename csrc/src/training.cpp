@@ -29,6 +29,7 @@ namespace fastae {
 
 using detail::AlignedFloats;
 using detail::ConstMatrixMap;
+using detail::part_begin;
 
 namespace {
 
@@ -36,10 +37,6 @@ namespace {
 // (Impl::sum_deferred_rows; measured in the constructor).
 constexpr int kDeferFirstLayerShards = 8;
 
-// Start of part t when `total` items are cut into `parts` near-equal contiguous parts.
-inline std::size_t part_begin(std::size_t total, int parts, int t) {
-    return total * std::size_t(t) / std::size_t(parts);
-}
 
 // Rows requested ahead of the one being copied. Shuffled rows lie anywhere in a dataset much
 // larger than the caches, and a plain row-by-row copy waits on memory for each; with requests
@@ -292,65 +289,6 @@ double TrainingSession::Impl::batch_statistics(const std::exception_ptr& failed)
     return kl;
 }
 
-// Slice `slice` of the parameters: the shards' gradients summed into grads[0] (unless reduce()
-// did it) and the penalty terms added: l1 * sign(w) + 2 l2 w on penalised weights.
-void TrainingSession::Impl::penalise_slice(int slice) {
-    const std::size_t p0 = part_begin(n_params, n_shards, slice), p1 = part_begin(n_params, n_shards, slice + 1);
-    if (!reduced) sum_slice(p0, p1);
-    float* g = grads[0].data();
-    double penalty = 0.0;
-    for (const Penalty& term : penalties) {
-        const std::size_t a = std::max(p0, term.begin), e = std::min(p1, term.end);
-        for (std::size_t i = a; i < e; ++i) {
-            const float w = params[i];
-            penalty += double(term.l1) * std::fabs(w) + double(term.l2) * double(w) * double(w);
-            g[i] += term.l1 * float((w > 0.0f) - (w < 0.0f)) + 2.0f * term.l2 * w;
-        }
-    }
-    slice_penalty[std::size_t(slice)] = penalty;
-}
-
-// The whole step on one slice: the gradient completed (penalise_slice), scaled by the clip factor
-// when clipping ran before, and the update applied.
-void TrainingSession::Impl::update_slice(int slice) {
-    const std::size_t p0 = part_begin(n_params, n_shards, slice), p1 = part_begin(n_params, n_shards, slice + 1);
-    float* g = grads[0].data();
-    if (options.clipnorm > 0.0) {
-        if (clip_factor != 1.0f) {
-            for (std::size_t i = p0; i < p1; ++i) g[i] *= clip_factor;
-        }
-    } else {
-        penalise_slice(slice);
-    }
-    bool finite = true;
-    for (const Range& r : trainable) {  // frozen layers' parameters and optimizer slots stay as they are
-        const std::size_t a = std::max(p0, r.begin), e = std::min(p1, r.end);
-        if (a < e) finite = opt.apply(params, g, a, e, previous.data()) && finite;
-    }
-    slice_finite[std::size_t(slice)] = finite;
-}
-
-// clipnorm: the gradient (penalties included) is completed in a pass of its own, its global L2
-// norm summed slice by slice in slice order, and the factor min(1, clipnorm / norm) kept for the
-// update pass (torch.nn.utils.clip_grad_norm_ and Keras' clipnorm; a norm of 0 is left alone).
-void TrainingSession::Impl::clip_norm() {
-    if (!reduced) sum_deferred_rows();
-    auto task = [this](int slice, int) {
-        penalise_slice(slice);
-        const std::size_t p0 = part_begin(n_params, n_shards, slice), p1 = part_begin(n_params, n_shards, slice + 1);
-        double sum = 0.0;
-        const float* g = grads[0].data();
-        for (std::size_t i = p0; i < p1; ++i) sum += double(g[i]) * double(g[i]);
-        slice_square_sum[std::size_t(slice)] = sum;
-    };
-    pool.run(task, n_shards);
-    reduced = true;
-    double total = 0.0;
-    for (double v : slice_square_sum) total += v;
-    const double norm = std::sqrt(total);
-    clip_factor = norm > options.clipnorm ? float(options.clipnorm / norm) : 1.0f;
-}
-
 // TrainOptions::thread_mode: forced, or measured by the model's chooser (thread_mode.h).
 bool TrainingSession::Impl::next_solo() {
     switch (options.thread_mode) {
@@ -362,71 +300,6 @@ bool TrainingSession::Impl::next_solo() {
         break;
     }
     return chooser.next_solo();
-}
-
-// Slice [p0, p1) of the shards' gradients summed into grads[0], in shard order (the rows of a
-// deferred first-layer dW are summed before, by sum_deferred_rows).
-void TrainingSession::Impl::sum_slice(std::size_t p0, std::size_t p1) {
-    float* g0 = grads[0].data();
-    auto add = [&](std::size_t a, std::size_t e) {
-        for (int s = 1; s < n_shards; ++s) {
-            const float* gs = grads[std::size_t(s)].data();
-            for (std::size_t i = a; i < e; ++i) g0[i] += gs[i];
-        }
-    };
-    const std::size_t a = std::max(p0, dw1_begin), e = std::min(p1, dw1_end);
-    if (!dw1_summed || a >= e) {
-        add(p0, p1);
-        return;
-    }
-    add(p0, a);
-    add(e, p1);
-}
-
-// The first layer's dW when a shard deferred it (sparse_input.h: set_defer): its rows split
-// evenly over the threads in a pass of their own (they cost the weight gradient's FMAs, which a
-// slice of the parameters would not share evenly), each row summed over the shards as the
-// buffers' sum would: shard 0's stored, the others' added in shard order. A shard that deferred
-// computes each row here (feature_row), with the bits its own pass would have written; one that
-// did not (its batch was dense, or empty) wrote its rows into its buffer. Then sum_slice leaves
-// dW1 alone. The pass's time goes to the deferring shards' path choice (network.h:
-// FirstLayerPath compares it with the dense path's, whose weight gradient ran in the shard).
-void TrainingSession::Impl::sum_deferred_rows() {
-    if (!defer_first_layer || dw1_summed) return;
-    std::vector<char>& deferred = shard_deferred;
-    int n_deferred = 0;
-    for (int s = 0; s < n_shards; ++s) {
-        deferred[std::size_t(s)] = ws[std::size_t(s)].sparse().deferred();
-        n_deferred += deferred[std::size_t(s)];
-    }
-    if (n_deferred == 0) return;
-    const auto start = detail::Clock::now();
-    const auto n_out = std::size_t(net.layer(0).n_out);
-    const auto d = std::size_t(net.layer(0).n_in);
-    auto task = [&](int slice, int) {
-        float* row = row_scratch[std::size_t(slice)].data();
-        for (std::size_t f = part_begin(d, n_shards, slice); f < part_begin(d, n_shards, slice + 1); ++f) {
-            float* sum = grads[0].data() + dw1_begin + f * n_out;
-            for (int s = 0; s < n_shards; ++s) {
-                const float* part = grads[std::size_t(s)].data() + dw1_begin + f * n_out;
-                if (deferred[std::size_t(s)]) {
-                    ws[std::size_t(s)].sparse().feature_row(int(f), row);
-                    part = row;
-                }
-                if (s == 0) {
-                    if (part != sum) std::copy(part, part + n_out, sum);
-                } else {
-                    for (std::size_t o = 0; o < n_out; ++o) sum[o] += part[o];
-                }
-            }
-        }
-    };
-    pool.run(task, n_shards);
-    dw1_summed = true;
-    const double share = std::chrono::duration<double>(detail::Clock::now() - start).count() / n_deferred;
-    for (int s = 0; s < n_shards; ++s) {
-        if (deferred[std::size_t(s)]) ws[std::size_t(s)].first_layer().add(share);
-    }
 }
 
 TrainingDiverged TrainingSession::Impl::diverged(double loss, const char* what) const {

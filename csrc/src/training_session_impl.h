@@ -1,5 +1,6 @@
 // training_session_impl.h -- the state of a TrainingSession (fastae/training.h): every buffer a
-// step touches, allocated once, and the step's parts as members (training.cpp). The epoch loop
+// step touches, allocated once, and the step's parts as members (training.cpp; the parameter
+// slices' parts in training_slices.cpp). The epoch loop
 // (trainer.cpp) drives a session through the public calls only.
 #pragma once
 
@@ -21,6 +22,12 @@ namespace fastae {
 
 namespace detail {
 using Clock = std::chrono::steady_clock;
+
+// Start of part t when `total` items are cut into `parts` near-equal contiguous parts (a batch's
+// shards, the parameter buffer's slices).
+inline std::size_t part_begin(std::size_t total, int parts, int t) {
+    return total * std::size_t(t) / std::size_t(parts);
+}
 }  // namespace detail
 
 struct TrainingSession::Impl {

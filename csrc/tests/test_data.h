@@ -11,6 +11,7 @@
 #include <vector>
 
 #include "fastae/fastae.h"
+#include "fastae/training.h"
 
 namespace fastae_test {
 
@@ -159,6 +160,10 @@ inline fastae::NetworkConfig small_config(int d) {
 
 inline std::vector<float> params_of(const fastae::Model& m) {
     return std::vector<float>(m.params(), m.params() + m.n_params());
+}
+
+inline std::vector<float> gradient_of(fastae::TrainingSession& s) {
+    return std::vector<float>(s.gradient(), s.gradient() + s.n_params());
 }
 
 // An optimizer configuration of each kind for the training tests (a switch with no default: a

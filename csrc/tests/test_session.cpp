@@ -1,15 +1,13 @@
 // test_session.cpp -- the three-call training step (fastae/training.h) as a host drives it: a host
 // loop equals Model::fit bit for bit, apply() without reduce() equals reduce() then apply(), the
 // MPI normaliser (global_size), the l1/l2 penalty terms, divergence, bad data, sample weights,
-// and the session's claim on the model.
+// and the session's claim on the model (threads: test_session_threads.cpp).
 #include <algorithm>
 #include <cmath>
-#include <cstring>
 #include <limits>
 #include <numeric>
 #include <stdexcept>
 #include <string>
-#include <utility>
 #include <vector>
 
 #include "check.h"
@@ -20,6 +18,7 @@
 
 using namespace fastae;
 using fastae_test::make_data;
+using fastae_test::gradient_of;
 using fastae_test::params_of;
 
 namespace {
@@ -69,8 +68,6 @@ Model make_model(unsigned seed, const NetworkSpec& spec = session_spec()) {
     m.init_weights(seed);
     return m;
 }
-
-std::vector<float> gradient_of(TrainingSession& s) { return std::vector<float>(s.gradient(), s.gradient() + s.n_params()); }
 
 // Largest |a - b| relative to b's largest entry.
 double relative_gap(const std::vector<float>& a, const std::vector<float>& b) {
@@ -470,150 +467,4 @@ TEST(session_claims_the_model) {
     no_targets.y = nullptr;  // 10 inputs, 4 outputs: targets are required
     CHECK_THROWS(TrainingSession(m, no_targets, OptimizerConfig{}, t), std::invalid_argument);
     m.predict(50, ds.x.data(), out.data());  // not claimed by the refused sessions
-}
-
-// The shards of a step share each layer's packed W (network.h: SharedWeights), packed anew every
-// step. Training with 1, 2 and 3 threads then follows the same path up to the order of the
-// gradient sums (a few units of 2^-24); weights packed one step late would move it by the
-// learning rate. W of 300 x 140 and 140 x 300 spans two of gemm's cache blocks of A in m and in
-// k; a tied decoder layer reads W transposed.
-TEST(shards_share_each_steps_weights) {
-    const int d = 300;
-    const std::vector<float> x = make_data(240, d, 31);
-    for (bool tied : {false, true}) {
-        NetworkSpec spec;
-        spec.n_inputs = d;
-        spec.layers.resize(3);
-        spec.layers[0].units = 140;
-        spec.layers[1].units = 40;
-        spec.layers[2].units = d;
-        spec.layers[2].activation = activation_spec(Activation::sigmoid);
-        spec.head.loss = Loss::bce;
-        if (tied) {
-            spec.layers.resize(4);
-            spec.layers[2].units = 140;
-            spec.layers[2].activation = activation_spec(Activation::relu);
-            spec.layers[2].tied_to = 1;
-            spec.layers[3].units = d;
-            spec.layers[3].activation = activation_spec(Activation::sigmoid);
-            spec.layers[3].tied_to = 0;
-        }
-        std::vector<std::vector<float>> runs;
-        for (int threads : {1, 2, 3}) {
-            Model m(spec);
-            m.init_weights(5);
-            TrainOptions t;
-            t.epochs = 2;
-            t.batch_size = 60;
-            t.n_threads = threads;
-            OptimizerConfig opt;
-            opt.learning_rate = 1e-2;
-            m.fit(240, x.data(), nullptr, 0, nullptr, nullptr, opt, t);
-            runs.push_back(params_of(m));
-        }
-        for (std::size_t r = 1; r < runs.size(); ++r) {
-            double worst = 0.0;
-            for (std::size_t i = 0; i < runs[0].size(); ++i) worst = std::max(worst, double(std::fabs(runs[r][i] - runs[0][i])));
-            CHECK(worst < 1e-4);
-            CHECK(worst > 0.0);  // different sums: the runs are not one path replayed
-        }
-    }
-}
-
-// d -> units (relu) -> d (sigmoid), BCE.
-NetworkSpec bce_autoencoder(int d, int units) {
-    NetworkSpec spec;
-    spec.n_inputs = d;
-    spec.layers.resize(2);
-    spec.layers[0].units = units;
-    spec.layers[1].units = d;
-    spec.layers[1].activation = activation_spec(Activation::sigmoid);
-    spec.head.loss = Loss::bce;
-    return spec;
-}
-
-// TrainOptions::thread_mode: the team, the calling thread alone and the measured choice run the
-// same shards, so a run gives the same weights in every mode, bit for bit; a different thread
-// count (other shards) does not.
-TEST(thread_modes_give_the_same_bits) {
-    const int d = 120;
-    const std::vector<float> x = make_data(200, d, 41);
-    const NetworkSpec spec = bce_autoencoder(d, 30);
-    auto train = [&](int threads, ThreadMode mode) {
-        Model m(spec);
-        m.init_weights(9);
-        TrainOptions t;
-        t.epochs = 3;
-        t.batch_size = 50;
-        t.n_threads = threads;
-        t.thread_mode = mode;
-        t.validation_split = 0.2;  // the validation pass runs in the mode too
-        m.fit(200, x.data(), nullptr, 0, nullptr, nullptr, OptimizerConfig{}, t);
-        return params_of(m);
-    };
-    const std::vector<float> automatic = train(3, ThreadMode::automatic);
-    CHECK(train(3, ThreadMode::team) == automatic);
-    CHECK(train(3, ThreadMode::solo) == automatic);
-    CHECK(train(2, ThreadMode::solo) != automatic);
-    CHECK(train(1, ThreadMode::solo) == train(1, ThreadMode::team));
-}
-
-// The shards' gradients are summed in shard order: a T-thread step's gradient equals, bit for
-// bit, the T shards' gradients computed alone (1-thread sessions on each shard's rows, with
-// global_size the whole batch) added as ((g0 + g1) + g2) + .... Sparse inputs (80% zeros) take
-// the first layer's sparse path, and its 100 outputs the weight gradient by feature, which 9
-// shards defer to the sum (sparse_input.h: set_defer; 3 do not): so this checks the deferred
-// rows too, every parameter. A batch of 2 rows leaves shards empty.
-TEST(shard_gradients_sum_in_shard_order) {
-    const int d = 200, n = 60;
-    std::vector<float> x = make_data(n, d, 17);
-    detail::Rng rng(5);
-    for (float& v : x) v = rng.uniform() < 0.8 ? 0.0f : v;
-    const NetworkSpec spec = bce_autoencoder(d, 100);
-    TrainingData data;
-    data.n = n;
-    data.x = x.data();
-    for (const auto& [size, threads] : {std::pair<std::size_t, int>{60, 3}, {60, 9}, {2, 3}, {2, 9}}) {
-        TrainOptions t;
-        t.batch_size = n;  // the session's shards: 3 or 9 whatever the batch (so 2 rows leave some empty)
-        t.n_threads = threads;
-        Model whole(spec);
-        whole.init_weights(3);
-        std::vector<float> summed;
-        {
-            TrainingSession s(whole, data, OptimizerConfig{}, t);
-            Batch b;
-            b.size = size;
-            s.compute_gradients(b);
-            s.reduce();
-            summed = gradient_of(s);
-        }
-        std::vector<float> expected;
-        for (int shard = 0; shard < threads; ++shard) {
-            const std::size_t c0 = size * std::size_t(shard) / std::size_t(threads);
-            const std::size_t c1 = size * std::size_t(shard + 1) / std::size_t(threads);
-            Model alone(spec);
-            alone.init_weights(3);
-            TrainOptions one = t;
-            one.n_threads = 1;
-            TrainingSession s(alone, data, OptimizerConfig{}, one);
-            std::vector<float> g(s.n_params(), 0.0f);
-            if (c1 > c0) {
-                Batch b;
-                b.first = c0;
-                b.size = c1 - c0;
-                b.global_size = size;
-                s.compute_gradients(b);
-                s.reduce();
-                g = gradient_of(s);
-            }
-            if (shard == 0) {
-                expected = g;
-            } else {
-                for (std::size_t i = 0; i < g.size(); ++i) expected[i] += g[i];
-            }
-        }
-        CHECK(summed.size() == expected.size());
-        CHECK(std::memcmp(summed.data(), expected.data(), summed.size() * sizeof(float)) == 0);
-    }
 }
