@@ -50,6 +50,7 @@ import argparse
 import os
 import subprocess
 import sys
+import tempfile
 import time
 
 import numpy as np
@@ -232,11 +233,8 @@ def main():
         # over P parameters: T shards' whole cost. Spread over T cores: work(T) / T + the 2-thread
         # rest (the team's 2-thread step less work(2) / 2). One core's caches then hold what T
         # cores' caches would (the T buffers: T x P floats), so this form is the pessimistic bound.
-        import tempfile
-        with np.load(args.data) as d:
-            raw = d["x_train"].reshape(-1, 784).astype(np.float32) / np.float32(255)
         with tempfile.NamedTemporaryFile(suffix=".f32") as f:
-            raw.tofile(f.name)
+            load(args.data).tofile(f.name)  # all 60000 rows, as epoch_bench reads them
             solo = solo_steps(args.epoch_bench, f.name, args.model == "deep", b, THREADS, args.rounds)
         rest_solo = max(0.0, solo[(2, False)] - solo[(2, True)] / 2)
         print(f"\nepoch_bench (60000 rows, {args.rounds} rounds): the T shards of a step on one core (--solo), "

@@ -63,10 +63,10 @@ public:
     // dW (d rows of n_out) = dZ X^T for the compressed batch.
     void weight_gradient(const float* dz, int n_out, float* dw);
 
-    // The weight gradient left for later, row by row (a training step of several shards: the
-    // session computes the first layer's dW rows of every shard in its sum over the shards, by
-    // slices of the parameters, instead of each shard writing all d rows into its own buffer and
-    // the sum reading them back). With set_defer(true), weight_gradient does not write dw when it
+    // The weight gradient left for later, row by row (a training step of many shards: the
+    // session computes the first layer's dW rows of every shard in its sum over the shards, the
+    // rows split among its threads, instead of each shard writing all d rows into its own buffer
+    // and the sum reading them back: training_slices.cpp, sum_deferred_rows). With set_defer(true), weight_gradient does not write dw when it
     // would sum by feature (n_out past the scatter's widths: by_feature's lists): it keeps dz and
     // marks the batch deferred(); feature_row then computes row f of dW into out (n_out floats)
     // with weight_gradient's bits. dz must stay as it was until then. compress and clear end it.

@@ -163,8 +163,8 @@ void TrainingSession::Impl::shard_gradient(int shard) {
     shard_terms[std::size_t(shard)] = 0.0;
     shard_kl[std::size_t(shard)] = 0.0;
     sd.cols = Eigen::Index(c1 - c0);
-    ws[std::size_t(shard)].sparse().clear();  // no rows deferred from an earlier step
     if (c1 == c0) {
+        ws[std::size_t(shard)].sparse().clear();  // no rows deferred from an earlier step (others compress anew)
         float* grad = grads[std::size_t(shard)].data();
         std::fill(grad, grad + n_params, 0.0f);
         for (auto& sums : shard_sums[std::size_t(shard)]) std::fill(sums.begin(), sums.end(), 0.0f);
