@@ -117,7 +117,7 @@ void GemmWorkspace::reserve_floats(std::size_t need) {
 }
 
 SharedPackedA::SharedPackedA(bool trans_a, int m, int k, const float* a, int lda)
-    : trans_a_(trans_a), m_(m), k_(k), lda_(lda), a_(a) {
+    : trans_a_(trans_a), m_(m), k_(k), lda_(lda), k_capacity_(k), a_(a) {
     check_arguments(trans_a, false, m, 0, k, a, lda, a, std::max(k, 1), nullptr, std::max(m, 1));  // sizes, lda
     if (m > 0 && k > 0 && a == nullptr) throw std::invalid_argument("SharedPackedA: a is null");
 #ifdef FASTAE_GEMM_AVX2
@@ -149,6 +149,20 @@ void SharedPackedA::pack() {
         }
     }
 #endif
+}
+
+void SharedPackedA::reset(const float* a, int k) {
+    if (k < 0 || k > k_capacity_) {
+        throw std::invalid_argument("SharedPackedA::reset: k must be in [0, " + std::to_string(k_capacity_) +
+                                    "], got " + std::to_string(k));
+    }
+    if (m_ > 0 && k > 0 && a == nullptr) throw std::invalid_argument("SharedPackedA::reset: a is null");
+    a_ = a;
+    k_ = k;
+#ifdef FASTAE_GEMM_AVX2
+    blocks_ = m_ > 0 && k > 0 ? NativeBlocked::a_blocks(m_, k) : 0;  // fit the buffer: both grow with k
+#endif
+    invalidate();
 }
 
 bool SharedPackedA::packed() const { return done_.load(std::memory_order_acquire) >= blocks_; }

@@ -67,6 +67,10 @@ public:
     // A's values changed: the next pack() packs them again. Call it when no thread is in pack()
     // or a product, and publish it to them (a thread pool's start of a run does).
     void invalidate();
+    // As invalidate, for an op(A) read from `a` (same lda) with k columns, k at most the
+    // constructor's: a matrix whose width changes from call to call (a shard's dZ, deferred).
+    // Throws std::invalid_argument for k outside [0, the constructor's k].
+    void reset(const float* a, int k);
     // Packs the blocks no thread has claimed yet, then waits until every block is packed (by
     // whichever thread claimed it, each packing without waiting on anything). Thread-safe.
     void pack();
@@ -77,7 +81,7 @@ public:
 private:
     friend void gemm_shared_a(const SharedPackedA&, bool, int, const float*, int, float, float*, int, GemmWorkspace&);
     bool trans_a_;
-    int m_, k_, lda_;
+    int m_, k_, lda_, k_capacity_;
     const float* a_;
     int blocks_ = 0;
     GemmWorkspace buffer_;  // the packed blocks

@@ -12,6 +12,7 @@
 #include <string>
 
 #include "activation.h"
+#include "deferred_gradient.h"
 #include "head.h"
 #include "rng.h"
 #include "shared_weights.h"
@@ -263,9 +264,10 @@ void add_contractive_dw(const DenseLayer& layer, const StepContext& ctx, const f
 // Layer l's dW and db from its dZ (n_out, b) and input a_in (n_in, b). db = sum of dZ's columns,
 // added in column order (Eigen's rowwise().sum() rounds differently with the buffer's address,
 // which would break seed determinism). A tied layer adds dW^T = A dZ^T into its mirror's dW,
-// writing it (backward reaches it first); the mirror then adds its own product.
+// writing it (backward reaches it first); the mirror then adds its own product. A deferred dW
+// (deferred_gradient.h) is left to the step's sum, with what it needs kept.
 void weight_gradients(const DenseLayer& layer, int l, const MutMatrixMap& dz, const float* a_in, Workspace& ws,
-                      float* grad) {
+                      float* grad, const DeferredGradients* deferred) {
     const Eigen::Index b = dz.cols();
     VectorMap gb(grad + layer.bias_offset(), layer.n_out);
     gb = dz.col(0);
@@ -277,8 +279,11 @@ void weight_gradients(const DenseLayer& layer, int l, const MutMatrixMap& dz, co
         return;
     }
     const auto start = std::chrono::steady_clock::now();
-    if (l == 0 && ws.sparse().active() && !layer.tied_by) {  // the list of this batch's forward pass
+    const bool sparse = l == 0 && ws.sparse().active() && !layer.tied_by;
+    if (sparse) {  // the list of this batch's forward pass
         ws.sparse().weight_gradient(dz.data(), layer.n_out, gw);
+    } else if (DeferredWeightGradient* d = deferred ? deferred->layer(l) : nullptr) {
+        d->keep(dz.data(), a_in, int(b));
     } else {
         gemm(false, true, layer.n_out, layer.n_in, int(b), 1.0f, dz.data(), layer.n_out, a_in, layer.n_in,
              layer.tied_by ? 1.0f : 0.0f, gw, layer.n_out, ws.gemm());
@@ -472,7 +477,7 @@ double loss_gradient_batch(const Network& net, const float* params, ConstMatrixM
         MutMatrixMap dz = layer.gaussian ? MutMatrixMap(ws.z(l + 1), layer.n_out, b) : ws.act(l + 1, b);
         const float* a_in = l == 0 ? x.data() : ws.act(l, b).data();
         if (layer.trainable) {
-            weight_gradients(layer, l, dz, a_in, ws, grad);
+            weight_gradients(layer, l, dz, a_in, ws, grad, context ? context->deferred : nullptr);
             if (context && layer.contractive > 0.0f) add_contractive_dw(layer, *context, params, ws.scratch(), grad);
         }
         if (l == stop) break;  // no layer below needs a gradient

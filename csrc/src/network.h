@@ -64,6 +64,7 @@ struct DenseLayer {
 };
 
 struct SharedWeights;
+struct DeferredGradients;
 
 // A training step's context beyond its data. Where a batch's samples came from, for the
 // randomness keyed by dataset row (dropout masks, input noise): column j is dataset row rows[j]
@@ -86,6 +87,8 @@ struct StepContext {
     bool draws_only = false;
     // The step's weights packed once for all its shards (shared_weights.h), or null.
     SharedWeights* weights = nullptr;
+    // The shard's layers whose dW the step's sum computes (deferred_gradient.h), or null.
+    const DeferredGradients* deferred = nullptr;
     std::size_t row(Eigen::Index j) const { return (rows ? rows[j] : first + std::size_t(j)) + row_offset; }
 };
 

@@ -33,9 +33,9 @@ using detail::part_begin;
 
 namespace {
 
-// From this many shards a sparse first layer's weight gradient by feature is deferred to the sum
-// (Impl::sum_deferred_rows; measured in the constructor).
-constexpr int kDeferFirstLayerShards = 8;
+// From this many shards the layers' weight gradients are deferred to the sum (Impl::sum_deferred;
+// measured at choose_deferred).
+constexpr int kDeferShards = 8;
 
 
 // Rows requested ahead of the one being copied. Shuffled rows lie anywhere in a dataset much
@@ -101,23 +101,7 @@ TrainingSession::Impl::Impl(Model::Impl& model_, const TrainingData& data_, cons
     if (n_shards > 1) shared_weights = std::make_unique<detail::SharedWeights>(net, params);
     ws.reserve(std::size_t(n_shards));
     for (int t = 0; t < n_shards; ++t) ws.emplace_back(net, std::max<std::size_t>(shard_capacity, 1));
-    // The first layer's dW is deferred to the sum (sum_deferred_rows) from 8 shards on, where only
-    // its own product writes it (not a tied pair's, nor with a contractive term added after it).
-    // The T shards of a deep-model step on one core (epoch_bench --deep --solo, Zen 5), deferred
-    // against not: T = 16 0.93-0.99 against 1.05-1.14 s an epoch (the T buffers' dW1 neither
-    // written nor summed); T = 8 even (medians 0.749 / 0.747); T = 4 0.62-0.69 against
-    // 0.62-0.67; and at 2 threads on 2 cores 2-3% slower (0.307-0.312 against 0.297-0.306): the
-    // rows' pass reads every shard's lists and dZ, where each shard summed its own in cache.
-    const detail::DenseLayer& first = net.layer(0);
-    defer_first_layer = n_shards >= kDeferFirstLayerShards && first.trainable && !first.tied_by &&
-                        first.contractive == 0.0f;
-    if (defer_first_layer) {
-        dw1_begin = first.offset;
-        dw1_end = first.bias_offset();
-        row_scratch.assign(std::size_t(n_shards), AlignedFloats(std::size_t(first.n_out)));
-        shard_deferred.assign(std::size_t(n_shards), 0);
-        for (detail::Workspace& w : ws) w.sparse().set_defer(true);
-    }
+    choose_deferred(int(shard_capacity));
     xb.resize(std::size_t(d_in) * batch_capacity);
     if (net.layer(0).noise != Noise::none) nb.resize(std::size_t(d_in) * batch_capacity);
     shard_data.resize(std::size_t(n_shards));
@@ -147,6 +131,68 @@ TrainingSession::Impl::Impl(Model::Impl& model_, const TrainingData& data_, cons
     }
 }
 
+// The weight gradients deferred to the sum (sum_deferred), from kDeferShards shards on, of the
+// layers that write their dW with their own product alone (not tied, no contractive term added
+// after it, not the Gaussian code layer). The first layer's sparse pass keeps its lists and dZ
+// (sparse_input.h: set_defer); a dense pass keeps its product (deferred_gradient.h), as do the
+// other layers, with gemm's FMA kernels only, whose sums run in k-runs (gemm.h), and shards of
+// one run: then the sum has the bits of the shards' buffers summed.
+// The T shards of a deep-model step on one core (epoch_bench --deep --solo, Zen 5), the first
+// layer's sparse rows deferred against not: T = 16 0.93-0.99 against 1.05-1.14 s an epoch (the T
+// buffers' dW1 neither written nor summed); T = 8 even (medians 0.749 / 0.747); T = 4 0.62-0.69
+// against 0.62-0.67; and at 2 threads on 2 cores 2-3% slower (0.307-0.312 against 0.297-0.306):
+// the rows' pass reads every shard's lists and dZ, where each shard summed its own in cache.
+void TrainingSession::Impl::choose_deferred(int shard_capacity) {
+    if (n_shards < kDeferShards) return;
+    summed_ranges.reserve(std::size_t(net.n_layers()));
+    auto own_product = [](const detail::DenseLayer& layer) {
+        return layer.trainable && layer.tied_to < 0 && !layer.tied_by && !layer.gaussian && layer.contractive == 0.0f;
+    };
+    const detail::DenseLayer& first = net.layer(0);
+    defer_first_layer = own_product(first);
+    if (defer_first_layer) {
+        dw1_begin = first.offset;
+        dw1_end = first.bias_offset();
+        row_scratch.assign(std::size_t(n_shards), AlignedFloats(std::size_t(first.n_out)));
+        pass_seconds.assign(std::size_t(n_shards) * std::size_t(n_shards), 0.0);
+        for (detail::Workspace& w : ws) w.sparse().set_defer(true);
+    }
+    if (!detail::gemm_sums_in_k_runs() || detail::gemm_k_block(shard_capacity) < shard_capacity) return;
+    for (int l = 0; l < net.n_layers(); ++l) {
+        if (own_product(net.layer(l))) deferred_layers.push_back(l);
+    }
+    if (deferred_layers.empty()) return;
+    shard_products.resize(std::size_t(n_shards));
+    for (int t = 0; t < n_shards; ++t) {
+        detail::DeferredGradients& kept = shard_products[std::size_t(t)];
+        kept.layers.resize(std::size_t(net.n_layers()));
+        for (int l : deferred_layers) {
+            const detail::DenseLayer& layer = net.layer(l);
+            kept.layers[std::size_t(l)] = std::make_unique<detail::DeferredWeightGradient>(
+                layer.n_in, layer.n_out, shard_capacity, ws[std::size_t(t)].act(l + 1, 0).data(), l > 0, l == 0);
+        }
+    }
+    if (deferred_layers.front() == 0) deferred_layers.erase(deferred_layers.begin());  // sum_first_layer's
+    // Each layer's dW in about n_shards tiles: its rows in parts of whole 16-row units (the
+    // micro-kernels' rows: 32 or 16), then, while fewer parts than shards, its columns in parts
+    // of 8-column units. Cut by rows, each tile's product packs only its own rows of dZ.
+    auto cut = [](int total, int unit, int parts, int p) {
+        const int units = (total + unit - 1) / unit;
+        return std::min(total, unit * int(part_begin(std::size_t(units), parts, p)));
+    };
+    for (int l : deferred_layers) {
+        const detail::DenseLayer& layer = net.layer(l);
+        const int row_parts = std::min(n_shards, (layer.n_out + 15) / 16);
+        const int col_parts = std::min(std::max(1, n_shards / row_parts), (layer.n_in + 7) / 8);
+        for (int r = 0; r < row_parts; ++r) {
+            for (int c = 0; c < col_parts; ++c) {
+                tiles.push_back({l, cut(layer.n_out, 16, row_parts, r), cut(layer.n_out, 16, row_parts, r + 1),
+                                 cut(layer.n_in, 8, col_parts, c), cut(layer.n_in, 8, col_parts, c + 1)});
+            }
+        }
+    }
+}
+
 void TrainingSession::Impl::check_rows(std::size_t b, const float* xs, const float* ys, const float* ws_,
                                        const std::size_t* rows, std::size_t first) const {
     detail::check_rows(net, b, xs, ys, ws_, targets_are_inputs, "X", "y", "sample_weight", first, rows);
@@ -163,6 +209,7 @@ void TrainingSession::Impl::shard_gradient(int shard) {
     shard_terms[std::size_t(shard)] = 0.0;
     shard_kl[std::size_t(shard)] = 0.0;
     sd.cols = Eigen::Index(c1 - c0);
+    if (!shard_products.empty()) shard_products[std::size_t(shard)].clear();  // until its backward pass
     if (c1 == c0) {
         ws[std::size_t(shard)].sparse().clear();  // no rows deferred from an earlier step (others compress anew)
         float* grad = grads[std::size_t(shard)].data();
@@ -246,6 +293,7 @@ detail::StepContext& TrainingSession::Impl::step_context(int shard) {
     c.row_offset = options.processes.row_offset;  // draws keyed by the dataset's row, in a group too
     c.code_kl = &shard_kl[std::size_t(shard)];
     c.weights = shared_weights.get();
+    c.deferred = shard_products.empty() ? nullptr : &shard_products[std::size_t(shard)];
     return c;
 }
 
@@ -382,7 +430,8 @@ double TrainingSession::compute_gradients(const Batch& batch) {
         s.pool.run(rest, s.n_shards);
     }
     s.reduced = false;
-    s.dw1_summed = false;
+    s.deferred_summed = false;
+    s.summed_ranges.clear();
     double loss = 0.0, terms = 0.0;
     for (double v : s.shard_loss) loss += v;
     for (double v : s.shard_terms) terms += v;
@@ -404,7 +453,7 @@ void TrainingSession::reduce() {
     auto task = [&s](int slice, int) {
         s.sum_slice(part_begin(s.n_params, s.n_shards, slice), part_begin(s.n_params, s.n_shards, slice + 1));
     };
-    s.sum_deferred_rows();
+    s.sum_deferred();
     s.pool.run(task, s.n_shards);
     s.reduced = true;
 }
@@ -419,7 +468,7 @@ double TrainingSession::apply(double loss) {
     if (s.options.clipnorm > 0.0) s.clip_norm();
     s.opt.begin_step();
     auto task = [&s](int slice, int) { s.update_slice(slice); };
-    if (!s.reduced) s.sum_deferred_rows();
+    if (!s.reduced) s.sum_deferred();
     s.pool.run(task, s.n_shards);
     if (std::find(s.slice_finite.begin(), s.slice_finite.end(), 0) != s.slice_finite.end()) {
         for (const Impl::Range& r : s.trainable) {  // what the update saved

@@ -10,6 +10,7 @@
 #include <memory>
 #include <vector>
 
+#include "deferred_gradient.h"
 #include "fastae/training.h"
 #include "model_impl.h"
 #include "network.h"
@@ -38,8 +39,11 @@ struct TrainingSession::Impl {
     void shard_backward(int shard, int forward_done);   // (the rest of) forward, head and backward
     double batch_statistics(const std::exception_ptr& failed);  // between the phases: means and the KL
     detail::StepContext& step_context(int shard);
-    void sum_slice(std::size_t p0, std::size_t p1);
-    void sum_deferred_rows();  // a deferred first-layer dW, summed row by row before sum_slice
+    void sum_slice(std::size_t p0, std::size_t p1);  // leaves summed_ranges alone
+    void sum_deferred();                    // the deferred dWs, summed before sum_slice
+    void sum_first_layer(int slice, int member);     // the first layer's dW, rows of one slice
+    struct Tile;
+    void sum_tile(const Tile& tile, int member);     // a deferred dW's tile
     bool next_solo();  // this step on the calling thread alone (TrainOptions::thread_mode)
     void update_slice(int slice);
     void penalise_slice(int slice);  // sums (unless reduced) and adds the penalties into grads[0]
@@ -50,6 +54,7 @@ struct TrainingSession::Impl {
     // Sizes the evaluation buffers for data of this many samples (before the first step, so that
     // a fit that cannot have them fails before changing anything).
     void reserve_evaluation(const TrainingData& val);
+    void choose_deferred(int shard_capacity);  // the constructor's choice of deferred dWs
 
     Model::Impl& model;
     const detail::Network& net;
@@ -80,14 +85,27 @@ struct TrainingSession::Impl {
     // With more than one shard: the layers' W packed once a step for all of them (shared_weights.h).
     std::unique_ptr<detail::SharedWeights> shared_weights;
     std::vector<detail::AlignedFloats> grads;  // one per shard; grads[0] holds the sum after reduce
-    // The first layer's dW, when its shards defer it (sparse_input.h: set_defer): computed row by
-    // row in the sum over the shards, into grads[0] only (sum_deferred_rows). Its range of the
-    // parameters, whether this step's rows are summed, which shards deferred, a row per thread.
+    // The first layer's dW, summed over the shards in the sum's pass (sum_first_layer) from
+    // kDeferShards shards on: each shard defers it (a sparse pass's rows, sparse_input.h:
+    // set_defer; a dense pass's product, deferred_gradient.h) or, when it cannot, writes it into
+    // its buffer. Its range of the parameters, a row per thread, each (slice, shard)'s time.
     bool defer_first_layer = false;
     std::size_t dw1_begin = 0, dw1_end = 0;
-    bool dw1_summed = false;
-    std::vector<char> shard_deferred;
     std::vector<detail::AlignedFloats> row_scratch;
+    std::vector<double> pass_seconds;
+    // Layers after the first whose dW the sum computes from what the shards kept
+    // (deferred_gradient.h), each shard's kept products (layer 0's too, as above), and the tiles
+    // of their dWs that the sum's tasks compute (about n_shards a layer).
+    std::vector<int> deferred_layers;
+    std::vector<detail::DeferredGradients> shard_products;
+    struct Tile {
+        int layer, r0, r1, c0, c1;  // rows [r0, r1), columns [c0, c1) of the layer's dW
+    };
+    std::vector<Tile> tiles;
+    // Whether this step's deferred dWs are summed, and their parameter ranges (sorted), which
+    // sum_slice then leaves alone.
+    bool deferred_summed = false;
+    std::vector<Range> summed_ranges;
     std::vector<double> shard_loss;
     std::vector<std::exception_ptr> shard_error;
     // The weights before the current update, so that a step that makes any of them non-finite

@@ -1,7 +1,7 @@
 // training_slices.cpp -- a training step's second half, on the parameter buffer cut into
 // n_threads fixed slices (training.cpp runs the shards' first half): the shards' gradients summed
-// into grads[0] in shard order (sum_slice; a deferred first-layer dW row by row,
-// sum_deferred_rows), the penalty terms added, the global norm clipped, the optimizer applied.
+// into grads[0] in shard order (sum_slice; the deferred dWs, sum_deferred), the penalty terms
+// added, the global norm clipped, the optimizer applied.
 #include "training_session_impl.h"
 
 #include <algorithm>
@@ -53,7 +53,7 @@ void TrainingSession::Impl::update_slice(int slice) {
 // norm summed slice by slice in slice order, and the factor min(1, clipnorm / norm) kept for the
 // update pass (torch.nn.utils.clip_grad_norm_ and Keras' clipnorm; a norm of 0 is left alone).
 void TrainingSession::Impl::clip_norm() {
-    if (!reduced) sum_deferred_rows();
+    if (!reduced) sum_deferred();
     auto task = [this](int slice, int) {
         penalise_slice(slice);
         const std::size_t p0 = part_begin(n_params, n_shards, slice), p1 = part_begin(n_params, n_shards, slice + 1);
@@ -70,8 +70,8 @@ void TrainingSession::Impl::clip_norm() {
     clip_factor = norm > options.clipnorm ? float(options.clipnorm / norm) : 1.0f;
 }
 
-// Slice [p0, p1) of the shards' gradients summed into grads[0], in shard order (the rows of a
-// deferred first-layer dW are summed before, by sum_deferred_rows).
+// Slice [p0, p1) of the shards' gradients summed into grads[0], in shard order, but for the
+// deferred dWs sum_deferred summed before (summed_ranges).
 void TrainingSession::Impl::sum_slice(std::size_t p0, std::size_t p1) {
     float* g0 = grads[0].data();
     auto add = [&](std::size_t a, std::size_t e) {
@@ -80,58 +80,97 @@ void TrainingSession::Impl::sum_slice(std::size_t p0, std::size_t p1) {
             for (std::size_t i = a; i < e; ++i) g0[i] += gs[i];
         }
     };
-    const std::size_t a = std::max(p0, dw1_begin), e = std::min(p1, dw1_end);
-    if (!dw1_summed || a >= e) {
-        add(p0, p1);
-        return;
+    std::size_t at = p0;
+    for (const Range& r : summed_ranges) {
+        const std::size_t a = std::max(at, r.begin), e = std::min(p1, r.end);
+        if (a >= e) continue;
+        add(at, a);
+        at = e;
     }
-    add(p0, a);
-    add(e, p1);
+    add(at, p1);
 }
 
-// The first layer's dW when a shard deferred it (sparse_input.h: set_defer): its rows split
-// evenly over the threads in a pass of their own (they cost the weight gradient's FMAs, which a
-// slice of the parameters would not share evenly), each row summed over the shards as the
-// buffers' sum would: shard 0's stored, the others' added in shard order. A shard that deferred
-// computes each row here (feature_row), with the bits its own pass would have written; one that
-// did not (its batch was dense, or empty) wrote its rows into its buffer. Then sum_slice leaves
-// dW1 alone. The pass's time goes to the deferring shards' path choice (network.h:
-// FirstLayerPath compares it with the dense path's, whose weight gradient ran in the shard).
-void TrainingSession::Impl::sum_deferred_rows() {
-    if (!defer_first_layer || dw1_summed) return;
-    std::vector<char>& deferred = shard_deferred;
-    int n_deferred = 0;
-    for (int s = 0; s < n_shards; ++s) {
-        deferred[std::size_t(s)] = ws[std::size_t(s)].sparse().deferred();
-        n_deferred += deferred[std::size_t(s)];
-    }
-    if (n_deferred == 0) return;
-    const auto start = detail::Clock::now();
-    const auto n_out = std::size_t(net.layer(0).n_out);
-    const auto d = std::size_t(net.layer(0).n_in);
-    auto task = [&](int slice, int) {
-        float* row = row_scratch[std::size_t(slice)].data();
-        for (std::size_t f = part_begin(d, n_shards, slice); f < part_begin(d, n_shards, slice + 1); ++f) {
-            float* sum = grads[0].data() + dw1_begin + f * n_out;
-            for (int s = 0; s < n_shards; ++s) {
-                const float* part = grads[std::size_t(s)].data() + dw1_begin + f * n_out;
-                if (deferred[std::size_t(s)]) {
-                    ws[std::size_t(s)].sparse().feature_row(int(f), row);
-                    part = row;
-                }
-                if (s == 0) {
-                    if (part != sum) std::copy(part, part + n_out, sum);
-                } else {
-                    for (std::size_t o = 0; o < n_out; ++o) sum[o] += part[o];
-                }
-            }
+// The deferred dWs summed over the shards into grads[0], in a pass of their own (they cost the
+// weight gradients' FMAs, which a slice of the parameters would not share evenly): each slice a
+// part of a deferred layer's dW (sum_first_layer's slices, then the other layers' tiles). Then sum_slice leaves them
+// alone. Each shard's time on its first-layer part goes to its path choice (network.h:
+// FirstLayerPath), as the step's time it adds: all of it when one thread ran the pass, a share
+// for each of the threads that ran it side by side.
+void TrainingSession::Impl::sum_deferred() {
+    if (deferred_summed) return;
+    deferred_summed = true;
+    if (defer_first_layer) summed_ranges.push_back({dw1_begin, dw1_end});
+    for (int l : deferred_layers) summed_ranges.push_back({net.layer(l).offset, net.layer(l).bias_offset()});
+    if (summed_ranges.empty()) return;
+    std::sort(summed_ranges.begin(), summed_ranges.end(), [](const Range& a, const Range& b) { return a.begin < b.begin; });
+    const int first_slices = defer_first_layer ? n_shards : 0;
+    auto task = [&](int item, int member) {
+        if (item < first_slices) {
+            sum_first_layer(item, member);
+        } else {
+            sum_tile(tiles[std::size_t(item - first_slices)], member);
         }
     };
-    pool.run(task, n_shards);
-    dw1_summed = true;
-    const double share = std::chrono::duration<double>(detail::Clock::now() - start).count() / n_deferred;
+    pool.run(task, first_slices + int(tiles.size()));
+    if (!defer_first_layer) return;
     for (int s = 0; s < n_shards; ++s) {
-        if (deferred[std::size_t(s)]) ws[std::size_t(s)].first_layer().add(share);
+        if (shard_data[std::size_t(s)].cols == 0) continue;
+        double seconds = 0.0;
+        for (int slice = 0; slice < n_shards; ++slice) seconds += pass_seconds[std::size_t(slice * n_shards + s)];
+        ws[std::size_t(s)].first_layer().add(solo ? seconds : seconds / n_shards);
+    }
+}
+
+// Slice `slice` of the first layer's dW: its feature rows [f0, f1), each shard's part added in
+// shard order (shard 0's written), as the buffers' sum would, whichever way the shard has it:
+// rows of a sparse pass computed here (sparse_input.h: feature_row, with the bits its own pass
+// would have written), a dense pass's product (deferred_gradient.h), or the rows in its buffer
+// (a sparse pass that does not sum by feature; an empty shard's zeros).
+void TrainingSession::Impl::sum_first_layer(int slice, int member) {
+    const auto n_out = std::size_t(net.layer(0).n_out);
+    const auto d = std::size_t(net.layer(0).n_in);
+    const std::size_t f0 = part_begin(d, n_shards, slice), f1 = part_begin(d, n_shards, slice + 1);
+    float* block = grads[0].data() + dw1_begin + f0 * n_out;
+    float* row = row_scratch[std::size_t(slice)].data();
+    for (int s = 0; s < n_shards; ++s) {
+        const auto start = detail::Clock::now();
+        const detail::DeferredWeightGradient* kept = shard_products.empty() ? nullptr : shard_products[std::size_t(s)].layer(0);
+        const detail::SparseInput& sparse = ws[std::size_t(s)].sparse();
+        if (kept && kept->cols() > 0) {
+            kept->product(0, int(n_out), int(f0), int(f1), s == 0 ? 0.0f : 1.0f, block, ws[std::size_t(member)].gemm());
+        } else if (sparse.deferred()) {
+            for (std::size_t f = f0; f < f1; ++f) {
+                float* sum = block + (f - f0) * n_out;
+                sparse.feature_row(int(f), s == 0 ? sum : row);
+                if (s > 0) {
+                    for (std::size_t o = 0; o < n_out; ++o) sum[o] += row[o];
+                }
+            }
+        } else if (s > 0) {
+            const float* part = grads[std::size_t(s)].data() + dw1_begin + f0 * n_out;
+            for (std::size_t i = 0; i < (f1 - f0) * n_out; ++i) block[i] += part[i];
+        }
+        pass_seconds[std::size_t(slice * n_shards + s)] = std::chrono::duration<double>(detail::Clock::now() - start).count();
+    }
+}
+
+// A tile of a deferred layer's dW: every shard's product (deferred_gradient.h) in shard order,
+// shard 0's written and the others' added, as the buffers' sum would. An empty shard's zeros are
+// added too, as the sum would (x + 0 is x but for x = -0).
+void TrainingSession::Impl::sum_tile(const Tile& tile, int member) {
+    const detail::DenseLayer& layer = net.layer(tile.layer);
+    const auto ld = std::size_t(layer.n_out);
+    float* c = grads[0].data() + layer.offset + std::size_t(tile.c0) * ld + std::size_t(tile.r0);
+    for (int s = 0; s < n_shards; ++s) {
+        const detail::DeferredWeightGradient& kept = *shard_products[std::size_t(s)].layer(tile.layer);
+        if (kept.cols() > 0) {
+            kept.product(tile.r0, tile.r1, tile.c0, tile.c1, s == 0 ? 0.0f : 1.0f, c, ws[std::size_t(member)].gemm());
+            continue;
+        }
+        for (int j = 0; j < tile.c1 - tile.c0; ++j) {
+            float* col = c + std::size_t(j) * ld;
+            for (int i = 0; i < tile.r1 - tile.r0; ++i) col[i] = s == 0 ? 0.0f : col[i] + 0.0f;
+        }
     }
 }
 

@@ -409,6 +409,65 @@ TEST(gemm_shared_a_packed_by_several_threads_equals_gemm) {
     }
 }
 
+// A tile of a product is the product's tile, bit for bit, written (beta 0) or added to C (beta
+// 1): each element's sum depends only on its k (training_slices.cpp computes a deferred dW by
+// tiles, training.cpp: choose_deferred). Tiles at and off the micro-kernels' edges; one k-run
+// (16) and three (600).
+TEST(gemm_tiles_have_the_whole_products_bits) {
+    std::mt19937 gen(11);
+    for (const int k : {16, 600}) {
+        const int m = 200, n = 90;
+        const std::vector<float> a = random_matrix(m, k, 0, gen);  // dZ-like: A (m, k)
+        const std::vector<float> b = random_matrix(n, k, 0, gen);  // input-like: B^T stored (n, k)
+        const std::vector<float> c0 = random_matrix(m, n, 0, gen);
+        GemmWorkspace ws;
+        for (const float beta : {0.0f, 1.0f}) {
+            std::vector<float> whole = c0;
+            fastae::detail::gemm(false, true, m, n, k, 1.0f, a.data(), m, b.data(), n, beta, whole.data(), m, ws);
+            struct Tile { int r0, r1, c0, c1; };
+            for (const Tile t : {Tile{0, 200, 0, 90}, {0, 48, 0, 90}, {48, 112, 8, 40}, {37, 200, 3, 90}, {199, 200, 89, 90}}) {
+                std::vector<float> c = c0;
+                fastae::detail::gemm(false, true, t.r1 - t.r0, t.c1 - t.c0, k, 1.0f, a.data() + t.r0, m,
+                                     b.data() + t.c0, n, beta, c.data() + std::size_t(t.c0) * m + std::size_t(t.r0), m, ws);
+                bool same = true;
+                for (int j = 0; j < n; ++j) {
+                    for (int i = 0; i < m; ++i) {
+                        const std::size_t at = std::size_t(j) * std::size_t(m) + std::size_t(i);
+                        const bool inside = i >= t.r0 && i < t.r1 && j >= t.c0 && j < t.c1;
+                        same = same && std::memcmp(&c[at], inside ? &whole[at] : &c0[at], sizeof(float)) == 0;
+                    }
+                }
+                CHECK(same || !fastae::detail::gemm_sums_in_k_runs());  // (Eigen's product: its own order)
+            }
+        }
+    }
+}
+
+// reset(): a shared A read anew from another matrix with fewer columns (a shard's dZ, deferred:
+// deferred_gradient.h) multiplies as gemm does, bit for bit; k past the constructor's is refused.
+TEST(gemm_shared_a_reset_to_another_a) {
+    std::mt19937 gen(13);
+    const int m = 300, capacity = 256;
+    const std::vector<float> first = random_matrix(m, capacity, 0, gen);
+    fastae::detail::SharedPackedA packed(false, m, capacity, first.data(), m);
+    GemmWorkspace ws;
+    for (const int k : {256, 16, 1, 100, 0}) {
+        const std::vector<float> a = random_matrix(m, std::max(k, 1), 0, gen);
+        const std::vector<float> b = random_matrix(40, std::max(k, 1), 0, gen);
+        packed.reset(a.data(), k);
+        packed.pack();
+        std::vector<float> got(std::size_t(m) * 40, -1.0f), want(std::size_t(m) * 40, -2.0f);
+        fastae::detail::gemm_shared_a(packed, true, 40, b.data(), 40, 0.0f, got.data(), m, ws);
+        fastae::detail::gemm(false, true, m, 40, k, 1.0f, a.data(), m, b.data(), 40, 0.0f, want.data(), m, ws);
+        CHECK(std::memcmp(got.data(), want.data(), got.size() * sizeof(float)) == 0);
+        CHECK(packed.k() == k);
+    }
+    std::vector<float> a(std::size_t(m) * (capacity + 1), 1.0f);
+    CHECK_THROWS(packed.reset(a.data(), capacity + 1), std::invalid_argument);
+    CHECK_THROWS(packed.reset(a.data(), -1), std::invalid_argument);
+    CHECK_THROWS(packed.reset(nullptr, 4), std::invalid_argument);
+}
+
 TEST(gemm_shared_a_refuses_an_unpacked_a_and_bad_sizes) {
     std::vector<float> a(64, 1.0f), b(64, 1.0f), c(64, 0.0f);
     GemmWorkspace ws;

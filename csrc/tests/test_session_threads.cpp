@@ -102,65 +102,88 @@ TEST(thread_modes_give_the_same_bits) {
     CHECK(train(3, ThreadMode::team) == automatic);
     CHECK(train(3, ThreadMode::solo) == automatic);
     CHECK(train(2, ThreadMode::solo) != automatic);
+    const std::vector<float> nine = train(9, ThreadMode::automatic);  // the sum's deferred dWs
+    CHECK(train(9, ThreadMode::team) == nine);
+    CHECK(train(9, ThreadMode::solo) == nine);
     CHECK(train(1, ThreadMode::solo) == train(1, ThreadMode::team));
 }
 
 // The shards' gradients are summed in shard order: a T-thread step's gradient equals, bit for
 // bit, the T shards' gradients computed alone (1-thread sessions on each shard's rows, with
-// global_size the whole batch) added as ((g0 + g1) + g2) + .... Sparse inputs (80% zeros) take
-// the first layer's sparse path, and its 100 outputs the weight gradient by feature, which 9
-// shards defer to the sum (sparse_input.h: set_defer; 3 do not): so this checks the deferred
-// rows too, every parameter. A batch of 2 rows leaves shards empty.
+// global_size the whole batch) added as ((g0 + g1) + g2) + .... From 8 shards the sum computes
+// the layers' dW from what the shards kept (training.cpp: choose_deferred), so 9 threads check
+// that, every parameter, and 3 the buffers' sum:
+// - sparse inputs (80% zeros): the first layer's sparse path, whose 100 outputs take the weight
+//   gradient by feature (its rows deferred, sparse_input.h: set_defer); the decoder's dense
+//   product deferred (deferred_gradient.h);
+// - dense inputs: the first layer's dense product deferred too;
+// - a deeper ReLU network with dropout (dead units give dZ of -0; the inputs the backward pass
+//   overwrites are kept);
+// - a tied pair, whose dW no shard defers.
+// A batch of 2 rows leaves shards empty.
 TEST(shard_gradients_sum_in_shard_order) {
     const int d = 200, n = 60;
-    std::vector<float> x = make_data(n, d, 17);
+    const std::vector<float> dense = make_data(n, d, 17);
+    std::vector<float> sparse = dense;
     detail::Rng rng(5);
-    for (float& v : x) v = rng.uniform() < 0.8 ? 0.0f : v;
-    const NetworkSpec spec = bce_autoencoder(d, 100);
-    TrainingData data;
-    data.n = n;
-    data.x = x.data();
-    for (const auto& [size, threads] : {std::pair<std::size_t, int>{60, 3}, {60, 9}, {2, 3}, {2, 9}}) {
-        TrainOptions t;
-        t.batch_size = n;  // the session's shards: 3 or 9 whatever the batch (so 2 rows leave some empty)
-        t.n_threads = threads;
-        Model whole(spec);
-        whole.init_weights(3);
-        std::vector<float> summed;
-        {
-            TrainingSession s(whole, data, OptimizerConfig{}, t);
-            Batch b;
-            b.size = size;
-            s.compute_gradients(b);
-            s.reduce();
-            summed = gradient_of(s);
-        }
-        std::vector<float> expected;
-        for (int shard = 0; shard < threads; ++shard) {
-            const std::size_t c0 = size * std::size_t(shard) / std::size_t(threads);
-            const std::size_t c1 = size * std::size_t(shard + 1) / std::size_t(threads);
-            Model alone(spec);
-            alone.init_weights(3);
-            TrainOptions one = t;
-            one.n_threads = 1;
-            TrainingSession s(alone, data, OptimizerConfig{}, one);
-            std::vector<float> g(s.n_params(), 0.0f);
-            if (c1 > c0) {
+    for (float& v : sparse) v = rng.uniform() < 0.8 ? 0.0f : v;
+    NetworkSpec deep = bce_autoencoder(d, 64);
+    deep.layers.insert(deep.layers.begin() + 1, 2, deep.layers[0]);
+    deep.layers[1].units = 16;
+    deep.layers[0].dropout = 0.25;
+    NetworkSpec tied = bce_autoencoder(d, 100);
+    tied.layers[1].tied_to = 0;
+    const std::pair<NetworkSpec, const std::vector<float>*> cases[] = {
+        {bce_autoencoder(d, 100), &sparse}, {bce_autoencoder(d, 100), &dense}, {deep, &dense}, {deep, &sparse},
+        {tied, &dense}};
+    for (const auto& [spec, x] : cases) {
+        TrainingData data;
+        data.n = n;
+        data.x = x->data();
+        for (const auto& [size, threads] : {std::pair<std::size_t, int>{60, 3}, {60, 9}, {2, 3}, {2, 9}}) {
+            TrainOptions t;
+            t.batch_size = n;  // the session's shards: 3 or 9 whatever the batch (so 2 rows leave some empty)
+            t.n_threads = threads;
+            Model whole(spec);
+            whole.init_weights(3);
+            std::vector<float> summed;
+            {
+                TrainingSession s(whole, data, OptimizerConfig{}, t);
                 Batch b;
-                b.first = c0;
-                b.size = c1 - c0;
-                b.global_size = size;
-                s.compute_gradients(b);
-                s.reduce();
-                g = gradient_of(s);
+                b.size = size;
+                for (int step = 0; step < 2; ++step) {  // the second finds the first's sum in the buffers
+                    s.compute_gradients(b);
+                    s.reduce();
+                }
+                summed = gradient_of(s);
             }
-            if (shard == 0) {
-                expected = g;
-            } else {
-                for (std::size_t i = 0; i < g.size(); ++i) expected[i] += g[i];
+            std::vector<float> expected;
+            for (int shard = 0; shard < threads; ++shard) {
+                const std::size_t c0 = size * std::size_t(shard) / std::size_t(threads);
+                const std::size_t c1 = size * std::size_t(shard + 1) / std::size_t(threads);
+                Model alone(spec);
+                alone.init_weights(3);
+                TrainOptions one = t;
+                one.n_threads = 1;
+                TrainingSession s(alone, data, OptimizerConfig{}, one);
+                std::vector<float> g(s.n_params(), 0.0f);
+                if (c1 > c0) {
+                    Batch b;
+                    b.first = c0;
+                    b.size = c1 - c0;
+                    b.global_size = size;
+                    s.compute_gradients(b);
+                    s.reduce();
+                    g = gradient_of(s);
+                }
+                if (shard == 0) {
+                    expected = g;
+                } else {
+                    for (std::size_t i = 0; i < g.size(); ++i) expected[i] += g[i];
+                }
             }
+            CHECK(summed.size() == expected.size());
+            CHECK(std::memcmp(summed.data(), expected.data(), summed.size() * sizeof(float)) == 0);
         }
-        CHECK(summed.size() == expected.size());
-        CHECK(std::memcmp(summed.data(), expected.data(), summed.size() * sizeof(float)) == 0);
     }
 }
