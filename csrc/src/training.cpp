@@ -35,7 +35,7 @@ namespace {
 
 // From this many shards the layers' weight gradients are deferred to the sum (Impl::sum_deferred;
 // measured at choose_deferred).
-constexpr int kDeferShards = 8;
+constexpr int kDeferShards = 4;
 
 
 // Rows requested ahead of the one being copied. Shuffled rows lie anywhere in a dataset much
@@ -137,11 +137,12 @@ TrainingSession::Impl::Impl(Model::Impl& model_, const TrainingData& data_, cons
 // (sparse_input.h: set_defer); a dense pass keeps its product (deferred_gradient.h), as do the
 // other layers, with gemm's FMA kernels only, whose sums run in k-runs (gemm.h), and shards of
 // one run: then the sum has the bits of the shards' buffers summed.
-// The T shards of a deep-model step on one core (epoch_bench --deep --solo, Zen 5), the first
-// layer's sparse rows deferred against not: T = 16 0.93-0.99 against 1.05-1.14 s an epoch (the T
-// buffers' dW1 neither written nor summed); T = 8 even (medians 0.749 / 0.747); T = 4 0.62-0.69
-// against 0.62-0.67; and at 2 threads on 2 cores 2-3% slower (0.307-0.312 against 0.297-0.306):
-// the rows' pass reads every shard's lists and dZ, where each shard summed its own in cache.
+// The T shards of a deep-model step on one core (epoch_bench --deep --solo, Zen 5, s an epoch),
+// every layer deferred against the first layer's sparse rows alone: T = 16 0.77-0.80 against
+// 0.90-1.24 (medians 0.78 / 0.91); T = 8 0.67-0.71 against 0.72-0.91; T = 4 0.58-0.65 against
+// 0.60-0.68 with nothing deferred (medians 0.59 / 0.62; 0.64 / 0.70 in another run); the
+// tutorial model even at 4-16. At 2 threads on 2 cores, slower: deep medians 0.335 / 0.318 and 0.351 / 0.343 (5 pairs
+// each), where the sum is one add per parameter a thread and the pass adds a fork/join.
 void TrainingSession::Impl::choose_deferred(int shard_capacity) {
     if (n_shards < kDeferShards) return;
     summed_ranges.reserve(std::size_t(net.n_layers()));

@@ -110,7 +110,7 @@ TEST(thread_modes_give_the_same_bits) {
 
 // The shards' gradients are summed in shard order: a T-thread step's gradient equals, bit for
 // bit, the T shards' gradients computed alone (1-thread sessions on each shard's rows, with
-// global_size the whole batch) added as ((g0 + g1) + g2) + .... From 8 shards the sum computes
+// global_size the whole batch) added as ((g0 + g1) + g2) + .... From 4 shards the sum computes
 // the layers' dW from what the shards kept (training.cpp: choose_deferred), so 9 threads check
 // that, every parameter, and 3 the buffers' sum:
 // - sparse inputs (80% zeros): the first layer's sparse path, whose 100 outputs take the weight
