@@ -19,7 +19,11 @@ over the T threads by slices of the P parameters. So
   full rate, and a line through the large sizes would hide that;
 - reduce(P, T): each thread sums T slices of P / T floats: P floats read per buffer in all, so
   (T - 1) * P / T reads per thread at the measured rate of a one-core sum (the vectorised add of
-  two float buffers, timed here with NumPy, which reads at the same memory rate);
+  two float buffers, timed here with NumPy, which reads at the same memory rate). From 4 threads
+  (training.cpp: kDeferShards) the shards leave the layers' weight gradients to the sum's pass,
+  which runs their products (the same work the shards would do, so it stays in shard(b / T),
+  spread over the T threads) and sums only the rest of the buffers: the biases, and the first
+  layer's dW where its sparse pass scatters sample by sample (up to 64 outputs: the tutorial's);
 - sync(T): what the 2-thread step costs beyond the other terms, fitted to the 2-thread measurement
   and kept constant for more threads. It is not only the team's fork/join: two 1-thread fits run
   side by side (fresh processes that share nothing but the machine) each run slower than one
@@ -180,9 +184,17 @@ def main():
     add = sum_rate(P)
     print(f"  summing two {P}-float buffers on one core: {add * 1e3:.3f} ms")
 
+    # The parameters the sum still reads from every buffer once the weight gradients are deferred.
+    widths = [784, *hidden, *reversed(hidden[:-1]), 784]
+    scatters = hidden[0] <= 64 or (hidden[0] <= 192 and hidden[0] % 16 == 0)  # sparse_input.cpp: scatters
+    summed = sum(widths[1:]) + (784 * hidden[0] if scatters else 0)
+    print(f"  from 4 threads the sum reads {summed} of the {P} parameters from every buffer (the rest deferred)")
+
+    def reduce_ms(T):  # each thread: T - 1 additions of its slice of what is summed
+        return add * (summed / P if T >= 4 else 1.0) * (T - 1) / T
+
     def predict(T, sync):
-        reduce = add * (T - 1) / T  # each thread: T - 1 additions of its P / T slice
-        return shard(b / T) + intercept / T + reduce + sync
+        return shard(b / T) + intercept / T + reduce_ms(T) + sync
 
     step_1b, step_2 = step_1[b], step[(b, 2)]
     sync = max(0.0, step_2 - predict(2, 0.0))
@@ -225,14 +237,15 @@ def main():
         t = predict(T, sync if T > 1 else 0.0)
         t2 = predict_shared(T)
         print(f"| {T} | {t * 1e3:.3f} | {step_1b / t:.2f}x | {shard(b / T) * 1e3:.3f} | {intercept / T * 1e3:.3f} | "
-              f"{add * (T - 1) / T * 1e3:.3f} | {(sync if T > 1 else 0.0) * 1e3:.3f} | {t2 * 1e3:.3f} | "
+              f"{reduce_ms(T) * 1e3:.3f} | {(sync if T > 1 else 0.0) * 1e3:.3f} | {t2 * 1e3:.3f} | "
               f"{step_1b / t2:.2f}x |")
     if os.path.exists(args.epoch_bench) and n > 0:
         # A third form from the work itself: epoch_bench --solo runs each step's T shards one after
         # another on one core, with the step's shared W packing, its T gradient buffers and their sum
-        # over P parameters: T shards' whole cost. Spread over T cores: work(T) / T + the 2-thread
-        # rest (the team's 2-thread step less work(2) / 2). One core's caches then hold what T
-        # cores' caches would (the T buffers: T x P floats), so this form is the pessimistic bound.
+        # (from 4 shards, the deferred products in the sum's pass): T shards' whole cost. Spread over
+        # T cores: work(T) / T + the 2-thread rest (the team's 2-thread step less work(2) / 2). One
+        # core's caches then hold what T cores' caches would (the T shards' buffers), so this form
+        # is the pessimistic bound.
         with tempfile.NamedTemporaryFile(suffix=".f32") as f:
             load(args.data).tofile(f.name)  # all 60000 rows, as epoch_bench reads them
             solo = solo_steps(args.epoch_bench, f.name, args.model == "deep", b, THREADS, args.rounds)
@@ -250,10 +263,11 @@ def main():
           "shard at the factor c measured on these 2 cores (the second, optimistic: more cores sharing one L3 and "
           "memory may raise c); the shards' measured work spread over T cores (the third, when epoch_bench is built: "
           "pessimistic, as one core's caches then hold all T shards' buffers).")
-    print("\nLimits: the reduction's cost does not fall with T (every thread reads T - 1 slices of P / T), and "
-          "the sync term is a lower bound; the fixed cost is taken to split over the threads (the update's "
-          "slices and the shared W packing do; memory bandwidth shared by the cores is not modelled). Shards "
-          "below the smallest measured size (4 samples) are extrapolated.")
+    print("\nLimits: the reduction's cost does not fall with T (every thread reads T - 1 slices of what is "
+          "summed), the deferred products are taken to split evenly over the threads (the sum's pass cuts them "
+          "into about T tiles a layer), and the sync term is a lower bound; the fixed cost is taken to split over "
+          "the threads (the update's slices and the shared W packing do; memory bandwidth shared by the cores is "
+          "not modelled). Shards below the smallest measured size (4 samples) are extrapolated.")
 
 if __name__ == "__main__":
     main()

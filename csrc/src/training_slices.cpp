@@ -91,9 +91,9 @@ void TrainingSession::Impl::sum_slice(std::size_t p0, std::size_t p1) {
 }
 
 // The deferred dWs summed over the shards into grads[0], in a pass of their own (they cost the
-// weight gradients' FMAs, which a slice of the parameters would not share evenly): each slice a
-// part of a deferred layer's dW (sum_first_layer's slices, then the other layers' tiles). Then sum_slice leaves them
-// alone. Each shard's time on its first-layer part goes to its path choice (network.h:
+// weight gradients' FMAs, which a slice of the parameters would not share evenly): each task a
+// part of a deferred layer's dW (sum_first_layer's slices, then the other layers' tiles). Then
+// sum_slice leaves them alone. Each shard's time on its first-layer part goes to its path choice (network.h:
 // FirstLayerPath), as the step's time it adds: all of it when one thread ran the pass, a share
 // for each of the threads that ran it side by side.
 void TrainingSession::Impl::sum_deferred() {
@@ -102,7 +102,8 @@ void TrainingSession::Impl::sum_deferred() {
     if (defer_first_layer) summed_ranges.push_back({dw1_begin, dw1_end});
     for (int l : deferred_layers) summed_ranges.push_back({net.layer(l).offset, net.layer(l).bias_offset()});
     if (summed_ranges.empty()) return;
-    std::sort(summed_ranges.begin(), summed_ranges.end(), [](const Range& a, const Range& b) { return a.begin < b.begin; });
+    std::sort(summed_ranges.begin(), summed_ranges.end(),
+              [](const Range& a, const Range& b) { return a.begin < b.begin; });
     const int first_slices = defer_first_layer ? n_shards : 0;
     auto task = [&](int item, int member) {
         if (item < first_slices) {
@@ -134,7 +135,8 @@ void TrainingSession::Impl::sum_first_layer(int slice, int member) {
     float* row = row_scratch[std::size_t(slice)].data();
     for (int s = 0; s < n_shards; ++s) {
         const auto start = detail::Clock::now();
-        const detail::DeferredWeightGradient* kept = shard_products.empty() ? nullptr : shard_products[std::size_t(s)].layer(0);
+        const detail::DeferredWeightGradient* kept =
+            shard_products.empty() ? nullptr : shard_products[std::size_t(s)].layer(0);
         const detail::SparseInput& sparse = ws[std::size_t(s)].sparse();
         if (kept && kept->cols() > 0) {
             kept->product(0, int(n_out), int(f0), int(f1), s == 0 ? 0.0f : 1.0f, block, ws[std::size_t(member)].gemm());
@@ -150,7 +152,8 @@ void TrainingSession::Impl::sum_first_layer(int slice, int member) {
             const float* part = grads[std::size_t(s)].data() + dw1_begin + f0 * n_out;
             for (std::size_t i = 0; i < (f1 - f0) * n_out; ++i) block[i] += part[i];
         }
-        pass_seconds[std::size_t(slice * n_shards + s)] = std::chrono::duration<double>(detail::Clock::now() - start).count();
+        const std::chrono::duration<double> spent = detail::Clock::now() - start;
+        pass_seconds[std::size_t(slice * n_shards + s)] = spent.count();
     }
 }
 

@@ -425,10 +425,12 @@ TEST(gemm_tiles_have_the_whole_products_bits) {
             std::vector<float> whole = c0;
             fastae::detail::gemm(false, true, m, n, k, 1.0f, a.data(), m, b.data(), n, beta, whole.data(), m, ws);
             struct Tile { int r0, r1, c0, c1; };
-            for (const Tile t : {Tile{0, 200, 0, 90}, {0, 48, 0, 90}, {48, 112, 8, 40}, {37, 200, 3, 90}, {199, 200, 89, 90}}) {
+            for (const Tile t :
+                 {Tile{0, 200, 0, 90}, {0, 48, 0, 90}, {48, 112, 8, 40}, {37, 200, 3, 90}, {199, 200, 89, 90}}) {
                 std::vector<float> c = c0;
+                float* tile = c.data() + std::size_t(t.c0) * m + std::size_t(t.r0);
                 fastae::detail::gemm(false, true, t.r1 - t.r0, t.c1 - t.c0, k, 1.0f, a.data() + t.r0, m,
-                                     b.data() + t.c0, n, beta, c.data() + std::size_t(t.c0) * m + std::size_t(t.r0), m, ws);
+                                     b.data() + t.c0, n, beta, tile, m, ws);
                 bool same = true;
                 for (int j = 0; j < n; ++j) {
                     for (int i = 0; i < m; ++i) {
