@@ -38,7 +38,8 @@ FINGERPRINTS = textwrap.dedent("""
         Xo = base[offset:offset + X.size].reshape(X.shape)
         Xo[...] = X
         out = {}
-        for threads, optimizer, shuffle in itertools.product((1, 2), ("adam", "sgd"), (True, False)):
+        # 6 threads: 6 shards, whose weight gradients the step's sum computes (training.cpp: choose_deferred)
+        for threads, optimizer, shuffle in itertools.product((1, 2, 6), ("adam", "sgd"), (True, False)):
             ae = Autoencoder(hidden_layer_sizes=(19, 7), epochs=2, batch_size=50, optimizer=optimizer,
                              learning_rate=1e-2, shuffle=shuffle, random_state=11, n_threads=threads)
             out[f"{threads}-{optimizer}-{shuffle}"] = fingerprint(ae.fit(Xo, validation_data=Xo[:60]), Xo)
@@ -66,7 +67,7 @@ def here():
 
 def test_same_random_state_and_n_threads_are_bit_identical_across_processes_and_addresses(here):
     ref = here(0)
-    assert len(ref) == 8
+    assert len(ref) == 12
     for junk_bytes, offset in ((0, 0), (12345, 1), (7 << 20, 3)):
         other = _in_fresh_process(junk_bytes, offset)
         for config in ref:
@@ -78,7 +79,7 @@ def test_same_random_state_and_n_threads_are_bit_identical_across_processes_and_
 def test_configurations_do_differ(here):
     """The fingerprints above would be worthless if they ignored what they fingerprint."""
     ref = here(0)
-    for threads in ("1", "2"):  # optimizer and shuffle change the run (threads only its rounding)
+    for threads in ("1", "2", "6"):  # optimizer and shuffle change the run (threads only its rounding)
         assert len({v["weights"] for k, v in ref.items() if k.startswith(threads)}) == 4
     ae = Autoencoder(hidden_layer_sizes=(19, 7), epochs=2, batch_size=50, optimizer="adam", learning_rate=1e-2,
                      random_state=12)
@@ -90,18 +91,19 @@ def test_configurations_do_differ(here):
 def test_different_n_threads_differ_only_by_rounding(optimizer):
     X = np.random.default_rng(1).uniform(size=(400, 30)).astype(np.float32)
     runs = {}
-    for threads in (1, 2):
+    for threads in (1, 2, 6):  # 6 shards: the weight gradients computed in the step's sum
         ae = Autoencoder(hidden_layer_sizes=(12, 5), epochs=3, batch_size=64, optimizer=optimizer,
                          learning_rate=1e-2, random_state=3, n_threads=threads)
         runs[threads] = ae.fit(X, validation_data=X[:100])
-    one, two = runs[1], runs[2]
-    np.testing.assert_allclose(one.history_["loss"], two.history_["loss"], rtol=1e-5)
-    np.testing.assert_allclose(one.history_["val_loss"], two.history_["val_loss"], rtol=1e-5)
-    for (W1, b1), (W2, b2) in zip(one.get_weights(), two.get_weights()):
-        np.testing.assert_allclose(W1, W2, rtol=1e-4, atol=1e-5)
-        np.testing.assert_allclose(b1, b2, rtol=1e-4, atol=1e-5)
-    np.testing.assert_allclose(one.predict(X), two.predict(X), rtol=1e-4, atol=1e-5)
-    assert one._model.optimizer_state()["steps"] == two._model.optimizer_state()["steps"] == 3 * 7
+    one = runs[1]
+    for other in (runs[2], runs[6]):
+        np.testing.assert_allclose(one.history_["loss"], other.history_["loss"], rtol=1e-5)
+        np.testing.assert_allclose(one.history_["val_loss"], other.history_["val_loss"], rtol=1e-5)
+        for (W1, b1), (W2, b2) in zip(one.get_weights(), other.get_weights()):
+            np.testing.assert_allclose(W1, W2, rtol=1e-4, atol=1e-5)
+            np.testing.assert_allclose(b1, b2, rtol=1e-4, atol=1e-5)
+        np.testing.assert_allclose(one.predict(X), other.predict(X), rtol=1e-4, atol=1e-5)
+        assert one._model.optimizer_state()["steps"] == other._model.optimizer_state()["steps"] == 3 * 7
 
 
 def test_validation_data_does_not_change_the_training():
