@@ -119,7 +119,9 @@ TEST(thread_modes_give_the_same_bits) {
 // - dense inputs: the first layer's dense product deferred too;
 // - a deeper ReLU network with dropout (dead units give dZ of -0; the inputs the backward pass
 //   overwrites are kept);
-// - a tied pair, whose dW no shard defers.
+// - a tied pair, whose dW no shard defers;
+// - a variational autoencoder (its Gaussian code layer not deferred, the decoder's first layer
+//   reading the drawn code).
 // A batch of 2 rows leaves shards empty.
 TEST(shard_gradients_sum_in_shard_order) {
     const int d = 200, n = 60;
@@ -133,9 +135,14 @@ TEST(shard_gradients_sum_in_shard_order) {
     deep.layers[0].dropout = 0.25;
     NetworkSpec tied = bce_autoencoder(d, 100);
     tied.layers[1].tied_to = 0;
+    NetworkSpec vae = deep;  // 200 -> 64 -> 16 (8 means, 8 log-variances) -> 64 -> 200
+    vae.layers[0].dropout = 0.0;
+    vae.layers[1].activation = activation_spec(Activation::linear);
+    vae.code_layer = 1;
+    vae.variational = VariationalSpec{true, 1.0, 0};
     const std::pair<NetworkSpec, const std::vector<float>*> cases[] = {
         {bce_autoencoder(d, 100), &sparse}, {bce_autoencoder(d, 100), &dense}, {deep, &dense}, {deep, &sparse},
-        {tied, &dense}};
+        {tied, &dense}, {vae, &dense}};
     for (const auto& [spec, x] : cases) {
         TrainingData data;
         data.n = n;
