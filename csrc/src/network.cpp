@@ -282,8 +282,10 @@ void weight_gradients(const DenseLayer& layer, int l, const MutMatrixMap& dz, co
     const bool sparse = l == 0 && ws.sparse().active() && !layer.tied_by;
     if (sparse) {  // the list of this batch's forward pass
         ws.sparse().weight_gradient(dz.data(), layer.n_out, gw);
-    } else if (DeferredWeightGradient* d = deferred ? deferred->layer(l) : nullptr) {
-        d->keep(dz.data(), a_in, int(b));
+    } else if (l == 0 && deferred && deferred->first) {
+        deferred->first->keep(dz.data(), a_in, int(b));
+    } else if (BatchWeightGradient* d = deferred ? deferred->layer(l) : nullptr) {
+        d->keep(deferred->column, dz.data(), a_in, int(b));
     } else {
         gemm(false, true, layer.n_out, layer.n_in, int(b), 1.0f, dz.data(), layer.n_out, a_in, layer.n_in,
              layer.tied_by ? 1.0f : 0.0f, gw, layer.n_out, ws.gemm());

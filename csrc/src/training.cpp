@@ -133,16 +133,18 @@ TrainingSession::Impl::Impl(Model::Impl& model_, const TrainingData& data_, cons
 
 // The weight gradients deferred to the sum (sum_deferred), from kDeferShards shards on, of the
 // layers that write their dW with their own product alone (not tied, no contractive term added
-// after it, not the Gaussian code layer). The first layer's sparse pass keeps its lists and dZ
-// (sparse_input.h: set_defer); a dense pass keeps its product (deferred_gradient.h), as do the
-// other layers, with gemm's FMA kernels only, whose sums run in k-runs (gemm.h), and shards of
-// one run: then the sum has the bits of the shards' buffers summed.
+// after it, not the Gaussian code layer), with gemm's FMA kernels (whose bits depend on the
+// product's sizes alone, gemm.h). The first layer's sparse pass keeps its lists and dZ
+// (sparse_input.h: set_defer), its dense pass its product (deferred_gradient.h), with shards of
+// one k-run: then the sum has the bits of the shards' buffers summed. The other layers' dW is
+// computed over the whole batch (BatchWeightGradient), with the bits of a one-shard step's.
 // The T shards of a deep-model step on one core (epoch_bench --deep --solo, Zen 5, s an epoch),
 // every layer deferred against the first layer's sparse rows alone: T = 16 0.77-0.80 against
 // 0.90-1.24 (medians 0.78 / 0.91); T = 8 0.67-0.71 against 0.72-0.91; T = 4 0.58-0.65 against
 // 0.60-0.68 with nothing deferred (medians 0.59 / 0.62; 0.64 / 0.70 in another run); the
-// tutorial model even at 4-16. At 2 threads on 2 cores, slower: deep medians 0.335 / 0.318 and 0.351 / 0.343 (5 pairs
-// each), where the sum is one add per parameter a thread and the pass adds a fork/join.
+// tutorial model even at 4-16 (measured with each shard's products added in shard order). At 2
+// threads on 2 cores, slower: deep medians 0.335 / 0.318 and 0.351 / 0.343 (5 pairs each), where
+// the sum is one add per parameter a thread and the pass adds a fork/join.
 void TrainingSession::Impl::choose_deferred(int shard_capacity) {
     if (n_shards < kDeferShards) return;
     summed_ranges.reserve(std::size_t(net.n_layers()));
@@ -158,22 +160,24 @@ void TrainingSession::Impl::choose_deferred(int shard_capacity) {
         pass_seconds.assign(std::size_t(n_shards) * std::size_t(n_shards), 0.0);
         for (detail::Workspace& w : ws) w.sparse().set_defer(true);
     }
-    if (!detail::gemm_sums_in_k_runs() || detail::gemm_k_block(shard_capacity) < shard_capacity) return;
-    for (int l = 0; l < net.n_layers(); ++l) {
-        if (own_product(net.layer(l))) deferred_layers.push_back(l);
-    }
-    if (deferred_layers.empty()) return;
+    if (!detail::gemm_sums_in_k_runs()) return;
     shard_products.resize(std::size_t(n_shards));
+    batch_products.resize(std::size_t(net.n_layers()));
+    for (int l = 1; l < net.n_layers(); ++l) {
+        const detail::DenseLayer& layer = net.layer(l);
+        if (!own_product(layer)) continue;
+        deferred_layers.push_back(l);
+        batch_products[std::size_t(l)] = std::make_unique<detail::BatchWeightGradient>(layer.n_in, layer.n_out, batch_capacity);
+    }
+    const bool first_product = defer_first_layer && detail::gemm_k_block(shard_capacity) >= shard_capacity;
     for (int t = 0; t < n_shards; ++t) {
         detail::DeferredGradients& kept = shard_products[std::size_t(t)];
-        kept.layers.resize(std::size_t(net.n_layers()));
-        for (int l : deferred_layers) {
-            const detail::DenseLayer& layer = net.layer(l);
-            kept.layers[std::size_t(l)] = std::make_unique<detail::DeferredWeightGradient>(
-                layer.n_in, layer.n_out, shard_capacity, ws[std::size_t(t)].act(l + 1, 0).data(), l > 0, l == 0);
+        for (const auto& g : batch_products) kept.layers.push_back(g.get());
+        if (first_product) {
+            kept.first = std::make_unique<detail::ShardWeightGradient>(first.n_in, first.n_out, shard_capacity,
+                                                                        ws[std::size_t(t)].act(1, 0).data());
         }
     }
-    if (deferred_layers.front() == 0) deferred_layers.erase(deferred_layers.begin());  // sum_first_layer's
     // Each layer's dW in about n_shards tiles: its rows in parts of whole 16-row units (the
     // micro-kernels' rows: 32 or 16), then, while fewer parts than shards, its columns in parts
     // of 8-column units. Cut by rows, each tile's product packs only its own rows of dZ.
@@ -210,7 +214,10 @@ void TrainingSession::Impl::shard_gradient(int shard) {
     shard_terms[std::size_t(shard)] = 0.0;
     shard_kl[std::size_t(shard)] = 0.0;
     sd.cols = Eigen::Index(c1 - c0);
-    if (!shard_products.empty()) shard_products[std::size_t(shard)].clear();  // until its backward pass
+    if (!shard_products.empty()) {  // what this step's backward pass keeps
+        shard_products[std::size_t(shard)].column = c0;
+        if (shard_products[std::size_t(shard)].first) shard_products[std::size_t(shard)].first->clear();
+    }
     if (c1 == c0) {
         ws[std::size_t(shard)].sparse().clear();  // no rows deferred from an earlier step (others compress anew)
         float* grad = grads[std::size_t(shard)].data();

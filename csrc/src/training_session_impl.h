@@ -93,10 +93,12 @@ struct TrainingSession::Impl {
     std::size_t dw1_begin = 0, dw1_end = 0;
     std::vector<detail::AlignedFloats> row_scratch;
     std::vector<double> pass_seconds;
-    // Layers after the first whose dW the sum computes from what the shards kept
-    // (deferred_gradient.h), each shard's kept products (layer 0's too, as above), and the tiles
-    // of their dWs that the sum's tasks compute (about n_shards a layer).
+    // Layers after the first whose dW the sum computes over the whole batch from the columns the
+    // shards kept (deferred_gradient.h: by layer, null where not deferred), what each shard keeps
+    // (the first layer's dense product, as above), and the tiles of the layers' dWs that the
+    // sum's tasks compute (about n_shards a layer).
     std::vector<int> deferred_layers;
+    std::vector<std::unique_ptr<detail::BatchWeightGradient>> batch_products;
     std::vector<detail::DeferredGradients> shard_products;
     struct Tile {
         int layer, r0, r1, c0, c1;  // rows [r0, r1), columns [c0, c1) of the layer's dW

@@ -135,11 +135,11 @@ void TrainingSession::Impl::sum_first_layer(int slice, int member) {
     float* row = row_scratch[std::size_t(slice)].data();
     for (int s = 0; s < n_shards; ++s) {
         const auto start = detail::Clock::now();
-        const detail::DeferredWeightGradient* kept =
-            shard_products.empty() ? nullptr : shard_products[std::size_t(s)].layer(0);
+        const detail::ShardWeightGradient* kept =
+            shard_products.empty() ? nullptr : shard_products[std::size_t(s)].first.get();
         const detail::SparseInput& sparse = ws[std::size_t(s)].sparse();
         if (kept && kept->cols() > 0) {
-            kept->product(0, int(n_out), int(f0), int(f1), s == 0 ? 0.0f : 1.0f, block, ws[std::size_t(member)].gemm());
+            kept->product(int(f0), int(f1), s == 0 ? 0.0f : 1.0f, block, ws[std::size_t(member)].gemm());
         } else if (sparse.deferred()) {
             for (std::size_t f = f0; f < f1; ++f) {
                 float* sum = block + (f - f0) * n_out;
@@ -157,24 +157,13 @@ void TrainingSession::Impl::sum_first_layer(int slice, int member) {
     }
 }
 
-// A tile of a deferred layer's dW: every shard's product (deferred_gradient.h) in shard order,
-// shard 0's written and the others' added, as the buffers' sum would. An empty shard's zeros are
-// added too, as the sum would (x + 0 is x but for x = -0).
+// A tile of a deferred layer's dW, over the whole batch at once (deferred_gradient.h:
+// BatchWeightGradient), from the columns its shards kept.
 void TrainingSession::Impl::sum_tile(const Tile& tile, int member) {
     const detail::DenseLayer& layer = net.layer(tile.layer);
-    const auto ld = std::size_t(layer.n_out);
-    float* c = grads[0].data() + layer.offset + std::size_t(tile.c0) * ld + std::size_t(tile.r0);
-    for (int s = 0; s < n_shards; ++s) {
-        const detail::DeferredWeightGradient& kept = *shard_products[std::size_t(s)].layer(tile.layer);
-        if (kept.cols() > 0) {
-            kept.product(tile.r0, tile.r1, tile.c0, tile.c1, s == 0 ? 0.0f : 1.0f, c, ws[std::size_t(member)].gemm());
-            continue;
-        }
-        for (int j = 0; j < tile.c1 - tile.c0; ++j) {
-            float* col = c + std::size_t(j) * ld;
-            for (int i = 0; i < tile.r1 - tile.r0; ++i) col[i] = s == 0 ? 0.0f : col[i] + 0.0f;
-        }
-    }
+    float* c = grads[0].data() + layer.offset + std::size_t(tile.c0) * std::size_t(layer.n_out) + std::size_t(tile.r0);
+    batch_products[std::size_t(tile.layer)]->product(tile.r0, tile.r1, tile.c0, tile.c1, int(batch.size), c,
+                                                     ws[std::size_t(member)].gemm());
 }
 
 }  // namespace fastae

@@ -11,6 +11,8 @@
 #include "check.h"
 #include "fastae/fastae.h"
 #include "fastae/training.h"
+#include "gemm.h"
+#include "network.h"
 #include "rng.h"
 #include "test_data.h"
 
@@ -108,17 +110,31 @@ TEST(thread_modes_give_the_same_bits) {
     CHECK(train(1, ThreadMode::solo) == train(1, ThreadMode::team));
 }
 
-// The shards' gradients are summed in shard order: a T-thread step's gradient equals, bit for
-// bit, the T shards' gradients computed alone (1-thread sessions on each shard's rows, with
-// global_size the whole batch) added as ((g0 + g1) + g2) + .... From 4 shards the sum computes
-// the layers' dW from what the shards kept (training.cpp: choose_deferred), so 9 threads check
-// that, every parameter, and 3 the buffers' sum:
+// The layers whose dW a step of `threads` shards computes over the whole batch in its sum
+// (training.cpp: choose_deferred): from 4 shards, with gemm's FMA kernels, every layer after the
+// first that writes its dW with its own product alone. Their parameter ranges [W begin, W end).
+static std::vector<std::pair<std::size_t, std::size_t>> batch_deferred(const NetworkSpec& spec, int threads) {
+    std::vector<std::pair<std::size_t, std::size_t>> ranges;
+    if (threads < 4 || !detail::gemm_sums_in_k_runs()) return ranges;
+    const detail::Network net(spec);
+    for (int l = 1; l < net.n_layers(); ++l) {
+        const detail::DenseLayer& layer = net.layer(l);
+        if (layer.trainable && layer.tied_to < 0 && !layer.tied_by && !layer.gaussian && layer.contractive == 0.0f) {
+            ranges.emplace_back(layer.offset, layer.bias_offset());
+        }
+    }
+    return ranges;
+}
+
+// A T-thread step's gradient, bit for bit: the T shards' gradients computed alone (1-thread
+// sessions on each shard's rows, with global_size the whole batch) added in shard order, as
+// ((g0 + g1) + g2) + ..., but for the layers whose dW the sum computes over the whole batch at
+// once (batch_deferred), which are a 1-thread step's on the whole batch. 9 threads check the sum's
+// deferred dWs (training.cpp: choose_deferred), every parameter, 3 the buffers' sum:
 // - sparse inputs (80% zeros): the first layer's sparse path, whose 100 outputs take the weight
-//   gradient by feature (its rows deferred, sparse_input.h: set_defer); the decoder's dense
-//   product deferred (deferred_gradient.h);
-// - dense inputs: the first layer's dense product deferred too;
-// - a deeper ReLU network with dropout (dead units give dZ of -0; the inputs the backward pass
-//   overwrites are kept);
+//   gradient by feature (its rows deferred, sparse_input.h: set_defer);
+// - dense inputs: the first layer's dense product deferred, shard by shard (deferred_gradient.h);
+// - a deeper ReLU network with dropout (the inputs the backward pass overwrites are kept);
 // - a tied pair, whose dW no shard defers;
 // - a variational autoencoder (its Gaussian code layer not deferred, the decoder's first layer
 //   reading the drawn code).
@@ -164,30 +180,39 @@ TEST(shard_gradients_sum_in_shard_order) {
                 }
                 summed = gradient_of(s);
             }
-            std::vector<float> expected;
-            for (int shard = 0; shard < threads; ++shard) {
-                const std::size_t c0 = size * std::size_t(shard) / std::size_t(threads);
-                const std::size_t c1 = size * std::size_t(shard + 1) / std::size_t(threads);
+            auto alone_on = [&](std::size_t first, std::size_t rows) {  // a 1-thread session's gradient
                 Model alone(spec);
                 alone.init_weights(3);
                 TrainOptions one = t;
                 one.n_threads = 1;
                 TrainingSession s(alone, data, OptimizerConfig{}, one);
                 std::vector<float> g(s.n_params(), 0.0f);
-                if (c1 > c0) {
+                if (rows > 0) {
                     Batch b;
-                    b.first = c0;
-                    b.size = c1 - c0;
+                    b.first = first;
+                    b.size = rows;
                     b.global_size = size;
                     s.compute_gradients(b);
                     s.reduce();
                     g = gradient_of(s);
                 }
+                return g;
+            };
+            std::vector<float> expected;
+            for (int shard = 0; shard < threads; ++shard) {
+                const std::size_t c0 = size * std::size_t(shard) / std::size_t(threads);
+                const std::size_t c1 = size * std::size_t(shard + 1) / std::size_t(threads);
+                const std::vector<float> g = alone_on(c0, c1 - c0);
                 if (shard == 0) {
                     expected = g;
                 } else {
                     for (std::size_t i = 0; i < g.size(); ++i) expected[i] += g[i];
                 }
+            }
+            const std::vector<float> one_shard = alone_on(0, size);
+            for (const auto& [begin, end] : batch_deferred(spec, threads)) {
+                std::copy(one_shard.begin() + std::ptrdiff_t(begin), one_shard.begin() + std::ptrdiff_t(end),
+                          expected.begin() + std::ptrdiff_t(begin));
             }
             CHECK(summed.size() == expected.size());
             CHECK(std::memcmp(summed.data(), expected.data(), summed.size() * sizeof(float)) == 0);
