@@ -4,7 +4,7 @@
 // With many shards, each writing its whole dW = dZ A_in^T into a gradient buffer of its own and
 // the sum reading every buffer back costs O(parameters) a shard, which does not shrink as the
 // shards do (docs/performance.md, issue 16, sixth pass). A shard's deferred layer keeps what its
-// product needs instead, and the step's sum (training_slices.cpp: sum_deferred) runs the
+// product needs instead, and the step's sum (training_deferred.cpp: sum_deferred) runs the
 // products, each thread a part of dW: a layer after the first over the whole batch at once
 // (BatchWeightGradient), the first layer's dense pass shard by shard (ShardWeightGradient),
 // beside other shards' sparse rows.
@@ -50,7 +50,7 @@ private:
 // The first layer's dense pass: one shard's dZ packed (gemm's op(A), SharedPackedA, packed while
 // in cache) and its input pointed to (the step's data, which stays). The sum adds the shards'
 // products by feature columns, in shard order and mixed with other shards' sparse rows
-// (training_slices.cpp: sum_first_layer): shard 0's written, the others' added with beta = 1.
+// (training_deferred.cpp: sum_first_layer): shard 0's written, the others' added with beta = 1.
 // A product whose k is one of gemm's k-runs (gemm.h: gemm_k_block) adds that run to C, so the
 // bits are those of the shards' buffers summed in shard order.
 class ShardWeightGradient {

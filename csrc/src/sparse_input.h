@@ -66,7 +66,7 @@ public:
     // The weight gradient left for later, row by row (a training step of many shards: the
     // session computes the first layer's dW rows of every shard in its sum over the shards, the
     // rows split among its threads, instead of each shard writing all d rows into its own buffer
-    // and the sum reading them back: training_slices.cpp, sum_first_layer). With
+    // and the sum reading them back: training_deferred.cpp, sum_first_layer). With
     // set_defer(true), weight_gradient does not write dw when it would sum by feature (n_out past
     // the scatter's widths: by_feature's lists): it keeps dz and marks the batch deferred();
     // feature_row then computes row f of dW into out (n_out floats) with weight_gradient's bits.

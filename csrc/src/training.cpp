@@ -33,9 +33,6 @@ using detail::part_begin;
 
 namespace {
 
-// From this many shards the layers' weight gradients are deferred to the sum (Impl::sum_deferred;
-// measured at choose_deferred).
-constexpr int kDeferShards = 4;
 
 
 // Rows requested ahead of the one being copied. Shuffled rows lie anywhere in a dataset much
@@ -127,73 +124,6 @@ TrainingSession::Impl::Impl(Model::Impl& model_, const TrainingData& data_, cons
             trainable.back().end = layer.owned_end();
         } else {
             trainable.push_back({layer.owned_begin(), layer.owned_end()});
-        }
-    }
-}
-
-// The weight gradients deferred to the sum (sum_deferred), from kDeferShards shards on, of the
-// layers that write their dW with their own product alone (not tied, no contractive term added
-// after it, not the Gaussian code layer), with gemm's FMA kernels (whose bits depend on the
-// product's sizes alone, gemm.h). The first layer's sparse pass keeps its lists and dZ
-// (sparse_input.h: set_defer), its dense pass its product (deferred_gradient.h), with shards of
-// one k-run: then the sum has the bits of the shards' buffers summed. The other layers' dW is
-// computed over the whole batch (BatchWeightGradient), with the bits of a one-shard step's.
-// The T shards of a deep-model step on one core (epoch_bench --deep --solo, Zen 5, s an epoch),
-// every layer deferred against the first layer's sparse rows alone: T = 16 0.77-0.80 against
-// 0.90-1.24 (medians 0.78 / 0.91); T = 8 0.67-0.71 against 0.72-0.91; T = 4 0.58-0.65 against
-// 0.60-0.68 with nothing deferred (medians 0.59 / 0.62; 0.64 / 0.70 in another run); the
-// tutorial model even at 4-16 (measured with each shard's products added in shard order). At 2
-// threads on 2 cores, slower: deep medians 0.335 / 0.318 and 0.351 / 0.343 (5 pairs each), where
-// the sum is one add per parameter a thread and the pass adds a fork/join.
-void TrainingSession::Impl::choose_deferred(int shard_capacity) {
-    if (n_shards < kDeferShards) return;
-    summed_ranges.reserve(std::size_t(net.n_layers()));
-    auto own_product = [](const detail::DenseLayer& layer) {
-        return layer.trainable && layer.tied_to < 0 && !layer.tied_by && !layer.gaussian && layer.contractive == 0.0f;
-    };
-    const detail::DenseLayer& first = net.layer(0);
-    defer_first_layer = own_product(first);
-    if (defer_first_layer) {
-        dw1_begin = first.offset;
-        dw1_end = first.bias_offset();
-        row_scratch.assign(std::size_t(n_shards), AlignedFloats(std::size_t(first.n_out)));
-        pass_seconds.assign(std::size_t(n_shards) * std::size_t(n_shards), 0.0);
-        for (detail::Workspace& w : ws) w.sparse().set_defer(true);
-    }
-    if (!detail::gemm_sums_in_k_runs()) return;
-    shard_products.resize(std::size_t(n_shards));
-    batch_products.resize(std::size_t(net.n_layers()));
-    for (int l = 1; l < net.n_layers(); ++l) {
-        const detail::DenseLayer& layer = net.layer(l);
-        if (!own_product(layer)) continue;
-        deferred_layers.push_back(l);
-        batch_products[std::size_t(l)] = std::make_unique<detail::BatchWeightGradient>(layer.n_in, layer.n_out, batch_capacity);
-    }
-    const bool first_product = defer_first_layer && detail::gemm_k_block(shard_capacity) >= shard_capacity;
-    for (int t = 0; t < n_shards; ++t) {
-        detail::DeferredGradients& kept = shard_products[std::size_t(t)];
-        for (const auto& g : batch_products) kept.layers.push_back(g.get());
-        if (first_product) {
-            kept.first = std::make_unique<detail::ShardWeightGradient>(first.n_in, first.n_out, shard_capacity,
-                                                                        ws[std::size_t(t)].act(1, 0).data());
-        }
-    }
-    // Each layer's dW in about n_shards tiles: its rows in parts of whole 16-row units (the
-    // micro-kernels' rows: 32 or 16), then, while fewer parts than shards, its columns in parts
-    // of 8-column units. Cut by rows, each tile's product packs only its own rows of dZ.
-    auto cut = [](int total, int unit, int parts, int p) {
-        const int units = (total + unit - 1) / unit;
-        return std::min(total, unit * int(part_begin(std::size_t(units), parts, p)));
-    };
-    for (int l : deferred_layers) {
-        const detail::DenseLayer& layer = net.layer(l);
-        const int row_parts = std::min(n_shards, (layer.n_out + 15) / 16);
-        const int col_parts = std::min(std::max(1, n_shards / row_parts), (layer.n_in + 7) / 8);
-        for (int r = 0; r < row_parts; ++r) {
-            for (int c = 0; c < col_parts; ++c) {
-                tiles.push_back({l, cut(layer.n_out, 16, row_parts, r), cut(layer.n_out, 16, row_parts, r + 1),
-                                 cut(layer.n_in, 8, col_parts, c), cut(layer.n_in, 8, col_parts, c + 1)});
-            }
         }
     }
 }

@@ -411,7 +411,7 @@ TEST(gemm_shared_a_packed_by_several_threads_equals_gemm) {
 
 // A tile of a product is the product's tile, bit for bit, written (beta 0) or added to C (beta
 // 1): each element's sum depends only on its k (training_slices.cpp computes a deferred dW by
-// tiles, training.cpp: choose_deferred). Tiles at and off the micro-kernels' edges; one k-run
+// tiles, training_deferred.cpp: choose_deferred). Tiles at and off the micro-kernels' edges; one k-run
 // (16) and three (600).
 TEST(gemm_tiles_have_the_whole_products_bits) {
     std::mt19937 gen(11);

@@ -111,7 +111,7 @@ TEST(thread_modes_give_the_same_bits) {
 }
 
 // The layers whose dW a step of `threads` shards computes over the whole batch in its sum
-// (training.cpp: choose_deferred): from 4 shards, with gemm's FMA kernels, every layer after the
+// (training_deferred.cpp: choose_deferred): from 4 shards, with gemm's FMA kernels, every layer after the
 // first that writes its dW with its own product alone. Their parameter ranges [W begin, W end).
 static std::vector<std::pair<std::size_t, std::size_t>> batch_deferred(const NetworkSpec& spec, int threads) {
     std::vector<std::pair<std::size_t, std::size_t>> ranges;
@@ -130,7 +130,7 @@ static std::vector<std::pair<std::size_t, std::size_t>> batch_deferred(const Net
 // sessions on each shard's rows, with global_size the whole batch) added in shard order, as
 // ((g0 + g1) + g2) + ..., but for the layers whose dW the sum computes over the whole batch at
 // once (batch_deferred), which are a 1-thread step's on the whole batch. 9 threads check the sum's
-// deferred dWs (training.cpp: choose_deferred), every parameter, 3 the buffers' sum:
+// deferred dWs (training_deferred.cpp: choose_deferred), every parameter, 3 the buffers' sum:
 // - sparse inputs (80% zeros): the first layer's sparse path, whose 100 outputs take the weight
 //   gradient by feature (its rows deferred, sparse_input.h: set_defer);
 // - dense inputs: the first layer's dense product deferred, shard by shard (deferred_gradient.h);
