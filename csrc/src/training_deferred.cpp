@@ -87,14 +87,19 @@ void TrainingSession::Impl::choose_deferred(int shard_capacity) {
             }
         }
     }
+    // The products' packing room, in every thread's workspace: a step allocates nothing.
+    for (detail::Workspace& w : ws) {
+        for (const Tile& tile : tiles) w.gemm().reserve(tile.r1 - tile.r0, tile.c1 - tile.c0, int(batch_capacity));
+        if (first_product) w.gemm().reserve(first.n_out, (first.n_in + n_shards - 1) / n_shards, shard_capacity);
+    }
 }
 
 // The deferred dWs summed over the shards into grads[0], in a pass of their own (they cost the
 // weight gradients' FMAs, which a slice of the parameters would not share evenly): each task a
 // part of a deferred layer's dW (sum_first_layer's slices, then the other layers' tiles). Then
-// sum_slice leaves them alone. Each shard's time on its first-layer part goes to its path choice (network.h:
-// FirstLayerPath), as the step's time it adds: all of it when one thread ran the pass, a share
-// for each of the threads that ran it side by side.
+// sum_slice leaves them alone. Each shard's time on its first-layer part goes to its path choice
+// (network.h: FirstLayerPath), as the step's time it adds: all of it when one thread ran the
+// pass, a share for each of the threads that ran it side by side.
 void TrainingSession::Impl::sum_deferred() {
     if (deferred_summed) return;
     deferred_summed = true;
@@ -160,7 +165,8 @@ void TrainingSession::Impl::sum_first_layer(int slice, int member) {
 // BatchWeightGradient), from the columns its shards kept.
 void TrainingSession::Impl::sum_tile(const Tile& tile, int member) {
     const detail::DenseLayer& layer = net.layer(tile.layer);
-    float* c = grads[0].data() + layer.offset + std::size_t(tile.c0) * std::size_t(layer.n_out) + std::size_t(tile.r0);
+    float* c =
+        grads[0].data() + layer.offset + std::size_t(tile.c0) * std::size_t(layer.n_out) + std::size_t(tile.r0);
     batch_products[std::size_t(tile.layer)]->product(tile.r0, tile.r1, tile.c0, tile.c1, int(batch.size), c,
                                                      ws[std::size_t(member)].gemm());
 }
