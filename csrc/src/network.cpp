@@ -279,8 +279,7 @@ void weight_gradients(const DenseLayer& layer, int l, const MutMatrixMap& dz, co
         return;
     }
     const auto start = std::chrono::steady_clock::now();
-    const bool sparse = l == 0 && ws.sparse().active() && !layer.tied_by;
-    if (sparse) {  // the list of this batch's forward pass
+    if (l == 0 && ws.sparse().active() && !layer.tied_by) {  // the list of this batch's forward pass
         ws.sparse().weight_gradient(dz.data(), layer.n_out, gw);
     } else if (l == 0 && deferred && deferred->first) {
         deferred->first->keep(dz.data(), a_in, int(b));

@@ -33,8 +33,6 @@ using detail::part_begin;
 
 namespace {
 
-
-
 // Rows requested ahead of the one being copied. Shuffled rows lie anywhere in a dataset much
 // larger than the caches, and a plain row-by-row copy waits on memory for each; with requests
 // for the next rows in flight, gathering 256 shuffled MNIST rows took 252-274 us instead of
@@ -369,7 +367,6 @@ double TrainingSession::compute_gradients(const Batch& batch) {
     }
     s.reduced = false;
     s.deferred_summed = false;
-    s.summed_ranges.clear();
     double loss = 0.0, terms = 0.0;
     for (double v : s.shard_loss) loss += v;
     for (double v : s.shard_terms) terms += v;

@@ -37,7 +37,6 @@ constexpr int kDeferShards = 4;
 // 2.27-2.41, T = 16 0.76-1.00 against 0.79-1.06 (medians 0.80 / 0.95), T = 4 even.
 void TrainingSession::Impl::choose_deferred(int shard_capacity) {
     if (n_shards < kDeferShards) return;
-    summed_ranges.reserve(std::size_t(net.n_layers()));
     auto own_product = [](const detail::DenseLayer& layer) {
         return layer.trainable && layer.tied_to < 0 && !layer.tied_by && !layer.gaussian && layer.contractive == 0.0f;
     };
@@ -49,6 +48,7 @@ void TrainingSession::Impl::choose_deferred(int shard_capacity) {
         row_scratch.assign(std::size_t(n_shards), AlignedFloats(std::size_t(first.n_out)));
         pass_seconds.assign(std::size_t(n_shards) * std::size_t(n_shards), 0.0);
         for (detail::Workspace& w : ws) w.sparse().set_defer(true);
+        summed_ranges.push_back({dw1_begin, dw1_end});  // sum_slice leaves it to the sum's pass
     }
     if (!detail::gemm_sums_in_k_runs()) return;
     shard_products.resize(std::size_t(n_shards));
@@ -57,6 +57,7 @@ void TrainingSession::Impl::choose_deferred(int shard_capacity) {
         const detail::DenseLayer& layer = net.layer(l);
         if (!own_product(layer)) continue;
         deferred_layers.push_back(l);
+        summed_ranges.push_back({layer.offset, layer.bias_offset()});
         batch_products[std::size_t(l)] =
             std::make_unique<detail::BatchWeightGradient>(layer.n_in, layer.n_out, batch_capacity);
     }
@@ -87,6 +88,8 @@ void TrainingSession::Impl::choose_deferred(int shard_capacity) {
             }
         }
     }
+    std::sort(summed_ranges.begin(), summed_ranges.end(),
+              [](const Range& a, const Range& b) { return a.begin < b.begin; });  // (layout.h: in layer order)
     // The products' packing room, in every thread's workspace: a step allocates nothing.
     for (detail::Workspace& w : ws) {
         for (const Tile& tile : tiles) w.gemm().reserve(tile.r1 - tile.r0, tile.c1 - tile.c0, int(batch_capacity));
@@ -101,13 +104,8 @@ void TrainingSession::Impl::choose_deferred(int shard_capacity) {
 // (network.h: FirstLayerPath), as the step's time it adds: all of it when one thread ran the
 // pass, a share for each of the threads that ran it side by side.
 void TrainingSession::Impl::sum_deferred() {
-    if (deferred_summed) return;
+    if (deferred_summed || summed_ranges.empty()) return;
     deferred_summed = true;
-    if (defer_first_layer) summed_ranges.push_back({dw1_begin, dw1_end});
-    for (int l : deferred_layers) summed_ranges.push_back({net.layer(l).offset, net.layer(l).bias_offset()});
-    if (summed_ranges.empty()) return;
-    std::sort(summed_ranges.begin(), summed_ranges.end(),
-              [](const Range& a, const Range& b) { return a.begin < b.begin; });
     const int first_slices = defer_first_layer ? n_shards : 0;
     auto task = [&](int item, int member) {
         if (item < first_slices) {

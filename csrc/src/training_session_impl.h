@@ -104,8 +104,8 @@ struct TrainingSession::Impl {
         int layer, r0, r1, c0, c1;  // rows [r0, r1), columns [c0, c1) of the layer's dW
     };
     std::vector<Tile> tiles;
-    // Whether this step's deferred dWs are summed, and their parameter ranges (sorted), which
-    // sum_slice then leaves alone.
+    // Whether this step's deferred dWs are summed, and their parameter ranges (sorted, fixed by
+    // choose_deferred), which sum_slice leaves alone.
     bool deferred_summed = false;
     std::vector<Range> summed_ranges;
     std::vector<double> shard_loss;
