@@ -91,10 +91,10 @@ private:
 // itself), and where the shard's columns start in the batch.
 struct DeferredGradients {
     std::unique_ptr<ShardWeightGradient> first;
-    std::vector<BatchWeightGradient*> layers;
+    const std::vector<std::unique_ptr<BatchWeightGradient>>* layers = nullptr;  // the session's
     std::size_t column = 0;
     BatchWeightGradient* layer(int l) const {
-        return std::size_t(l) < layers.size() ? layers[std::size_t(l)] : nullptr;
+        return layers && std::size_t(l) < layers->size() ? (*layers)[std::size_t(l)].get() : nullptr;
     }
 };
 

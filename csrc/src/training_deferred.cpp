@@ -64,7 +64,7 @@ void TrainingSession::Impl::choose_deferred(int shard_capacity) {
     const bool first_product = defer_first_layer && detail::gemm_k_block(shard_capacity) >= shard_capacity;
     for (int t = 0; t < n_shards; ++t) {
         detail::DeferredGradients& kept = shard_products[std::size_t(t)];
-        for (const auto& g : batch_products) kept.layers.push_back(g.get());
+        kept.layers = &batch_products;
         if (first_product) {
             kept.first = std::make_unique<detail::ShardWeightGradient>(first.n_in, first.n_out, shard_capacity,
                                                                         ws[std::size_t(t)].act(1, 0).data());
