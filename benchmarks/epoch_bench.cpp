@@ -2,7 +2,7 @@
 // Python, no peer; for comparing two builds of fastae (run the two binaries alternately and
 // compare medians; the machines are shared and noisy).
 //
-//   epoch_bench [--deep] [--threads T] [--solo] [--epochs E] [--batch B] [--data x.f32]
+//   epoch_bench [--deep] [--threads T] [--solo] [--epochs E] [--batch B] [--data x.f32] [--encode C]
 //
 // --data: 60000 x 784 float32 in [0, 1], raw, row-major (MNIST: python -c "import numpy as np;
 // d = np.load('../shared/data/mnist.npz'); (d['x_train'].reshape(-1, 784) / np.float32(255))
@@ -11,10 +11,12 @@
 // BCE, Adam lr 1e-3, batch 256 (or B), shuffled, weights from seed 0. Prints each epoch's engine time
 // and loss, then the median. --solo: the T shards of each step run one after another on the
 // calling thread (TrainOptions::thread_mode), so the epoch takes what T shards cost in all on
-// one core (benchmarks/scaling_model.py).
+// one core (benchmarks/scaling_model.py). --encode C: then C calls encoding the first 10000 samples
+// (T threads; a copy of them, as a caller's array) and the median of their times.
 #include <fastae/model.h>
 
 #include <algorithm>
+#include <chrono>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
@@ -24,7 +26,7 @@
 
 int main(int argc, char** argv) {
     bool deep = false, solo = false;
-    int threads = 1, epochs = 3, batch = 256;
+    int threads = 1, epochs = 3, batch = 256, encode_calls = 0;
     std::string data_path;
     for (int i = 1; i < argc; ++i) {
         const std::string arg = argv[i];
@@ -38,10 +40,13 @@ int main(int argc, char** argv) {
             epochs = std::atoi(argv[++i]);
         } else if (arg == "--batch" && i + 1 < argc) {
             batch = std::atoi(argv[++i]);
+        } else if (arg == "--encode" && i + 1 < argc) {
+            encode_calls = std::atoi(argv[++i]);
         } else if (arg == "--data" && i + 1 < argc) {
             data_path = argv[++i];
         } else {
-            std::fprintf(stderr, "usage: %s [--deep] [--threads T] [--solo] [--epochs E] [--batch B] [--data x.f32]\n", argv[0]);
+            std::fprintf(stderr, "usage: %s [--deep] [--threads T] [--solo] [--epochs E] [--batch B] [--data x.f32] [--encode C]\n",
+                         argv[0]);
             return 2;
         }
     }
@@ -84,4 +89,18 @@ int main(int argc, char** argv) {
     std::printf("%s, %d thread(s)%s, batch %d, %s: median %.4f s/epoch\n", deep ? "784-256-64-256-784" : "784-64-784",
                 threads, solo ? " solo" : "", batch, data_path.empty() ? "synthetic data" : data_path.c_str(),
                 seconds[seconds.size() / 2]);
+    if (encode_calls > 0) {
+        const std::size_t m = 10000;
+        const std::vector<float> images(x.begin(), x.begin() + std::ptrdiff_t(m * d));
+        std::vector<float> codes(m * std::size_t(model.code_size()));
+        std::vector<double> ms;
+        for (int c = 0; c < encode_calls; ++c) {
+            const auto t0 = std::chrono::steady_clock::now();
+            model.encode(m, images.data(), codes.data(), threads);
+            ms.push_back(std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count());
+        }
+        std::sort(ms.begin(), ms.end());
+        std::printf("encode %zu samples, %d thread(s): median %.3f ms a call (%.3f-%.3f), %d calls\n", m, threads,
+                    ms[ms.size() / 2], ms.front(), ms.back(), encode_calls);
+    }
 }
