@@ -22,6 +22,7 @@
 #include "network.h"
 #include "simd.h"
 #include "thread_mode.h"
+#include "value_checks.h"
 #include "worker_pool.h"
 
 namespace fastae::detail {
@@ -35,28 +36,6 @@ inline void require(bool ok, const std::string& message) {
 inline constexpr float kUnitRangeSlack = 1e-6f;
 
 
-// Whether every x[0..n) lies in [lo, hi] (so is finite, for finite bounds; NaN never is), in one
-// pass: Eigen's allFinite, minCoeff and maxCoeff took three, 8% of a checked MNIST epoch (the
-// first epoch of a fit; every epoch of a partial_fit).
-inline bool values_within(std::size_t n, const float* x, float lo, float hi) {
-#ifdef FASTAE_HAVE_AVX2_MATH
-    using V = simd::Widest;
-    const auto vlo = V::set1(lo), vhi = V::set1(hi);
-    auto bad = V::no_lanes();
-    simd::sweep<V>(n, [&](const auto& at) {
-        const auto v = at.load(x);  // ordered compares are false for NaN: not_finite catches it
-        const auto out = V::mask_or(V::not_finite(v), V::mask_or(V::greater(vlo, v), V::greater(v, vhi)));
-        bad = V::mask_or(bad, at.keep_mask(out));
-    });
-    return !V::any(bad);
-#else
-    for (std::size_t i = 0; i < n; ++i) {
-        if (!(x[i] >= lo && x[i] <= hi)) return false;
-    }
-    return true;
-#endif
-}
-
 // Every value finite and, when `unit_range_loss` names a loss (vocabulary.h: unit_targets), inside
 // [0, 1]; names the first offender. Row i of x is row first_row + i of the caller's array
 // (row_ids[i] if given), for the message.
@@ -64,7 +43,7 @@ inline void check_values(std::size_t n, std::size_t d, const float* x, const cha
                          const char* unit_range_loss, std::size_t first_row = 0,
                          const std::size_t* row_ids = nullptr) {
     const bool unit_range = unit_range_loss != nullptr;
-    // The common case in one vectorised pass over blocks of rows (values_within); the row-by-row
+    // The common case in one vectorised pass over blocks of rows (value_checks.h: values_within); the row-by-row
     // scan below only runs to name an offender.
     const float lo = unit_range ? -kUnitRangeSlack : -std::numeric_limits<float>::max();
     const float hi = unit_range ? 1.0f + kUnitRangeSlack : std::numeric_limits<float>::max();

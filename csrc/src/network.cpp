@@ -17,6 +17,7 @@
 #include "rng.h"
 #include "shared_weights.h"
 #include "vae.h"
+#include "value_checks.h"
 
 namespace fastae::detail {
 
@@ -441,7 +442,7 @@ void forward_batch(const Network& net, const float* params, ConstMatrixMap in, i
         }
         if (l == 0) ws.first_layer().add(seconds_since(start));
         if (l == first && first_products_finite) {
-            *first_products_finite = ConstMatrixMap(z, layer.n_out, b).allFinite();
+            *first_products_finite = all_finite(std::size_t(layer.n_out) * std::size_t(b), z);
         }
         const ActivationSpec& act = is_output && !activate_output ? activation_spec(Activation::linear) : layer.activation;
         if (layer.gaussian) {  // (mu, logvar) in z, the code the decoder reads in a (vae.h)

@@ -1,4 +1,5 @@
-// test_data_checks.cpp -- the checks of caller data (model_impl.h) against scalar references.
+// test_data_checks.cpp -- the checks of caller data (model_impl.h, value_checks.h) against scalar
+// references.
 #include <cmath>
 #include <limits>
 #include <string>
@@ -6,8 +7,9 @@
 
 #include "check.h"
 #include "model_impl.h"
+#include "value_checks.h"
 
-// The one-pass range check of caller data (model_impl.h: values_within) against a scalar scan:
+// The one-pass range check of caller data (value_checks.h: values_within) against a scalar scan:
 // every length up to 70 and each position of one bad value (NaN, +-inf, just outside either bound,
 // the bound itself is in), for the unit range of bce and for finiteness alone.
 TEST(values_within_matches_a_scalar_scan) {
@@ -30,6 +32,29 @@ TEST(values_within_matches_a_scalar_scan) {
                     }
                     x[at] = 0.5f;
                 }
+            }
+        }
+    }
+}
+
+// all_finite (the first layer's products in inference) against std::isfinite: every length up to
+// 70, each position of one NaN, infinity or the largest finite values, and the element past the
+// end never read.
+TEST(all_finite_matches_isfinite) {
+    const float inf = std::numeric_limits<float>::infinity(), nan = std::numeric_limits<float>::quiet_NaN();
+    const float big = std::numeric_limits<float>::max();
+    for (std::size_t n = 0; n <= 70; ++n) {
+        std::vector<float> x(n + 1, -3.0f);
+        x[n] = inf;
+        CHECK(fastae::detail::all_finite(n, x.data()));
+        for (std::size_t at = 0; at < n; ++at) {
+            for (float v : {nan, -nan, inf, -inf, big, -big, 0.0f}) {
+                x[at] = v;
+                if (fastae::detail::all_finite(n, x.data()) != bool(std::isfinite(v))) {
+                    fastae_test::fail(__FILE__, __LINE__, "n " + std::to_string(n) + ", at " + std::to_string(at) +
+                                                              ", value " + std::to_string(v));
+                }
+                x[at] = -3.0f;
             }
         }
     }
