@@ -16,7 +16,9 @@ over the T threads by slices of the P parameters. So
 - shard(s): one shard's forward and backward at s samples, measured on one core as the step time
   of a one-thread fit at batch size s minus `fixed`, at every shard size the prediction uses (b/T
   for T up to 64, down to 4 samples): small shards multiply narrow matrices, below the products'
-  full rate, and a line through the large sizes would hide that;
+  full rate, and a line through the large sizes would hide that. Two bounds hold it where noise
+  in `fixed` would break it: below the line's sizes at least the line's per-sample rate times s,
+  and never less than a smaller shard's;
 - reduce(P, T): each thread sums T slices of P / T floats: P floats read per buffer in all, so
   (T - 1) * P / T reads per thread at the measured rate of a one-core sum (the vectorised add of
   two float buffers, timed here with NumPy, which reads at the same memory rate). From 4 threads
@@ -173,13 +175,30 @@ def main():
               f"[{', '.join(f'{v * 1e3:.3f}' for v in times[(s, threads)])}]")
     print(f"  line fit (1 thread, batch {', '.join(map(str, fit_sizes))}): {slope * 1e6:.2f} us per sample + "
           f"{intercept * 1e3:.3f} ms per step (update, W packing, gather and head overheads); P = {P} parameters")
-    def shard(samples):  # one shard's forward and backward: measured less the fixed cost, interpolated
-        return max(0.0, float(np.interp(samples, sizes, [step_1[s] - intercept for s in sizes])))
+    # One shard's forward and backward at each measured size: the 1-thread step less the fixed
+    # cost, held to two bounds a noisy fit can break. A shard smaller than the line's sizes runs
+    # its samples no faster than the line's rate (it multiplies narrower matrices: slope * s is a
+    # floor; a measured value under it means the intercept came out too large for that size), and
+    # a larger shard takes no less time than a smaller one. A run whose intercept put the 8-sample
+    # shard below the 4-sample one made the model's forms run away at 32 and 64 threads without
+    # these bounds.
+    measured = {s: step_1[s] - intercept for s in sizes}
+    bounded, floor_hits = {}, []
+    for s in sizes:  # ascending
+        floor = slope * s if s < min(fit_sizes) else 0.0
+        value = max(measured[s], floor, bounded[max(bounded)] if bounded else 0.0)
+        if value > measured[s]:
+            floor_hits.append(s)
+        bounded[s] = value
+
+    def shard(samples):  # interpolated between the measured sizes
+        return float(np.interp(samples, sizes, [bounded[s] for s in sizes]))
 
     print("  one shard's forward and backward, measured (1-thread step less the fixed cost) against the line:")
     for s in shard_sizes:
+        raised = f", raised from {measured[s] * 1e3:.3f} by the bounds" if s in floor_hits else ""
         print(f"    {s:4d} samples: {shard(s) * 1e3:.3f} ms, {shard(s) / s * 1e6:.2f} us a sample "
-              f"(line: {slope * 1e6:.2f})")
+              f"(line: {slope * 1e6:.2f}){raised}")
 
     add = sum_rate(P)
     print(f"  summing two {P}-float buffers on one core: {add * 1e3:.3f} ms")
