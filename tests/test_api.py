@@ -216,6 +216,7 @@ def test_mse_regression_outputs_outside_unit_range():
 def test_show_config_and_version():
     text = fastae.show_config(file=open("/dev/null", "w"))
     assert fastae.__version__ in text and "Eigen" in text and "SIMD" in text
+    assert "GEMM kernel: " in text and "vector kernels: " in text
 
 
 def test_divergence_raises_and_keeps_finite_weights(data):

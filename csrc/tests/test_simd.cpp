@@ -18,6 +18,8 @@
 #include <vector>
 
 #include "check.h"
+#include "fastae/version.h"
+#include "gemm.h"
 #include "head.h"
 #include "optimizer.h"
 #include "test_data.h"
@@ -579,3 +581,18 @@ TEST(update_rules_at_every_width_match_naive_twin) {
 }
 
 #endif  // builds without AVX2 have no vector kernels: their Eigen versions are tested elsewhere
+
+// build_info names what this build runs: the GEMM's micro-kernel and the vector kernels' width
+// (Eigen's own string calls an AVX2+FMA build "AVX").
+TEST(build_info_names_the_kernels_that_run) {
+    const std::string info = fastae::build_info();
+    CHECK(info.find(std::string("GEMM kernel: ") + fastae::detail::gemm_kernel_name()) != std::string::npos);
+#if defined(FASTAE_HAVE_AVX512_MATH)
+    CHECK(info.find("vector kernels: AVX-512F (16 lanes)") != std::string::npos);
+#elif defined(FASTAE_HAVE_AVX2_MATH)
+    CHECK(info.find("vector kernels: AVX2+FMA (8 lanes)") != std::string::npos);
+#else
+    CHECK(info.find("vector kernels: none") != std::string::npos);
+#endif
+    CHECK(info.find(fastae::version_string) != std::string::npos);
+}
