@@ -20,7 +20,6 @@
 #include "eigen_types.h"
 #include "fastae/model.h"
 #include "network.h"
-#include "simd.h"
 #include "thread_mode.h"
 #include "value_checks.h"
 #include "worker_pool.h"
@@ -35,7 +34,6 @@ inline void require(bool ok, const std::string& message) {
 // uses the same slack).
 inline constexpr float kUnitRangeSlack = 1e-6f;
 
-
 // Every value finite and, when `unit_range_loss` names a loss (vocabulary.h: unit_targets), inside
 // [0, 1]; names the first offender. Row i of x is row first_row + i of the caller's array
 // (row_ids[i] if given), for the message.
@@ -43,8 +41,8 @@ inline void check_values(std::size_t n, std::size_t d, const float* x, const cha
                          const char* unit_range_loss, std::size_t first_row = 0,
                          const std::size_t* row_ids = nullptr) {
     const bool unit_range = unit_range_loss != nullptr;
-    // The common case in one vectorised pass over blocks of rows (value_checks.h: values_within); the row-by-row
-    // scan below only runs to name an offender.
+    // The common case in one vectorised pass over blocks of rows (value_checks.h: values_within);
+    // the row-by-row scan below only runs to name an offender.
     const float lo = unit_range ? -kUnitRangeSlack : -std::numeric_limits<float>::max();
     const float hi = unit_range ? 1.0f + kUnitRangeSlack : std::numeric_limits<float>::max();
     const std::size_t block_rows = std::max<std::size_t>(1, (std::size_t(1) << 16) / std::max<std::size_t>(d, 1));
