@@ -1,16 +1,11 @@
 // vocabulary.cpp -- the vocabulary tables of fastae/vocabulary.h expanded into traits, names,
-// parsers and lists; to_spec for NetworkConfig; build_info.
+// parsers and lists; to_spec for NetworkConfig.
 #include "fastae/vocabulary.h"
 
 #include <stdexcept>
 #include <string>
 
-#include <Eigen/Core>
-
 #include "fastae/config.h"
-#include "fastae/version.h"
-#include "gemm.h"
-#include "simd.h"
 
 namespace fastae {
 
@@ -159,28 +154,6 @@ NetworkSpec to_spec(const NetworkConfig& config) {
     }
     spec.head.loss = config.loss;
     return spec;
-}
-
-namespace {
-// The hand-vectorised kernels outside the GEMM (simd.h: Widest).
-std::string vector_kernels() {
-#if defined(FASTAE_HAVE_AVX512_MATH)
-    return "AVX-512F (" + std::to_string(detail::simd::Widest::lanes) + " lanes)";
-#elif defined(FASTAE_HAVE_AVX2_MATH)
-    return "AVX2+FMA (" + std::to_string(detail::simd::Widest::lanes) + " lanes)";
-#else
-    return "none (scalar and Eigen code)";
-#endif
-}
-}  // namespace
-
-// What runs: the GEMM's micro-kernel, the other kernels' vectors, and Eigen's own instruction sets
-// (Eigen names an AVX2+FMA build "AVX", so its string alone undersells one).
-std::string build_info() {
-    return "fastae " + std::string(version_string) + ", GEMM kernel: " + detail::gemm_kernel_name() +
-           ", vector kernels: " + vector_kernels() + ", SIMD (Eigen): " + Eigen::SimdInstructionSetsInUse() +
-           ", Eigen " + std::to_string(EIGEN_WORLD_VERSION) + "." + std::to_string(EIGEN_MAJOR_VERSION) + "." +
-           std::to_string(EIGEN_MINOR_VERSION);
 }
 
 }  // namespace fastae
