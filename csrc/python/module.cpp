@@ -79,6 +79,12 @@ PYBIND11_MODULE(_core, mod) {
             py::arg("spec"), "Parameters of the network a spec describes (validated as Model does).");
     mod.def("hardware_threads", [] { return std::thread::hardware_concurrency(); },
             "Hardware threads reported by the C++ runtime.");
+    mod.def("available_cpus", &fastae::available_cpus,
+            "CPUs this process can keep busy: its affinity mask, capped by its control group's CPU limit "
+            "rounded up (fastae/cpus.h).");
+    mod.def("cpu_limit", &fastae::cpu_limit,
+            "This process's control-group CPU bandwidth limit in CPUs (quota / period), 0 where none "
+            "(fastae/cpus.h).");
 
     py::class_<Model>(mod, "Model")
         .def(py::init([](const std::vector<int>& layer_sizes, const std::string& activation,

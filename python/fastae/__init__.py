@@ -13,6 +13,7 @@ fastae[sklearn]``) the estimators are scikit-learn estimators (pipelines, grid s
 
 from __future__ import annotations
 
+import os
 from typing import Optional, TextIO
 
 from . import _loader
@@ -27,7 +28,7 @@ from ._code_size import CodeSizeReport, choose_code_size  # noqa: E402
 from ._compat import NotFittedError  # noqa: E402
 from ._core import TrainingDivergedError  # noqa: E402
 from ._mlp import MLPClassifier, MLPRegressor  # noqa: E402
-from ._params import available_cpus, resolve_n_threads  # noqa: E402
+from ._params import available_cpus, cpu_limit, resolve_n_threads  # noqa: E402
 from ._persistence import ModelFileError, from_bytes, load  # noqa: E402
 from ._vae import VariationalAutoencoder  # noqa: E402
 from .datasets import load_digits  # noqa: E402
@@ -54,6 +55,18 @@ def get_cmake_dir() -> str:
     return folder
 
 
+def _cpu_sources() -> str:
+    """Where available_cpus() comes from: the affinity mask, the control group's CPU limit, the
+    hardware threads."""
+    try:
+        affinity = str(len(os.sched_getaffinity(0)))
+    except (AttributeError, OSError):
+        affinity = "n/a"
+    limit = cpu_limit()
+    return (f"affinity mask: {affinity}, cgroup CPU limit: {f'{limit:g}' if limit > 0 else 'none'}, "
+            f"hardware threads: {_core.hardware_threads()}")
+
+
 def show_config(file: Optional[TextIO] = None) -> str:
     """Prints (and returns) how this fastae was built and what it will use: version, SIMD
     instruction sets, Eigen version, the engine variant (and why it was chosen), and the CPUs
@@ -63,7 +76,7 @@ def show_config(file: Optional[TextIO] = None) -> str:
     text = (f"{_core.build_info()}\n"
             f"{_loader.describe()}\n"
             f"extension: {_core.__file__}\n"
-            f"CPUs available to this process: {available_cpus()} (hardware threads: {_core.hardware_threads()})\n"
+            f"CPUs available to this process: {available_cpus()} ({_cpu_sources()})\n"
             f"default n_threads: {resolve_n_threads(None)} (each step on all of them, or on one when that is "
             f"measured faster)")
     print(text, file=file if file is not None else sys.stdout)

@@ -6,7 +6,7 @@ import collections.abc
 import numpy
 import numpy.typing
 import typing
-__all__: list[str] = ['ACTIVATIONS', 'ACTIVATION_TRAITS', 'AUTOENCODER_SHUFFLE_SEED_OFFSET', 'FILE_CODES', 'INITIALIZERS', 'LOSSES', 'LOSS_TRAITS', 'LR_SCHEDULES', 'MODEL_FILE_VERSION', 'Model', 'ModelFileError', 'NOISES', 'OPTIMIZERS', 'OPTIMIZER_SLOTS', 'PeerFailedError', 'TrainingDivergedError', 'build_info', 'hardware_threads', 'load_model', 'measured_fma_peak_gflops', 'measured_sgemm_gflops', 'model_from_bytes', 'model_to_bytes', 'param_count', 'save_model']
+__all__: list[str] = ['ACTIVATIONS', 'ACTIVATION_TRAITS', 'AUTOENCODER_SHUFFLE_SEED_OFFSET', 'FILE_CODES', 'INITIALIZERS', 'LOSSES', 'LOSS_TRAITS', 'LR_SCHEDULES', 'MODEL_FILE_VERSION', 'Model', 'ModelFileError', 'NOISES', 'OPTIMIZERS', 'OPTIMIZER_SLOTS', 'PeerFailedError', 'TrainingDivergedError', 'available_cpus', 'build_info', 'cpu_limit', 'hardware_threads', 'load_model', 'measured_fma_peak_gflops', 'measured_sgemm_gflops', 'model_from_bytes', 'model_to_bytes', 'param_count', 'save_model']
 class TrainingDivergedError(FloatingPointError):
     pass
 class ModelFileError(ValueError):
@@ -118,9 +118,17 @@ class Model:
     @property
     def output_activation(self) -> str:
         ...
+def available_cpus() -> int:
+    """
+    CPUs this process can keep busy: its affinity mask, capped by its control group's CPU limit rounded up (fastae/cpus.h).
+    """
 def build_info() -> str:
     """
     Version, SIMD instruction sets and Eigen version of this build.
+    """
+def cpu_limit() -> float:
+    """
+    This process's control-group CPU bandwidth limit in CPUs (quota / period), 0 where none (fastae/cpus.h).
     """
 def hardware_threads() -> int:
     """

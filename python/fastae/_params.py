@@ -308,11 +308,17 @@ def check_network_size(spec: dict[str, Any] | Sequence[int], n_threads: Optional
 
 
 def available_cpus() -> int:
-    """CPUs this process may run on (its affinity mask), not the machine's total."""
-    try:
-        return len(os.sched_getaffinity(0))
-    except (AttributeError, OSError):
-        return os.cpu_count() or 1
+    """CPUs this process can keep busy, not the machine's total: the CPUs it may run on (its
+    affinity mask: taskset, a container's cpuset), capped by its control group's CPU limit rounded
+    up (``docker run --cpus``, a Kubernetes CPU limit; ``fastae.cpu_limit()``). The engine's count
+    (fastae/cpus.h), so that a C++ host gets the same."""
+    return int(_core.available_cpus())
+
+
+def cpu_limit() -> float:
+    """This process's control-group CPU bandwidth limit in CPUs (quota / period, the smallest on the
+    path to its hierarchy's root, cgroup v2 or v1), or 0.0 where none is set or can be read."""
+    return float(_core.cpu_limit())
 
 
 def resolve_n_threads(n_threads: Optional[int]) -> int:

@@ -3,6 +3,7 @@
 
 #include "fastae/autoencoder.h"
 #include "fastae/config.h"
+#include "fastae/cpus.h"
 #include "fastae/layout.h"
 #include "fastae/machine.h"
 #include "fastae/model.h"
