@@ -7,12 +7,28 @@ namespace fastae::detail {
 
 namespace {
 
-// Spin iterations before a waiting worker sleeps: long enough to catch the next run of a
-// training loop (the gap between two steps is tens of microseconds), short enough not to hold
-// a core that another process needs.
+// Spin iterations before a waiting worker sleeps (about 0.5 ms of pause on a Zen 5): long
+// enough to catch the next run of a training loop (the gap between two steps is tens of
+// microseconds), short enough not to hold a core that another process needs.
 constexpr int kSpinIterations = 20000;
 
-inline void cpu_relax() {
+// One iteration of a wait: a pause, and from iteration kYieldAfter on, every kYieldEvery-th time
+// the core offered to another thread (std::this_thread::yield: about 0.4 us where none is
+// waiting for it). Where the team has more threads than free cores (other processes busy, a
+// host's n_threads past its CPUs) a member that holds an item may be waiting for a core that a
+// spinning member occupies; pauses alone then kept it waiting for the rest of the time slice. 16
+// threads on 2 vCPUs (Zen 5, `epoch_bench --threads 16`, s an epoch): tutorial 0.12-0.15 against
+// 0.50, deep 0.42-0.45 against 0.89; on free cores even (2 threads, tutorial 0.082-0.096 against
+// 0.083-0.094, 6 alternating pairs), and beside a busy core no slower (docs/performance.md,
+// "Waiting members yield the core").
+constexpr int kYieldAfter = 256;
+constexpr int kYieldEvery = 16;
+
+inline void wait_a_little(int iteration) {
+    if (iteration >= kYieldAfter && iteration % kYieldEvery == 0) {
+        std::this_thread::yield();
+        return;
+    }
 #if defined(__x86_64__) || defined(__i386__)
     __builtin_ia32_pause();
 #endif
@@ -75,7 +91,7 @@ void WorkerPool::dispatch(void (*fn)(void*, int, int), void* task, int n_items) 
     // Only items a worker has already claimed can still be running here.
     for (int i = 0; done_.load(std::memory_order_acquire) != n_items; ++i) {
         if (i < kSpinIterations) {
-            cpu_relax();
+            wait_a_little(i);
         } else {
             std::this_thread::yield();
         }
@@ -90,7 +106,7 @@ void WorkerPool::worker_main(int member) {
         for (int i = 0; i < kSpinIterations && generation_.load(std::memory_order_acquire) == seen &&
                         !stopping_.load(std::memory_order_relaxed);
              ++i) {
-            cpu_relax();
+            wait_a_little(i);
         }
         if (generation_.load(std::memory_order_acquire) == seen && !stopping_.load()) {
             std::unique_lock<std::mutex> lock(mutex_);
