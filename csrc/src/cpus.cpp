@@ -119,13 +119,19 @@ double v1_limit(const std::string& dir) {
     return quota / period;
 }
 
+// The smaller of two limits, 0 being none.
+double tighter(double a, double b) { return a > 0 && (b <= 0 || a < b) ? a : b; }
+
+bool has(const std::vector<std::string>& words, const char* word) {
+    return std::find(words.begin(), words.end(), word) != words.end();
+}
+
 // The smallest limit from the group at point + below up to the mount's root, or 0.
 template <typename Limit>
 double smallest_up_to_root(const std::string& point, std::string below, Limit limit) {
     double smallest = 0;
     for (;;) {
-        const double here = limit(point + below);
-        if (here > 0 && (smallest == 0 || here < smallest)) smallest = here;
+        smallest = tighter(limit(point + below), smallest);
         if (below.empty()) return smallest;
         below.resize(below.rfind('/'));  // "/a/b" -> "/a" -> ""
     }
@@ -136,24 +142,22 @@ double smallest_up_to_root(const std::string& point, std::string below, Limit li
 double cgroup_cpu_limit(const std::string& proc_cgroup, const std::string& mountinfo) {
     const std::vector<Mount> mounts = cgroup_mounts(mountinfo);
     double smallest = 0;
-    const auto take = [&smallest](double limit) {
-        if (limit > 0 && (smallest == 0 || limit < smallest)) smallest = limit;
-    };
     std::istringstream lines(proc_cgroup);
     for (std::string line; std::getline(lines, line);) {  // "id:controllers:path"
-        const std::size_t first = line.find(':'), second = first == std::string::npos ? first : line.find(':', first + 1);
+        const std::size_t first = line.find(':');
+        const std::size_t second = first == std::string::npos ? first : line.find(':', first + 1);
         if (second == std::string::npos) continue;
         const std::string id = line.substr(0, first), path = line.substr(second + 1);
         const std::vector<std::string> controllers = split(line.substr(first + 1, second - first - 1), ',');
         const bool v2 = id == "0" && controllers == std::vector<std::string>{""};
-        const bool v1_cpu = std::find(controllers.begin(), controllers.end(), "cpu") != controllers.end();
-        if ((!v2 && !v1_cpu) || path.empty() || path[0] != '/') continue;
+        if ((!v2 && !has(controllers, "cpu")) || path.empty() || path[0] != '/') continue;
         for (const Mount& m : mounts) {
-            const bool serves = v2 ? m.fstype == "cgroup2"
-                                   : m.fstype == "cgroup" && std::find(m.options.begin(), m.options.end(), "cpu") != m.options.end();
+            const bool serves = v2 ? m.fstype == "cgroup2" : m.fstype == "cgroup" && has(m.options, "cpu");
             std::string below;
             if (!serves || !path_below(path, m.root, &below)) continue;
-            take(v2 ? smallest_up_to_root(m.point, below, v2_limit) : smallest_up_to_root(m.point, below, v1_limit));
+            smallest = tighter(v2 ? smallest_up_to_root(m.point, below, v2_limit)
+                                  : smallest_up_to_root(m.point, below, v1_limit),
+                               smallest);
             break;  // further mounts of the same hierarchy show the same files
         }
     }

@@ -97,7 +97,8 @@ TEST(v1_cpu_controller) {
 // Both hierarchies (systemd's hybrid layout): the smaller limit wins.
 TEST(hybrid_takes_the_smaller) {
     TempTree t("hybrid");
-    const std::string mounts = mount_line("/", t.at("cpu"), "cgroup", "rw,cpu") + mount_line("/", t.at("unified"), "cgroup2", "rw");
+    const std::string mounts =
+        mount_line("/", t.at("cpu"), "cgroup", "rw,cpu") + mount_line("/", t.at("unified"), "cgroup2", "rw");
     t.write("cpu/job/cpu.cfs_quota_us", "300000");
     t.write("cpu/job/cpu.cfs_period_us", "100000");
     t.write("unified/job/cpu.max", "150000 100000");
