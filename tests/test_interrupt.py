@@ -11,7 +11,11 @@ import textwrap
 import time
 
 CHILD = textwrap.dedent("""
-    import json, sys, time
+    import json, signal, sys, time
+    # Python turns SIGINT into KeyboardInterrupt only where its parent left the signal's default
+    # action: a test run started in the background by a non-interactive shell (`pytest &`)
+    # inherits SIGINT ignored, and the fit below would run to its end.
+    signal.signal(signal.SIGINT, signal.default_int_handler)
     import numpy as np
     from fastae import Autoencoder
     X = np.random.default_rng(0).uniform(size=(20000, 256)).astype(np.float32)
