@@ -200,7 +200,9 @@ struct TrainOptions {
     int batch_size = 256;
     bool shuffle = true;
     std::uint64_t seed = 0;    // drives the per-epoch shuffles, the dropout masks and validation_split
-    int n_threads = 1;         // threads that split each batch (1 = the calling thread only)
+    // Threads that split each batch (1 = the calling thread only). fastae::available_cpus()
+    // (cpus.h) is what the process can keep busy: its CPUs, capped by a container's CPU limit.
+    int n_threads = 1;
     ThreadMode thread_mode = ThreadMode::automatic;
     // false: a fresh optimizer state (zero moments, t = 0). true: continue from the model's
     // saved state (Model::optimizer_state) when it is of the same optimizer kind, with the
