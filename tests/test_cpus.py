@@ -72,6 +72,7 @@ def test_this_process_matches_the_reference_reading():
     limit = reference_limit()
     assert fastae.cpu_limit() == pytest.approx(limit, rel=1e-12, abs=0.0)
     affinity = len(os.sched_getaffinity(0))
+    assert fastae._core.affinity_cpus() == affinity
     want = min(affinity, max(1, math.ceil(limit))) if limit > 0 else affinity
     assert fastae.available_cpus() == want
     assert fastae.resolve_n_threads(None) == want

@@ -82,6 +82,7 @@ PYBIND11_MODULE(_core, mod) {
     mod.def("available_cpus", &fastae::available_cpus,
             "CPUs this process can keep busy: its affinity mask, capped by its control group's CPU limit "
             "rounded up (fastae/cpus.h).");
+    mod.def("affinity_cpus", &fastae::affinity_cpus, "CPUs in this process's affinity mask (fastae/cpus.h).");
     mod.def("cpu_limit", &fastae::cpu_limit,
             "This process's control-group CPU bandwidth limit in CPUs (quota / period), 0 where none "
             "(fastae/cpus.h).");

@@ -172,10 +172,7 @@ int cpus_within(int affinity, double limit) {
 
 }  // namespace detail
 
-namespace {
-
-// The CPUs in this process's affinity mask (a larger set where the machine has more than
-// CPU_SETSIZE), or the runtime's hardware threads where there is no such call.
+// A larger set where the machine has more than CPU_SETSIZE CPUs.
 int affinity_cpus() {
 #if defined(__linux__)
     for (int n = CPU_SETSIZE; n <= (1 << 20); n *= 2) {
@@ -193,8 +190,6 @@ int affinity_cpus() {
 #endif
     return std::max(1, int(std::thread::hardware_concurrency()));
 }
-
-}  // namespace
 
 double cpu_limit() {
 #if defined(__linux__)

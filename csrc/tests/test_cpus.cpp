@@ -159,6 +159,7 @@ TEST(cpus_within_rounds_the_limit_up) {
 TEST(this_process) {
     const int cpus = fastae::available_cpus();
     CHECK(cpus >= 1);
+    CHECK(cpus <= fastae::affinity_cpus());
     const unsigned hardware = std::thread::hardware_concurrency();
     CHECK(hardware == 0 || cpus <= int(hardware));
     const double limit = fastae::cpu_limit();

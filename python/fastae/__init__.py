@@ -13,7 +13,6 @@ fastae[sklearn]``) the estimators are scikit-learn estimators (pipelines, grid s
 
 from __future__ import annotations
 
-import os
 from typing import Optional, TextIO
 
 from . import _loader
@@ -56,14 +55,10 @@ def get_cmake_dir() -> str:
 
 
 def _cpu_sources() -> str:
-    """Where available_cpus() comes from: the affinity mask, the control group's CPU limit, the
-    hardware threads."""
-    try:
-        affinity = str(len(os.sched_getaffinity(0)))
-    except (AttributeError, OSError):
-        affinity = "n/a"
+    """Where available_cpus() comes from (the engine's figures, fastae/cpus.h): the affinity
+    mask, the control group's CPU limit, the hardware threads."""
     limit = cpu_limit()
-    return (f"affinity mask: {affinity}, cgroup CPU limit: {f'{limit:g}' if limit > 0 else 'none'}, "
+    return (f"affinity mask: {_core.affinity_cpus()}, cgroup CPU limit: {f'{limit:g}' if limit > 0 else 'none'}, "
             f"hardware threads: {_core.hardware_threads()}")
 
 

@@ -6,7 +6,7 @@ import collections.abc
 import numpy
 import numpy.typing
 import typing
-__all__: list[str] = ['ACTIVATIONS', 'ACTIVATION_TRAITS', 'AUTOENCODER_SHUFFLE_SEED_OFFSET', 'FILE_CODES', 'INITIALIZERS', 'LOSSES', 'LOSS_TRAITS', 'LR_SCHEDULES', 'MODEL_FILE_VERSION', 'Model', 'ModelFileError', 'NOISES', 'OPTIMIZERS', 'OPTIMIZER_SLOTS', 'PeerFailedError', 'TrainingDivergedError', 'available_cpus', 'build_info', 'cpu_limit', 'hardware_threads', 'load_model', 'measured_fma_peak_gflops', 'measured_sgemm_gflops', 'model_from_bytes', 'model_to_bytes', 'param_count', 'save_model']
+__all__: list[str] = ['ACTIVATIONS', 'ACTIVATION_TRAITS', 'AUTOENCODER_SHUFFLE_SEED_OFFSET', 'FILE_CODES', 'INITIALIZERS', 'LOSSES', 'LOSS_TRAITS', 'LR_SCHEDULES', 'MODEL_FILE_VERSION', 'Model', 'ModelFileError', 'NOISES', 'OPTIMIZERS', 'OPTIMIZER_SLOTS', 'PeerFailedError', 'TrainingDivergedError', 'affinity_cpus', 'available_cpus', 'build_info', 'cpu_limit', 'hardware_threads', 'load_model', 'measured_fma_peak_gflops', 'measured_sgemm_gflops', 'model_from_bytes', 'model_to_bytes', 'param_count', 'save_model']
 class TrainingDivergedError(FloatingPointError):
     pass
 class ModelFileError(ValueError):
@@ -118,6 +118,10 @@ class Model:
     @property
     def output_activation(self) -> str:
         ...
+def affinity_cpus() -> int:
+    """
+    CPUs in this process's affinity mask (fastae/cpus.h).
+    """
 def available_cpus() -> int:
     """
     CPUs this process can keep busy: its affinity mask, capped by its control group's CPU limit rounded up (fastae/cpus.h).

@@ -19,4 +19,8 @@ int available_cpus();
 // file system).
 double cpu_limit();
 
+// The CPUs in this process's affinity mask (sched_getaffinity; the runtime's hardware threads
+// where there is no such call), at least 1.
+int affinity_cpus();
+
 }  // namespace fastae
