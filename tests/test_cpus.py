@@ -134,13 +134,12 @@ def test_a_child_under_a_cpu_limit_counts_the_limit():
         pytest.skip(f"cannot make a control group here ({e})")
     try:
         affinity = len(os.sched_getaffinity(0))
+
+        def join_group():  # in the child, before it runs Python
+            with open(os.path.join(folder, "cgroup.procs"), "w") as f:
+                f.write(str(os.getpid()))
         for quota, period in ((50_000, 100_000), (100_000, 100_000), (150_000, 100_000)):
             write_limit(quota, period)
-            procs = os.path.join(folder, "cgroup.procs")
-
-            def join_group(procs=procs):
-                with open(procs, "w") as f:
-                    f.write(str(os.getpid()))
             proc = subprocess.run([sys.executable, "-c", CHILD], capture_output=True, text=True, timeout=120,
                                   cwd=REPO, preexec_fn=join_group)
             assert proc.returncode == 0, proc.stderr[-3000:]
@@ -150,5 +149,25 @@ def test_a_child_under_a_cpu_limit_counts_the_limit():
             assert got["cpus"] == got["default"] == want
             # Asking for more threads than the limit allows: clamped, with a warning that says so.
             assert bool(got["warned"]) == (want < 2), got
+        # A limit changed while the process runs: the engine reads the files at most once a second.
+        write_limit(100_000, 100_000)
+        watch = "import sys, time, fastae\n" \
+                "print(fastae.cpu_limit(), flush=True); t = time.monotonic(); sys.stdin.readline()\n" \
+                "print(fastae.cpu_limit(), time.monotonic() - t, flush=True); time.sleep(1.1)\n" \
+                "print(fastae.cpu_limit(), flush=True)\n"
+        child = subprocess.Popen([sys.executable, "-c", watch], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                                 text=True, cwd=REPO, preexec_fn=join_group)
+        try:
+            assert float(child.stdout.readline()) == 1.0
+            write_limit(150_000, 100_000)
+            child.stdin.write("go\n")
+            child.stdin.flush()
+            second, after = map(float, child.stdout.readline().split())
+            if after < 0.95:  # within the second (a loaded machine may take longer): the last reading
+                assert second == 1.0
+            assert float(child.stdout.readline()) == 1.5  # after it: read again
+        finally:
+            child.kill()
+            child.wait()
     finally:
         os.rmdir(folder)

@@ -3,7 +3,10 @@
 #include "fastae/cpus.h"
 
 #include <algorithm>
+#include <atomic>
 #include <cerrno>
+#include <chrono>
+#include <cstdint>
 #include <cmath>
 #include <fstream>
 #include <iterator>
@@ -193,7 +196,22 @@ int affinity_cpus() {
 
 double cpu_limit() {
 #if defined(__linux__)
-    return detail::cgroup_cpu_limit(detail::file_text("/proc/self/cgroup"), detail::file_text("/proc/self/mountinfo"));
+    // Read at most once a second: the files take about 117 us to read, and Python asks on every
+    // inference call (its n_threads are checked against available_cpus): a 1-row transform took
+    // 121-142 us reading them each time, 17-23 us with this; a limit changes rarely (a Kubernetes
+    // in-place resize), and a second late is nothing. Atomics, not a lock: two threads may both read the files, and a
+    // process forked mid-read cannot inherit a held lock.
+    using Clock = std::chrono::steady_clock;
+    static std::atomic<std::int64_t> read_at{0};  // Clock's nanoseconds + 1 at the last read; 0: never
+    static std::atomic<double> limit{0.0};
+    const std::int64_t now =
+        std::chrono::duration_cast<std::chrono::nanoseconds>(Clock::now().time_since_epoch()).count() + 1;
+    const std::int64_t last = read_at.load(std::memory_order_acquire);
+    if (last != 0 && now - last < std::int64_t(1000000000)) return limit.load(std::memory_order_relaxed);
+    const std::string groups = detail::file_text("/proc/self/cgroup");
+    limit.store(detail::cgroup_cpu_limit(groups, detail::file_text("/proc/self/mountinfo")), std::memory_order_relaxed);
+    read_at.store(now, std::memory_order_release);
+    return limit.load(std::memory_order_relaxed);
 #else
     return 0.0;
 #endif

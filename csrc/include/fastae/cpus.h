@@ -16,7 +16,8 @@ int available_cpus();
 // That bandwidth limit in CPUs (quota / period; the smallest on the path from this process's
 // group to its hierarchy's root, cgroup v2's cpu.max or v1's cpu.cfs_quota_us and
 // cpu.cfs_period_us), or 0 where none is set or none can be read (outside Linux, no cgroup
-// file system).
+// file system). Read from the files at most once a second (the value of the last second
+// otherwise).
 double cpu_limit();
 
 // The CPUs in this process's affinity mask (sched_getaffinity; the runtime's hardware threads
