@@ -252,6 +252,28 @@ def test_inference_over_threads_equals_one_thread_bit_for_bit():
             raise AssertionError("no error for non-finite input")
 
 
+def test_a_rows_outputs_do_not_depend_on_the_other_rows_of_the_call():
+    # Calls of 1 to 4 rows multiply each layer's weights in place (gemm_kernels.h: FewColumns),
+    # larger ones through the packed kernels; either way a row's outputs are the same bits.
+    import numpy as np
+
+    from fastae import Autoencoder
+    rng = np.random.default_rng(4)
+    dense = rng.uniform(size=(40, 300)).astype(np.float32)
+    sparse = dense * (rng.uniform(size=dense.shape) < 0.15)  # the first layer's sparse path
+    for X in (dense, sparse):
+        ae = Autoencoder(hidden_layer_sizes=(150, 37, 9), epochs=2, random_state=0, n_threads=1).fit(X)
+        whole = {"transform": ae.transform(X), "predict": ae.predict(X), "score_samples": ae.score_samples(X)}
+        codes = whole["transform"]
+        decoded = ae.inverse_transform(codes)
+        for size in (1, 2, 3, 4, 5, 9):
+            for start in range(0, 40 - size, 7):
+                rows = slice(start, start + size)
+                for name, full in whole.items():
+                    assert np.array_equal(getattr(ae, name)(X[rows]), full[rows]), (name, size, start)
+                assert np.array_equal(ae.inverse_transform(codes[rows]), decoded[rows]), (size, start)
+
+
 def test_the_kept_inference_team_serves_any_thread_count_and_a_forked_child():
     """Inference keeps its threads and workspaces from call to call (model_impl.h): calls with
     other thread counts, after an error, and in a process forked after the threads started (which

@@ -78,6 +78,10 @@ void gemm_with(bool trans_a, bool trans_b, int m, int n, int k, float alpha, con
         scale_c(m, n, beta, c, ldc);
         return;
     }
+    if (a_packed == nullptr && !trans_a && n <= kFewColumns) {  // A used n times: not worth packing
+        Impl::Few::run(m, n, k, alpha, a, lda, trans_b, b, ldb, beta, c, ldc);
+        return;
+    }
     ws.reserve_floats(Impl::workspace_floats(m, n, k));  // no-op once big enough
     Impl::run(trans_a, trans_b, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc, ws.data(), a_packed);
 }

@@ -6,6 +6,7 @@
 #pragma once
 
 #include <algorithm>
+#include <cmath>
 #include <cstddef>
 
 #if defined(__AVX2__) && defined(__FMA__)
@@ -191,6 +192,7 @@ template <class V, int MV, int NR_>
 struct MicroKernel {
     static constexpr int MR = MV * V::lanes;
     static constexpr int NR = NR_;
+    using Traits = V;
     using Vec = typename V::type;
 
     template <BLayout layout>
@@ -279,11 +281,109 @@ inline int even_block(int total, int max_block, int unit) {
     return int(std::min(round_up((t + blocks - 1) / blocks, std::size_t(unit)), b));
 }
 
+// ---- a few columns, A read in place ---------------------------------------------------------
+
+// C (m, n) = alpha A op(B) + beta C for A not transposed and n <= kFewColumns (inference on one
+// or a few samples), without packing: packing A (a layer's W) to use it once or twice cost more
+// than the product. Zen 5, AVX-512, best of 2000 (a throwaway loop over gemm): 64 x 784 by one
+// column 1.1 us against 10.1 packed, by four 4.8 against 10.7; 784 x 64 1.8 / 4.3 against 5.7 /
+// 6.4; 256 x 784 4.4-7.6 / 17.0 against 26.1 / 26.6; 64 x 256 0.4 / 0.9 against 2.5 / 2.6; the
+// x86-64-v3 build alike. Each C element is the blocked kernels' chain: over each run of
+// even_block(k, KC, 1) k's, FMAs a * b + acc from zero in k order; then t = alpha * acc, stored
+// (the first run, beta == 0), or fma(beta, C, t) (the first run) and fma(1, C, t) (the later
+// ones), as MicroKernel::run does: the same bits. Outputs in blocks of 8 / n vectors (2 from 3
+// columns), then halved down to one vector, each column's a chain of FMAs; the last m % lanes one
+// at a time with std::fma (the same rounding as a vector lane). The n columns go together, so that each A
+// block is read once.
+constexpr int kFewColumns = 4;
+
+template <class V, int KC>
+struct FewColumns {
+    static void run(int m, int n, int k, float alpha, const float* a, std::ptrdiff_t lda, bool trans_b,
+                    const float* b, std::ptrdiff_t ldb, float beta, float* c, std::ptrdiff_t ldc) {
+        const Args g{m, k, even_block(k, KC, 1), alpha, beta, a, lda, b, trans_b ? 1 : ldb, trans_b ? ldb : 1, c, ldc};
+        switch (n) {  // all n columns at once, so that each A block is read once
+        case 1: return columns<1, 8>(g, 0);
+        case 2: return columns<2, 4>(g, 0);
+        case 3: return columns<3, 2>(g, 0);
+        default: return columns<4, 2>(g, 0);
+        }
+    }
+
+private:
+    struct Args {
+        int m, k, kc;
+        float alpha, beta;
+        const float* a;
+        std::ptrdiff_t lda;
+        const float* b;
+        std::ptrdiff_t b_col, b_step;  // element p of column j: b[j * b_col + p * b_step]
+        float* c;
+        std::ptrdiff_t ldc;
+    };
+
+    // Rows [i, m): blocks of NV vectors, then of NV / 2, ... 1, then one row at a time.
+    template <int NC, int NV>
+    static void columns(const Args& g, int i) {
+        for (; i + NV * V::lanes <= g.m; i += NV * V::lanes) rows<NC, NV>(g, i);
+        if constexpr (NV > 1) {
+            columns<NC, NV / 2>(g, i);
+        } else {
+            for (; i < g.m; ++i) {
+                for (int j = 0; j < NC; ++j) row(g, i, j);
+            }
+        }
+    }
+    // Rows [i, i + NV * lanes) of the NC columns: NC * NV chains of FMAs.
+    template <int NC, int NV>
+    static void rows(const Args& g, int i) {
+        constexpr int L = V::lanes;
+        for (int pc = 0; pc < g.k; pc += g.kc) {
+            typename V::type acc[NC][NV];
+            for (int j = 0; j < NC; ++j) {
+                for (int q = 0; q < NV; ++q) acc[j][q] = V::zero();
+            }
+            const int end = std::min(g.k, pc + g.kc);
+            for (int p = pc; p < end; ++p) {
+                const float* ap = g.a + std::ptrdiff_t(p) * g.lda + i;
+                typename V::type av[NV];
+                for (int q = 0; q < NV; ++q) av[q] = V::loadu(ap + q * L);
+                for (int j = 0; j < NC; ++j) {
+                    const typename V::type bv = V::set1(g.b[j * g.b_col + p * g.b_step]);
+                    for (int q = 0; q < NV; ++q) acc[j][q] = V::fma(av[q], bv, acc[j][q]);
+                }
+            }
+            const typename V::type va = V::set1(g.alpha), vb = V::set1(pc == 0 ? g.beta : 1.0f);
+            for (int j = 0; j < NC; ++j) {
+                for (int q = 0; q < NV; ++q) {
+                    float* cq = g.c + j * g.ldc + i + q * L;
+                    const typename V::type t = V::mul(va, acc[j][q]);
+                    V::storeu(cq, pc == 0 && g.beta == 0.0f ? t : V::fma(vb, V::loadu(cq), t));
+                }
+            }
+        }
+    }
+    // Row i of column j, one output: the same operations as a vector lane.
+    static void row(const Args& g, int i, int j) {
+        float* cij = g.c + j * g.ldc + i;
+        for (int pc = 0; pc < g.k; pc += g.kc) {
+            float acc = 0.0f;
+            const int end = std::min(g.k, pc + g.kc);
+            for (int p = pc; p < end; ++p) {
+                acc = std::fma(g.a[std::ptrdiff_t(p) * g.lda + i], g.b[j * g.b_col + p * g.b_step], acc);
+            }
+            const float t = g.alpha * acc;
+            *cij = pc == 0 && g.beta == 0.0f ? t : std::fma(pc == 0 ? g.beta : 1.0f, *cij, t);
+        }
+    }
+};
+
 // Kernel: the micro-kernel; KC, MC, NC: cache blocks (see the instantiations for the reasons).
 template <class Kernel, int KC, int MC, int NC>
 struct Blocked {
     static constexpr int MR = Kernel::MR;
     static constexpr int NR = Kernel::NR;
+    using Few = FewColumns<typename Kernel::Traits, KC>;  // n <= kFewColumns, A not transposed
     static_assert(MC % MR == 0 && NC % NR == 0, "cache blocks must hold whole micro-panels");
 
     // Bounds on the blocks even_block picks: at most MC (KC, NC), at most m (k, n) rounded up

@@ -445,6 +445,53 @@ TEST(gemm_tiles_have_the_whole_products_bits) {
     }
 }
 
+// A product of at most 4 columns with A not transposed (one sample's layer in inference) reads A
+// in place instead of packing it (gemm_kernels.h: FewColumns); its columns must have the bits the
+// packed, blocked kernels give the same columns inside a wider product (9 columns), so that a
+// 1-row call equals that row of a batch call. Sizes around the vector blocks (8, 4, 2, 1 vectors
+// and a scalar tail) and the k runs (196 and 256 are one run, 257 and 784 several), both B
+// layouts, alpha and beta as the layers use them and not, views, in the native build and the
+// AVX-512 geometry on AVX2.
+TEST(gemm_few_columns_have_the_blocked_products_bits) {
+    if (!fastae::detail::gemm_sums_in_k_runs()) return;  // the Eigen build has one path
+    std::mt19937 gen(5);
+    const int wide = 9;
+    struct AlphaBeta { float alpha, beta; };
+    int compared = 0;
+    for (GemmFn fn : {GemmFn(fastae::detail::gemm), GemmFn(fastae::detail::gemm_avx512_geometry_on_avx2)}) {
+        GemmWorkspace ws;
+        for (const int m : {1, 7, 8, 15, 16, 17, 33, 64, 65, 130, 784}) {
+            for (const int k : {1, 3, 196, 256, 257, 784}) {
+                const int pad = (m + k) % 2 == 0 ? 0 : 3;
+                const int lda = m + pad, ldc = m + pad;
+                const std::vector<float> a = random_matrix(m, k, pad, gen);
+                const std::vector<float> c0 = random_matrix(m, wide, pad, gen);
+                for (const bool trans_b : {false, true}) {
+                    const int ldb = (trans_b ? wide : k) + pad;
+                    const std::vector<float> b = random_matrix(trans_b ? wide : k, trans_b ? k : wide, pad, gen);
+                    for (const AlphaBeta ab : {AlphaBeta{1.0f, 0.0f}, {1.0f, 1.0f}, {0.5f, 2.0f}, {-1.0f, 0.25f}}) {
+                        std::vector<float> whole = c0;
+                        fn(false, trans_b, m, wide, k, ab.alpha, a.data(), lda, b.data(), ldb, ab.beta, whole.data(), ldc, ws);
+                        for (int n = 1; n <= 4; ++n) {
+                            std::vector<float> few = c0;
+                            fn(false, trans_b, m, n, k, ab.alpha, a.data(), lda, b.data(), ldb, ab.beta, few.data(), ldc, ws);
+                            const std::size_t floats = std::size_t(ldc) * std::size_t(n);
+                            const bool same = std::memcmp(few.data(), whole.data(), floats * sizeof(float)) == 0 &&
+                                              std::memcmp(few.data() + floats, c0.data() + floats,
+                                                          (c0.size() - floats) * sizeof(float)) == 0;
+                            CHECK_IN(same, "m " + std::to_string(m) + " n " + std::to_string(n) + " k " +
+                                               std::to_string(k) + (trans_b ? " NT" : " NN") + " alpha " +
+                                               std::to_string(ab.alpha) + " beta " + std::to_string(ab.beta));
+                            ++compared;
+                        }
+                    }
+                }
+            }
+        }
+    }
+    CHECK(compared == 2 * 11 * 6 * 2 * 4 * 4);
+}
+
 // reset(): a shared A read anew from another matrix with fewer columns (a shard's dZ, deferred:
 // deferred_gradient.h) multiplies as gemm does, bit for bit; k past the constructor's is refused.
 TEST(gemm_shared_a_reset_to_another_a) {
