@@ -6,8 +6,8 @@
 #include <atomic>
 #include <cerrno>
 #include <chrono>
-#include <cstdint>
 #include <cmath>
+#include <cstdint>
 #include <fstream>
 #include <iterator>
 #include <sstream>
@@ -198,9 +198,9 @@ double cpu_limit() {
 #if defined(__linux__)
     // Read at most once a second: the files take about 117 us to read, and Python asks on every
     // inference call (its n_threads are checked against available_cpus): a 1-row transform took
-    // 121-142 us reading them each time, 17-23 us with this; a limit changes rarely (a Kubernetes
-    // in-place resize), and a second late is nothing. Atomics, not a lock: two threads may both read the files, and a
-    // process forked mid-read cannot inherit a held lock.
+    // 121-142 us reading them each time, 17-23 us reading them once. A limit changes rarely (a
+    // Kubernetes in-place resize), and a second late is nothing. Atomics, not a lock: two threads
+    // may both read the files, and a process forked mid-read cannot inherit a held lock.
     using Clock = std::chrono::steady_clock;
     static std::atomic<std::int64_t> read_at{0};  // Clock's nanoseconds + 1 at the last read; 0: never
     static std::atomic<double> limit{0.0};
