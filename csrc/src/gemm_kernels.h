@@ -293,15 +293,16 @@ inline int even_block(int total, int max_block, int unit) {
 // (the first run, beta == 0), or fma(beta, C, t) (the first run) and fma(1, C, t) (the later
 // ones), as MicroKernel::run does: the same bits. Outputs in blocks of 8 / n vectors (2 from 3
 // columns), then halved down to one vector, each column's a chain of FMAs; the last m % lanes one
-// at a time with std::fma (the same rounding as a vector lane). The n columns go together, so that each A
-// block is read once.
+// at a time with std::fma (the same rounding as a vector lane). The n columns go together, so
+// that each A block is read once.
 constexpr int kFewColumns = 4;
 
 template <class V, int KC>
 struct FewColumns {
     static void run(int m, int n, int k, float alpha, const float* a, std::ptrdiff_t lda, bool trans_b,
                     const float* b, std::ptrdiff_t ldb, float beta, float* c, std::ptrdiff_t ldc) {
-        const Args g{m, k, even_block(k, KC, 1), alpha, beta, a, lda, b, trans_b ? 1 : ldb, trans_b ? ldb : 1, c, ldc};
+        const std::ptrdiff_t b_col = trans_b ? 1 : ldb, b_step = trans_b ? ldb : 1;
+        const Args g{m, k, even_block(k, KC, 1), alpha, beta, a, lda, b, b_col, b_step, c, ldc};
         switch (n) {  // all n columns at once, so that each A block is read once
         case 1: return columns<1, 8>(g, 0);
         case 2: return columns<2, 4>(g, 0);

@@ -471,10 +471,12 @@ TEST(gemm_few_columns_have_the_blocked_products_bits) {
                     const std::vector<float> b = random_matrix(trans_b ? wide : k, trans_b ? k : wide, pad, gen);
                     for (const AlphaBeta ab : {AlphaBeta{1.0f, 0.0f}, {1.0f, 1.0f}, {0.5f, 2.0f}, {-1.0f, 0.25f}}) {
                         std::vector<float> whole = c0;
-                        fn(false, trans_b, m, wide, k, ab.alpha, a.data(), lda, b.data(), ldb, ab.beta, whole.data(), ldc, ws);
+                        fn(false, trans_b, m, wide, k, ab.alpha, a.data(), lda, b.data(), ldb, ab.beta, whole.data(),
+                           ldc, ws);
                         for (int n = 1; n <= 4; ++n) {
                             std::vector<float> few = c0;
-                            fn(false, trans_b, m, n, k, ab.alpha, a.data(), lda, b.data(), ldb, ab.beta, few.data(), ldc, ws);
+                            fn(false, trans_b, m, n, k, ab.alpha, a.data(), lda, b.data(), ldb, ab.beta, few.data(),
+                               ldc, ws);
                             const std::size_t floats = std::size_t(ldc) * std::size_t(n);
                             const bool same = std::memcmp(few.data(), whole.data(), floats * sizeof(float)) == 0 &&
                                               std::memcmp(few.data() + floats, c0.data() + floats,
