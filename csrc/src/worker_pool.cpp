@@ -51,19 +51,16 @@ WorkerPool::~WorkerPool() {
     for (auto& th : threads_) th.join();
 }
 
-void WorkerPool::work(std::uint32_t generation, int member) {
+void WorkerPool::work(int member) {
     for (;;) {
-        std::uint64_t c = claim_.load(std::memory_order_acquire);
-        int item;
-        for (;;) {
-            if (std::uint32_t(c >> 32) != generation) return;
-            item = int(c & 0xFFFF);
-            if (item >= int((c >> 16) & 0xFFFF)) return;
-            if (claim_.compare_exchange_weak(c, c + 1, std::memory_order_acq_rel)) break;
-        }
-        // fn_ and task_ stay those of `generation` until this item is counted done.
+        // Past the last item the add still counts up, at most once per member and per late
+        // wake-up in a run: 32 bits never wrap before dispatch stores the next run's word.
+        const std::uint64_t c = claim_.fetch_add(1, std::memory_order_acq_rel);
+        const std::uint32_t item = std::uint32_t(c), n_items = std::uint32_t(c >> 32);
+        if (item >= n_items) return;
+        // fn_ and task_ stay this run's until the item is counted done (dispatch waits for it).
         try {
-            fn_(task_, item, member);
+            fn_(task_, int(item), member);
         } catch (...) {
             std::lock_guard<std::mutex> lock(mutex_);
             if (!error_) error_ = std::current_exception();
@@ -78,9 +75,9 @@ void WorkerPool::dispatch(void (*fn)(void*, int, int), void* task, int n_items) 
     task_ = task;
     error_ = nullptr;
     done_.store(0, std::memory_order_relaxed);
+    claim_.store(std::uint64_t(n_items) << 32, std::memory_order_release);
     // Every run gets a new id; team runs publish it to wake the workers, solo runs do not.
     const std::uint32_t generation = ++run_id_;
-    claim_.store((std::uint64_t(generation) << 32) | (std::uint64_t(n_items) << 16), std::memory_order_release);
     if (n_ > 1 && !solo_) {
         generation_.store(generation, std::memory_order_seq_cst);
         if (sleepers_.load(std::memory_order_seq_cst) > 0) {
@@ -88,7 +85,7 @@ void WorkerPool::dispatch(void (*fn)(void*, int, int), void* task, int n_items) 
             wake_.notify_all();
         }
     }
-    work(generation, 0);
+    work(0);
     // Only items a worker has already claimed can still be running here.
     for (int i = 0; done_.load(std::memory_order_acquire) != n_items; ++i) {
         if (i < kSpinIterations) {
@@ -119,7 +116,7 @@ void WorkerPool::worker_main(int member) {
         }
         if (stopping_.load()) return;
         seen = generation_.load(std::memory_order_acquire);
-        work(seen, member);
+        work(member);
     }
 }
 
