@@ -147,6 +147,9 @@ def main():
                                                           "epoch_bench"),
                     help="the epoch_bench binary (a build with -DFASTAE_BUILD_BENCHMARKS=ON): when present, the "
                          "shards' total work at each T is measured with it (--solo) for a third, upper bound")
+    ap.add_argument("--measure-threads", type=int, nargs="*", default=[],
+                    help="thread counts past 2 to measure at batch b as well (those up to the CPUs available), "
+                         "each set beside the model's forms: the validation on a machine with the cores")
     ap.add_argument("--side-by-side-rounds", type=int, default=3,
                     help="rounds of the shared-machine penalty (a 1-thread fit alone, then two at once)")
     args = ap.parse_args()
@@ -157,10 +160,12 @@ def main():
 
     # Rounds of every measurement: 1 thread at every shard size the prediction needs and at the
     # sizes of the line fit (per-step fixed cost), 2 threads at b, b / 2 and 2 b.
-    shard_sizes = sorted({b // T for T in THREADS if b // T >= 4})
+    measure = sorted({T for T in args.measure_threads if 2 < T <= fastae.available_cpus()})
+    threads_all = sorted(set(THREADS) | set(measure))
+    shard_sizes = sorted({b // T for T in threads_all if b // T >= 4})
     fit_sizes = sorted({s for s in (32, 64, 128, b) if s >= 32})
     sizes = sorted(set(shard_sizes) | set(fit_sizes))
-    runs = [(s, 1) for s in sizes] + [(s, 2) for s in (b, b // 2, 2 * b)]
+    runs = [(s, 1) for s in sizes] + [(s, 2) for s in (b, b // 2, 2 * b)] + [(b, T) for T in measure]
     times = {run: [] for run in runs}
     for _ in range(args.rounds):
         for s, threads in runs:
@@ -252,9 +257,11 @@ def main():
     print("\n| threads | predicted ms/step | speed-up over 1 thread | shard | fixed / T | reduce | sync "
           "| c-scaled form: ms/step | speed-up |")
     print("| ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |")
-    for T in THREADS:
+    forms = {}  # T: (sync constant, c scaled[, work / T + rest]), ms per step
+    for T in threads_all:
         t = predict(T, sync if T > 1 else 0.0)
         t2 = predict_shared(T)
+        forms[T] = [t * 1e3, t2 * 1e3]
         print(f"| {T} | {t * 1e3:.3f} | {step_1b / t:.2f}x | {shard(b / T) * 1e3:.3f} | {intercept / T * 1e3:.3f} | "
               f"{reduce_ms(T) * 1e3:.3f} | {(sync if T > 1 else 0.0) * 1e3:.3f} | {t2 * 1e3:.3f} | "
               f"{step_1b / t2:.2f}x |")
@@ -267,16 +274,30 @@ def main():
         # is the pessimistic bound.
         with tempfile.NamedTemporaryFile(suffix=".f32") as f:
             load(args.data).tofile(f.name)  # all 60000 rows, as epoch_bench reads them
-            solo = solo_steps(args.epoch_bench, f.name, args.model == "deep", b, THREADS, args.rounds)
+            solo = solo_steps(args.epoch_bench, f.name, args.model == "deep", b, threads_all, args.rounds)
         rest_solo = max(0.0, solo[(2, False)] - solo[(2, True)] / 2)
         print(f"\nepoch_bench (60000 rows, {args.rounds} rounds): the T shards of a step on one core (--solo), "
               f"ms per step; the 2-thread team step {solo[(2, False)]:.3f} ms, so the rest = {rest_solo:.3f} ms")
         print("| threads | work of the T shards, one core | over 1 shard | work / T + rest | speed-up |")
         print("| ---: | ---: | ---: | ---: | ---: |")
-        for T in THREADS:
+        for T in threads_all:
             t3 = solo[(T, True)] / T + (rest_solo if T > 1 else 0.0)
+            forms[T].append(t3)
             print(f"| {T} | {solo[(T, True)]:.3f} | {solo[(T, True)] / solo[(1, True)]:.2f}x | {t3:.3f} | "
                   f"{solo[(1, True)] / t3:.2f}x |")
+
+    if measure:
+        # The validation: the forms were composed from 1- and 2-thread measurements alone; the
+        # steps measured at more threads, in the same rounds, say how far each form is off.
+        names = ["sync constant", "c scaled", "work / T + rest"][:len(forms[1])]
+        print(f"\nvalidation at batch {b}: measured steps at more threads against each form (ms/step, the form's "
+              "error in brackets)")
+        print("| threads | measured | speed-up | " + " | ".join(names) + " |")
+        print("| ---: | ---: | ---: | " + " | ".join("---:" for _ in names) + " |")
+        for T in measure:
+            m = step[(b, T)] * 1e3
+            cells = [f"{f:.3f} ({(f / m - 1) * 100:+.1f}%)" for f in forms[T]]
+            print(f"| {T} | {m:.3f} | {step_1b * 1e3 / m:.2f}x | " + " | ".join(cells) + " |")
 
     print("\nThe forms bracket more cores: sync held constant (the first); its shared-machine part scaled with the "
           "shard at the factor c measured on these 2 cores (the second, optimistic: more cores sharing one L3 and "

@@ -46,10 +46,10 @@ MNIST = os.path.join(HERE, "..", "..", "shared", "data", "mnist.npz")
 MODELS = {"tutorial": (64,), "deep": (256, 64)}
 
 
-def load_data():
-    if os.path.exists(MNIST):
-        with np.load(MNIST) as d:
-            return (d["x_train"].reshape(-1, 784), d["x_test"].reshape(-1, 784), "MNIST (../shared/data/mnist.npz)")
+def load_data(path=MNIST):
+    if os.path.exists(path):
+        with np.load(path) as d:
+            return (d["x_train"].reshape(-1, 784), d["x_test"].reshape(-1, 784), f"MNIST ({os.path.relpath(path)})")
     # Same shape and sparsity as MNIST: 81% zeros, the rest spread over 1..255.
     rng = np.random.default_rng(0)
 
@@ -273,10 +273,10 @@ print(before, status('VmHWM'), x.nbytes / 2**20)
 """
 
 
-def rss_section(dtype):
-    if not os.path.exists(MNIST):
+def rss_section(dtype, path=MNIST):
+    if not os.path.exists(path):
         return None
-    out = subprocess.run([sys.executable, "-c", RSS_CHILD, MNIST, dtype], capture_output=True, text=True)
+    out = subprocess.run([sys.executable, "-c", RSS_CHILD, path, dtype], capture_output=True, text=True)
     if out.returncode != 0:
         return {"dtype": dtype, "error": out.stderr.strip().splitlines()[-1]}
     before, peak, data_mb = map(float, out.stdout.split())
@@ -331,6 +331,8 @@ def main():
     ap.add_argument("--models", nargs="+", default=list(MODELS), choices=list(MODELS))
     ap.add_argument("--no-contention", action="store_true", help="skip the busy-core measurement")
     ap.add_argument("--quick", action="store_true", help="2 epochs each, tutorial model only")
+    ap.add_argument("--data", default=MNIST, help="MNIST as an .npz with x_train and x_test (default: "
+                    "../shared/data/mnist.npz; synthetic data of its shape and sparsity where absent)")
     args = ap.parse_args()
     if args.quick:
         args.epochs, args.deep_epochs, args.models, args.pairs = 2, 1, ["tutorial"], 2
@@ -339,7 +341,7 @@ def main():
 
     import fastae
 
-    x_train_raw, x_test_raw, source = load_data()
+    x_train_raw, x_test_raw, source = load_data(args.data)
     x_train = x_train_raw.astype(np.float32) / np.float32(255)
     x_test = x_test_raw.astype(np.float32) / np.float32(255)
     rates = sgemm_peak(torch, fastae)
@@ -395,7 +397,7 @@ def main():
               f"(max |code difference| {enc['max_abs_diff_vs_peer']:.2e})")
     enc = encs[0] if encs else None  # "encode": the 1-thread figure the issue's target is about
 
-    rss = [r for r in (rss_section("float32"), rss_section("uint8")) if r]
+    rss = [r for r in (rss_section("float32", args.data), rss_section("uint8", args.data)) if r]
     for r in rss:
         if "error" in r:
             print(f"peak RSS, {r['dtype']} data: not measured ({r['error']})")
