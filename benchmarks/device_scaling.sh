@@ -8,11 +8,12 @@
 #   bash benchmarks/device_scaling.sh [PHASE...]  # there, from the repository root; .devcarry carried
 #
 # Through the device tool: run(command="bash benchmarks/device_scaling.sh", carry=[".devcarry"],
-# timeout_s=540). Phases (all by default, in this order): info build test epochs train model.
+# timeout_s=540). Phases (all by default, in this order): info build test pool epochs train model.
 #   info    the CPU (lscpu), the compiler, Python, torch
 #   build   fastae with native flags (the machine's own AVX-512 or AVX2 paths), its C++ tests,
 #           epoch_bench and the Python module, into build/device
 #   test    the C++ tests (ctest) on this CPU
+#   pool    pool_bench: one fork/join of the step's team at 1 to 16 threads (items of 2 and 20 us)
 #   epochs  epoch_bench, tutorial and deep model, 1 to 16 threads (C++ alone, 3 epochs each)
 #   train   benchmarks/train_speed.py at 1 to 16 threads: fastae beside PyTorch at each count,
 #           then fastae's pairs (1 thread, then T) and encoding at each count
@@ -50,7 +51,7 @@ fi
 
 mkdir -p "$out"
 phases=("$@")
-[ ${#phases[@]} -gt 0 ] || phases=(info build test epochs train model)
+[ ${#phases[@]} -gt 0 ] || phases=(info build test pool epochs train model)
 py="${PYTHON:-python3}"
 bd=build/device
 cpus="$(nproc)"
@@ -124,6 +125,7 @@ for p in "${phases[@]}"; do
         build) phase build 200 build ;;
         test) phase test 40 ctest --test-dir "$bd" -j "$cpus" --output-on-failure ;;
         epochs) phase epochs 60 epochs ;;
+        pool) phase pool 30 bash -c "$bd/pool_bench $cpus 2000 && $bd/pool_bench $cpus 20000" ;;
         train) phase train 180 "$py" benchmarks/train_speed.py "${data[@]}" --threads "${threads[@]}" --epochs 3 \
                    --deep-epochs 2 --pairs 2 --deep-pairs 2 --no-contention ;;
         model)
@@ -131,7 +133,7 @@ for p in "${phases[@]}"; do
                 phase "model_$m" 150 "$py" benchmarks/scaling_model.py "${data[@]}" --model "$m" --rows 15000 \
                     --rounds 2 --side-by-side-rounds 1 --epoch-bench "$bd/epoch_bench" --measure-threads "${threads[@]}"
             done ;;
-        *) echo "unknown phase $p (info build test epochs train model)" >&2 ;;
+        *) echo "unknown phase $p (info build test pool epochs train model)" >&2 ;;
     esac
 done
 echo "=== done in ${SECONDS}s; logs in $out"
