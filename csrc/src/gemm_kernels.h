@@ -170,10 +170,13 @@ void pack_b(bool trans, int kb, int nb, const float* b, std::ptrdiff_t ldb, floa
                 }
             }
         }
-        for (; p < kb; ++p) {  // edge panel, or the last kb % 4 rows of a transposed one
+        // An edge panel, or the last kb % 4 rows of a transposed one. Each packed row's NR
+        // entries in one loop: a second loop for the zeros past `cols` compiled to a memset call
+        // a row, which for the 4-column shards of a 64-thread step of the tutorial model took
+        // more than the packing itself.
+        for (; p < kb; ++p) {
             float* dst = out + p * NR;
-            for (int j = 0; j < cols; ++j) dst[j] = src[p * rs + j * cs];
-            for (int j = cols; j < NR; ++j) dst[j] = 0.0f;
+            for (int j = 0; j < NR; ++j) dst[j] = j < cols ? src[p * rs + j * cs] : 0.0f;
         }
     }
 }
