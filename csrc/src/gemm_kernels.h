@@ -122,8 +122,7 @@ void pack_a(bool trans, int mb, int kb, const float* a, std::ptrdiff_t lda, floa
         }
         for (; p < kb; ++p) {  // edge panel, or the last kb % 8 columns of a transposed one
             float* dst = out + p * MR;
-            for (int i = 0; i < rows; ++i) dst[i] = src[i * rs + p * cs];
-            for (int i = rows; i < MR; ++i) dst[i] = 0.0f;
+            for (int i = 0; i < MR; ++i) dst[i] = i < rows ? src[i * rs + p * cs] : 0.0f;  // as pack_b's
         }
     }
 }
@@ -169,11 +168,34 @@ void pack_b(bool trans, int kb, int nb, const float* b, std::ptrdiff_t ldb, floa
                     for (int q = 0; q < 4; ++q) dst[q * NR + j] = src[j * cs + p + q];
                 }
             }
+        } else if (!trans) {
+            // An edge panel of contiguous columns (the shards of many threads have 4 columns or
+            // so): four rows at a time, zeroed whole, then 4x4 transposes of whole groups of four
+            // columns, the rest one by one.
+            for (; p + 4 <= kb; p += 4) {
+                float* dst = out + p * NR;
+                for (int i = 0; i < 4 * NR; ++i) dst[i] = 0.0f;
+                int j = 0;
+                for (; j + 4 <= cols; j += 4) {
+                    __m128 r0 = _mm_loadu_ps(src + (j + 0) * cs + p);
+                    __m128 r1 = _mm_loadu_ps(src + (j + 1) * cs + p);
+                    __m128 r2 = _mm_loadu_ps(src + (j + 2) * cs + p);
+                    __m128 r3 = _mm_loadu_ps(src + (j + 3) * cs + p);
+                    _MM_TRANSPOSE4_PS(r0, r1, r2, r3);
+                    _mm_storeu_ps(dst + 0 * NR + j, r0);
+                    _mm_storeu_ps(dst + 1 * NR + j, r1);
+                    _mm_storeu_ps(dst + 2 * NR + j, r2);
+                    _mm_storeu_ps(dst + 3 * NR + j, r3);
+                }
+                for (; j < cols; ++j) {
+                    for (int q = 0; q < 4; ++q) dst[q * NR + j] = src[j * cs + p + q];
+                }
+            }
         }
-        // An edge panel, or the last kb % 4 rows of a transposed one. Each packed row's NR
-        // entries in one loop: a second loop for the zeros past `cols` compiled to a memset call
-        // a row, which for the 4-column shards of a 64-thread step of the tutorial model took
-        // more than the packing itself.
+        // An edge panel's last kb % 4 rows, or the last kb % 4 rows of a transposed one. Each
+        // packed row's NR entries in one loop: a second loop for the zeros past `cols` compiled to
+        // a memset call a row, which for the 4-column shards of a 64-thread step of the tutorial
+        // model took more than the packing itself.
         for (; p < kb; ++p) {
             float* dst = out + p * NR;
             for (int j = 0; j < NR; ++j) dst[j] = j < cols ? src[p * rs + j * cs] : 0.0f;
