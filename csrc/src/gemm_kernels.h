@@ -213,6 +213,9 @@ enum class BLayout { packed, columns, rows };
 // MR x NR tile of accumulators in registers (MV vectors per column). beta == 0 never reads C.
 // Edge tiles (mr < MR or nr < NR) compute the whole zero-padded tile and write back its valid
 // part with the same arithmetic as full tiles (alpha * acc, then one fused beta * C + that).
+// run<layout, MU> uses the first MU of the MV vectors of each A row only (mr <= MU * lanes: a
+// panel's edge of at most half its rows, such as the 16-row tiles of a many-shard step's deferred
+// products on AVX-512): the same chain for each element, so the same bits, for MU / MV of the FMAs.
 template <class V, int MV, int NR_>
 struct MicroKernel {
     static constexpr int MR = MV * V::lanes;
@@ -220,47 +223,48 @@ struct MicroKernel {
     using Traits = V;
     using Vec = typename V::type;
 
-    template <BLayout layout>
+    template <BLayout layout, int MU = MV>
     static void run(int kc, const float* __restrict a, const float* __restrict b,
                     std::ptrdiff_t ldb, float* c, std::ptrdiff_t ldc, int mr, int nr, float alpha,
                     float beta) {
+        static_assert(MU >= 1 && MU <= MV, "MU: the vectors of a row in use");
         // Element (p, j) of the B panel: packed b[p * NR + j], or in place b[p + j * ldb]
         // (columns) or b[p * ldb + j] (rows).
         constexpr bool cols = layout == BLayout::columns;
         const std::ptrdiff_t j_step = cols ? ldb : 1;
         const std::ptrdiff_t p_step = layout == BLayout::packed ? NR : cols ? 1 : ldb;
-        Vec acc[NR][MV];
+        Vec acc[NR][MU];
 #pragma GCC unroll 32
         for (int j = 0; j < NR; ++j) {
 #pragma GCC unroll 8
-            for (int i = 0; i < MV; ++i) acc[j][i] = V::zero();
+            for (int i = 0; i < MU; ++i) acc[j][i] = V::zero();
         }
         // The tile's columns are about to be written: start fetching them now.
         for (int j = 0; j < nr; ++j) {
             _mm_prefetch(reinterpret_cast<const char*>(c + j * ldc), _MM_HINT_T0);
-            _mm_prefetch(reinterpret_cast<const char*>(c + j * ldc + MR - 1), _MM_HINT_T0);
+            _mm_prefetch(reinterpret_cast<const char*>(c + j * ldc + MU * V::lanes - 1), _MM_HINT_T0);
         }
 #pragma GCC unroll 4
         for (int p = 0; p < kc; ++p) {
-            Vec av[MV];
+            Vec av[MU];
 #pragma GCC unroll 8
-            for (int i = 0; i < MV; ++i) av[i] = V::load(a + i * V::lanes);
+            for (int i = 0; i < MU; ++i) av[i] = V::load(a + i * V::lanes);
 #pragma GCC unroll 32
             for (int j = 0; j < NR; ++j) {
                 const Vec bj = V::broadcast(b + j * j_step);
 #pragma GCC unroll 8
-                for (int i = 0; i < MV; ++i) acc[j][i] = V::fma(av[i], bj, acc[j][i]);
+                for (int i = 0; i < MU; ++i) acc[j][i] = V::fma(av[i], bj, acc[j][i]);
             }
             a += MR;
             b += p_step;
         }
         const Vec va = V::set1(alpha);
-        if (mr == MR && nr == NR) {
+        if (MU == MV && mr == MR && nr == NR) {
             if (beta == 0.0f) {
 #pragma GCC unroll 32
                 for (int j = 0; j < NR; ++j) {
 #pragma GCC unroll 8
-                    for (int i = 0; i < MV; ++i) {
+                    for (int i = 0; i < MU; ++i) {
                         V::storeu(c + j * ldc + i * V::lanes, V::mul(va, acc[j][i]));
                     }
                 }
@@ -269,7 +273,7 @@ struct MicroKernel {
 #pragma GCC unroll 32
                 for (int j = 0; j < NR; ++j) {
 #pragma GCC unroll 8
-                    for (int i = 0; i < MV; ++i) {
+                    for (int i = 0; i < MU; ++i) {
                         float* cij = c + j * ldc + i * V::lanes;
                         V::storeu(cij, V::fma(vb, V::loadu(cij), V::mul(va, acc[j][i])));
                     }
@@ -281,7 +285,7 @@ struct MicroKernel {
 #pragma GCC unroll 32
         for (int j = 0; j < NR; ++j) {
 #pragma GCC unroll 8
-            for (int i = 0; i < MV; ++i) V::store(tile + j * MR + i * V::lanes, V::mul(va, acc[j][i]));
+            for (int i = 0; i < MU; ++i) V::store(tile + j * MR + i * V::lanes, V::mul(va, acc[j][i]));
         }
         for (int j = 0; j < nr; ++j) {
             float* col = c + j * ldc;
@@ -412,6 +416,24 @@ struct Blocked {
     using Few = FewColumns<typename Kernel::Traits, KC>;  // n <= kFewColumns, A not transposed
     static_assert(MC % MR == 0 && NC % NR == 0, "cache blocks must hold whole micro-panels");
 
+    // The micro-kernel on a tile of mr rows: an edge of at most half the panel's rows runs on
+    // half its vectors (MicroKernel::run's MU), the same bits for half the FMAs. The deep model's
+    // 16 shards on one core (epoch_bench --deep --threads 16 --solo, AVX-512: its deferred
+    // products' tiles are cut in 16-row units, half a 32-row panel): see docs/performance.md,
+    // "Issue 16, tenth pass".
+    template <BLayout layout>
+    static void tile(int kc, const float* a, const float* b, std::ptrdiff_t ldb, float* c, std::ptrdiff_t ldc,
+                     int mr, int nr, float alpha, float beta) {
+        constexpr int kVectors = MR / Kernel::Traits::lanes;
+        if constexpr (kVectors % 2 == 0) {
+            if (2 * mr <= MR) {
+                Kernel::template run<layout, kVectors / 2>(kc, a, b, ldb, c, ldc, mr, nr, alpha, beta);
+                return;
+            }
+        }
+        Kernel::template run<layout>(kc, a, b, ldb, c, ldc, mr, nr, alpha, beta);
+    }
+
     // Bounds on the blocks even_block picks: at most MC (KC, NC), at most m (k, n) rounded up
     // to whole micro-panels.
     static std::size_t a_floats(int m, int k) {
@@ -491,22 +513,19 @@ struct Blocked {
                                 const float* a_panel = a_pack + std::ptrdiff_t(ir) * kb;
                                 const int mr = std::min(MR, mb - ir);
                                 if (trans_b) {
-                                    Kernel::template run<BLayout::rows>(kb, a_panel, b_panel, ldb,
-                                                                        c_col + ir, ldc, mr, nr,
-                                                                        alpha, beta_block);
+                                    tile<BLayout::rows>(kb, a_panel, b_panel, ldb, c_col + ir, ldc, mr, nr, alpha,
+                                                        beta_block);
                                 } else {
-                                    Kernel::template run<BLayout::columns>(kb, a_panel, b_panel,
-                                                                           ldb, c_col + ir, ldc, mr,
-                                                                           nr, alpha, beta_block);
+                                    tile<BLayout::columns>(kb, a_panel, b_panel, ldb, c_col + ir, ldc, mr, nr,
+                                                           alpha, beta_block);
                                 }
                             }
                             continue;
                         }
                         const float* b_panel = b_pack + std::ptrdiff_t(jr) * kb;
                         for (int ir = 0; ir < mb; ir += MR) {
-                            Kernel::template run<BLayout::packed>(
-                                kb, a_pack + std::ptrdiff_t(ir) * kb, b_panel, 0, c_col + ir, ldc,
-                                std::min(MR, mb - ir), nr, alpha, beta_block);
+                            tile<BLayout::packed>(kb, a_pack + std::ptrdiff_t(ir) * kb, b_panel, 0, c_col + ir,
+                                                  ldc, std::min(MR, mb - ir), nr, alpha, beta_block);
                         }
                     }
                 }
