@@ -43,7 +43,7 @@ if [ "${1:-}" = "--prepare" ]; then
         echo "no Eigen 3.4 found (pip install cmeel-eigen, or apt-get install libeigen3-dev)" >&2
         exit 1
     fi
-    mnist="../shared/data/mnist.npz"
+    mnist="${FASTAE_MNIST:-../shared/data/mnist.npz}"  # this workplace's copy beside the checkout
     if [ -f "$mnist" ]; then cp "$mnist" "$carry/mnist.npz"; else echo "no $mnist: the run will use synthetic data" >&2; fi
     du -sh "$carry"
     exit 0
