@@ -145,6 +145,38 @@ void pack_a(bool trans, int mb, int kb, const float* a, std::ptrdiff_t lda, floa
     }
 }
 
+// Rows p to p + 3 of a B panel whose `cols` columns are contiguous (column j at src + j * cs),
+// into four packed rows of NR: 4x4 transposes of whole groups of four columns, then a 2-column
+// pair (NR % 4 == 2), the rest one by one.
+template <int NR>
+inline void pack_b_rows4(const float* src, std::ptrdiff_t cs, int p, int cols, float* dst) {
+    int j = 0;
+    for (; j + 4 <= cols; j += 4) {
+        __m128 r0 = _mm_loadu_ps(src + (j + 0) * cs + p);
+        __m128 r1 = _mm_loadu_ps(src + (j + 1) * cs + p);
+        __m128 r2 = _mm_loadu_ps(src + (j + 2) * cs + p);
+        __m128 r3 = _mm_loadu_ps(src + (j + 3) * cs + p);
+        _MM_TRANSPOSE4_PS(r0, r1, r2, r3);
+        _mm_storeu_ps(dst + 0 * NR + j, r0);
+        _mm_storeu_ps(dst + 1 * NR + j, r1);
+        _mm_storeu_ps(dst + 2 * NR + j, r2);
+        _mm_storeu_ps(dst + 3 * NR + j, r3);
+    }
+    if (j + 2 <= cols) {
+        const __m128 x = _mm_loadu_ps(src + (j + 0) * cs + p);
+        const __m128 y = _mm_loadu_ps(src + (j + 1) * cs + p);
+        const __m128 lo = _mm_unpacklo_ps(x, y), hi = _mm_unpackhi_ps(x, y);
+        _mm_storel_pi(reinterpret_cast<__m64*>(dst + 0 * NR + j), lo);
+        _mm_storeh_pi(reinterpret_cast<__m64*>(dst + 1 * NR + j), lo);
+        _mm_storel_pi(reinterpret_cast<__m64*>(dst + 2 * NR + j), hi);
+        _mm_storeh_pi(reinterpret_cast<__m64*>(dst + 3 * NR + j), hi);
+        j += 2;
+    }
+    for (; j < cols; ++j) {
+        for (int q = 0; q < 4; ++q) dst[q * NR + j] = src[j * cs + p + q];
+    }
+}
+
 // Packs the (kb, nb) block of op(B) whose element (p, j) is src[p * rs + j * cs].
 template <int NR>
 void pack_b(bool trans, int kb, int nb, const float* b, std::ptrdiff_t ldb, float* out) {
@@ -156,57 +188,16 @@ void pack_b(bool trans, int kb, int nb, const float* b, std::ptrdiff_t ldb, floa
         if (cols == NR && trans) {
             // Rows of op(B) are contiguous: NR floats per packed row.
             for (; p < kb; ++p) copy_floats<NR>(src + p * rs, out + p * NR);
-        } else if (cols == NR) {
-            // Columns of B are contiguous: 4x4 transposes, then a 2-column pair if NR % 4 == 2.
-            for (; p + 4 <= kb; p += 4) {
-                float* dst = out + p * NR;
-                int j = 0;
-                for (; j + 4 <= NR; j += 4) {
-                    __m128 r0 = _mm_loadu_ps(src + (j + 0) * cs + p);
-                    __m128 r1 = _mm_loadu_ps(src + (j + 1) * cs + p);
-                    __m128 r2 = _mm_loadu_ps(src + (j + 2) * cs + p);
-                    __m128 r3 = _mm_loadu_ps(src + (j + 3) * cs + p);
-                    _MM_TRANSPOSE4_PS(r0, r1, r2, r3);
-                    _mm_storeu_ps(dst + 0 * NR + j, r0);
-                    _mm_storeu_ps(dst + 1 * NR + j, r1);
-                    _mm_storeu_ps(dst + 2 * NR + j, r2);
-                    _mm_storeu_ps(dst + 3 * NR + j, r3);
-                }
-                if (j + 2 <= NR) {
-                    const __m128 x = _mm_loadu_ps(src + (j + 0) * cs + p);
-                    const __m128 y = _mm_loadu_ps(src + (j + 1) * cs + p);
-                    const __m128 lo = _mm_unpacklo_ps(x, y), hi = _mm_unpackhi_ps(x, y);
-                    _mm_storel_pi(reinterpret_cast<__m64*>(dst + 0 * NR + j), lo);
-                    _mm_storeh_pi(reinterpret_cast<__m64*>(dst + 1 * NR + j), lo);
-                    _mm_storel_pi(reinterpret_cast<__m64*>(dst + 2 * NR + j), hi);
-                    _mm_storeh_pi(reinterpret_cast<__m64*>(dst + 3 * NR + j), hi);
-                    j += 2;
-                }
-                for (; j < NR; ++j) {
-                    for (int q = 0; q < 4; ++q) dst[q * NR + j] = src[j * cs + p + q];
-                }
-            }
         } else if (!trans) {
-            // An edge panel of contiguous columns (the shards of many threads have 4 columns or
-            // so): four rows at a time, zeroed whole, then 4x4 transposes of whole groups of four
-            // columns, the rest one by one.
+            // Columns of B are contiguous: four rows at a time (pack_b_rows4). An edge panel (the
+            // shards of many threads have 4 columns or so) has its four rows zeroed whole first.
             for (; p + 4 <= kb; p += 4) {
                 float* dst = out + p * NR;
-                for (int i = 0; i < 4 * NR; ++i) dst[i] = 0.0f;
-                int j = 0;
-                for (; j + 4 <= cols; j += 4) {
-                    __m128 r0 = _mm_loadu_ps(src + (j + 0) * cs + p);
-                    __m128 r1 = _mm_loadu_ps(src + (j + 1) * cs + p);
-                    __m128 r2 = _mm_loadu_ps(src + (j + 2) * cs + p);
-                    __m128 r3 = _mm_loadu_ps(src + (j + 3) * cs + p);
-                    _MM_TRANSPOSE4_PS(r0, r1, r2, r3);
-                    _mm_storeu_ps(dst + 0 * NR + j, r0);
-                    _mm_storeu_ps(dst + 1 * NR + j, r1);
-                    _mm_storeu_ps(dst + 2 * NR + j, r2);
-                    _mm_storeu_ps(dst + 3 * NR + j, r3);
-                }
-                for (; j < cols; ++j) {
-                    for (int q = 0; q < 4; ++q) dst[q * NR + j] = src[j * cs + p + q];
+                if (cols == NR) {
+                    pack_b_rows4<NR>(src, cs, p, NR, dst);
+                } else {
+                    for (int i = 0; i < 4 * NR; ++i) dst[i] = 0.0f;
+                    pack_b_rows4<NR>(src, cs, p, cols, dst);
                 }
             }
         }
