@@ -106,25 +106,23 @@ void pack_a(bool trans, int mb, int kb, const float* a, std::ptrdiff_t lda, floa
         const int rows = std::min(MR, mb - ir);
         const float* src = a + ir * rs;
         int p = 0;
-        if (rows == MR && !trans) {
+        const int rows8 = rows / 8 * 8;
+        if (!trans && rows == MR) {
             // Columns of A are contiguous: MR floats per packed column.
             for (; p < kb; ++p) copy_floats<MR>(src + p * cs, out + p * MR);
         } else if (!trans) {
             // An edge panel of contiguous columns: each column's whole groups of 8 rows copied,
             // the rest and the zeros below them one by one.
-            const int rows8 = rows / 8 * 8;
             for (; p < kb; ++p) {
                 float* dst = out + p * MR;
                 const float* col = src + p * cs;
                 for (int i = 0; i < rows8; i += 8) _mm256_storeu_ps(dst + i, _mm256_loadu_ps(col + i));
                 for (int i = rows8; i < MR; ++i) dst[i] = i < rows ? col[i] : 0.0f;
             }
-        }
-        if (trans) {
+        } else {
             // op(A) = A^T: rows of op(A) are contiguous; transpose 8 x 8 blocks, in an edge panel
             // those of its whole groups of 8 rows (the deferred products' 16-row tiles of many
             // shards on AVX-512 packed every element alone before), the rest one by one.
-            const int rows8 = rows / 8 * 8;
             for (; p + 8 <= kb; p += 8) {
                 for (int ib = 0; ib < rows8; ib += 8) {
                     __m256 r[8];
