@@ -8,13 +8,16 @@
 #   bash benchmarks/device_scaling.sh [PHASE...]  # there, from the repository root; .devcarry carried
 #
 # Through the device tool: run(command="bash benchmarks/device_scaling.sh", carry=[".devcarry"],
-# timeout_s=540). Phases (all by default, in this order): info build test pool epochs train model.
+# timeout_s=540). Phases (all by default, in this order): info build test pool epochs steps train
+# model.
 #   info    the CPU (lscpu), the compiler, Python, torch
 #   build   fastae with native flags (the machine's own AVX-512 or AVX2 paths), its C++ tests,
-#           epoch_bench and the Python module, into build/device
+#           epoch_bench, step_phases and the Python module, into build/device
 #   test    the C++ tests (ctest) on this CPU
 #   pool    pool_bench: one fork/join of the step's team at 1 to 16 threads (items of 2 and 20 us)
 #   epochs  epoch_bench, tutorial and deep model, 1 to 16 threads (C++ alone, 3 epochs each)
+#   steps   step_phases, both models, at 2 to 16 threads: the step's phases (the shards'
+#           gradients, the sum and update) on T threads, on one, and T shards on one core, in turns
 #   train   benchmarks/train_speed.py at 1 to 16 threads: fastae beside PyTorch at each count,
 #           then fastae's pairs (1 thread, then T) and encoding at each count
 #   model   benchmarks/scaling_model.py for both models, its predictions from 1 and 2 threads
@@ -51,7 +54,7 @@ fi
 
 mkdir -p "$out"
 phases=("$@")
-[ ${#phases[@]} -gt 0 ] || phases=(info build test pool epochs train model)
+[ ${#phases[@]} -gt 0 ] || phases=(info build test pool epochs steps train model)
 py="${PYTHON:-python3}"
 bd=build/device
 cpus="$(nproc)"
@@ -81,15 +84,28 @@ build() {
     cp "$so" python/fastae/ && "$py" -c 'import fastae; fastae.show_config()'
 }
 
-epochs() {
+# MNIST's training images as raw float32 for the C++ benchmarks (--data), when the carry has them.
+raw_data() {
     local raw=/tmp/fastae_x.f32
-    if [ ${#data[@]} -gt 0 ]; then
+    if [ ${#data[@]} -gt 0 ] && [ ! -f "$raw" ]; then
         "$py" -c "import numpy as np; d = np.load('$carry/mnist.npz'); (d['x_train'].reshape(-1, 784) / np.float32(255)).astype(np.float32).tofile('$raw')"
     fi
-    local with=()
-    [ -f "$raw" ] && with=(--data "$raw")
+    [ -f "$raw" ] && echo --data "$raw"
+}
+
+epochs() {
+    local with
+    read -ra with <<< "$(raw_data)"
     for model in "" --deep; do
         for t in "${threads[@]}"; do "$bd/epoch_bench" $model --threads "$t" --epochs 3 "${with[@]}" | tail -1; done
+    done
+}
+
+step_phases() {
+    local with
+    read -ra with <<< "$(raw_data)"
+    for model in "" --deep; do
+        for t in "${threads[@]:1}"; do "$bd/step_phases" $model --threads "$t" --turns 8 "${with[@]}"; done
     done
 }
 
@@ -125,6 +141,7 @@ for p in "${phases[@]}"; do
         build) phase build 200 build ;;
         test) phase test 40 ctest --test-dir "$bd" -j "$cpus" --output-on-failure ;;
         epochs) phase epochs 60 epochs ;;
+        steps) phase steps 45 step_phases ;;
         pool) phase pool 30 bash -c "$bd/pool_bench $cpus 2000 && $bd/pool_bench $cpus 20000" ;;
         train) phase train 180 "$py" benchmarks/train_speed.py "${data[@]}" --threads "${threads[@]}" --epochs 3 \
                    --deep-epochs 2 --pairs 2 --deep-pairs 2 --no-contention ;;
@@ -133,7 +150,7 @@ for p in "${phases[@]}"; do
                 phase "model_$m" 150 "$py" benchmarks/scaling_model.py "${data[@]}" --model "$m" --rows 15000 \
                     --rounds 2 --side-by-side-rounds 1 --epoch-bench "$bd/epoch_bench" --measure-threads "${threads[@]}"
             done ;;
-        *) echo "unknown phase $p (info build test pool epochs train model)" >&2 ;;
+        *) echo "unknown phase $p (info build test pool epochs steps train model)" >&2 ;;
     esac
 done
 echo "=== done in ${SECONDS}s; logs in $out"

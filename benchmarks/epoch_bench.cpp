@@ -18,54 +18,30 @@
 #include <algorithm>
 #include <chrono>
 #include <cstdio>
-#include <cstdlib>
-#include <cstring>
-#include <random>
 #include <string>
 #include <vector>
+
+#include "reference_workload.h"
 
 int main(int argc, char** argv) {
     bool deep = false, solo = false;
     int threads = 1, epochs = 3, batch = 256, encode_calls = 0;
     std::string data_path;
-    for (int i = 1; i < argc; ++i) {
-        const std::string arg = argv[i];
-        if (arg == "--deep") {
-            deep = true;
-        } else if (arg == "--solo") {
-            solo = true;
-        } else if (arg == "--threads" && i + 1 < argc) {
-            threads = std::atoi(argv[++i]);
-        } else if (arg == "--epochs" && i + 1 < argc) {
-            epochs = std::atoi(argv[++i]);
-        } else if (arg == "--batch" && i + 1 < argc) {
-            batch = std::atoi(argv[++i]);
-        } else if (arg == "--encode" && i + 1 < argc) {
-            encode_calls = std::atoi(argv[++i]);
-        } else if (arg == "--data" && i + 1 < argc) {
-            data_path = argv[++i];
-        } else {
-            std::fprintf(stderr, "usage: %s [--deep] [--threads T] [--solo] [--epochs E] [--batch B] [--data x.f32] [--encode C]\n",
-                         argv[0]);
-            return 2;
-        }
+    bench::Flags flags;
+    flags.add("--deep", &deep);
+    flags.add("--solo", &solo);
+    flags.add("--threads", &threads);
+    flags.add("--epochs", &epochs);
+    flags.add("--batch", &batch);
+    flags.add("--encode", &encode_calls);
+    flags.add("--data", &data_path);
+    if (!flags.parse(argc, argv, "[--deep] [--threads T] [--solo] [--epochs E] [--batch B] [--data x.f32] [--encode C]")) {
+        return 2;
     }
-    const std::size_t n = 60000, d = 784;
-    std::vector<float> x(n * d);
-    if (!data_path.empty()) {
-        std::FILE* f = std::fopen(data_path.c_str(), "rb");
-        if (!f || std::fread(x.data(), sizeof(float), x.size(), f) != x.size()) {
-            std::fprintf(stderr, "cannot read %zu floats from %s\n", x.size(), data_path.c_str());
-            return 1;
-        }
-        std::fclose(f);
-    } else {
-        std::mt19937 gen(0);
-        std::uniform_real_distribution<float> unit(0.0f, 1.0f);
-        for (float& v : x) v = unit(gen) < 0.8f ? 0.0f : unit(gen);
-    }
-    fastae::NetworkConfig config;
-    config.layer_sizes = deep ? std::vector<int>{784, 256, 64, 256, 784} : std::vector<int>{784, 64, 784};
+    const std::size_t n = bench::kSamples, d = bench::kFeatures;
+    std::vector<float> x;
+    if (!bench::reference_inputs(data_path, x)) return 1;
+    const fastae::NetworkConfig config = bench::reference_model(deep);
     fastae::Model model(config);
     model.init_weights(0);
     fastae::TrainOptions options;
@@ -86,7 +62,7 @@ int main(int argc, char** argv) {
         seconds.push_back(r.seconds);
     }
     std::sort(seconds.begin(), seconds.end());
-    std::printf("%s, %d thread(s)%s, batch %d, %s: median %.4f s/epoch\n", deep ? "784-256-64-256-784" : "784-64-784",
+    std::printf("%s, %d thread(s)%s, batch %d, %s: median %.4f s/epoch\n", bench::model_name(deep),
                 threads, solo ? " solo" : "", batch, data_path.empty() ? "synthetic data" : data_path.c_str(),
                 seconds[seconds.size() / 2]);
     if (encode_calls > 0) {
