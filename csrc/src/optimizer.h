@@ -151,16 +151,28 @@ void optimizer_step_naive(const OptimizerConfig& config, std::int64_t t, std::si
 
 // One sweep over p[0, n): rule(at, old p) returns the new p (reading and writing its slots through
 // at); the old p is copied to previous when given, and the result is whether every new p is finite.
+// The copy is read back only when an update fails, so it is written past the caches
+// (non-temporal stores): it then neither reads each line before writing it nor takes a share of
+// the caches from the weights, gradients and slots. The deep model (1.7 MB of each), the two
+// ways in turns in one process (step_phases, Zen 5, AVX-512, 3 runs): the update at 2 threads
+// 116-170 against 136-219 us, the step 2.0-2.7% shorter; at 1 thread 7% and 0.6-1.0%; the
+// tutorial's update 1-14% faster.
 template <class V, class Rule>
 bool update_sweep(std::size_t n, float* p, float* previous, const Rule& rule) {
     auto bad = V::no_lanes();
-    simd::sweep<V>(n, [&](const auto& at) {
+    auto update = [&](const auto& at) {
         const auto p_old = at.load(p);
-        if (previous) at.store(previous, p_old);
+        if (previous) at.stream(previous, p_old);
         const auto p_new = rule(at, p_old);
         at.store(p, p_new);
         bad = V::mask_or(bad, at.keep_mask(V::not_finite(p_new)));
-    });
+    };
+    if (previous) {
+        simd::sweep_aligned_to<V>(previous, n, update);
+        simd::stream_fence();
+    } else {
+        simd::sweep<V>(n, update);
+    }
     return !V::any(bad);
 }
 

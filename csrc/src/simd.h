@@ -22,6 +22,7 @@
 // (AVX-512F: Vec16); builds without AVX2 use their Eigen or scalar versions of each kernel.
 #pragma once
 
+#include <algorithm>
 #include <cstddef>
 #include <cstdint>
 #include <limits>
@@ -59,6 +60,8 @@ struct Vec8 {
     static type loadu(const float* p) { return _mm256_loadu_ps(p); }
     static void store(float* p, type v) { _mm256_store_ps(p, v); }
     static void storeu(float* p, type v) { _mm256_storeu_ps(p, v); }
+    // A non-temporal store (32-byte aligned): past the caches, without reading the line first.
+    static void stream(float* p, type v) { _mm256_stream_ps(p, v); }
     // The first count (0..8) lanes; a masked load reads nothing past them and zeroes the rest.
     static mask first_lanes(int count) {
         const __m256i index = _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7);
@@ -143,6 +146,10 @@ struct Twin16 {
         Vec8::storeu(p, v.lo);
         Vec8::storeu(p + 8, v.hi);
     }
+    static void stream(float* p, type v) {
+        Vec8::stream(p, v.lo);
+        Vec8::stream(p + 8, v.hi);
+    }
     static mask first_lanes(int count) { return {Vec8::first_lanes(count), Vec8::first_lanes(count - 8)}; }
     static type load_masked(const float* p, mask m) {
         return {Vec8::load_masked(p, m.lo), Vec8::load_masked(p + 8, m.hi)};
@@ -211,6 +218,7 @@ struct Vec16 {
     static type loadu(const float* p) { return _mm512_loadu_ps(p); }
     static void store(float* p, type v) { _mm512_store_ps(p, v); }
     static void storeu(float* p, type v) { _mm512_storeu_ps(p, v); }
+    static void stream(float* p, type v) { _mm512_stream_ps(p, v); }  // 64-byte aligned
     static mask first_lanes(int count) { return mask((1u << unsigned(count)) - 1u); }  // count 0..16
     static type load_masked(const float* p, mask m) { return _mm512_maskz_loadu_ps(m, p); }
     static void store_masked(float* p, mask m, type v) { _mm512_mask_storeu_ps(p, m, v); }
@@ -272,13 +280,16 @@ using Widest = Vec8;
 // ---- an elementwise sweep over n floats ------------------------------------------------------
 // sweep<V>(n, body) calls body(at) for each whole vector at offset i, then once for the last
 // n % lanes elements (if any) as a masked vector. at.load(p) / at.store(p, v) read and write
-// p[i ...]; at.keep(v) zeroes the lanes past the end (so a sum can take the tail's vector) and
-// at.keep_mask(m) clears them from a mask. The tail's loads read nothing past the end.
+// p[i ...]; at.stream(p, v) writes them past the caches (whole vectors: non-temporal stores, so
+// p + i must be aligned to the vector, see sweep_from); at.keep(v) zeroes the lanes past the end
+// (so a sum can take the tail's vector) and at.keep_mask(m) clears them from a mask. The tail's
+// loads read nothing past the end.
 template <class V>
 struct Whole {
     std::size_t i;
     typename V::type load(const float* p) const { return V::loadu(p + i); }
     void store(float* p, typename V::type v) const { V::storeu(p + i, v); }
+    void stream(float* p, typename V::type v) const { V::stream(p + i, v); }
     typename V::type keep(typename V::type v) const { return v; }
     typename V::mask keep_mask(typename V::mask m) const { return m; }
 };
@@ -289,6 +300,7 @@ struct Leading {
     typename V::mask lanes;
     typename V::type load(const float* p) const { return V::load_masked(p + i, lanes); }
     void store(float* p, typename V::type v) const { V::store_masked(p + i, lanes, v); }
+    void stream(float* p, typename V::type v) const { V::store_masked(p + i, lanes, v); }
     typename V::type keep(typename V::type v) const { return V::select(lanes, v, V::zero()); }
     typename V::mask keep_mask(typename V::mask m) const { return V::mask_and(lanes, m); }
 };
@@ -299,6 +311,22 @@ inline void sweep(std::size_t n, Body&& body) {
     for (; i + std::size_t(V::lanes) <= n; i += std::size_t(V::lanes)) body(Whole<V>{i});
     if (i < n) body(Leading<V>{i, V::first_lanes(int(n - i))});
 }
+
+// The same sweep with its whole vectors placed so that `aligned + i` is aligned to the vector
+// (for at.stream into it): the elements before the first such offset as one masked vector, then
+// whole vectors, then the rest. Element by element the same work as sweep's.
+template <class V, class Body>
+inline void sweep_aligned_to(const float* aligned, std::size_t n, Body&& body) {
+    constexpr std::size_t bytes = sizeof(float) * std::size_t(V::lanes);
+    const std::size_t head = std::min(n, (bytes - reinterpret_cast<std::uintptr_t>(aligned) % bytes) % bytes / sizeof(float));
+    if (head > 0) body(Leading<V>{0, V::first_lanes(int(head))});
+    std::size_t i = head;
+    for (; i + std::size_t(V::lanes) <= n; i += std::size_t(V::lanes)) body(Whole<V>{i});
+    if (i < n) body(Leading<V>{i, V::first_lanes(int(n - i))});
+}
+
+// Orders the non-temporal stores before what follows (a thread's completion signal).
+inline void stream_fence() { _mm_sfence(); }
 
 }  // namespace fastae::detail::simd
 #endif

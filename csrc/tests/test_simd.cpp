@@ -15,6 +15,7 @@
 #include <limits>
 #include <random>
 #include <string>
+#include <type_traits>
 #include <vector>
 
 #include "check.h"
@@ -240,6 +241,50 @@ TEST(traits_masked_tails_and_horizontal_sum_order) {
             const float s4[4] = {s8[0] + s8[4], s8[1] + s8[5], s8[2] + s8[6], s8[3] + s8[7]};
             const float want = (s4[0] + s4[2]) + (s4[1] + s4[3]);
             CHECK(same_bits(V::horizontal_sum(V::loadu(src.data())), want));
+        }
+    });
+}
+
+// sweep_aligned_to: at every offset of the aligned buffer (each possible head) and every length
+// around a vector's, every element is visited exactly once, at.stream writes exactly [0, n) of
+// it (the guard values around stay), and every whole vector's stream lands on an aligned
+// address (a non-temporal store to an unaligned one faults, so a wrong head would crash here).
+TEST(sweep_aligned_to_visits_each_element_once_with_aligned_streams) {
+    for_each_width([&](auto v, const char* name) {
+        using V = decltype(v);
+        constexpr int L = V::lanes;
+        AlignedFloats buffer(std::size_t(8 * L), -3.0f);  // 64-byte aligned
+        std::vector<float> src(std::size_t(8 * L));
+        for (std::size_t i = 0; i < src.size(); ++i) src[i] = float(i) + 0.5f;
+        for (int offset = 0; offset < L; ++offset) {
+            for (int n : {0, 1, L - 1, L, L + 1, 2 * L - 1, 3 * L + 2, 5 * L}) {
+                std::fill(buffer.begin(), buffer.end(), -3.0f);
+                float* out = buffer.data() + offset;
+                std::vector<int> visits(std::size_t(n), 0);
+                bool aligned = true;
+                simd::sweep_aligned_to<V>(out, std::size_t(n), [&](const auto& at) {
+                    const auto x = at.load(src.data());
+                    at.stream(out, x);
+                    float lanes[L];
+                    V::storeu(lanes, at.keep(V::set1(1.0f)));
+                    for (int k = 0; k < L; ++k) {
+                        if (lanes[k] == 1.0f) ++visits[at.i + std::size_t(k)];
+                    }
+                    if constexpr (std::is_same_v<std::decay_t<decltype(at)>, simd::Whole<V>>) {
+                        aligned = aligned && reinterpret_cast<std::uintptr_t>(out + at.i) % (sizeof(float) * L) == 0;
+                    }
+                });
+                simd::stream_fence();
+                bool ok = aligned;
+                for (int i = 0; i < n; ++i) ok = ok && visits[std::size_t(i)] == 1 && out[i] == src[std::size_t(i)];
+                for (std::size_t i = 0; i < buffer.size(); ++i) {
+                    if (i < std::size_t(offset) || i >= std::size_t(offset + n)) ok = ok && buffer[i] == -3.0f;
+                }
+                if (!ok) {
+                    fastae_test::fail(__FILE__, __LINE__, std::string(name) + ": offset " + std::to_string(offset) +
+                                                              ", n " + std::to_string(n));
+                }
+            }
         }
     });
 }
