@@ -262,13 +262,13 @@ TEST(sweep_aligned_to_visits_each_element_once_with_aligned_streams) {
                 float* out = buffer.data() + offset;
                 std::vector<int> visits(std::size_t(n), 0);
                 bool aligned = true;
+                std::vector<float> lanes(static_cast<std::size_t>(L));  // on the heap: ASan's fake stack frames are not 64-byte aligned
                 simd::sweep_aligned_to<V>(out, std::size_t(n), [&](const auto& at) {
                     const auto x = at.load(src.data());
                     at.stream(out, x);
-                    float lanes[L];
-                    V::storeu(lanes, at.keep(V::set1(1.0f)));
+                    V::storeu(lanes.data(), at.keep(V::set1(1.0f)));
                     for (int k = 0; k < L; ++k) {
-                        if (lanes[k] == 1.0f) ++visits[at.i + std::size_t(k)];
+                        if (lanes[std::size_t(k)] == 1.0f) ++visits[at.i + std::size_t(k)];
                     }
                     if constexpr (std::is_same_v<std::decay_t<decltype(at)>, simd::Whole<V>>) {
                         aligned = aligned && reinterpret_cast<std::uintptr_t>(out + at.i) % (sizeof(float) * L) == 0;
