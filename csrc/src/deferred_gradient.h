@@ -30,11 +30,17 @@ public:
         : n_in_(n_in), n_out_(n_out), dz_(std::size_t(n_out) * capacity), a_in_(std::size_t(n_in) * capacity) {}
 
     // A shard's columns [first, first + cols) of the batch: its dZ (n_out, cols) and input
-    // (n_in, cols), copied (the backward pass overwrites the input with the layer below's dZ).
+    // (n_in, cols), copied (the backward pass overwrites the input with the layer below's dZ);
+    // dZ only when it is not there already (dz_columns).
     void keep(std::size_t first, const float* dz, const float* a_in, int cols) {
-        std::copy(dz, dz + std::size_t(n_out_) * std::size_t(cols), dz_.data() + first * std::size_t(n_out_));
+        if (dz != dz_columns(first)) {
+            std::copy(dz, dz + std::size_t(n_out_) * std::size_t(cols), dz_.data() + first * std::size_t(n_out_));
+        }
         std::copy(a_in, a_in + std::size_t(n_in_) * std::size_t(cols), a_in_.data() + first * std::size_t(n_in_));
     }
+    // Where the batch's dZ columns from `first` on are kept: a shard's backward can write its dZ
+    // there in the first place (network.h: Workspace::bind_act), which keep then does not copy.
+    float* dz_columns(std::size_t first) { return dz_.data() + first * std::size_t(n_out_); }
     // Rows [r0, r1) and columns [c0, c1) of dW over the batch's first `samples` columns, written
     // into c, dW's element (r0, c0) (leading dimension n_out).
     void product(int r0, int r1, int c0, int c1, int samples, float* c, GemmWorkspace& ws) const {

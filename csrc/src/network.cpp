@@ -392,6 +392,7 @@ Workspace::Workspace(const Network& net, std::size_t capacity) : capacity_(capac
     net_widths_.resize(std::size_t(n) + 1);
     keeps_z_.assign(std::size_t(n) + 1, 0);
     act_.resize(std::size_t(n) + 1);
+    bound_.assign(std::size_t(n) + 1, nullptr);
     z_.resize(std::size_t(n) + 1);
     mask_.resize(std::size_t(n) + 1);
     for (int l = 0; l <= n; ++l) {

@@ -174,10 +174,16 @@ public:
     std::size_t capacity() const { return capacity_; }
     // Output of layer l - 1 (input of layer l) for l >= 1: (width(l), b) view.
     MutMatrixMap act(int l, Eigen::Index b) {
-        return MutMatrixMap(act_[static_cast<std::size_t>(l)].data(), net_widths_[std::size_t(l)], b);
+        return MutMatrixMap(act_data(l), net_widths_[std::size_t(l)], b);
     }
     // Layer l - 1's Z when it keeps it (DenseLayer::keeps_z), else act(l): (width(l), b).
-    float* z(int l) { return keeps_z_[std::size_t(l)] ? z_[std::size_t(l)].data() : act_[std::size_t(l)].data(); }
+    float* z(int l) { return keeps_z_[std::size_t(l)] ? z_[std::size_t(l)].data() : act_data(l); }
+    // act(l) written in `external` instead of the workspace's own buffer (room for the batch's
+    // columns of width(l) floats), until unbind(): a training step of many shards has a deferred
+    // layer's dZ, which backward leaves in act(l + 1), land where the step's sum reads it
+    // (deferred_gradient.h: BatchWeightGradient::dz_columns) instead of being copied there.
+    void bind_act(int l, float* external) { bound_[std::size_t(l)] = external; }
+    void unbind() { std::fill(bound_.begin(), bound_.end(), nullptr); }
     // Layer l - 1's dropout mask (width(l), b) when it has dropout; a Gaussian code layer's eps.
     float* mask(int l) { return mask_[std::size_t(l)].data(); }
     MutMatrixMap delta(Eigen::Index rows, Eigen::Index b) { return MutMatrixMap(delta_.data(), rows, b); }
@@ -190,7 +196,13 @@ private:
     std::size_t capacity_;
     std::vector<Eigen::Index> net_widths_;
     std::vector<char> keeps_z_;
+    float* act_data(int l) {
+        float* bound = bound_[std::size_t(l)];
+        return bound ? bound : act_[std::size_t(l)].data();
+    }
+
     std::vector<AlignedFloats> act_, z_, mask_;
+    std::vector<float*> bound_;  // act(l)'s external buffer (bind_act), or null
     AlignedFloats delta_;
     Eigen::VectorXf scratch_;  // Eigen's allocation: aligned to its widest packet
     GemmWorkspace gemm_;       // packing buffers, reserved for every product of the network

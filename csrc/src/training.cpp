@@ -201,6 +201,9 @@ void TrainingSession::Impl::shard_gradient(int shard) {
         }
         sd.x_in = noisy;
     }
+    // A deferred layer's dZ lands where the step's sum reads it (deferred_gradient.h), not in
+    // the workspace to be copied there; evaluate() returns the workspaces to their own buffers.
+    for (int l : deferred_layers) ws[std::size_t(shard)].bind_act(l + 1, batch_products[std::size_t(l)]->dz_columns(c0));
     const int stat_layers = net.batch_stat_layers();
     if (stat_layers == 0) {
         shard_backward(shard, 0);
@@ -467,6 +470,7 @@ double TrainingSession::evaluate(const TrainingData& val) {
     // The shards' workspaces serve the evaluation: a step's gradient is summed before (deferred
     // first-layer rows read their lists), as apply would.
     if (!s.reduced) reduce();
+    for (detail::Workspace& w : s.ws) w.unbind();  // not into the deferred layers' dZ (shard_gradient)
     s.reserve_evaluation(val);  // nothing to do when the driver reserved it before the first step
     const std::size_t chunk = s.ws[0].capacity();
     const std::size_t n_chunks = (val.n + chunk - 1) / chunk;
