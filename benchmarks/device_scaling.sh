@@ -148,7 +148,8 @@ for p in "${phases[@]}"; do
         model)
             for m in tutorial deep; do
                 phase "model_$m" 150 "$py" benchmarks/scaling_model.py "${data[@]}" --model "$m" --rows 15000 \
-                    --rounds 2 --side-by-side-rounds 1 --epoch-bench "$bd/epoch_bench" --measure-threads "${threads[@]}"
+                    --rounds 2 --side-by-side-rounds 1 --epoch-bench "$bd/epoch_bench" --step-phases "$bd/step_phases" \
+                    --turns 4 --measure-threads "${threads[@]}"
             done ;;
         *) echo "unknown phase $p (info build test pool epochs steps train model)" >&2 ;;
     esac

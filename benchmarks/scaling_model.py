@@ -50,6 +50,12 @@ step does (the shared W packing, the T gradient buffers, their sum, the update's
 of T shards, measured. Spread over T cores and with the 2-thread team step's rest added, it is
 the pessimistic bound: one core's caches then hold all T shards' buffers, which T cores' caches
 share out.
+
+A fourth form is the third from ratios measured in turns (`step_phases`, the same build,
+--step-phases): in one process, a 1-thread session, the T-shard solo one and (at 2) the team step
+24 steps each in turn over the same batches, so the work of T shards over one shard's and the
+2-thread rest over one shard's step are each taken in the same minutes: the third form's terms
+come from runs minutes apart, and its rest follows the minute.
 """
 
 import argparse
@@ -124,6 +130,29 @@ def solo_steps(epoch_bench, raw, deep, batch, threads, rounds):
     return {run: float(np.median(v)) for run, v in times.items()}
 
 
+def phase_ratios(step_phases, raw, deep, batch, threads, rounds, turns):
+    """The fourth form's measurements, from step_phases (benchmarks/step_phases.cpp), each a ratio
+    taken within one process whose sessions step in turns, so that the machine's moment cancels:
+    the work of T shards on one core over one shard's (its solo and 1-thread step medians), at each
+    T past 1, and the 2-thread team step's rest over one shard's step (the team step less half the
+    2-shard solo's). Medians of the rounds."""
+    work, rest = {T: [] for T in threads if T > 1}, []
+    for _ in range(rounds):
+        for T in sorted(work):
+            cmd = [step_phases, "--threads", str(T), "--turns", str(turns), "--batch", str(batch), "--data", raw]
+            cmd += (["--deep"] if deep else []) + ([] if T == 2 else ["--no-team"])
+            out = subprocess.run(cmd, capture_output=True, text=True, check=True).stdout
+            steps = {}
+            for line in out.splitlines():
+                for key in ("1 thread", "team", "solo"):
+                    if line.startswith("  " + key):
+                        steps[key] = float(line.split()[-1])
+            work[T].append(steps["solo"] / steps["1 thread"])
+            if T == 2:
+                rest.append((steps["team"] - steps["solo"] / 2) / steps["1 thread"])
+    return {T: float(np.median(v)) for T, v in work.items()}, float(np.median(rest))
+
+
 def sum_rate(P, repeats=50):
     """Seconds to add one float32 buffer of P values into another, on one core (best of repeats)."""
     a, b = np.ones(P, dtype=np.float32), np.ones(P, dtype=np.float32)
@@ -147,6 +176,11 @@ def main():
                                                           "epoch_bench"),
                     help="the epoch_bench binary (a build with -DFASTAE_BUILD_BENCHMARKS=ON): when present, the "
                          "shards' total work at each T is measured with it (--solo) for a third, upper bound")
+    ap.add_argument("--step-phases", default=os.path.join(os.path.dirname(__file__), "..", "build", "bench",
+                                                          "step_phases"),
+                    help="the step_phases binary (the same build): when present, a fourth form from ratios measured "
+                         "in turns within one process (the work of T shards over one shard's, the 2-thread rest)")
+    ap.add_argument("--turns", type=int, default=8, help="turns of 24 steps in each step_phases run")
     ap.add_argument("--measure-threads", type=int, nargs="*", default=[],
                     help="thread counts past 2 to measure at batch b as well (those up to the CPUs available), "
                          "each set beside the model's forms: the validation on a machine with the cores")
@@ -286,10 +320,30 @@ def main():
             print(f"| {T} | {solo[(T, True)]:.3f} | {solo[(T, True)] / solo[(1, True)]:.2f}x | {t3:.3f} | "
                   f"{solo[(1, True)] / t3:.2f}x |")
 
+    if os.path.exists(args.step_phases) and os.path.exists(args.epoch_bench) and n > 0:
+        # A fourth form, the third's composition from ratios each measured within one process whose
+        # sessions step in turns (benchmarks/step_phases.cpp): the work of T shards over one
+        # shard's, spread over T cores, plus the 2-thread team step's rest, both over one shard's
+        # step. The third form takes its terms from separate runs, minutes apart, and on a shared
+        # machine whose speed moves by 30% within minutes its rest follows the minute.
+        with tempfile.NamedTemporaryFile(suffix=".f32") as f:
+            load(args.data).tofile(f.name)
+            work, rest = phase_ratios(args.step_phases, f.name, args.model == "deep", b, threads_all, args.rounds,
+                                      args.turns)
+        rest = max(0.0, rest)
+        print(f"\nstep_phases ({args.rounds} rounds of {args.turns} turns): the work of T shards on one core over "
+              f"one shard's, and the 2-thread team step's rest, {rest:.3f} of one shard's step, both measured in turns")
+        print("| threads | work of the T shards over 1 shard | work / T + rest, of one shard's step | speed-up |")
+        print("| ---: | ---: | ---: | ---: |")
+        for T in threads_all:
+            ratio = 1.0 if T == 1 else work[T] / T + rest
+            forms[T].append(step_1b * 1e3 * ratio)
+            print(f"| {T} | {1.0 if T == 1 else work[T]:.2f}x | {ratio:.3f} | {1 / ratio:.2f}x |")
+
     if measure:
         # The validation: the forms were composed from 1- and 2-thread measurements alone; the
         # steps measured at more threads, in the same rounds, say how far each form is off.
-        names = ["sync constant", "c scaled", "work / T + rest"][:len(forms[1])]
+        names = ["sync constant", "c scaled", "work / T + rest", "in turns"][:len(forms[1])]
         print(f"\nvalidation at batch {b}: measured steps at more threads against each form (ms/step, the form's "
               "error in brackets)")
         print("| threads | measured | speed-up | " + " | ".join(names) + " |")
@@ -302,7 +356,8 @@ def main():
     print("\nThe forms bracket more cores: sync held constant (the first); its shared-machine part scaled with the "
           "shard at the factor c measured on these 2 cores (the second, optimistic: more cores sharing one L3 and "
           "memory may raise c); the shards' measured work spread over T cores (the third, when epoch_bench is built: "
-          "pessimistic, as one core's caches then hold all T shards' buffers).")
+          "pessimistic, as one core's caches then hold all T shards' buffers); the fourth, the third's terms as ratios "
+          "measured in turns within one process (when step_phases is built), which the machine's moment moves least.")
     print("\nLimits: the reduction's cost does not fall with T (every thread reads T - 1 slices of what is "
           "summed), the deferred products are taken to split evenly over the threads (the sum's pass cuts them "
           "into about T tiles a layer), and the sync term is a lower bound; the fixed cost is taken to split over "

@@ -9,11 +9,13 @@
 // on T cores (the team's phase against the solo's / T) from the moment's memory and neighbours
 // (all three modes moving together).
 //
-//   step_phases [--deep] [--threads T] [--turns N] [--batch B] [--data x.f32] [--reduce]
+//   step_phases [--deep] [--threads T] [--turns N] [--batch B] [--data x.f32] [--reduce] [--no-team]
 //
 // --data as epoch_bench's (60000 x 784 float32, raw; without it, synthetic data of MNIST's
 // sparsity). The model and optimizer as epoch_bench's. --reduce: reduce() between the two calls
 // (a process group's order); without it apply sums the buffers itself, as Model::fit does.
+// --no-team: the 1-thread and solo sessions alone (for T past the cores at hand: the work of T
+// shards over one shard's, what benchmarks/scaling_model.py's form in turns takes).
 #include <fastae/model.h>
 #include <fastae/training.h>
 
@@ -50,7 +52,7 @@ struct Mode {
 }  // namespace
 
 int main(int argc, char** argv) {
-    bool deep = false, separate_reduce = false;
+    bool deep = false, separate_reduce = false, no_team = false;
     int threads = 2, turns = 40, batch = 256;
     std::string data_path;
     bench::Flags flags;
@@ -60,7 +62,10 @@ int main(int argc, char** argv) {
     flags.add("--turns", &turns);
     flags.add("--batch", &batch);
     flags.add("--data", &data_path);
-    if (!flags.parse(argc, argv, "[--deep] [--threads T] [--turns N] [--batch B] [--data x.f32] [--reduce]")) return 2;
+    flags.add("--no-team", &no_team);
+    if (!flags.parse(argc, argv, "[--deep] [--threads T] [--turns N] [--batch B] [--data x.f32] [--reduce] [--no-team]")) {
+        return 2;
+    }
     if (threads < 2 || turns < 1 || batch < threads) {
         std::fprintf(stderr, "need --threads >= 2, --turns >= 1 and --batch >= threads\n");
         return 2;
@@ -75,8 +80,11 @@ int main(int argc, char** argv) {
     Mode modes[3] = {{"1 thread", 1, fastae::ThreadMode::solo, {}, {}, {}, {}, {}, {}},
                      {"team", threads, fastae::ThreadMode::team, {}, {}, {}, {}, {}, {}},
                      {"solo", threads, fastae::ThreadMode::solo, {}, {}, {}, {}, {}, {}}};
+    std::vector<Mode*> active = {&modes[0], &modes[1], &modes[2]};
+    if (no_team) active.erase(active.begin() + 1);
     try {
-        for (Mode& m : modes) {
+        for (Mode* mode : active) {
+            Mode& m = *mode;
             m.model = std::make_unique<fastae::Model>(config);
             m.model->init_weights(0);
             fastae::TrainOptions options;
@@ -94,7 +102,8 @@ int main(int argc, char** argv) {
         std::size_t next = 0;
         for (int t = 0; t < turns; ++t) {
             const std::size_t first = next;
-            for (Mode& m : modes) {
+            for (Mode* mode : active) {
+                Mode& m = *mode;
                 next = first;
                 for (int s = 0; s < kTurn; ++s, ++next) {
                     fastae::Batch b;
@@ -124,15 +133,20 @@ int main(int argc, char** argv) {
     std::printf("%s, batch %d, %s, %zu steps a mode; medians, us:\n", bench::model_name(deep), batch,
                 data_path.empty() ? "synthetic data" : data_path.c_str(), modes[0].step.size());
     std::printf("  %-22s %10s %10s %10s %10s\n", "mode", "gradients", separate_reduce ? "reduce" : "-", "apply", "step");
-    for (const Mode& m : modes) {
+    for (const Mode* mode : active) {
+        const Mode& m = *mode;
         char name[64];
         std::snprintf(name, sizeof name, "%s%s", m.name,
                       m.threads > 1 ? (std::string(", ") + std::to_string(m.threads) + " shards").c_str() : "");
         std::printf("  %-22s %10.1f %10.1f %10.1f %10.1f\n", name, median(m.gradients), median(m.reduce),
                     median(m.apply), median(m.step));
     }
-    const double one = median(modes[0].step), team = median(modes[1].step), solo = median(modes[2].step);
-    const double gradients_per_core = median(modes[2].gradients) / threads;
+    const double one = median(modes[0].step), solo = median(modes[2].step);
+    if (no_team) {
+        std::printf("  the solo's work over one shard's: %.3f\n", solo / one);
+        return 0;
+    }
+    const double team = median(modes[1].step), gradients_per_core = median(modes[2].gradients) / threads;
     std::printf("  %d threads over 1: %.3fx; the solo's work over one shard's: %.3f; the team's step over the solo's / %d: "
                 "%.3f (gradients %.3f)\n",
                 threads, one / team, solo / one, threads, team / (solo / threads),
