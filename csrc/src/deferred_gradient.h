@@ -33,9 +33,8 @@ public:
     // (n_in, cols), copied (the backward pass overwrites the input with the layer below's dZ);
     // dZ only when it is not there already (dz_columns).
     void keep(std::size_t first, const float* dz, const float* a_in, int cols) {
-        if (dz != dz_columns(first)) {
-            std::copy(dz, dz + std::size_t(n_out_) * std::size_t(cols), dz_.data() + first * std::size_t(n_out_));
-        }
+        float* kept = dz_columns(first);
+        if (dz != kept) std::copy(dz, dz + std::size_t(n_out_) * std::size_t(cols), kept);
         std::copy(a_in, a_in + std::size_t(n_in_) * std::size_t(cols), a_in_.data() + first * std::size_t(n_in_));
     }
     // Where the batch's dZ columns from `first` on are kept: a shard's backward can write its dZ

@@ -281,7 +281,7 @@ using Widest = Vec8;
 // sweep<V>(n, body) calls body(at) for each whole vector at offset i, then once for the last
 // n % lanes elements (if any) as a masked vector. at.load(p) / at.store(p, v) read and write
 // p[i ...]; at.stream(p, v) writes them past the caches (whole vectors: non-temporal stores, so
-// p + i must be aligned to the vector, see sweep_from); at.keep(v) zeroes the lanes past the end
+// p + i must be aligned to the vector: sweep_aligned_to); at.keep(v) zeroes the lanes past the end
 // (so a sum can take the tail's vector) and at.keep_mask(m) clears them from a mask. The tail's
 // loads read nothing past the end.
 template <class V>
