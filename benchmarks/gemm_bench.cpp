@@ -65,6 +65,34 @@ std::string loadavg() {
     return text;
 }
 
+// The core's clock while this thread runs, in GHz: a chain of dependent integer adds (one cycle
+// each on every x86-64 core) timed, the best of `runs` runs of 8 million adds (about 2 ms); 0 off
+// x86-64. /proc/cpuinfo's figure can be the nominal clock in a virtual machine (2596 MHz on the
+// Zen 4 development machine, which measures 3.69 GHz). The peak line divides by this one to tell
+// how many full-width FMAs a cycle the core retires: on that Zen 4, 1.00 16-lane FMA (its 512-bit
+// FMAs run as two 256-bit halves) and 2.00 8-lane ones, so the AVX-512 build's products gain
+// nothing there from the width itself; a core with two 512-bit FMA units shows 2.
+double measured_clock_ghz(int runs = 50) {
+#if defined(__x86_64__)
+    constexpr long kIters = 1'000'000;
+    double best = 0.0;
+    for (int r = 0; r < runs; ++r) {
+        unsigned long x = static_cast<unsigned long>(r);
+        const auto t0 = Clock::now();
+        for (long i = 0; i < kIters; ++i) {
+            __asm__ volatile("add $1, %0\n\tadd $1, %0\n\tadd $1, %0\n\tadd $1, %0\n\t"
+                             "add $1, %0\n\tadd $1, %0\n\tadd $1, %0\n\tadd $1, %0"
+                             : "+r"(x));
+        }
+        best = std::max(best, 8.0 * double(kIters) / seconds_since(t0) * 1e-9);
+    }
+    return best;
+#else
+    (void)runs;
+    return 0.0;
+#endif
+}
+
 // Lanes of the widest vectors this build's kernels use, for the peak line (the peak itself is
 // fastae::measured_fma_peak_gflops, fastae/machine.h).
 #if defined(__AVX512F__)
@@ -227,9 +255,13 @@ int main(int argc, char** argv) {
     const double peak = fastae::measured_fma_peak_gflops();
     std::printf("gemm kernel: %s; Eigen %d.%d.%d; 1 thread\n", fastae::detail::gemm_kernel_name(),
                 EIGEN_WORLD_VERSION, EIGEN_MAJOR_VERSION, EIGEN_MINOR_VERSION);
-    std::printf("cpu MHz (/proc/cpuinfo): %.0f; measured register-only %d-lane FMA peak: %.1f GFLOP/s "
-                "(= %.2f GHz x %d flop/cycle with two FMA pipes)\n",
-                mhz, kPeakLanes, peak, kPeakLanes ? peak / (4.0 * kPeakLanes) : 0.0, 4 * kPeakLanes);
+    const double ghz = measured_clock_ghz();
+    std::printf("cpu MHz (/proc/cpuinfo): %.0f; measured register-only %d-lane FMA peak: %.1f GFLOP/s\n", mhz,
+                kPeakLanes, peak);
+    if (ghz > 0 && kPeakLanes > 0) {
+        std::printf("measured clock %.2f GHz (dependent adds): %.1f flop/cycle, %.2f %d-lane FMAs a cycle\n", ghz,
+                    peak / ghz, peak / ghz / (2.0 * kPeakLanes), kPeakLanes);
+    }
     std::printf("%d alternating sample pairs of %s; load average at start: %s\n", samples,
                 ms > 0 ? ("~" + std::to_string(ms) + " ms").c_str() : "one run each",
                 loadavg().c_str());
