@@ -135,28 +135,51 @@ void Model::copy_params(float* out) const {
 
 namespace {
 
+// The rows the chunks' first layer reads, in place: row r's `width` floats at data + r * width.
+struct ChunkRows {
+    const float* data;
+    std::size_t width;
+};
+
+// Groups of chunks a thread claims at least, for the balance of the threads' work.
+constexpr std::size_t kGroupsPerMember = 4;
+
 // Runs body(first_row, rows, workspace) over the chunks of kInferenceChunk rows that n rows are
-// cut into, on up to n_threads threads (worker_pool.h: chunks are claimed by whichever thread is
-// free), with the model's inference team (model_impl.h: its threads and workspaces are kept from
-// call to call; a call that finds it busy makes its own). A chunk's work never depends on the
-// thread that ran it. The exception of the first failing chunk in row order is the one thrown,
-// as a single thread would.
+// cut into, on up to n_threads threads, with the model's inference team (model_impl.h: its
+// threads and workspaces are kept from call to call; a call that finds it busy makes its own).
+// The chunks go in groups of consecutive ones, claimed by whichever thread is free (worker_pool.h;
+// one group for one thread), each run in order: while a chunk's first layer sums its products,
+// the rows of the group's next chunk are asked for (sparse_input.h: stream_input). A chunk's work
+// never depends on the thread that ran it. The exception of the first failing chunk in row order
+// is the one thrown, as a single thread would: a group stops at its first.
 template <typename Body>
-void run_chunks(detail::InferenceTeam& team, std::size_t n, Body& body) {
+void run_chunks(detail::InferenceTeam& team, std::size_t n, ChunkRows input, Body& body) {
     const std::size_t n_chunks = (n + kInferenceChunk - 1) / kInferenceChunk;
+    const std::size_t per_group = std::max<std::size_t>(
+        1, team.pool ? n_chunks / (kGroupsPerMember * team.ws.size()) : n_chunks);
+    const std::size_t n_groups = (n_chunks + per_group - 1) / per_group;
+    auto run_group = [&](std::size_t group, detail::Workspace& ws) {
+        const std::size_t first = group * per_group, end = std::min(n_chunks, first + per_group);
+        for (std::size_t c = first; c < end; ++c) {
+            const std::size_t s = c * kInferenceChunk, rows = std::min(kInferenceChunk, n - s);
+            const std::size_t next_rows = c + 1 < end ? std::min(kInferenceChunk, n - s - rows) : 0;
+            ws.sparse().stream_input(c > first, next_rows ? input.data + (s + rows) * input.width : nullptr,
+                                     next_rows * input.width * sizeof(float));
+            body(s, rows, ws);
+        }
+    };
     if (!team.pool) {
-        for (std::size_t s = 0; s < n; s += kInferenceChunk) body(s, std::min(kInferenceChunk, n - s), team.ws[0]);
+        if (n_groups) run_group(0, team.ws[0]);
         return;
     }
     constexpr std::size_t kMaxItems = 65535;  // per run of the pool
-    std::vector<std::exception_ptr> errors(std::min(n_chunks, kMaxItems));
-    for (std::size_t c0 = 0; c0 < n_chunks; c0 += kMaxItems) {
-        const std::size_t count = std::min(kMaxItems, n_chunks - c0);
+    std::vector<std::exception_ptr> errors(std::min(n_groups, kMaxItems));
+    for (std::size_t g0 = 0; g0 < n_groups; g0 += kMaxItems) {
+        const std::size_t count = std::min(kMaxItems, n_groups - g0);
         std::fill(errors.begin(), errors.end(), nullptr);
         auto task = [&](int item, int member) {
-            const std::size_t s = (c0 + std::size_t(item)) * kInferenceChunk;
             try {
-                body(s, std::min(kInferenceChunk, n - s), team.ws[std::size_t(member)]);
+                run_group(g0 + std::size_t(item), team.ws[std::size_t(member)]);
             } catch (...) {
                 errors[std::size_t(item)] = std::current_exception();
             }
@@ -169,7 +192,7 @@ void run_chunks(detail::InferenceTeam& team, std::size_t n, Body& body) {
 }
 
 template <typename Body>
-void for_each_chunk(const Model::Impl& impl, std::size_t n, int n_threads, Body&& body) {
+void for_each_chunk(const Model::Impl& impl, std::size_t n, int n_threads, ChunkRows input, Body&& body) {
     require(n_threads >= 1, "n_threads must be >= 1, got " + std::to_string(n_threads));
     const std::size_t n_chunks = (n + kInferenceChunk - 1) / kInferenceChunk;
     const int members = int(std::min<std::size_t>(std::size_t(n_threads), std::max<std::size_t>(n_chunks, 1)));
@@ -179,7 +202,7 @@ void for_each_chunk(const Model::Impl& impl, std::size_t n, int n_threads, Body&
         detail::InferenceTeam own;
         own.build(impl.net, members, members == 1 ? std::min(std::max<std::size_t>(n, 1), kInferenceChunk)
                                                   : kInferenceChunk);
-        run_chunks(own, n, body);
+        run_chunks(own, n, input, body);
         return;
     }
     // A team of at least `members` and at most n_threads threads serves (fewer chunks than
@@ -187,7 +210,7 @@ void for_each_chunk(const Model::Impl& impl, std::size_t n, int n_threads, Body&
     if (team.owner != getpid() || team.members < members || team.members > n_threads) {
         team.build(impl.net, members, kInferenceChunk);
     }
-    run_chunks(team, n, body);
+    run_chunks(team, n, input, body);
 }
 
 }  // namespace
@@ -200,7 +223,8 @@ void Model::forward(int first, int last, std::size_t n, const float* in, float* 
     require(n == 0 || (in != nullptr && out != nullptr), "forward: null buffer");
     Reading reading(impl_->guard, "inference (encode, decode, predict)");
     const Eigen::Index w_in = net.width(first), w_out = net.width(last);
-    for_each_chunk(*impl_, n, n_threads, [&](std::size_t s, std::size_t rows, detail::Workspace& ws) {
+    for_each_chunk(*impl_, n, n_threads, {in, std::size_t(w_in)},
+                   [&](std::size_t s, std::size_t rows, detail::Workspace& ws) {
         const auto b = Eigen::Index(rows);
         const float* chunk = in + s * std::size_t(w_in);
         bool products_finite = true;
@@ -233,7 +257,8 @@ void Model::sample_losses(std::size_t n, const float* x, const float* y, float* 
     }
     const Eigen::Index d_in = n_inputs(), d_out = n_outputs();
     Reading reading(impl_->guard, "sample_losses");
-    for_each_chunk(*impl_, n, n_threads, [&](std::size_t s, std::size_t rows, detail::Workspace& ws) {
+    for_each_chunk(*impl_, n, n_threads, {x, std::size_t(d_in)},
+                   [&](std::size_t s, std::size_t rows, detail::Workspace& ws) {
         const auto b = Eigen::Index(rows);
         if (y != x) check_values(rows, std::size_t(d_out), y + s * std::size_t(d_out), "y", nullptr, s);
         bool products_finite = true;
@@ -260,7 +285,8 @@ void Model::encode_gaussian(std::size_t n, const float* x, float* mean, float* l
     Reading reading(impl_->guard, "encode_gaussian");
     const int code = n_encoder_layers();
     const Eigen::Index d_in = n_inputs(), k = code_size();
-    for_each_chunk(*impl_, n, n_threads, [&](std::size_t s, std::size_t rows, detail::Workspace& ws) {
+    for_each_chunk(*impl_, n, n_threads, {x, std::size_t(d_in)},
+                   [&](std::size_t s, std::size_t rows, detail::Workspace& ws) {
         const auto b = Eigen::Index(rows);
         const float* chunk = x + s * std::size_t(d_in);
         bool products_finite = true;
@@ -298,7 +324,8 @@ void Model::elbo_terms(std::size_t n, const float* x, std::uint64_t seed, float*
     require(n == 0 || (x != nullptr && reconstruction != nullptr && kl != nullptr), "elbo_terms: null buffer");
     Reading reading(impl_->guard, "elbo_terms");
     const Eigen::Index d_in = n_inputs();
-    for_each_chunk(*impl_, n, n_threads, [&](std::size_t s, std::size_t rows, detail::Workspace& ws) {
+    for_each_chunk(*impl_, n, n_threads, {x, std::size_t(d_in)},
+                   [&](std::size_t s, std::size_t rows, detail::Workspace& ws) {
         const auto b = Eigen::Index(rows);
         const float* chunk = x + s * std::size_t(d_in);
         // Each sample's draw is keyed by its values (a hash of its bits), so a sample scores the same

@@ -177,7 +177,6 @@ struct InferenceTeam {
         ws.reserve(std::size_t(n_members));
         for (int t = 0; t < n_members; ++t) {
             ws.emplace_back(net, capacity);
-            ws.back().sparse().set_prefetch_input(true);  // chunks are read in place from the caller's array
         }
         if (n_members > 1) pool = std::make_unique<WorkerPool>(n_members);
         members = n_members;

@@ -54,9 +54,17 @@ public:
     bool compress(const float* x, int d, int b);
     bool active() const { return active_; }
     void clear() { active_ = deferred_ = false; }
-    // Whether compress asks for samples ahead of the one it reads (for inputs that stream from
-    // memory: inference reads the caller's array in place).
-    void set_prefetch_input(bool on) { prefetch_input_ = on; }
+    // Inference reads its chunks in place from the caller's array, one after another, so the
+    // input streams from memory. `next` (`bytes` long, null for none) are the rows the caller
+    // compresses after this batch: forward asks for them (into L2) a few lines after each
+    // sample's sums, so that their stream overlaps its product's arithmetic. `asked`: whether
+    // this batch's rows were so asked for; if not, compress asks for the samples ahead of the
+    // one it reads. Training's batches, gathered into a buffer in cache, leave both off.
+    void stream_input(bool asked, const float* next, std::size_t bytes) {
+        prefetch_input_ = !asked;
+        next_input_ = reinterpret_cast<const char*>(next);
+        next_input_lines_ = next ? (bytes + 63) / 64 : 0;
+    }
 
     // Z (n_out, b) = W X for the compressed batch (n_in = d).
     void forward(const float* w, int n_out, float* z) const;
@@ -96,6 +104,8 @@ private:
     std::size_t max_nonzeros_ = 0;
     bool active_ = false;
     bool prefetch_input_ = false;
+    const char* next_input_ = nullptr;  // stream_input's next rows, next_input_lines_ cache lines
+    std::size_t next_input_lines_ = 0;
     bool defer_ = false, deferred_ = false;
     const float* deferred_dz_ = nullptr;
     int deferred_n_out_ = 0;

@@ -228,6 +228,49 @@ TEST(threaded_inference_matches_one_thread_bit_for_bit) {
     CHECK(refused);
 }
 
+// Many chunks a thread (model.cpp: run_chunks, whose threads claim groups of consecutive chunks
+// and ask for each next chunk's rows during the products of the one before): on mostly-zero rows
+// (the first layer's sparse path, sparse_input.h: stream_input) every output equals the
+// one-thread result bit for bit, and of NaNs in two groups, twice in the first, the first row is
+// the one named.
+TEST(inference_in_groups_of_chunks_matches_one_thread) {
+    const int d = 200;
+    Model m(config(d, 16));
+    m.init_weights(3);
+    const std::size_t n = 256 * 40 + 77;  // 41 chunks: 2 threads claim 8 groups of 5 and one of 1
+    auto x = uniform_data(n, d, 8);
+    for (float& v : x) v = v < 0.8f ? 0.0f : v;
+    std::vector<float> one(n * d), many(n * d), codes_one(n * 16), codes_many(n * 16), l_one(n), l_many(n);
+    m.predict(n, x.data(), one.data(), 1);
+    m.encode(n, x.data(), codes_one.data(), 1);
+    m.sample_losses(n, x.data(), nullptr, l_one.data(), 1);
+    for (int threads : {2, 3}) {
+        for (int call = 0; call < 3; ++call) {  // the first layer's path is measured over the calls
+            m.predict(n, x.data(), many.data(), threads);
+            m.encode(n, x.data(), codes_many.data(), threads);
+            m.sample_losses(n, x.data(), nullptr, l_many.data(), threads);
+            CHECK(many == one);
+            CHECK(codes_many == codes_one);
+            CHECK(l_many == l_one);
+        }
+    }
+    auto bad = x;
+    bad[(256 * 12 + 3) * d + 7] = std::nanf("");    // chunk 12, group 2 at 2 threads
+    bad[(256 * 13 + 200) * d + 1] = std::nanf("");  // chunk 13, the same group
+    bad[(256 * 31 + 9) * d + 4] = std::nanf("");    // chunk 31, group 6
+    for (int threads : {1, 2, 3}) {
+        for (int repeat = 0; repeat < 5; ++repeat) {
+            std::string what;
+            try {
+                m.encode(n, bad.data(), codes_many.data(), threads);
+            } catch (const std::invalid_argument& e) {
+                what = e.what();
+            }
+            CHECK(what.find("row " + std::to_string(256 * 12 + 3) + ", column 7") != std::string::npos);
+        }
+    }
+}
+
 // A TrainingSession claims its model as fit does: while a host thread holds one, inference, fit
 // and a second session from other threads are refused; once it ends, they run.
 TEST(a_session_in_one_thread_refuses_use_from_others) {
