@@ -163,7 +163,7 @@ void run_chunks(detail::InferenceTeam& team, std::size_t n, ChunkRows input, Bod
         for (std::size_t c = first; c < end; ++c) {
             const std::size_t s = c * kInferenceChunk, rows = std::min(kInferenceChunk, n - s);
             const std::size_t next_rows = c + 1 < end ? std::min(kInferenceChunk, n - s - rows) : 0;
-            ws.sparse().stream_input(c > first, next_rows ? input.data + (s + rows) * input.width : nullptr,
+            ws.sparse().stream_input(next_rows ? input.data + (s + rows) * input.width : nullptr,
                                      next_rows * input.width * sizeof(float));
             body(s, rows, ws);
         }

@@ -195,13 +195,13 @@ SparseInput::SparseInput(int d, std::size_t capacity) : d_(d) {
 // the AVX-512 build ran Vec8's packing before (26.6-27.9).
 namespace {
 
-// For rows nobody asked for before (stream_input), the compaction asks for the sample
-// kPrefetchSamples ahead of the one it reads, line by line: in inference its input streams from
-// memory (the caller's array, 3 KB a sample for MNIST), and the hardware's stream prefetch alone
-// left it waiting. Encoding the 10000 MNIST test images at 1 thread (Zen 5): 3.19-3.35 against
-// 3.40-3.69 ms a call; on the x86-64-v3 build 4.18-4.28 against 4.41-4.61 (2 samples ahead did no
-// better). Training's batches, gathered just before into a buffer in cache, do not ask: there the
-// requests measured a 1-3% slower epoch.
+// For streamed rows (stream_input) that the forward before did not ask for, the compaction asks
+// for the sample kPrefetchSamples ahead of the one it reads, line by line: in inference its input
+// streams from memory (the caller's array, 3 KB a sample for MNIST), and the hardware's stream
+// prefetch alone left it waiting. Encoding the 10000 MNIST test images at 1 thread (Zen 5):
+// 3.19-3.35 against 3.40-3.69 ms a call; on the x86-64-v3 build 4.18-4.28 against 4.41-4.61 (2
+// samples ahead did no better). Training's batches, gathered just before into a buffer in cache,
+// do not ask: there the requests measured a 1-3% slower epoch.
 constexpr int kPrefetchSamples = 8;
 
 void prefetch_row(const float* row, int d) {
@@ -222,6 +222,7 @@ bool SparseInput::compress_with(const float* x, int d, int b) {
     // In locals: the vector stores may alias any object, so members would be read again each time.
     float* const values = sample_value_.data();
     std::uint32_t* const features = feature_of_.data();
+    const bool ask_ahead = streaming_ && reinterpret_cast<const char*>(x) != asked_for_;
     for (int j = 0; j < b; ++j) {
         sample_start_[std::size_t(j)] = std::uint32_t(k);
         // Where each of gemm's runs of features starts in the list (forward_with): recorded as the
@@ -230,7 +231,7 @@ bool SparseInput::compress_with(const float* x, int d, int b) {
         runs[0] = std::uint32_t(k);
         int r = 1, boundary = feature_run_;
         const float* col = x + std::size_t(j) * std::size_t(d);
-        if (prefetch_input_ && j + kPrefetchSamples < b) prefetch_row(col + std::size_t(kPrefetchSamples) * std::size_t(d), d);
+        if (ask_ahead && j + kPrefetchSamples < b) prefetch_row(col + std::size_t(kPrefetchSamples) * std::size_t(d), d);
         int i = 0;
 #ifdef FASTAE_HAVE_AVX2_MATH
         if constexpr (!std::is_same_v<V, ScalarLanes>) {
@@ -325,6 +326,7 @@ void SparseInput::forward_with(const float* w, int n_out, float* z) const {
             }
         }
     }
+    asked_for_ = next_input_lines_ ? next_input_ : nullptr;
 }
 
 // The batch's entries by feature (counting sort; within a feature, samples ascending).

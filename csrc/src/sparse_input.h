@@ -57,11 +57,11 @@ public:
     // Inference reads its chunks in place from the caller's array, one after another, so the
     // input streams from memory. `next` (`bytes` long, null for none) are the rows the caller
     // compresses after this batch: forward asks for them (into L2) a few lines after each
-    // sample's sums, so that their stream overlaps its product's arithmetic. `asked`: whether
-    // this batch's rows were so asked for; if not, compress asks for the samples ahead of the
-    // one it reads. Training's batches, gathered into a buffer in cache, leave both off.
-    void stream_input(bool asked, const float* next, std::size_t bytes) {
-        prefetch_input_ = !asked;
+    // sample's sums, so that their stream overlaps its product's arithmetic. compress asks for
+    // the samples ahead of the one it reads where the forward before did not ask for its rows.
+    // Training's batches, gathered into a buffer in cache, never stream.
+    void stream_input(const float* next, std::size_t bytes) {
+        streaming_ = true;
         next_input_ = reinterpret_cast<const char*>(next);
         next_input_lines_ = next ? (bytes + 63) / 64 : 0;
     }
@@ -103,9 +103,10 @@ private:
     int d_ = 0, b_ = 0;
     std::size_t max_nonzeros_ = 0;
     bool active_ = false;
-    bool prefetch_input_ = false;
+    bool streaming_ = false;
     const char* next_input_ = nullptr;  // stream_input's next rows, next_input_lines_ cache lines
     std::size_t next_input_lines_ = 0;
+    mutable const char* asked_for_ = nullptr;  // the rows the last forward asked for
     bool defer_ = false, deferred_ = false;
     const float* deferred_dz_ = nullptr;
     int deferred_n_out_ = 0;

@@ -78,15 +78,15 @@ void check_products(const std::vector<float>& x, const std::vector<float>& w, co
     sp.weight_gradient(dz.data(), n_out, dw.data());
     CHECK_IN(same_bits(z, z_dense) && same_bits(dw, dw_dense), what + ", production");
     // Inference's stream (stream_input): the rows to come asked for during the product (here the
-    // batch's own, in part or whole; with and without compress's own requests), the same bits.
-    for (std::size_t bytes : {std::size_t(4), x.size() * sizeof(float) / 3, x.size() * sizeof(float)}) {
-        sp.stream_input(bytes % 2 == 0, x.data(), bytes);
+    // batch's own, in part or whole, so that the next compress finds them asked for, or none, so
+    // that it asks itself), the same bits.
+    for (std::size_t bytes : {std::size_t(4), x.size() * sizeof(float) / 3, x.size() * sizeof(float), std::size_t(0)}) {
+        sp.stream_input(bytes ? x.data() : nullptr, bytes);
         CHECK_IN(sp.compress(x.data(), d, b), what + ", streamed: compress declined");
         std::fill(z.begin(), z.end(), -7.0f);
         sp.forward(w.data(), n_out, z.data());
         CHECK_IN(same_bits(z, z_dense), what + ", streamed " + std::to_string(bytes) + " bytes");
     }
-    sp.stream_input(false, nullptr, 0);
 }
 
 }  // namespace
