@@ -6,6 +6,7 @@
 #include <chrono>
 #include <cmath>
 #include <cstdint>
+#include <initializer_list>
 #include <random>
 #include <stdexcept>
 #include <string>
@@ -34,6 +35,28 @@ NetworkConfig config(int d, int hidden) {
 template <typename Call>
 std::string refusal_of(Call&& call) {
     return fastae_test::message_of<std::runtime_error>(call);
+}
+
+// predict, encode and sample_losses of x (n rows) at each thread count, `calls` times each, bit
+// for bit against one thread's.
+void check_threads_match_one(const Model& m, std::size_t n, const std::vector<float>& x,
+                             std::initializer_list<int> thread_counts, int calls) {
+    const auto d = std::size_t(m.n_inputs()), code = std::size_t(m.code_size());
+    std::vector<float> one(n * d), many(n * d), codes_one(n * code), codes_many(n * code), l_one(n), l_many(n);
+    m.predict(n, x.data(), one.data(), 1);
+    m.encode(n, x.data(), codes_one.data(), 1);
+    m.sample_losses(n, x.data(), nullptr, l_one.data(), 1);
+    for (int threads : thread_counts) {
+        for (int call = 0; call < calls; ++call) {
+            m.predict(n, x.data(), many.data(), threads);
+            m.encode(n, x.data(), codes_many.data(), threads);
+            m.sample_losses(n, x.data(), nullptr, l_many.data(), threads);
+            const std::string at = std::to_string(threads) + " threads";
+            CHECK_IN(many == one, "predict, " + at);
+            CHECK_IN(codes_many == codes_one, "encode, " + at);
+            CHECK_IN(l_many == l_one, "sample_losses, " + at);
+        }
+    }
 }
 
 }  // namespace
@@ -194,38 +217,17 @@ TEST(threaded_inference_matches_one_thread_bit_for_bit) {
     m.init_weights(5);
     const std::size_t n = 256 * 9 + 77;  // ten chunks, the last one partial
     const auto x = uniform_data(n, d, 6);
-    std::vector<float> one(n * d), many(n * d), codes_one(n * 7), codes_many(n * 7), l_one(n), l_many(n);
-    m.predict(n, x.data(), one.data(), 1);
-    m.encode(n, x.data(), codes_one.data(), 1);
-    m.sample_losses(n, x.data(), nullptr, l_one.data(), 1);
-    for (int threads : {2, 3, 8, 64}) {
-        m.predict(n, x.data(), many.data(), threads);
-        m.encode(n, x.data(), codes_many.data(), threads);
-        m.sample_losses(n, x.data(), nullptr, l_many.data(), threads);
-        CHECK(many == one);
-        CHECK(codes_many == codes_one);
-        CHECK(l_many == l_one);
-        CHECK(m.loss(n, x.data(), nullptr, threads) == m.loss(n, x.data(), nullptr, 1));
-    }
+    check_threads_match_one(m, n, x, {2, 3, 8, 64}, 1);
+    for (int threads : {2, 3, 8, 64}) CHECK(m.loss(n, x.data(), nullptr, threads) == m.loss(n, x.data(), nullptr, 1));
     auto bad = x;
     bad[(256 * 2 + 10) * d + 3] = std::nanf("");  // chunk 2
     bad[(256 * 7 + 1) * d + 5] = std::nanf("");   // chunk 7
+    std::vector<float> out(n * d), codes(n * 7);
     for (int repeat = 0; repeat < 10; ++repeat) {
-        std::string what;
-        try {
-            m.predict(n, bad.data(), many.data(), 4);
-        } catch (const std::invalid_argument& e) {
-            what = e.what();
-        }
-        CHECK(what.find("row " + std::to_string(256 * 2 + 10) + ", column 3") != std::string::npos);
+        const std::string what = fastae_test::invalid_argument_of([&] { m.predict(n, bad.data(), out.data(), 4); });
+        CHECK(fastae_test::contains(what, "row " + std::to_string(256 * 2 + 10) + ", column 3"));
     }
-    bool refused = false;
-    try {
-        m.encode(n, x.data(), codes_many.data(), 0);
-    } catch (const std::invalid_argument&) {
-        refused = true;
-    }
-    CHECK(refused);
+    CHECK(!fastae_test::invalid_argument_of([&] { m.encode(n, x.data(), codes.data(), 0); }).empty());
 }
 
 // Many chunks a thread (model.cpp: run_chunks, whose threads claim groups of consecutive chunks
@@ -240,33 +242,18 @@ TEST(inference_in_groups_of_chunks_matches_one_thread) {
     const std::size_t n = 256 * 40 + 77;  // 41 chunks: 2 threads claim 8 groups of 5 and one of 1
     auto x = uniform_data(n, d, 8);
     for (float& v : x) v = v < 0.8f ? 0.0f : v;
-    std::vector<float> one(n * d), many(n * d), codes_one(n * 16), codes_many(n * 16), l_one(n), l_many(n);
-    m.predict(n, x.data(), one.data(), 1);
-    m.encode(n, x.data(), codes_one.data(), 1);
-    m.sample_losses(n, x.data(), nullptr, l_one.data(), 1);
-    for (int threads : {2, 3}) {
-        for (int call = 0; call < 3; ++call) {  // the first layer's path is measured over the calls
-            m.predict(n, x.data(), many.data(), threads);
-            m.encode(n, x.data(), codes_many.data(), threads);
-            m.sample_losses(n, x.data(), nullptr, l_many.data(), threads);
-            CHECK(many == one);
-            CHECK(codes_many == codes_one);
-            CHECK(l_many == l_one);
-        }
-    }
+    check_threads_match_one(m, n, x, {2, 3}, 3);  // 3 calls: the first layer's path is measured over calls
     auto bad = x;
     bad[(256 * 12 + 3) * d + 7] = std::nanf("");    // chunk 12, group 2 at 2 threads
     bad[(256 * 13 + 200) * d + 1] = std::nanf("");  // chunk 13, the same group
     bad[(256 * 31 + 9) * d + 4] = std::nanf("");    // chunk 31, group 6
+    std::vector<float> codes(n * 16);
     for (int threads : {1, 2, 3}) {
         for (int repeat = 0; repeat < 5; ++repeat) {
-            std::string what;
-            try {
-                m.encode(n, bad.data(), codes_many.data(), threads);
-            } catch (const std::invalid_argument& e) {
-                what = e.what();
-            }
-            CHECK(what.find("row " + std::to_string(256 * 12 + 3) + ", column 7") != std::string::npos);
+            const std::string what =
+                fastae_test::invalid_argument_of([&] { m.encode(n, bad.data(), codes.data(), threads); });
+            CHECK_IN(fastae_test::contains(what, "row " + std::to_string(256 * 12 + 3) + ", column 7"),
+                     std::to_string(threads) + " threads: " + what);
         }
     }
 }
