@@ -3,7 +3,7 @@
 //
 // With many shards, each writing its whole dW = dZ A_in^T into a gradient buffer of its own and
 // the sum reading every buffer back costs O(parameters) a shard, which does not shrink as the
-// shards do (docs/performance.md, issue 16, sixth pass). A shard's deferred layer keeps what its
+// shards do (docs/performance-log.md, issue 16, sixth pass). A shard's deferred layer keeps what its
 // product needs instead, and the step's sum (training_deferred.cpp: sum_deferred) runs the
 // products, each thread a part of dW: a layer after the first over the whole batch at once
 // (BatchWeightGradient), the first layer's dense pass shard by shard (ShardWeightGradient),

@@ -426,7 +426,7 @@ struct Blocked {
     // The micro-kernel on a tile of mr rows: an edge of at most half the panel's rows runs on
     // half its vectors (MicroKernel::run's MU), the same bits for half the FMAs. The deep model's
     // 16 shards on one core (epoch_bench --deep --threads 16 --solo, AVX-512: its deferred
-    // products' tiles are cut in 16-row units, half a 32-row panel): see docs/performance.md,
+    // products' tiles are cut in 16-row units, half a 32-row panel): see docs/performance-log.md,
     // "Issue 16, tenth pass".
     template <BLayout layout>
     static void tile(int kc, const float* a, const float* b, std::ptrdiff_t ldb, float* c, std::ptrdiff_t ldc,

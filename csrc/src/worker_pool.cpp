@@ -21,7 +21,7 @@ constexpr int kSpinIterations = 20000;
 // threads on 2 vCPUs (Zen 5, `epoch_bench --threads 16`, s an epoch): tutorial 0.12-0.14 against
 // 0.48-0.55, deep 0.42-0.53 against 0.81-0.86; on free cores even (2 threads, tutorial
 // 0.082-0.096 against 0.083-0.094, 6 alternating pairs), and beside a busy core no slower
-// (docs/performance.md, "Waiting members yield the core").
+// (docs/performance-log.md, "Waiting members yield the core").
 constexpr int kYieldAfter = 256;
 constexpr int kYieldEvery = 16;
 

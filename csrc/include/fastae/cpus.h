@@ -10,7 +10,7 @@ namespace fastae {
 // At least 1. Threads past the limit do not add speed: once the group has used its quota, the
 // kernel stops all of its threads for the rest of the period, and a step's threads wait for
 // each other (a 1-CPU limit made a 2-thread epoch 20-33% slower than a 1-thread one: the note
-// in docs/performance.md, "CPU limits").
+// in docs/performance-log.md, "CPU limits").
 int available_cpus();
 
 // That bandwidth limit in CPUs (quota / period; the smallest on the path from this process's
