@@ -90,7 +90,8 @@ TrainingSession::Impl::Impl(Model::Impl& model_, const TrainingData& data_, cons
       targets_are_inputs(data_.y == nullptr || data_.y == data_.x),
       chooser(model_.thread_mode_for(n_shards)) {
     const std::size_t shard_capacity = (batch_capacity + std::size_t(n_shards) - 1) / std::size_t(n_shards);
-    grads.assign(std::size_t(n_shards), AlignedFloats(n_params, 0.0f));
+    grads.reserve(std::size_t(n_shards));
+    for (int t = 0; t < n_shards; ++t) grads.emplace_back(n_params);
     shard_loss.assign(std::size_t(n_shards), 0.0);
     shard_error.resize(std::size_t(n_shards));
     previous.resize(n_params);
@@ -152,8 +153,7 @@ void TrainingSession::Impl::shard_gradient(int shard) {
     }
     if (c1 == c0) {
         ws[std::size_t(shard)].sparse().clear();  // no rows deferred from an earlier step (others compress anew)
-        float* grad = grads[std::size_t(shard)].data();
-        std::fill(grad, grad + n_params, 0.0f);
+        zero_shard_gradient(shard);
         for (auto& sums : shard_sums[std::size_t(shard)]) std::fill(sums.begin(), sums.end(), 0.0f);
         return;
     }

@@ -97,6 +97,23 @@ void TrainingSession::Impl::choose_deferred(int shard_capacity) {
     }
 }
 
+// An empty shard's gradient buffer zeroed where the sum reads it (shard 0's is the sum's own):
+// all but the deferred layers' dWs, which sum_tile computes from the kept columns into grads[0],
+// and, past shard 0, the deferred first layer's, whose zeros sum_first_layer adds without
+// reading them. The shards' copies of those ranges are never written or read, so their pages
+// take no memory (zero_pages.h).
+void TrainingSession::Impl::zero_shard_gradient(int shard) {
+    float* grad = grads[std::size_t(shard)].data();
+    std::size_t at = 0;
+    auto skip = [&](std::size_t begin, std::size_t end) {  // ranges in layout order (layout.h)
+        std::fill(grad + at, grad + begin, 0.0f);
+        at = end;
+    };
+    if (defer_first_layer && shard > 0) skip(dw1_begin, dw1_end);
+    for (int l : deferred_layers) skip(net.layer(l).offset, net.layer(l).bias_offset());
+    std::fill(grad + at, grad + n_params, 0.0f);
+}
+
 // The deferred dWs summed over the shards into grads[0], in a pass of their own (they cost the
 // weight gradients' FMAs, which a slice of the parameters would not share evenly): each task a
 // part of a deferred layer's dW (sum_first_layer's slices, then the other layers' tiles). Then
@@ -153,6 +170,8 @@ void TrainingSession::Impl::sum_first_layer(int slice, int member) {
                     for (std::size_t o = 0; o < n_out; ++o) sum[o] += row[o];
                 }
             }
+        } else if (s > 0 && shard_data[std::size_t(s)].cols == 0) {  // an empty shard's zeros (a -0 turns +0)
+            for (std::size_t i = 0; i < (f1 - f0) * n_out; ++i) block[i] += 0.0f;
         } else if (s > 0) {
             const float* part = grads[std::size_t(s)].data() + dw1_begin + f0 * n_out;
             for (std::size_t i = 0; i < (f1 - f0) * n_out; ++i) block[i] += part[i];

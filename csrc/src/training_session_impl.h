@@ -18,6 +18,7 @@
 #include "shared_weights.h"
 #include "thread_mode.h"
 #include "worker_pool.h"
+#include "zero_pages.h"
 
 namespace fastae {
 
@@ -55,6 +56,7 @@ struct TrainingSession::Impl {
     // a fit that cannot have them fails before changing anything).
     void reserve_evaluation(const TrainingData& val);
     void choose_deferred(int shard_capacity);  // the constructor's choice of deferred dWs
+    void zero_shard_gradient(int shard);  // an empty shard's buffer, where the sum reads it
 
     Model::Impl& model;
     const detail::Network& net;
@@ -84,7 +86,7 @@ struct TrainingSession::Impl {
 
     // With more than one shard: the layers' W packed once a step for all of them (shared_weights.h).
     std::unique_ptr<detail::SharedWeights> shared_weights;
-    std::vector<detail::AlignedFloats> grads;  // one per shard; grads[0] holds the sum after reduce
+    std::vector<detail::ZeroPages> grads;  // one per shard; grads[0] holds the sum after reduce
     // The first layer's dW, summed over the shards in the sum's pass (sum_first_layer) from
     // kDeferShards shards on: each shard defers it (a sparse pass's rows, sparse_input.h:
     // set_defer; a dense pass's product, deferred_gradient.h) or, when it cannot, writes it into

@@ -1,12 +1,18 @@
 // test_session_threads.cpp -- a training step's shards and threads (training.cpp,
 // training_slices.cpp): the shards share each step's packed weights, the thread modes give the
-// same bits, and the shards' gradients are summed in shard order (a deferred first-layer dW
-// included).
+// same bits, the shards' gradients are summed in shard order (a deferred first-layer dW
+// included), and their buffers take memory only where the shards write (zero_pages.h).
 #include <algorithm>
 #include <cmath>
+#include <cstdint>
+#include <cstdio>
 #include <cstring>
 #include <utility>
 #include <vector>
+
+#if defined(__linux__)
+#include <unistd.h>
+#endif
 
 #include "check.h"
 #include "fastae/fastae.h"
@@ -15,6 +21,7 @@
 #include "network.h"
 #include "rng.h"
 #include "test_data.h"
+#include "zero_pages.h"
 
 using namespace fastae;
 using fastae_test::gradient_of;
@@ -218,4 +225,97 @@ TEST(shard_gradients_sum_in_shard_order) {
             CHECK(std::memcmp(summed.data(), expected.data(), summed.size() * sizeof(float)) == 0);
         }
     }
+}
+
+// ZeroPages (zero_pages.h): zeros on creation, written and read like any buffer, moved without
+// a copy, page-aligned (AlignedFloats' alignment or more).
+TEST(zero_pages_hold_zeros_and_move) {
+    detail::ZeroPages none;
+    CHECK(none.data() == nullptr && none.size() == 0);
+    detail::ZeroPages empty(0);
+    CHECK(empty.data() == nullptr && empty.size() == 0);
+    const std::size_t n = 300001;  // past a page boundary, not a whole number of pages
+    detail::ZeroPages a(n);
+    CHECK(a.size() == n);
+    CHECK(reinterpret_cast<std::uintptr_t>(a.data()) % 64 == 0);
+    CHECK(std::all_of(a.data(), a.data() + n, [](float v) { return v == 0.0f && !std::signbit(v); }));
+    a.data()[0] = 1.0f;
+    a.data()[n - 1] = -2.0f;
+    float* at = a.data();
+    detail::ZeroPages b(std::move(a));
+    CHECK(a.data() == nullptr && a.size() == 0);
+    CHECK(b.data() == at && b.size() == n && b.data()[0] == 1.0f && b.data()[n - 1] == -2.0f);
+    detail::ZeroPages c(5);
+    c = std::move(b);
+    CHECK(c.data() == at && c.size() == n && b.data() == nullptr);
+    std::vector<detail::ZeroPages> many;
+    for (int i = 0; i < 3; ++i) many.emplace_back(1000);  // moved when the vector grows
+    CHECK(many[2].data()[999] == 0.0f);
+}
+
+#if defined(__linux__)
+// The process's resident memory, from /proc/self/statm (its second field, in pages).
+static std::size_t resident_bytes() {
+    std::FILE* f = std::fopen("/proc/self/statm", "r");
+    unsigned long pages = 0, resident = 0;
+    const bool read = f && std::fscanf(f, "%lu %lu", &pages, &resident) == 2;
+    if (f) std::fclose(f);
+    return read ? std::size_t(resident) * std::size_t(sysconf(_SC_PAGESIZE)) : 0;
+}
+#endif
+
+// From 4 shards on, with gemm's FMA kernels, the weight gradients are the sum's
+// (training_deferred.cpp), and a shard's gradient buffer takes memory only where the shard
+// writes (zero_pages.h): here the biases.
+// 16 threads on a dense 500 -> 400 -> 500 network (401,400 parameters, 1.6 MB a buffer), SGD:
+// the session, full steps and a step of 3 rows (13 empty shards, zeroed where the sum reads
+// them) grow the process by less than 8 buffers' worth (the sum's buffer, the saved weights, the
+// batch-wide products' inputs and the workspaces), where the 16 gradient buffers alone took 16.
+// The weights are checked against 1 thread's, so the buffers' unwritten parts are not read.
+// (Not under AddressSanitizer, whose shadow memory changes the count.)
+TEST(shard_gradient_buffers_take_memory_only_where_written) {
+    const int d = 500, n = 64;
+    const std::vector<float> x = make_data(n, d, 29);  // dense: the first layer's product deferred too
+    TrainingData data;
+    data.n = n;
+    data.x = x.data();
+    const NetworkSpec spec = bce_autoencoder(d, 400);
+    auto train = [&](int threads, std::size_t* grown) {
+        Model model(spec);
+        model.init_weights(4);
+        TrainOptions t;
+        t.batch_size = n;
+        t.n_threads = threads;
+        t.thread_mode = ThreadMode::team;
+#if defined(__linux__)
+        const std::size_t before = resident_bytes();
+#endif
+        {
+            OptimizerConfig sgd;
+            sgd.kind = OptimizerKind::sgd;
+            sgd.learning_rate = 0.1;
+            TrainingSession s(model, data, sgd, t);
+            for (std::size_t rows : {std::size_t(64), std::size_t(64), std::size_t(3), std::size_t(64)}) {
+                Batch b;
+                b.size = rows;
+                s.apply(s.compute_gradients(b));
+            }
+#if defined(__linux__)
+            if (grown) *grown = resident_bytes() - std::min(before, resident_bytes());
+#endif
+        }
+        return params_of(model);
+    };
+    std::size_t grown = 0;
+    const std::vector<float> many = train(16, &grown);
+    const std::vector<float> one = train(1, nullptr);
+    double worst = 0.0;
+    for (std::size_t i = 0; i < one.size(); ++i) worst = std::max(worst, double(std::fabs(many[i] - one[i])));
+    CHECK(worst < 1e-5);  // other shards sum in another order: rounding apart, not a step apart
+#if defined(__linux__) && !defined(__SANITIZE_ADDRESS__)
+    const std::size_t buffer = one.size() * sizeof(float);
+    std::printf("  16 threads: the session and its steps grew the process by %.1f MB (%.2f gradient buffers)\n",
+                double(grown) / 1e6, double(grown) / double(buffer));
+    if (detail::gemm_sums_in_k_runs()) CHECK(grown < 8 * buffer);  // (Eigen's product defers nothing)
+#endif
 }
