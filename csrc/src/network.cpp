@@ -400,14 +400,14 @@ Workspace::Workspace(const Network& net, std::size_t capacity) : capacity_(capac
         if (l == 0) continue;
         const DenseLayer& layer = net.layer(l - 1);
         const std::size_t size = std::size_t(net.width(l)) * capacity;
-        act_[std::size_t(l)].assign(size, 0.0f);
+        act_[std::size_t(l)] = ZeroPages(size);
         if (layer.keeps_z) {
             keeps_z_[std::size_t(l)] = 1;
-            z_[std::size_t(l)].assign(std::size_t(layer.n_out) * capacity, 0.0f);
+            z_[std::size_t(l)] = ZeroPages(std::size_t(layer.n_out) * capacity);
         }
-        if (layer.dropout > 0.0f || layer.gaussian) mask_[std::size_t(l)].assign(size, 0.0f);
+        if (layer.dropout > 0.0f || layer.gaussian) mask_[std::size_t(l)] = ZeroPages(size);
     }
-    delta_.assign(std::size_t(net.max_width()) * capacity, 0.0f);
+    delta_ = ZeroPages(std::size_t(net.max_width()) * capacity);
     // Batches past 4096 samples (loss_and_gradient of a whole dataset) use the dense products:
     // the lists would cost 0.4 x their float size again.
     sparse_ = SparseInput(net.width(0), std::min<std::size_t>(capacity, 4096));

@@ -29,6 +29,7 @@
 #include "head.h"
 #include "measured_choice.h"
 #include "sparse_input.h"
+#include "zero_pages.h"
 
 namespace fastae::detail {
 
@@ -201,9 +202,9 @@ private:
         return bound ? bound : act_[std::size_t(l)].data();
     }
 
-    std::vector<AlignedFloats> act_, z_, mask_;
+    std::vector<ZeroPages> act_, z_, mask_;  // pages taken as written (zero_pages.h)
     std::vector<float*> bound_;  // act(l)'s external buffer (bind_act), or null
-    AlignedFloats delta_;
+    ZeroPages delta_;
     Eigen::VectorXf scratch_;  // Eigen's allocation: aligned to its widest packet
     GemmWorkspace gemm_;       // packing buffers, reserved for every product of the network
     SparseInput sparse_;       // the batch's input nonzeros, when sparse enough (sparse_input.h)

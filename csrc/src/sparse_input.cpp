@@ -179,12 +179,12 @@ SparseInput::SparseInput(int d, std::size_t capacity) : d_(d) {
     feature_run_ = gemm_k_block(d);
     feature_runs_ = (d + feature_run_ - 1) / feature_run_;
     run_start_.resize(capacity * std::size_t(feature_runs_));
-    feature_of_.resize(room);
-    sample_value_.resize(room);
+    feature_of_ = ZeroPagesOf<std::uint32_t>(room);
+    sample_value_ = ZeroPagesOf<float>(room);
     feature_start_.resize(std::size_t(d) + 1);
     fill_.resize(std::size_t(d));
-    sample_of_.resize(room);
-    feature_value_.resize(room);
+    sample_of_ = ZeroPagesOf<std::uint32_t>(room);
+    feature_value_ = ZeroPagesOf<float>(room);
 }
 
 // Each sample's features go L at a time (V::lanes) without branches: the nonzeros' values and

@@ -25,6 +25,7 @@
 #include <vector>
 
 #include "simd.h"
+#include "zero_pages.h"
 
 namespace fastae::detail {
 
@@ -111,17 +112,22 @@ private:
     const float* deferred_dz_ = nullptr;
     int deferred_n_out_ = 0;
     // Sample j's nonzeros, features ascending, are entries [sample_start[j], sample_start[j + 1]).
-    std::vector<std::uint32_t> sample_start_, feature_of_;
+    // The entries' buffers, with room for the densest batch taken, take memory as they are
+    // written (zero_pages.h), so a sparser input or inference, which never sorts by feature,
+    // costs only what it uses.
+    std::vector<std::uint32_t> sample_start_;
+    ZeroPagesOf<std::uint32_t> feature_of_;
     // Sample j's list split at gemm's runs of features (gemm_k_block(d) of them, feature_runs_
     // runs): run r starts at entry run_start_[j * feature_runs_ + r].
     int feature_run_ = 1, feature_runs_ = 1;
     std::vector<std::uint32_t> run_start_;
     static constexpr int kMaxSampleRuns = 64;  // gemm's runs of samples in a batch (at most 4096 / 256)
-    std::vector<float> sample_value_;
+    ZeroPagesOf<float> sample_value_;
     // The same entries by feature (for the weight gradient): feature f's are [feature_start[f],
     // feature_start[f + 1]), samples ascending; fill_ is the counting sort's cursor per feature.
-    std::vector<std::uint32_t> feature_start_, fill_, sample_of_;
-    std::vector<float> feature_value_;
+    std::vector<std::uint32_t> feature_start_, fill_;
+    ZeroPagesOf<std::uint32_t> sample_of_;
+    ZeroPagesOf<float> feature_value_;
 };
 
 // Naive twins in double, for tests: the same products from dense X.

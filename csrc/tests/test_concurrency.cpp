@@ -1,11 +1,14 @@
 // test_concurrency.cpp -- one Model used from several threads at once: concurrent inference gives
 // the serial results, and fit or a setter that would overlap other use is refused with
 // std::runtime_error (model.h, "Threads") and changes nothing, as is use while a TrainingSession
-// holds the model. Run under ASan/UBSan in CI.
+// holds the model; inference's kept workspaces take memory for what they compute. Run under
+// ASan/UBSan in CI.
 #include <atomic>
 #include <chrono>
 #include <cmath>
+#include <algorithm>
 #include <cstdint>
+#include <cstdio>
 #include <initializer_list>
 #include <random>
 #include <stdexcept>
@@ -23,6 +26,7 @@ using namespace fastae;
 namespace {
 
 using fastae_test::params_of;
+using fastae_test::resident_bytes;
 using fastae_test::uniform_data;
 
 NetworkConfig config(int d, int hidden) {
@@ -329,3 +333,34 @@ TEST(threaded_inference_of_every_kernel_matches_one_thread) {
     for (auto& th : team) th.join();
     for (int v : mismatches) CHECK(v == 0);
 }
+
+// The inference team's workspaces (model_impl.h) hold every layer's activations and the backward
+// pass's buffer, but take memory only as written (zero_pages.h): encoding with a 300 -> 16 ->
+// 3000 -> 300 autoencoder touches the code's activations and the input's lists, not the decoder's
+// 3000 x 256 floats or the backward buffer (3 MB each); predict then writes the decoder's, and
+// the process grows by them only then. (A heap buffer zero-filled at the workspace's making may
+// reuse memory this process already holds, so the growth at encode alone could not tell.)
+TEST(inference_workspaces_take_memory_for_what_they_compute) {
+    NetworkConfig c;
+    c.layer_sizes = {300, 16, 3000, 300};
+    Model m(c);
+    m.init_weights(2);
+    const std::size_t n = 1000;
+    std::vector<float> x = uniform_data(n, 300, 8);
+    for (std::size_t i = 0; i < x.size(); i += 3) x[i] = 0.0f;  // a third zeros: the sparse path may run
+    std::vector<float> codes(n * 16), out(n * 300);
+    const std::size_t before = resident_bytes();
+    m.encode(n, x.data(), codes.data(), 1);
+    const std::size_t encoded = resident_bytes();
+    m.predict(n, x.data(), out.data(), 1);
+    const std::size_t predicted = resident_bytes();
+    CHECK(std::all_of(codes.begin(), codes.end(), [](float v) { return std::isfinite(v); }));
+    if (before > 0) {
+        const double encode_mb = double(encoded - std::min(before, encoded)) / 1e6;
+        const double predict_mb = double(predicted - std::min(encoded, predicted)) / 1e6;
+        std::printf("  encode added %.2f MB, predict then %.2f MB\n", encode_mb, predict_mb);
+        CHECK(encode_mb < 2.0);  // the decoder's and the backward buffers alone are 6.1 MB
+        CHECK(predict_mb > 2.0);  // the decoder's activations: not resident until written
+    }
+}
+
