@@ -7,13 +7,15 @@
 // shards' copies of those ranges. A workspace (network.h) holds every layer's activations and the
 // backward pass's buffer, where inference uses the activations up to the layer it returns and no
 // backward buffer; its sparse input's lists have room for 40% nonzeros, and the re-sorted lists
-// of the weight gradient serve training alone (sparse_input.h). On POSIX systems the buffer is an anonymous mapping, whose pages read as zeros
+// of the weight gradient serve training alone (sparse_input.h).
+//
+// On POSIX systems a buffer of 64 KB or more is an anonymous mapping, whose pages read as zeros
 // and take memory only once written, so the parts never written cost nothing (the deep model's
-// 1.7 MB a shard, 110 MB at 64 threads). Elsewhere it is an ordinary zero-filled buffer.
-// Either way it starts at a page (or Eigen's widest packet) boundary, as AlignedFloats does
-// (eigen_types.h), and allocation failure throws std::bad_alloc. Buffers under 64 KB come from
-// the heap, zero-filled: their pages would be touched soon anyway, and a mapping each would
-// count against the system's limit on a process's mappings.
+// 1.7 MB a shard, 110 MB at 64 threads). Smaller buffers, and every buffer elsewhere, come from
+// the heap, zero-filled: their pages would be touched soon anyway, and a mapping each would count
+// against the system's limit on a process's mappings. Either way a buffer starts at Eigen's
+// widest packet boundary (64 bytes into a page when mapped: kLead), as AlignedFloats does
+// (eigen_types.h), and allocation failure throws std::bad_alloc.
 #pragma once
 
 #include <cstddef>
