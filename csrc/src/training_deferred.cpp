@@ -97,20 +97,19 @@ void TrainingSession::Impl::choose_deferred(int shard_capacity) {
     }
 }
 
-// An empty shard's gradient buffer zeroed where the sum reads it (shard 0's is the sum's own):
-// all but the deferred layers' dWs, which sum_tile computes from the kept columns into grads[0],
-// and, past shard 0, the deferred first layer's, whose zeros sum_first_layer adds without
-// reading them. The shards' copies of those ranges are never written or read, so their pages
-// take no memory (zero_pages.h).
+// An empty shard's gradient buffer zeroed where the sum reads it: all but the summed ranges (the
+// deferred layers' dWs, which sum_tile computes from the kept columns into grads[0], and the
+// deferred first layer's, whose zeros sum_first_layer adds without reading them), but for shard
+// 0's first-layer range, which is the sum's own. The shards' copies of the others are never
+// written or read, so their pages take no memory (zero_pages.h).
 void TrainingSession::Impl::zero_shard_gradient(int shard) {
     float* grad = grads[std::size_t(shard)].data();
     std::size_t at = 0;
-    auto skip = [&](std::size_t begin, std::size_t end) {  // ranges in layout order (layout.h)
-        std::fill(grad + at, grad + begin, 0.0f);
-        at = end;
-    };
-    if (defer_first_layer && shard > 0) skip(dw1_begin, dw1_end);
-    for (int l : deferred_layers) skip(net.layer(l).offset, net.layer(l).bias_offset());
+    for (const Range& r : summed_ranges) {  // sorted, disjoint
+        if (shard == 0 && defer_first_layer && r.begin == dw1_begin) continue;
+        std::fill(grad + at, grad + r.begin, 0.0f);
+        at = r.end;
+    }
     std::fill(grad + at, grad + n_params, 0.0f);
 }
 
